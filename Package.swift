@@ -1,0 +1,32 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "tls-gateway",
+    products: [
+        .executable(name: "gateway", targets: ["gateway"]),
+        .executable(name: "gateway-echo", targets: ["gateway-echo"]),
+    ],
+    targets: [
+        // C: the system libraries, and the one shim target for what Swift cannot import (macros).
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
+        .target(name: "CGatewayShims", cSettings: [.define("_GNU_SOURCE")],
+                linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto"), .linkedLibrary("z")]),
+
+        // Swift modules, one job each.
+        .target(name: "GatewaySystem", dependencies: ["CGatewayShims"]),          // syscalls, sockets, epoll loop, timers
+        .target(name: "GatewayHTTP"),                                               // HTTP/1.1 byte parser and framing
+        .target(name: "GatewayConfig", dependencies: ["COpenSSL"]),                                           // config language -> immutable values
+        .target(name: "GatewayTLS", dependencies: ["COpenSSL", "CGatewayShims", "GatewayConfig"]), // OpenSSL wrappers, policy contexts
+        .target(name: "GatewayProxy", dependencies: ["GatewaySystem", "GatewayTLS", "GatewayHTTP", "GatewayConfig", "COpenSSL", "CGatewayShims"]),
+        .target(name: "GatewayCLI", dependencies: ["GatewayProxy", "GatewayConfig", "GatewayTLS", "COpenSSL"]),
+        .executableTarget(name: "gateway", dependencies: ["GatewayCLI"]),
+        .executableTarget(name: "gateway-echo", dependencies: ["GatewayHTTP", "COpenSSL", "CGatewayShims"]),
+
+        .testTarget(name: "GatewayConfigTests", dependencies: ["GatewayConfig"]),
+        .testTarget(name: "GatewayHTTPTests", dependencies: ["GatewayHTTP"]),
+        .testTarget(name: "IntegrationTests", dependencies: []),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,65 @@
+// The C surface Swift cannot import directly: function-like macros of OpenSSL 3 and
+// zlib, SSL_OP_* constants, and Linux headers that are not part of Swift's Glibc module.
+// OpenSSL types are forward-declared (they arrive in Swift as OpaquePointer) so that
+// this header does not re-export OpenSSL's declarations beside the COpenSSL module.
+#ifndef CGATEWAY_SHIMS_H
+#define CGATEWAY_SHIMS_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+
+struct ssl_st;
+struct ssl_ctx_st;
+struct bio_st;
+struct z_stream_s;
+
+int gw_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
+
+// SSL_CTX / SSL macros.
+int gw_ssl_ctx_set_min_proto_version(struct ssl_ctx_st *ctx, int version);
+int gw_ssl_ctx_set_max_proto_version(struct ssl_ctx_st *ctx, int version);
+int gw_ssl_set_min_proto_version(struct ssl_st *ssl, int version);
+int gw_ssl_set_max_proto_version(struct ssl_st *ssl, int version);
+int gw_ssl_set_tlsext_host_name(struct ssl_st *ssl, const char *name);
+long gw_ssl_ctx_set_session_cache_mode(struct ssl_ctx_st *ctx, long mode);
+long gw_ssl_ctx_sess_set_cache_size(struct ssl_ctx_st *ctx, long size);
+long gw_ssl_ctx_set_mode(struct ssl_ctx_st *ctx, long mode);
+int gw_ssl_ctx_set_servername_callback(struct ssl_ctx_st *ctx, int (*cb)(struct ssl_st *, int *, void *));
+int gw_ssl_ctx_set1_groups_list(struct ssl_ctx_st *ctx, const char *list);
+int gw_ssl_get_ex_new_index(void);
+int gw_ssl_ctx_get_ex_new_index(void);
+long gw_bio_get_mem_data(struct bio_st *bio, char **data);
+void gw_openssl_free(void *ptr);
+
+// SSL_OP_* (SSL_OP_BIT(n) macros in 3.0) and SSL_MODE_*/SSL_SESS_CACHE_* constants.
+uint64_t gw_ssl_op_no_renegotiation(void);
+uint64_t gw_ssl_op_no_compression(void);
+uint64_t gw_ssl_op_cipher_server_preference(void);
+uint64_t gw_ssl_op_no_ticket(void);
+uint64_t gw_ssl_op_ignore_unexpected_eof(void);
+uint64_t gw_ssl_op_no_tls_versions(void);  // SSL_OP_NO_SSLv3|TLSv1|...: cleared so min/max alone decide
+long gw_ssl_mode_release_buffers(void);
+long gw_ssl_mode_accept_moving_write_buffer(void);
+long gw_ssl_mode_enable_partial_write(void);
+long gw_ssl_sess_cache_server(void);
+long gw_ssl_sess_cache_client(void);
+long gw_ssl_sess_cache_off(void);
+int gw_ssl_tlsext_err_ok(void);
+int gw_ssl_tlsext_err_alert_fatal(void);
+int gw_ssl_tlsext_err_noack(void);
+int gw_ssl_client_hello_success(void);
+int gw_ssl_client_hello_error(void);
+int gw_ssl_ad_unrecognized_name(void);
+int gw_ssl_ad_decode_error(void);
+int gw_ssl_ad_handshake_failure(void);
+int gw_ssl_ad_protocol_version(void);
+int gw_ssl_ad_access_denied(void);
+
+// zlib macros.
+int gw_deflate_init2(struct z_stream_s *strm, int level, int window_bits, int mem_level);
+int gw_inflate_init2(struct z_stream_s *strm, int window_bits);
+
+#endif

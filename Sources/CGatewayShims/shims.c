@@ -1,0 +1,51 @@
+#include "CGatewayShims.h"
+#include <openssl/ssl.h>
+#include <openssl/bio.h>
+#include <zlib.h>
+
+int gw_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags) { return accept4(fd, addr, len, flags); }
+
+int gw_ssl_ctx_set_min_proto_version(SSL_CTX *ctx, int v) { return (int)SSL_CTX_set_min_proto_version(ctx, v); }
+int gw_ssl_ctx_set_max_proto_version(SSL_CTX *ctx, int v) { return (int)SSL_CTX_set_max_proto_version(ctx, v); }
+int gw_ssl_set_min_proto_version(SSL *ssl, int v) { return (int)SSL_set_min_proto_version(ssl, v); }
+int gw_ssl_set_max_proto_version(SSL *ssl, int v) { return (int)SSL_set_max_proto_version(ssl, v); }
+int gw_ssl_set_tlsext_host_name(SSL *ssl, const char *name) { return (int)SSL_set_tlsext_host_name(ssl, name); }
+long gw_ssl_ctx_set_session_cache_mode(SSL_CTX *ctx, long mode) { return SSL_CTX_set_session_cache_mode(ctx, mode); }
+long gw_ssl_ctx_sess_set_cache_size(SSL_CTX *ctx, long size) { return SSL_CTX_sess_set_cache_size(ctx, size); }
+long gw_ssl_ctx_set_mode(SSL_CTX *ctx, long mode) { return SSL_CTX_set_mode(ctx, mode); }
+int gw_ssl_ctx_set_servername_callback(SSL_CTX *ctx, int (*cb)(SSL *, int *, void *)) {
+    return (int)SSL_CTX_set_tlsext_servername_callback(ctx, cb);
+}
+int gw_ssl_ctx_set1_groups_list(SSL_CTX *ctx, const char *list) { return (int)SSL_CTX_set1_groups_list(ctx, list); }
+int gw_ssl_get_ex_new_index(void) { return SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL); }
+int gw_ssl_ctx_get_ex_new_index(void) { return SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL); }
+long gw_bio_get_mem_data(BIO *bio, char **data) { return BIO_get_mem_data(bio, data); }
+void gw_openssl_free(void *ptr) { OPENSSL_free(ptr); }
+
+uint64_t gw_ssl_op_no_renegotiation(void) { return SSL_OP_NO_RENEGOTIATION; }
+uint64_t gw_ssl_op_no_compression(void) { return SSL_OP_NO_COMPRESSION; }
+uint64_t gw_ssl_op_cipher_server_preference(void) { return SSL_OP_CIPHER_SERVER_PREFERENCE; }
+uint64_t gw_ssl_op_no_ticket(void) { return SSL_OP_NO_TICKET; }
+uint64_t gw_ssl_op_ignore_unexpected_eof(void) { return SSL_OP_IGNORE_UNEXPECTED_EOF; }
+uint64_t gw_ssl_op_no_tls_versions(void) { return SSL_OP_NO_SSL_MASK; }
+long gw_ssl_mode_release_buffers(void) { return SSL_MODE_RELEASE_BUFFERS; }
+long gw_ssl_mode_accept_moving_write_buffer(void) { return SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER; }
+long gw_ssl_mode_enable_partial_write(void) { return SSL_MODE_ENABLE_PARTIAL_WRITE; }
+long gw_ssl_sess_cache_server(void) { return SSL_SESS_CACHE_SERVER; }
+long gw_ssl_sess_cache_client(void) { return SSL_SESS_CACHE_CLIENT; }
+long gw_ssl_sess_cache_off(void) { return SSL_SESS_CACHE_OFF; }
+int gw_ssl_tlsext_err_ok(void) { return SSL_TLSEXT_ERR_OK; }
+int gw_ssl_tlsext_err_alert_fatal(void) { return SSL_TLSEXT_ERR_ALERT_FATAL; }
+int gw_ssl_tlsext_err_noack(void) { return SSL_TLSEXT_ERR_NOACK; }
+int gw_ssl_client_hello_success(void) { return SSL_CLIENT_HELLO_SUCCESS; }
+int gw_ssl_client_hello_error(void) { return SSL_CLIENT_HELLO_ERROR; }
+int gw_ssl_ad_unrecognized_name(void) { return SSL_AD_UNRECOGNIZED_NAME; }
+int gw_ssl_ad_decode_error(void) { return SSL_AD_DECODE_ERROR; }
+int gw_ssl_ad_handshake_failure(void) { return SSL_AD_HANDSHAKE_FAILURE; }
+int gw_ssl_ad_protocol_version(void) { return SSL_AD_PROTOCOL_VERSION; }
+int gw_ssl_ad_access_denied(void) { return SSL_AD_ACCESS_DENIED; }
+
+int gw_deflate_init2(struct z_stream_s *strm, int level, int window_bits, int mem_level) {
+    return deflateInit2(strm, level, Z_DEFLATED, window_bits, mem_level, Z_DEFAULT_STRATEGY);
+}
+int gw_inflate_init2(struct z_stream_s *strm, int window_bits) { return inflateInit2(strm, window_bits); }

@@ -1,0 +1,285 @@
+// The validated, immutable configuration. The parser produces a `GatewayConfiguration`;
+// the running gateway holds one as a snapshot and a reload replaces it whole.
+// Every path is already resolved against the directory of the file that named it.
+
+/// Where a directive stands in the configuration, for error messages and `check` findings.
+public struct SourceLocation: Sendable, Hashable, CustomStringConvertible {
+    public var file: String
+    public var line: Int
+    public var column: Int
+    public init(file: String, line: Int, column: Int) {
+        self.file = file; self.line = line; self.column = column
+    }
+    public var description: String { "\(file):\(line):\(column)" }
+}
+
+/// One load problem, printed as `FILE:LINE:COL: error: message`.
+public struct ConfigDiagnostic: Error, Sendable, Hashable, CustomStringConvertible {
+    public var location: SourceLocation
+    public var message: String
+    public init(_ location: SourceLocation, _ message: String) {
+        self.location = location; self.message = message
+    }
+    public var description: String { "\(location): error: \(message)" }
+}
+
+/// Every problem found while loading: all are reported, then nothing starts.
+public struct ConfigLoadError: Error, Sendable, CustomStringConvertible {
+    public var diagnostics: [ConfigDiagnostic]
+    public init(_ diagnostics: [ConfigDiagnostic]) { self.diagnostics = diagnostics }
+    public var description: String { diagnostics.map(\.description).joined(separator: "\n") }
+}
+
+public enum TLSVersion: Int, Sendable, Hashable, Comparable, CustomStringConvertible {
+    case tls1_0 = 0x0301, tls1_1 = 0x0302, tls1_2 = 0x0303, tls1_3 = 0x0304
+    public static func < (a: TLSVersion, b: TLSVersion) -> Bool { a.rawValue < b.rawValue }
+    public var description: String {
+        switch self {
+        case .tls1_0: "TLSv1"
+        case .tls1_1: "TLSv1.1"
+        case .tls1_2: "TLSv1.2"
+        case .tls1_3: "TLSv1.3"
+        }
+    }
+}
+
+public enum ClientAuth: String, Sendable, Hashable { case off, optional, required }
+
+/// A host's effective TLS policy: `tls_defaults` overridden field by field by the host block.
+/// Two hosts with equal policies are interchangeable for the 421 rule.
+public struct TLSPolicy: Sendable, Hashable {
+    public var minVersion: TLSVersion = .tls1_2
+    public var maxVersion: TLSVersion = .tls1_3
+    public var ciphers: String = TLSPolicy.defaultCiphers
+    public var ciphersuites: String = TLSPolicy.defaultCiphersuites
+    public var clientAuth: ClientAuth = .off
+    public var clientCA: String? = nil
+    public var verifyDepth: Int = 3
+    public var crl: String? = nil
+    public var sessionTickets: Bool = true
+    public init() {}
+
+    public static let defaultCiphers = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+    public static let defaultCiphersuites = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
+}
+
+/// The fields of `TLSPolicy` a block may set; nil = inherit.
+public struct TLSPolicyOverrides: Sendable, Hashable {
+    public var minVersion: TLSVersion?
+    public var maxVersion: TLSVersion?
+    public var ciphers: String?
+    public var ciphersuites: String?
+    public var clientAuth: ClientAuth?
+    public var clientCA: String?
+    public var verifyDepth: Int?
+    public var crl: String?
+    public var sessionTickets: Bool?
+    public init() {}
+
+    public func applied(to base: TLSPolicy) -> TLSPolicy {
+        var p = base
+        if let v = minVersion { p.minVersion = v }
+        if let v = maxVersion { p.maxVersion = v }
+        if let v = ciphers { p.ciphers = v }
+        if let v = ciphersuites { p.ciphersuites = v }
+        if let v = clientAuth { p.clientAuth = v }
+        if let v = clientCA { p.clientCA = v }
+        if let v = verifyDepth { p.verifyDepth = v }
+        if let v = crl { p.crl = v }
+        if let v = sessionTickets { p.sessionTickets = v }
+        return p
+    }
+}
+
+/// A certificate chain file and its private key (PEM), with where the directive stands.
+public struct CertificateFiles: Sendable, Hashable {
+    public var certificate: String
+    public var key: String
+    public var location: SourceLocation
+    public init(certificate: String, key: String, location: SourceLocation) {
+        self.certificate = certificate; self.key = key; self.location = location
+    }
+}
+
+public struct Route: Sendable, Hashable {
+    /// Path prefix, matched on a segment boundary, case-sensitive.
+    public var prefix: String
+    public var backend: String
+    public var stripPrefix: Bool
+    public var location: SourceLocation
+    public init(prefix: String, backend: String, stripPrefix: Bool, location: SourceLocation) {
+        self.prefix = prefix; self.backend = backend; self.stripPrefix = stripPrefix; self.location = location
+    }
+}
+
+public struct CompressionSettings: Sendable, Hashable {
+    public var enabled = false
+    public var types: [String] = ["text/html", "text/plain", "text/css", "application/json", "application/javascript"]
+    public var minLength = 1024
+    public init() {}
+}
+
+public struct HostConfig: Sendable, Hashable {
+    /// Names as written, lower-cased, trailing dot dropped; `*.example.test` for a wildcard.
+    public var names: [String]
+    public var certificates: [CertificateFiles]
+    /// The effective policy (defaults already applied).
+    public var policy: TLSPolicy
+    /// Routes sorted longest prefix first.
+    public var routes: [Route]
+    public var compression: CompressionSettings
+    public var location: SourceLocation
+    public init(names: [String], certificates: [CertificateFiles], policy: TLSPolicy, routes: [Route],
+                compression: CompressionSettings, location: SourceLocation) {
+        self.names = names; self.certificates = certificates; self.policy = policy
+        self.routes = routes; self.compression = compression; self.location = location
+    }
+    /// The name used in logs and metric labels: the first name as written.
+    public var displayName: String { names[0] }
+}
+
+/// An IPv4 or IPv6 network; `bits` = prefix length. Bytes are 4 or 16 long.
+public struct IPNetwork: Sendable, Hashable {
+    public var address: [UInt8]
+    public var bits: Int
+    public init(address: [UInt8], bits: Int) { self.address = address; self.bits = bits }
+    public func contains(_ ip: [UInt8]) -> Bool {
+        guard ip.count == address.count else { return false }
+        var remaining = bits
+        for i in 0..<ip.count where remaining > 0 {
+            let take = min(8, remaining)
+            let mask = UInt8(truncatingIfNeeded: 0xFF << (8 - take))
+            if ip[i] & mask != address[i] & mask { return false }
+            remaining -= take
+        }
+        return true
+    }
+}
+
+public struct AccessRule: Sendable, Hashable {
+    public var allow: Bool
+    /// nil = `all`.
+    public var network: IPNetwork?
+    public init(allow: Bool, network: IPNetwork?) { self.allow = allow; self.network = network }
+}
+
+public enum UnknownSNI: String, Sendable, Hashable { case reject, `default` }
+
+public struct ListenConfig: Sendable, Hashable {
+    /// Numeric IPv4 or IPv6 literal (without brackets).
+    public var address: String
+    public var port: UInt16
+    public var defaultHost: String?
+    public var unknownSNI: UnknownSNI = .reject
+    public var access: [AccessRule] = []
+    public var location: SourceLocation
+    public init(address: String, port: UInt16, location: SourceLocation) {
+        self.address = address; self.port = port; self.location = location
+    }
+}
+
+/// All durations in milliseconds, sizes in bytes.
+public struct Limits: Sendable, Hashable {
+    public var maxConnections = 10_000
+    public var handshakeTimeoutMs = 10_000
+    public var headerTimeoutMs = 10_000
+    public var idleTimeoutMs = 60_000
+    public var maxHeaderSize = 16 * 1024
+    public var maxHeaders = 100
+    public var maxBodySize = 10 * 1024 * 1024
+    public var maxURISize = 8 * 1024
+    public init() {}
+}
+
+public enum CASource: Sendable, Hashable { case system, file(String) }
+
+public struct BackendTLS: Sendable, Hashable {
+    public var minVersion: TLSVersion = .tls1_2
+    public var maxVersion: TLSVersion = .tls1_3
+    public var ciphers: String?
+    public var ciphersuites: String?
+    public var ca: CASource = .system
+    public var serverName: String?
+    public var clientCertificate: CertificateFiles?
+    public var keyPasswordFile: String?
+    public var verify = true
+    public var sessionReuse = true
+    /// Where `verify off` stands, for the warning and the `check` finding.
+    public var verifyLocation: SourceLocation?
+    public init() {}
+}
+
+public struct ServerConfig: Sendable, Hashable {
+    /// Host of the URL as written (IP literal without brackets, or a DNS name).
+    public var host: String
+    public var port: UInt16
+    public var weight = 1
+    public var location: SourceLocation
+    public init(host: String, port: UInt16, location: SourceLocation) {
+        self.host = host; self.port = port; self.location = location
+    }
+}
+
+public enum BalanceMethod: String, Sendable, Hashable { case roundRobin = "round_robin", leastConn = "least_conn" }
+
+public struct HealthCheck: Sendable, Hashable {
+    public var path: String
+    public var intervalMs = 5_000
+    public var timeoutMs = 2_000
+    public init(path: String) { self.path = path }
+}
+
+public struct BackendConfig: Sendable, Hashable {
+    public var name: String
+    public var servers: [ServerConfig]
+    public var balance: BalanceMethod = .roundRobin
+    public var connectTimeoutMs = 5_000
+    public var responseTimeoutMs = 60_000
+    public var keepalive = 32
+    public var keepaliveTimeoutMs = 60_000
+    public var maxFails = 3
+    public var failTimeoutMs = 10_000
+    public var healthCheck: HealthCheck?
+    public var tls = BackendTLS()
+    public var location: SourceLocation
+    public init(name: String, servers: [ServerConfig], location: SourceLocation) {
+        self.name = name; self.servers = servers; self.location = location
+    }
+}
+
+public enum LogFormat: String, Sendable, Hashable { case json, text }
+public enum LogTarget: Sendable, Hashable { case off, stdout, stderr, file(String) }
+public enum LogLevel: Int, Sendable, Hashable, Comparable {
+    case debug, info, warn, error
+    public static func < (a: LogLevel, b: LogLevel) -> Bool { a.rawValue < b.rawValue }
+}
+
+public enum AdminAddress: Sendable, Hashable {
+    case tcp(address: String, port: UInt16)
+    case unix(String)
+}
+
+public struct GatewayConfiguration: Sendable {
+    /// nil = `auto` (one per CPU).
+    public var workers: Int?
+    public var errorLog: LogTarget = .stderr
+    public var errorLogLevel: LogLevel = .info
+    public var accessLog: LogTarget = .stdout
+    public var accessLogFormat: LogFormat = .json
+    public var admin: AdminAddress?
+    public var adminTokenFile: String?
+    public var shutdownTimeoutMs = 30_000
+    public var allowInsecureKeyPermissions = false
+    public var limits = Limits()
+    public var tlsDefaults = TLSPolicy()
+    public var listeners: [ListenConfig] = []
+    public var hosts: [HostConfig] = []
+    public var backends: [BackendConfig] = []
+    /// The main file, then each included file in include order.
+    public var files: [String] = []
+    /// sha256 (lower-case hex) of the main file's bytes followed by each included file's bytes.
+    public var sha256: String = ""
+    public init() {}
+
+    public func backend(named name: String) -> BackendConfig? { backends.first { $0.name == name } }
+}
