@@ -1,6 +1,7 @@
 #include "CGatewayShims.h"
 #include <openssl/ssl.h>
 #include <openssl/bio.h>
+#include <openssl/x509.h>
 #include <zlib.h>
 
 int gw_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags) { return accept4(fd, addr, len, flags); }
@@ -21,6 +22,7 @@ int gw_ssl_get_ex_new_index(void) { return SSL_get_ex_new_index(0, NULL, NULL, N
 int gw_ssl_ctx_get_ex_new_index(void) { return SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL); }
 long gw_bio_get_mem_data(BIO *bio, char **data) { return BIO_get_mem_data(bio, data); }
 void gw_openssl_free(void *ptr) { OPENSSL_free(ptr); }
+unsigned long gw_xn_flag_rfc2253(void) { return XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB; }
 
 uint64_t gw_ssl_op_no_renegotiation(void) { return SSL_OP_NO_RENEGOTIATION; }
 uint64_t gw_ssl_op_no_compression(void) { return SSL_OP_NO_COMPRESSION; }

@@ -33,6 +33,7 @@ int gw_ssl_get_ex_new_index(void);
 int gw_ssl_ctx_get_ex_new_index(void);
 long gw_bio_get_mem_data(struct bio_st *bio, char **data);
 void gw_openssl_free(void *ptr);
+unsigned long gw_xn_flag_rfc2253(void);  // XN_FLAG_RFC2253 without ASN1_STRFLGS_ESC_MSB (UTF-8 kept)
 
 // SSL_OP_* (SSL_OP_BIT(n) macros in 3.0) and SSL_MODE_*/SSL_SESS_CACHE_* constants.
 uint64_t gw_ssl_op_no_renegotiation(void);

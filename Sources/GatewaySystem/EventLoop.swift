@@ -1,0 +1,216 @@
+import Glibc
+import CGatewayShims
+
+/// Something registered with an event loop: a listener, a client or a backend connection.
+public protocol EventHandler: AnyObject {
+    /// `readable`/`writable` include error and hang-up conditions, so the handler discovers them on its next I/O call.
+    func handleEvent(readable: Bool, writable: Bool)
+}
+
+/// Something with a deadline. The loop keeps a min-heap of deadlines; pushing a later deadline
+/// is free (the entry fires early, sees the later `deadline`, and re-arms), so resetting an idle
+/// timer on every request costs a store, not a heap operation.
+public protocol TimerTarget: AnyObject {
+    /// Monotonic ms, or 0 for none.
+    var deadline: UInt64 { get }
+    /// Bookkeeping for the loop: the deadline of this target's live heap entry, 0 if none.
+    var scheduledDeadline: UInt64 { get set }
+    func deadlineExpired(now: UInt64)
+}
+
+/// One epoll instance driven by one thread. Not thread-safe except `wakeUp`/`execute`:
+/// every other method is called on the loop's own thread.
+public final class EventLoop {
+    private let epfd: Int32
+    private let wakeFD: Int32
+    /// Handlers by fd; the generation in the epoll tag drops events for a reused fd.
+    private var handlers: [EventHandler?] = []
+    private var generations: [UInt32] = []
+    private var interests: [UInt32] = []
+    private var timers: [(deadline: UInt64, target: TimerTarget)] = []
+    private var events: UnsafeMutablePointer<epoll_event>
+    private let maxEvents = 256
+    private let taskLock = Mutex()
+    private var tasks: [() -> Void] = []
+    private var running = true
+    /// Cached at each wake-up: the "now" of every handler in that iteration.
+    public private(set) var now: UInt64 = monotonicMilliseconds()
+
+    public init() throws(SystemError) {
+        guard let e = try retryingSyscall("epoll_create1", { epoll_create1(Int32(EPOLL_CLOEXEC)) }) else {
+            throw SystemError("epoll_create1", errno: EAGAIN)
+        }
+        guard let w = try retryingSyscall("eventfd", { eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC)) }) else {
+            throw SystemError("eventfd", errno: EAGAIN)
+        }
+        epfd = e; wakeFD = w
+        events = .allocate(capacity: maxEvents)
+        var ev = epoll_event()
+        ev.events = EPOLLIN.rawValue
+        ev.data.u64 = UInt64.max
+        _ = try retryingSyscall("epoll_ctl", context: "eventfd") { epoll_ctl(epfd, EPOLL_CTL_ADD, wakeFD, &ev) }
+    }
+
+    deinit {
+        events.deallocate()
+        close(epfd); close(wakeFD)
+    }
+
+    public struct Interest: OptionSet, Sendable {
+        public let rawValue: UInt32
+        public init(rawValue: UInt32) { self.rawValue = rawValue }
+        public static let read = Interest(rawValue: EPOLLIN.rawValue)
+        public static let write = Interest(rawValue: EPOLLOUT.rawValue)
+        public static let none: Interest = []
+    }
+
+    public func register(fd: Int32, handler: EventHandler, interest: Interest) throws(SystemError) {
+        let i = Int(fd)
+        if i >= handlers.count {
+            let n = max(i + 1, handlers.count * 2, 64)
+            handlers.append(contentsOf: repeatElement(nil, count: n - handlers.count))
+            generations.append(contentsOf: repeatElement(0, count: n - generations.count))
+            interests.append(contentsOf: repeatElement(0, count: n - interests.count))
+        }
+        generations[i] &+= 1
+        handlers[i] = handler
+        interests[i] = interest.rawValue
+        var ev = epoll_event()
+        ev.events = interest.rawValue
+        ev.data.u64 = UInt64(generations[i]) << 32 | UInt64(UInt32(bitPattern: fd))
+        _ = try retryingSyscall("epoll_ctl", context: "add fd \(fd)") { epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) }
+    }
+
+    /// Changes what the loop waits for on `fd`; no syscall when nothing changes.
+    public func setInterest(fd: Int32, _ interest: Interest) {
+        let i = Int(fd)
+        guard i < interests.count, handlers[i] != nil, interests[i] != interest.rawValue else { return }
+        interests[i] = interest.rawValue
+        var ev = epoll_event()
+        ev.events = interest.rawValue
+        ev.data.u64 = UInt64(generations[i]) << 32 | UInt64(UInt32(bitPattern: fd))
+        _ = epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev)
+    }
+
+    /// Forgets `fd` and closes it.
+    public func closeAndDeregister(fd: Int32) {
+        let i = Int(fd)
+        if i < handlers.count, handlers[i] != nil {
+            handlers[i] = nil
+            _ = epoll_ctl(epfd, EPOLL_CTL_DEL, fd, nil)
+        }
+        close(fd)
+    }
+
+    /// Makes sure the target's deadline will be looked at no later than it falls.
+    public func schedule(_ target: TimerTarget) {
+        let d = target.deadline
+        guard d != 0 else { return }
+        let s = target.scheduledDeadline
+        if s != 0 && s <= d { return }   // an earlier entry exists: it re-arms when it fires
+        target.scheduledDeadline = d
+        timers.append((d, target))
+        siftUp(timers.count - 1)
+    }
+
+    /// Runs `task` on the loop's thread soon. Callable from any thread.
+    public func execute(_ task: @escaping () -> Void) {
+        taskLock.withLock { tasks.append(task) }
+        wakeUp()
+    }
+
+    public func wakeUp() {
+        var one: UInt64 = 1
+        _ = write(wakeFD, &one, 8)
+    }
+
+    /// Ends `run()` after the current iteration. Call on the loop's thread (or through `execute`).
+    public func stop() { running = false }
+
+    public func run() {
+        while running {
+            let timeout = nextTimeout()
+            let n = epoll_wait(epfd, events, Int32(maxEvents), timeout)
+            now = monotonicMilliseconds()
+            if n > 0 {
+                for k in 0..<Int(n) {
+                    let ev = events[k]
+                    let tag = ev.data.u64
+                    if tag == UInt64.max { drainWakeups(); continue }
+                    let fd = Int(UInt32(truncatingIfNeeded: tag))
+                    guard fd < handlers.count, generations[fd] == UInt32(tag >> 32), let h = handlers[fd] else { continue }
+                    let e = ev.events
+                    let err = e & (EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0
+                    h.handleEvent(readable: e & EPOLLIN.rawValue != 0 || err, writable: e & EPOLLOUT.rawValue != 0 || err)
+                }
+            }
+            fireTimers()
+        }
+    }
+
+    private func drainWakeups() {
+        var v: UInt64 = 0
+        _ = read(wakeFD, &v, 8)
+        let pending = taskLock.withLock { () -> [() -> Void] in
+            let t = tasks; tasks = []; return t
+        }
+        for t in pending { t() }
+    }
+
+    private func nextTimeout() -> Int32 {
+        guard let first = timers.first else { return -1 }
+        let n = monotonicMilliseconds()
+        return first.deadline <= n ? 0 : Int32(min(first.deadline - n, 60_000))
+    }
+
+    private func fireTimers() {
+        while let first = timers.first, first.deadline <= now {
+            let target = first.target
+            popMin()
+            guard target.scheduledDeadline == first.deadline else { continue }  // superseded by an earlier entry
+            target.scheduledDeadline = 0
+            let d = target.deadline
+            if d == 0 { continue }
+            if d > now { schedule(target) } else { target.deadlineExpired(now: now) }
+        }
+    }
+
+    private func popMin() {
+        let last = timers.removeLast()
+        if !timers.isEmpty { timers[0] = last; siftDown(0) }
+    }
+
+    private func siftUp(_ start: Int) {
+        var i = start
+        while i > 0 {
+            let p = (i - 1) / 2
+            if timers[p].deadline <= timers[i].deadline { break }
+            timers.swapAt(p, i); i = p
+        }
+    }
+
+    private func siftDown(_ start: Int) {
+        var i = start
+        let n = timers.count
+        while true {
+            let l = 2 * i + 1, r = l + 1
+            var m = i
+            if l < n && timers[l].deadline < timers[m].deadline { m = l }
+            if r < n && timers[r].deadline < timers[m].deadline { m = r }
+            if m == i { return }
+            timers.swapAt(m, i); i = m
+        }
+    }
+}
+
+/// A pthread mutex, for the few cross-thread hand-offs (never on the request path).
+public final class Mutex: @unchecked Sendable {
+    // @unchecked: the pthread mutex itself provides the synchronisation.
+    private let m: UnsafeMutablePointer<pthread_mutex_t>
+    public init() { m = .allocate(capacity: 1); pthread_mutex_init(m, nil) }
+    deinit { pthread_mutex_destroy(m); m.deallocate() }
+    public func withLock<T>(_ body: () throws -> T) rethrows -> T {
+        pthread_mutex_lock(m); defer { pthread_mutex_unlock(m) }
+        return try body()
+    }
+}

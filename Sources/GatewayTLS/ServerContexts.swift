@@ -1,0 +1,200 @@
+import Glibc
+import COpenSSL
+import CGatewayShims
+import GatewayConfig
+
+/// One host block made ready for handshakes: its SSL_CTX (certificates, trust store,
+/// session id context) and its effective policy. Immutable once built.
+public final class TLSHost: @unchecked Sendable {
+    // @unchecked: ctx and caNames are only read after init; OpenSSL reference-counts and locks them internally.
+    public let config: HostConfig
+    public let index: Int
+    let ctx: OpaquePointer
+    let caNames: OpaquePointer?   // STACK_OF(X509_NAME) for the CertificateRequest
+    let verifyMode: Int32
+
+    init(config: HostConfig, index: Int, ctx: OpaquePointer, caNames: OpaquePointer?) {
+        self.config = config; self.index = index; self.ctx = ctx; self.caNames = caNames
+        switch config.policy.clientAuth {
+        case .off: verifyMode = SSL_VERIFY_NONE
+        case .optional: verifyMode = SSL_VERIFY_PEER
+        case .required: verifyMode = SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT
+        }
+    }
+    deinit {
+        SSL_CTX_free(ctx)
+        if let caNames { OPENSSL_sk_pop_free(caNames, unsafeBitCast(X509_NAME_free as (@convention(c) (OpaquePointer?) -> Void), to: OPENSSL_sk_freefunc.self)) }
+    }
+
+    public var policy: TLSPolicy { config.policy }
+    public var name: String { config.displayName }
+}
+
+/// A listening socket's TLS side: the context every connection starts from, whose
+/// ClientHello callback picks the host and applies its policy.
+public final class TLSListener: @unchecked Sendable {
+    // @unchecked: immutable after init; the SSL_CTX is shared read-only by all worker threads.
+    let ctx: OpaquePointer
+    public let contexts: TLSServerContexts
+    public let defaultHost: TLSHost?
+    public let unknownSNI: UnknownSNI
+
+    init(contexts: TLSServerContexts, defaultHost: TLSHost?, unknownSNI: UnknownSNI) throws(TLSError) {
+        var b = try ContextBuilder(server: true, location: SourceLocation(file: "", line: 0, column: 0))
+        b.versions(min: .tls1_0, max: .tls1_3)
+        // The session cache lives in the context the SSL was created from; the per-host
+        // session id context (set when the host's SSL_CTX is switched in) keeps sessions apart.
+        _ = gw_ssl_ctx_set_session_cache_mode(b.ctx, gw_ssl_sess_cache_server())
+        _ = gw_ssl_ctx_sess_set_cache_size(b.ctx, 20_000)
+        ctx = b.ctx
+        self.contexts = contexts
+        self.defaultHost = defaultHost
+        self.unknownSNI = unknownSNI
+        SSL_CTX_set_client_hello_cb(ctx, clientHelloCallback, Unmanaged.passUnretained(self).toOpaque())
+        _ = gw_ssl_ctx_set_servername_callback(ctx, servernameCallback)
+    }
+    deinit { SSL_CTX_free(ctx) }
+}
+
+/// Every host's context, the name table, and one TLSListener per listen block.
+public final class TLSServerContexts: @unchecked Sendable {
+    // @unchecked: built once, then read-only.
+    public let hosts: [TLSHost]
+    public let table: HostTable
+    public private(set) var listeners: [TLSListener] = []
+
+    /// Builds every context; all certificate, key and cipher problems are reported together.
+    public init(config: GatewayConfiguration) throws(ConfigLoadError) {
+        var diagnostics: [ConfigDiagnostic] = []
+        var hosts: [TLSHost] = []
+        for (i, h) in config.hosts.enumerated() {
+            do {
+                let (host, d) = try Self.buildHost(h, index: i)
+                diagnostics += d
+                if let host { hosts.append(host) }
+            } catch {
+                diagnostics.append(ConfigDiagnostic(h.location, error.description))
+            }
+        }
+        self.hosts = hosts
+        table = HostTable(names: hosts.map(\.config.names))
+        guard diagnostics.isEmpty else { throw ConfigLoadError(diagnostics) }
+        for l in config.listeners {
+            let def = l.defaultHost.flatMap { name in table.lookup(name).map { hosts[$0] } } ?? hosts.first
+            do {
+                listeners.append(try TLSListener(contexts: self, defaultHost: def, unknownSNI: l.unknownSNI))
+            } catch {
+                diagnostics.append(ConfigDiagnostic(l.location, error.description))
+            }
+        }
+        guard diagnostics.isEmpty else { throw ConfigLoadError(diagnostics) }
+    }
+
+    public func host(named name: String) -> TLSHost? { table.lookup(name).map { hosts[$0] } }
+
+    private static func buildHost(_ h: HostConfig, index: Int) throws(TLSError) -> (TLSHost?, [ConfigDiagnostic]) {
+        var b = try ContextBuilder(server: true, location: h.location)
+        let p = h.policy
+        b.versions(min: p.minVersion, max: p.maxVersion)
+        b.ciphers(p.ciphers, suites: p.ciphersuites)
+        for c in h.certificates { b.certificate(c) }
+        var caNames: OpaquePointer?
+        if let ca = p.clientCA {
+            b.trust(caFile: ca, depth: p.verifyDepth, crl: p.crl)
+            caNames = SSL_load_client_CA_file(ca)
+            if caNames == nil { b.fail("no CA names in \(ca)") }
+        }
+        if !p.sessionTickets { _ = SSL_CTX_set_options(b.ctx, gw_ssl_op_no_ticket()) }
+        // One session id context per distinct policy: a session never resumes under another policy.
+        var sid = Array(String(p.hashValue & 0x7FFF_FFFF_FFFF_FFFF, radix: 16).utf8)
+        sid = Array(("gw-" + h.names.joined(separator: ",")).utf8.prefix(32 - sid.count)) + sid
+        _ = SSL_CTX_set_session_id_context(b.ctx, sid, UInt32(sid.count))
+        SSL_CTX_set_alpn_select_cb(b.ctx, alpnSelectCallback, nil)
+        _ = gw_ssl_ctx_set_servername_callback(b.ctx, servernameCallback)
+        guard b.diagnostics.isEmpty else { b.free(); return (nil, b.diagnostics) }
+        return (TLSHost(config: h, index: index, ctx: b.ctx, caNames: caNames), [])
+    }
+}
+
+// MARK: - Callbacks (no captures: state arrives through the arg or ex-data pointers)
+
+/// Picks the host for a ClientHello and applies its whole policy on the SSL before the
+/// version and cipher are chosen (SSL_set_SSL_CTX alone would only swap the certificate).
+private func clientHelloCallback(_ ssl: OpaquePointer?, _ alert: UnsafeMutablePointer<Int32>?, _ arg: UnsafeMutableRawPointer?) -> Int32 {
+    guard let ssl, let arg else { return gw_ssl_client_hello_error() }
+    let listener = Unmanaged<TLSListener>.fromOpaque(arg).takeUnretainedValue()
+    let stream = TLSStream.from(ssl)
+    var ext: UnsafePointer<UInt8>?
+    var extLen = 0
+    var host: TLSHost?
+    if SSL_client_hello_get0_ext(ssl, 0, &ext, &extLen) == 1, let ext {
+        switch ServerNameParser.parse(UnsafeRawBufferPointer(start: ext, count: extLen)) {
+        case .malformed(let why):
+            stream?.failureReason = "malformed server_name: \(why)"
+            alert?.pointee = gw_ssl_ad_decode_error()
+            return gw_ssl_client_hello_error()
+        case .name(let name):
+            stream?.serverName = name
+            host = listener.contexts.host(named: name)
+            if host == nil {
+                guard listener.unknownSNI == .default else {
+                    stream?.failureReason = "unrecognized name"
+                    alert?.pointee = gw_ssl_ad_unrecognized_name()
+                    return gw_ssl_client_hello_error()
+                }
+                host = listener.defaultHost
+            }
+        }
+    } else {
+        host = listener.defaultHost
+    }
+    guard let host else {
+        stream?.failureReason = "no host for this connection"
+        alert?.pointee = gw_ssl_ad_unrecognized_name()
+        return gw_ssl_client_hello_error()
+    }
+    stream?.host = host
+    apply(host, to: ssl)
+    return gw_ssl_client_hello_success()
+}
+
+private func apply(_ host: TLSHost, to ssl: OpaquePointer) {
+    let p = host.policy
+    _ = SSL_set_SSL_CTX(ssl, host.ctx)
+    _ = gw_ssl_set_min_proto_version(ssl, Int32(p.minVersion.rawValue))
+    _ = gw_ssl_set_max_proto_version(ssl, Int32(p.maxVersion.rawValue))
+    SSL_set_security_level(ssl, p.minVersion < .tls1_2 ? 0 : 1)
+    _ = SSL_set_cipher_list(ssl, p.ciphers)
+    _ = SSL_set_ciphersuites(ssl, p.ciphersuites)
+    SSL_set_verify(ssl, host.verifyMode, nil)
+    SSL_set_verify_depth(ssl, Int32(p.verifyDepth))
+    if let names = host.caNames { SSL_set_client_CA_list(ssl, SSL_dup_CA_list(names)) }
+    if !p.sessionTickets {
+        _ = SSL_set_options(ssl, gw_ssl_op_no_ticket())
+        _ = SSL_set_num_tickets(ssl, 0)
+    }
+}
+
+/// Acknowledges the server name (the host was already chosen by the ClientHello callback).
+private func servernameCallback(_ ssl: OpaquePointer?, _ alert: UnsafeMutablePointer<Int32>?, _ arg: UnsafeMutableRawPointer?) -> Int32 {
+    gw_ssl_tlsext_err_ok()
+}
+
+
+/// Selects http/1.1 when offered; with no overlap the handshake goes on without ALPN.
+private func alpnSelectCallback(_ ssl: OpaquePointer?, _ out: UnsafeMutablePointer<UnsafePointer<UInt8>?>?, _ outLen: UnsafeMutablePointer<UInt8>?,
+                                _ inp: UnsafePointer<UInt8>?, _ inLen: UInt32, _ arg: UnsafeMutableRawPointer?) -> Int32 {
+    guard let inp else { return gw_ssl_tlsext_err_noack() }
+    var i = 0
+    let n = Int(inLen)
+    while i < n {
+        let l = Int(inp[i])
+        if l == 8 && i + 1 + l <= n && memcmp(inp + i + 1, "http/1.1", 8) == 0 {
+            out?.pointee = inp + i + 1
+            outLen?.pointee = 8
+            return gw_ssl_tlsext_err_ok()
+        }
+        i += 1 + l
+    }
+    return gw_ssl_tlsext_err_noack()
+}

@@ -1,0 +1,127 @@
+import COpenSSL
+import CGatewayShims
+
+/// One TLS connection over a non-blocking socket that OpenSSL reads and writes itself
+/// (SSL_set_fd: no copy through memory BIOs). Server or client side.
+public final class TLSStream {
+    public let ssl: OpaquePointer
+    /// Server side: the host chosen by the ClientHello callback, and the SNI the client sent.
+    public internal(set) var host: TLSHost?
+    public internal(set) var serverName: String?
+    /// Set by a callback that refused the handshake, for the log.
+    public internal(set) var failureReason: String?
+    private var handshakeDone = false
+    private var broken = false
+
+    public enum Status: Equatable {
+        case done(Int)          // bytes read or written, or 0 for a finished handshake
+        case wantRead, wantWrite
+        case closed             // orderly close_notify or EOF
+        case failed(String)
+    }
+
+    private static let exIndex: Int32 = gw_ssl_get_ex_new_index()
+
+    static func from(_ ssl: OpaquePointer) -> TLSStream? {
+        guard let p = SSL_get_ex_data(ssl, exIndex) else { return nil }
+        return Unmanaged<TLSStream>.fromOpaque(p).takeUnretainedValue()
+    }
+
+    /// Server side, starting from a listener's context.
+    public init(accepting fd: Int32, listener: TLSListener) throws(TLSError) {
+        guard let s = SSL_new(listener.ctx) else { throw TLSError("SSL_new") }
+        ssl = s
+        SSL_set_accept_state(s)
+        try attach(fd)
+    }
+
+    /// Client side toward a backend server.
+    public init(connecting fd: Int32, backend: TLSBackendContext, urlHost: String, session: OpaquePointer?) throws(TLSError) {
+        guard let s = SSL_new(backend.ctx) else { throw TLSError("SSL_new") }
+        ssl = s
+        SSL_set_connect_state(s)
+        try attach(fd)
+        backend.prepare(s, urlHost: urlHost)
+        if let session { _ = SSL_set_session(s, session) }
+    }
+
+    private func attach(_ fd: Int32) throws(TLSError) {
+        guard SSL_set_fd(ssl, fd) == 1 else { SSL_free(ssl); throw TLSError("SSL_set_fd") }
+        _ = SSL_set_ex_data(ssl, Self.exIndex, Unmanaged.passUnretained(self).toOpaque())
+    }
+
+    deinit { SSL_free(ssl) }
+
+    public func handshake() -> Status {
+        OpenSSLErrors.clear()
+        let r = SSL_do_handshake(ssl)
+        if r == 1 { handshakeDone = true; return .done(0) }
+        return status(r)
+    }
+
+    public func read(into buffer: UnsafeMutableRawBufferPointer) -> Status {
+        OpenSSLErrors.clear()
+        let r = SSL_read(ssl, buffer.baseAddress, Int32(min(buffer.count, Int(Int32.max))))
+        return r > 0 ? .done(Int(r)) : status(r)
+    }
+
+    public func write(_ bytes: UnsafeRawBufferPointer) -> Status {
+        guard bytes.count > 0 else { return .done(0) }
+        OpenSSLErrors.clear()
+        let r = SSL_write(ssl, bytes.baseAddress, Int32(min(bytes.count, Int(Int32.max))))
+        return r > 0 ? .done(Int(r)) : status(r)
+    }
+
+    /// Bytes OpenSSL already decrypted or holds: epoll will not report them.
+    public var hasPending: Bool { SSL_has_pending(ssl) == 1 }
+
+    /// Sends close_notify once, only after a completed handshake that never failed; does not wait for the peer's.
+    public func shutdown() {
+        guard handshakeDone, !broken else { return }
+        broken = true
+        OpenSSLErrors.clear()
+        _ = SSL_shutdown(ssl)
+        OpenSSLErrors.clear()
+    }
+
+    private func status(_ r: Int32) -> Status {
+        let e = SSL_get_error(ssl, r)
+        switch e {
+        case SSL_ERROR_WANT_READ: return .wantRead
+        case SSL_ERROR_WANT_WRITE: return .wantWrite
+        case SSL_ERROR_ZERO_RETURN: OpenSSLErrors.clear(); return .closed
+        case SSL_ERROR_SYSCALL:
+            broken = true
+            let reasons = OpenSSLErrors.drain()
+            if !reasons.isEmpty { return .failed(reasons) }
+            return errno == 0 ? .closed : .failed(String(cString: strerror(errno)))
+        default:
+            broken = true
+            if let f = failureReason { OpenSSLErrors.clear(); return .failed(f) }
+            let verify = SSL_get_verify_result(ssl)
+            let reasons = OpenSSLErrors.drain()
+            if verify != X509_V_OK, SSL_is_server(ssl) == 0 {
+                return .failed("certificate verify failed: \(String(cString: X509_verify_cert_error_string(verify)))")
+            }
+            return .failed(reasons.isEmpty ? "TLS error \(e)" : reasons)
+        }
+    }
+
+    // MARK: - What the handshake negotiated (for logs and headers)
+
+    public var protocolVersion: String { String(cString: SSL_get_version(ssl)) }
+    public var cipherName: String { SSL_get_current_cipher(ssl).map { String(cString: SSL_CIPHER_get_name($0)) } ?? "" }
+    public var sessionReused: Bool { SSL_session_reused(ssl) == 1 }
+
+    /// A client session worth keeping for the next connection to the same backend server.
+    public func copySession() -> OpaquePointer? { SSL_get1_session(ssl) }
+
+    /// The verified client certificate, if the client sent one.
+    public func peerCertificate() -> PeerCertificate? {
+        guard let x = SSL_get1_peer_certificate(ssl) else { return nil }
+        defer { X509_free(x) }
+        return PeerCertificate(x509: x)
+    }
+}
+
+import Glibc
