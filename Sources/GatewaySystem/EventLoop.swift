@@ -20,7 +20,8 @@ public protocol TimerTarget: AnyObject {
 
 /// One epoll instance driven by one thread. Not thread-safe except `wakeUp`/`execute`:
 /// every other method is called on the loop's own thread.
-public final class EventLoop {
+public final class EventLoop: @unchecked Sendable {
+    // @unchecked: only `execute`, `wakeUp` (mutex + eventfd) are called from other threads; the rest on the loop thread.
     private let epfd: Int32
     private let wakeFD: Int32
     /// Handlers by fd; the generation in the epoll tag drops events for a reused fd.

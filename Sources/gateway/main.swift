@@ -1,1 +1,4 @@
-print("gateway")
+import GatewayCLI
+import Glibc
+
+exit(GatewayCommand.main(Array(CommandLine.arguments.dropFirst())))

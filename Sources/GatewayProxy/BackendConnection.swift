@@ -1,0 +1,102 @@
+import Glibc
+import GatewaySystem
+import GatewayTLS
+
+/// One TLS connection to a backend server. While a request uses it, its events go to
+/// that client connection; while it idles in the pool, it only watches for the server closing it.
+final class BackendConnection: EventHandler, TimerTarget {
+    enum Phase { case connecting, handshaking, ready, closed }
+
+    let fd: Int32
+    let tls: TLSStream
+    let backend: BackendRuntime
+    let serverIndex: Int
+    unowned let worker: Worker
+    var phase: Phase = .connecting
+    var inBuf = ByteBuffer()
+    var outBuf = ByteBuffer()
+    /// The client connection using it; nil while pooled.
+    weak var owner: ClientConnection?
+    /// Whether it was taken from the pool (a failure before any response byte may then be retried).
+    var reused = false
+    var lastReadWantedWrite = false
+    var lastWriteWantedRead = false
+    var deadline: UInt64 = 0
+    var scheduledDeadline: UInt64 = 0
+
+    var server: ServerTarget { backend.servers[serverIndex] }
+
+    init(worker: Worker, backend: BackendRuntime, serverIndex: Int, session: OpaquePointer?) throws(ProxyFailure) {
+        self.worker = worker
+        self.backend = backend
+        self.serverIndex = serverIndex
+        let target = backend.servers[serverIndex]
+        do { fd = try Socket.connect(to: target.address) } catch {
+            throw ProxyFailure(.badGateway, "connect to \(target.label) failed: \(error)")
+        }
+        do {
+            tls = try TLSStream(connecting: fd, backend: backend.tls, urlHost: target.config.host, session: session)
+        } catch {
+            Glibc.close(fd)
+            throw ProxyFailure(.badGateway, "TLS setup for \(target.label) failed: \(error)")
+        }
+        do { try worker.loop.register(fd: fd, handler: self, interest: .write) } catch {
+            Glibc.close(fd)
+            throw ProxyFailure(.badGateway, "\(error)")
+        }
+    }
+
+    func handleEvent(readable: Bool, writable: Bool) {
+        if let owner { owner.drive(); return }
+        // Pooled: any readable event means the server closed it or sent garbage.
+        worker.pool.discard(self)
+    }
+
+    func deadlineExpired(now: UInt64) {
+        if owner == nil { worker.pool.discard(self) }
+    }
+
+    /// Advances connect + handshake. Returns nil while in progress, or a failure.
+    func advanceHandshake() -> ProxyFailure?? {
+        if phase == .connecting {
+            let err = Socket.pendingError(fd)
+            if err == EINPROGRESS || err == EALREADY { return .some(nil) }
+            if err != 0 {
+                return ProxyFailure(.badGateway, "connect to \(server.label) failed: \(String(cString: strerror(err)))", retryable: true)
+            }
+            phase = .handshaking
+        }
+        switch tls.handshake() {
+        case .done:
+            phase = .ready
+            return nil
+        case .wantRead: worker.loop.setInterest(fd: fd, .read); return .some(nil)
+        case .wantWrite: worker.loop.setInterest(fd: fd, .write); return .some(nil)
+        case .closed: return ProxyFailure(.badGateway, "backend \(server.label) closed the connection during the TLS handshake", retryable: true)
+        case .failed(let why): return ProxyFailure(.badGateway, "backend \(server.label) TLS handshake failed: \(why)", retryable: true)
+        }
+    }
+
+    func close() {
+        guard phase != .closed else { return }
+        phase = .closed
+        deadline = 0
+        tls.shutdown()
+        worker.loop.closeAndDeregister(fd: fd)
+    }
+}
+
+/// Why an exchange with a backend failed, and what the client gets.
+struct ProxyFailure: Error {
+    enum Kind { case badGateway, unavailable, timeout }
+    let kind: Kind
+    let reason: String
+    /// Nothing of the request reached the server: another server may be tried.
+    var retryable = false
+    init(_ kind: Kind, _ reason: String, retryable: Bool = false) {
+        self.kind = kind; self.reason = reason; self.retryable = retryable
+    }
+    var status: Int {
+        switch kind { case .badGateway: 502; case .unavailable: 503; case .timeout: 504 }
+    }
+}

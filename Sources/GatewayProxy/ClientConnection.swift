@@ -1,0 +1,765 @@
+import Glibc
+import GatewayConfig
+import GatewayHTTP
+import GatewaySystem
+import GatewayTLS
+
+/// A client's TLS connection and the exchanges on it, as one state machine driven by
+/// events on either its own socket or the backend connection it currently uses.
+/// Every call to `drive` retries whatever can progress until everything would block,
+/// then sets exactly the epoll interest that is missing.
+final class ClientConnection: EventHandler, TimerTarget {
+    enum Phase { case handshaking, awaitingHead, forwarding, draining, closed }
+
+    let fd: Int32
+    let peer: SocketAddress
+    let tls: TLSStream
+    let snapshot: RuntimeSnapshot
+    unowned let worker: Worker
+    var phase: Phase = .handshaking
+    var inBuf = ByteBuffer()
+    var outBuf = ByteBuffer()
+    var parser: HTTPRequestParser
+    var exchange: Exchange?
+    var backend: BackendConnection?
+    var headBytesSeen = false
+    var closeAfterResponse = false
+    var drainBudget = 64 * 1024
+    var deadline: UInt64 = 0
+    var scheduledDeadline: UInt64 = 0
+    /// What the last TLS calls on each socket need to continue; becomes the epoll interest.
+    private var clientNeeds: EventLoop.Interest = []
+    private var backendNeeds: EventLoop.Interest = []
+    private lazy var clientCertificate: PeerCertificate? = tls.peerCertificate()
+
+    /// Bytes buffered toward one side before the gateway stops reading the other side.
+    private static let highWater = 64 * 1024
+
+    private var limits: Limits { snapshot.config.limits }
+    private var now: UInt64 { worker.loop.now }
+
+    static func start(fd: Int32, peer: SocketAddress, listener: TLSListener, snapshot: RuntimeSnapshot, worker: Worker) {
+        let tls: TLSStream
+        do { tls = try TLSStream(accepting: fd, listener: listener) } catch {
+            worker.logs.error.log(.error, "tls_setup_failed", error.description)
+            Glibc.close(fd); return
+        }
+        let c = ClientConnection(fd: fd, peer: peer, tls: tls, snapshot: snapshot, worker: worker)
+        do { try worker.loop.register(fd: fd, handler: c, interest: .read) } catch {
+            worker.logs.error.log(.error, "register_failed", error.description)
+            Glibc.close(fd); return
+        }
+        worker.add(c)
+        c.setDeadline(snapshot.config.limits.handshakeTimeoutMs)
+    }
+
+    private init(fd: Int32, peer: SocketAddress, tls: TLSStream, snapshot: RuntimeSnapshot, worker: Worker) {
+        self.fd = fd; self.peer = peer; self.tls = tls; self.snapshot = snapshot; self.worker = worker
+        let l = snapshot.config.limits
+        parser = HTTPRequestParser(limits: HTTPHeadLimits(maxURISize: l.maxURISize, maxHeaderSize: l.maxHeaderSize, maxHeaders: l.maxHeaders))
+    }
+
+    func handleEvent(readable: Bool, writable: Bool) { drive() }
+
+    // MARK: - The driver
+
+    func drive() {
+        clientNeeds = []
+        backendNeeds = []
+        var guardCount = 0
+        while phase != .closed && guardCount < 64 {
+            guardCount += 1
+            let before = phase
+            switch phase {
+            case .handshaking: handshake()
+            case .awaitingHead: readHead()
+            case .forwarding: forward()
+            case .draining: drain()
+            case .closed: break
+            }
+            if phase == before { break }
+        }
+        guard phase != .closed else { return }
+        worker.loop.setInterest(fd: fd, clientNeeds)
+        if let b = backend, b.phase != .closed { worker.loop.setInterest(fd: b.fd, backendNeeds) }
+    }
+
+    private func setDeadline(_ ms: Int) {
+        deadline = now + UInt64(ms)
+        worker.loop.schedule(self)
+    }
+
+    func deadlineExpired(now: UInt64) {
+        switch phase {
+        case .handshaking:
+            logHandshakeFailure("handshake timeout")
+            close()
+        case .awaitingHead:
+            if headBytesSeen {
+                exchange = Exchange(startedAt: now)
+                respondLocally(status: 408, reason: "request head not received within header_timeout", close: true)
+                drive()
+            } else {
+                close()   // idle keep-alive connection
+            }
+        case .forwarding:
+            guard var ex = exchange else { close(); return }
+            if ex.responseStarted || ex.local { abort(); return }
+            let what = backend?.phase == .ready ? "response_timeout" : "connect_timeout"
+            let reason = "backend \(backend?.server.label ?? "") timed out (\(what))"
+            ex.attempts = 9   // no retry after a timeout
+            exchange = ex
+            backendFailed(ProxyFailure(.timeout, reason))
+            drive()
+        case .draining, .closed:
+            close()
+        }
+    }
+
+    // MARK: - TLS handshake
+
+    private func handshake() {
+        switch tls.handshake() {
+        case .done:
+            phase = .awaitingHead
+            setDeadline(limits.headerTimeoutMs)
+        case .wantRead: clientNeeds.insert(.read)
+        case .wantWrite: clientNeeds.insert(.write)
+        case .closed:
+            logHandshakeFailure(tls.failureReason ?? "connection closed during handshake")
+            close()
+        case .failed(let why):
+            logHandshakeFailure(why)
+            close()
+        }
+    }
+
+    private func logHandshakeFailure(_ reason: String) {
+        guard worker.logs.access.enabled else { return }
+        var j = JSONLine()
+        j.field("time", timestampNow())
+        j.field("event", "tls_handshake_failed")
+        j.field("client", peer.ipString)
+        j.field("sni", tls.serverName)
+        j.field("reason", reason)
+        j.finished().withUnsafeBytes { worker.logs.access.write($0) }
+    }
+
+    // MARK: - Request head
+
+    private func readHead() {
+        while true {
+            if !inBuf.isEmpty {
+                do {
+                    if let head = try parser.parse(inBuf.readable) {
+                        startExchange(head)
+                        return
+                    }
+                } catch {
+                    exchange = Exchange(startedAt: now)
+                    respondLocally(status: error.status, reason: error.reason, close: true)
+                    return
+                }
+            }
+            guard readClient() else { return }
+            if !headBytesSeen {
+                headBytesSeen = true
+                setDeadline(limits.headerTimeoutMs)
+            }
+        }
+    }
+
+    /// Reads what the client sent into `inBuf`; false when nothing more can be read now
+    /// (or the connection ended, in which case it is closed).
+    private func readClient() -> Bool {
+        let space = inBuf.writableSpace(minimum: 4096)
+        switch tls.read(into: space) {
+        case .done(let n): inBuf.didWrite(n); return true
+        case .wantRead: clientNeeds.insert(.read); return false
+        case .wantWrite: clientNeeds.insert(.write); return false
+        case .closed, .failed:
+            if phase == .forwarding, let ex = exchange, !ex.responseStarted, !ex.requestBodyDone {
+                worker.logs.error.log(.info, "client_aborted", "client closed the connection during the request body")
+            }
+            close()
+            return false
+        }
+    }
+
+    private func startExchange(_ head: HTTPRequestHead) {
+        var ex = Exchange(startedAt: now)
+        let b = inBuf.readable
+        ex.method = String(decoding: b[head.method], as: UTF8.self)
+        let rawTarget = String(decoding: b[head.target], as: UTF8.self)
+        ex.isHEAD = head.isHEAD
+        ex.clientVersionMinor = head.versionMinor
+        ex.clientKeepAlive = head.keepAlive && !worker.draining
+        let hostHeader = head.host.map { String(decoding: b[$0], as: UTF8.self) }
+        ex.host = hostHeader
+        let (authority, path) = Self.splitTarget(rawTarget)
+        ex.path = path
+        ex.requestID = validRequestID(b, head) ?? worker.requestIDs.uuid()
+        switch head.framing {
+        case .contentLength(let n) where n > 0:
+            ex.requestBody = .length(n); ex.requestBodyDone = false
+        case .chunked:
+            ex.requestBody = .chunked(ChunkedDecoder()); ex.requestBodyDone = false
+        default: break
+        }
+        exchange = ex
+        phase = .forwarding
+
+        // Which host block this request is for, and whether this connection may ask for it.
+        let connHost = tls.host
+        let requested = Self.normaliseHost(authority ?? hostHeader)
+        var host = connHost
+        if let requested, let h = snapshot.tls.host(named: requested) {
+            if let c = connHost, c !== h, !Self.samePolicy(c.policy, h.policy) {
+                inBuf.consume(head.headLength)
+                respondLocally(status: 421, reason: "host \(requested) is not served under this connection's TLS policy (\(c.name))", close: false)
+                return
+            }
+            host = h
+        }
+        guard let host else {
+            inBuf.consume(head.headLength)
+            respondLocally(status: 404, reason: "no host", close: false); return
+        }
+        if case .contentLength(let n) = head.framing, n > limits.maxBodySize {
+            respondLocally(status: 413, reason: "body of \(n) bytes over max_body_size", close: true); return
+        }
+        guard let route = Self.route(path, in: host.config.routes), let backend = snapshot.backends[route.backend] else {
+            inBuf.consume(head.headLength)
+            respondLocally(status: 404, reason: "no route for \(path)", close: false); return
+        }
+        var target = path
+        if route.stripPrefix {
+            target = String(path.dropFirst(route.prefix.count))
+            if !target.hasPrefix("/") { target = "/" + target }
+        }
+        var cert: HeadWriter.ClientCertHeaders?
+        if host.policy.clientAuth != .off {
+            let c = clientCertificate
+            cert = HeadWriter.ClientCertHeaders(verify: c == nil ? "NONE" : "SUCCESS", cert: c)
+        }
+        exchange!.outgoingHead = HeadWriter.request(b, head: head, target: target, hostHeader: hostHeader ?? authority,
+                                                   clientIP: peer.ipString, requestID: exchange!.requestID, clientCert: cert)
+        exchange!.backend = backend
+        inBuf.consume(head.headLength)
+        connectBackend(excluding: nil)
+    }
+
+    private func validRequestID(_ b: UnsafeRawBufferPointer, _ head: HTTPRequestHead) -> String? {
+        guard let h = head.headers.first(where: { asciiEqualsIgnoringCase(b, $0.name, "x-request-id") }) else { return nil }
+        let v = b[h.value]
+        guard (1...128).contains(v.count), v.allSatisfy(Self.isRequestIDByte) else { return nil }
+        return String(decoding: v, as: UTF8.self)
+    }
+
+    private static func isRequestIDByte(_ c: UInt8) -> Bool {
+        switch c {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"): true
+        case UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "-"): true
+        default: false
+        }
+    }
+
+    /// Absolute-form targets carry the authority; the path always goes to the backend in origin form.
+    static func splitTarget(_ t: String) -> (authority: String?, path: String) {
+        guard !t.hasPrefix("/"), let colon = t.firstIndex(of: ":"), t[colon...].hasPrefix("://") else { return (nil, t) }
+        let rest = t[t.index(colon, offsetBy: 3)...]
+        if let slash = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) {
+            let p = String(rest[slash...])
+            return (String(rest[..<slash]), p.hasPrefix("?") ? "/" + p : p)
+        }
+        return (String(rest), "/")
+    }
+
+    /// Lower-cased, `:port` and one trailing dot dropped; IPv6 literals keep their brackets off.
+    static func normaliseHost(_ h: String?) -> String? {
+        guard var h, !h.isEmpty else { return nil }
+        if h.hasPrefix("[") {
+            if let end = h.firstIndex(of: "]") { h = String(h[h.index(after: h.startIndex)..<end]) }
+        } else if let colon = h.lastIndex(of: ":") {
+            h = String(h[..<colon])
+        }
+        return HostTable.normalise(h)
+    }
+
+    /// The fields SPEC §4 names for the 421 rule.
+    static func samePolicy(_ a: TLSPolicy, _ b: TLSPolicy) -> Bool {
+        a.minVersion == b.minVersion && a.maxVersion == b.maxVersion && a.ciphers == b.ciphers
+            && a.ciphersuites == b.ciphersuites && a.clientAuth == b.clientAuth && a.clientCA == b.clientCA
+    }
+
+    /// Longest prefix on a path-segment boundary (routes arrive sorted longest first).
+    static func route(_ path: String, in routes: [Route]) -> Route? {
+        let p = path.utf8
+        for r in routes {
+            let pre = r.prefix.utf8
+            guard p.starts(with: pre) else { continue }
+            if p.count == pre.count || pre.last == UInt8(ascii: "/") { return r }
+            let next = p[p.index(p.startIndex, offsetBy: pre.count)]
+            if next == UInt8(ascii: "/") || next == UInt8(ascii: "?") { return r }
+        }
+        return nil
+    }
+
+    // MARK: - Backend selection
+
+    private func connectBackend(excluding: Int?) {
+        guard var ex = exchange, let b = ex.backend else { return }
+        guard let server = worker.pool.pickServer(b, excluding: excluding) ?? (excluding != nil ? excluding : nil) else {
+            backendFailed(ProxyFailure(.unavailable, "backend \(b.config.name) has no server available")); return
+        }
+        ex.attempts += 1
+        ex.serverIndex = server
+        ex.upstreamStartedAt = now
+        exchange = ex
+        do {
+            let c = try worker.pool.connection(b, server: server)
+            c.owner = self
+            backend = c
+            setDeadline(c.phase == .ready ? b.config.responseTimeoutMs : b.config.connectTimeoutMs)
+        } catch {
+            backendFailed(error)
+        }
+    }
+
+    /// Retries once on another server when nothing of the request reached the failed one;
+    /// otherwise answers 502/503/504 and logs why.
+    private func backendFailed(_ failure: ProxyFailure) {
+        guard var ex = exchange else { return }
+        let failedServer = ex.serverIndex
+        let label = backend?.server.label ?? ""
+        if let c = backend {
+            c.owner = nil
+            worker.pool.discard(c)
+            backend = nil
+        }
+        let reusedStale = failure.retryable
+        if reusedStale && !ex.bodyForwarded && !ex.responseStarted && ex.attempts < 2, let b = ex.backend {
+            ex.headSent = false
+            ex.responseParser.reset()
+            exchange = ex
+            let other = b.servers.count > 1 ? failedServer : nil
+            worker.logs.error.log(.warn, "backend_retry", failure.reason, [("backend", b.config.name), ("server", label), ("request_id", ex.requestID)])
+            connectBackend(excluding: other)
+            return
+        }
+        worker.logs.error.log(.error, "backend_error", failure.reason,
+                              [("backend", ex.backend?.config.name ?? ""), ("server", label), ("request_id", ex.requestID)])
+        if ex.responseStarted { abort(); return }
+        respondLocally(status: failure.status, reason: failure.reason, close: false)
+    }
+
+    // MARK: - Forwarding
+
+    private func forward() {
+        guard exchange != nil else { phase = .awaitingHead; return }
+        var progress = true
+        var rounds = 0
+        while progress && phase == .forwarding && rounds < 256 {
+            progress = false
+            rounds += 1
+            if let b = backend, b.phase != .ready {
+                switch b.advanceHandshake() {
+                case .some(nil):
+                    backendNeeds = b.phase == .connecting ? .write : []   // interest already set by the handshake
+                    if b.phase == .handshaking { return }
+                    return
+                case .some(.some(let failure)):
+                    backendFailed(failure); progress = true; continue
+                case .none:
+                    setDeadline(b.backend.config.responseTimeoutMs)
+                }
+            }
+            if sendRequest() { progress = true }
+            if receiveResponse() { progress = true }
+            if flushClient() { progress = true }
+            if finishIfDone() { return }
+        }
+    }
+
+    /// Head, then body bytes from `inBuf` (decoded and re-framed), then reading more from the client.
+    private func sendRequest() -> Bool {
+        guard var ex = exchange else { return false }
+        var progress = false
+        if let b = backend, b.phase == .ready, !ex.headSent {
+            ex.outgoingHead.withUnsafeBytes { b.outBuf.append($0) }
+            ex.headSent = true
+            progress = true
+        }
+        exchange = ex
+        while true {
+            if consumeRequestBody() { progress = true }
+            if flushBackend() { progress = true }
+            guard let ex = exchange, !ex.requestBodyDone, phase == .forwarding else { break }
+            if let b = backend, b.outBuf.readableCount >= Self.highWater { break }
+            if backend != nil && backend?.phase != .ready { break }
+            guard inBuf.isEmpty else { break }
+            guard readClient() else { break }
+            progress = true
+        }
+        return progress
+    }
+
+    /// Moves request body bytes from `inBuf` to the backend (or drops them for a local response).
+    private func consumeRequestBody() -> Bool {
+        guard var ex = exchange, !ex.requestBodyDone, !inBuf.isEmpty else { return false }
+        let sink = (ex.local || backend == nil) ? nil : backend
+        if let sink, sink.phase != .ready || !ex.headSent { return false }
+        let input = inBuf.readable
+        var consumed = 0
+        switch ex.requestBody {
+        case .none:
+            ex.requestBodyDone = true
+        case .length(let remaining):
+            let n = min(remaining, input.count)
+            sink?.outBuf.append(UnsafeRawBufferPointer(rebasing: input[0..<n]))
+            consumed = n
+            ex.requestBody = .length(remaining - n)
+            ex.requestBodyBytes += n
+            if remaining == n { ex.requestBodyDone = true }
+        case .chunked(var decoder):
+            do {
+                let r = try decoder.decode(input) { range in
+                    guard let sink else { return }
+                    sink.outBuf.append(hex: range.count)
+                    sink.outBuf.append("\r\n")
+                    sink.outBuf.append(UnsafeRawBufferPointer(rebasing: input[range]))
+                    sink.outBuf.append("\r\n")
+                }
+                consumed = r.consumed
+                ex.requestBodyBytes += r.consumed
+                if r.done {
+                    sink?.outBuf.append("0\r\n\r\n")
+                    ex.requestBodyDone = true
+                }
+                ex.requestBody = .chunked(decoder)
+            } catch {
+                exchange = ex
+                inBuf.consume(input.count)
+                failRequest(status: error.status, reason: error.reason)
+                return true
+            }
+        }
+        if sink != nil && consumed > 0 { ex.bodyForwarded = true }
+        inBuf.consume(consumed)
+        exchange = ex
+        if ex.requestBodyBytes > limits.maxBodySize {
+            failRequest(status: 413, reason: "body over max_body_size")
+        }
+        return consumed > 0
+    }
+
+    /// A request that went bad mid-body: the backend connection is useless, the client's framing is lost.
+    private func failRequest(status: Int, reason: String) {
+        if let c = backend { c.owner = nil; worker.pool.discard(c); backend = nil }
+        if exchange?.responseStarted == true { abort(); return }
+        respondLocally(status: status, reason: reason, close: true)
+    }
+
+    private func flushBackend() -> Bool {
+        guard let b = backend, b.phase == .ready, !b.outBuf.isEmpty else { return false }
+        var progress = false
+        while !b.outBuf.isEmpty {
+            switch b.tls.write(b.outBuf.readable) {
+            case .done(let n): b.outBuf.consume(n); progress = true
+            case .wantWrite: backendNeeds.insert(.write); return progress
+            case .wantRead: backendNeeds.insert(.read); return progress
+            case .closed, .failed(_):
+                let failure = ProxyFailure(.badGateway, "backend \(b.server.label) failed while sending the request",
+                                           retryable: b.reused && !(exchange?.bodyForwarded ?? true))
+                backendFailed(failure)
+                return true
+            }
+        }
+        b.outBuf.releaseIfEmpty()
+        return progress
+    }
+
+    /// Reads the backend's response while the client keeps up, turning it into the client's framing.
+    private func receiveResponse() -> Bool {
+        guard let b = backend, b.phase == .ready, let ex = exchange, !ex.responseDone, ex.headSent else { return false }
+        var progress = false
+        while outBuf.readableCount < Self.highWater {
+            if !b.inBuf.isEmpty {
+                let before = b.inBuf.readableCount
+                let wasDone = exchange?.responseDone ?? true
+                processResponseBytes(b)
+                guard backend === b, phase == .forwarding else { return true }
+                if b.inBuf.readableCount != before || exchange?.responseDone != wasDone { progress = true }
+                if exchange?.responseDone ?? true { return true }
+                if b.inBuf.readableCount == before && !b.inBuf.isEmpty && !(progress) {
+                    // Incomplete head or chunk header: need more bytes.
+                }
+            }
+            let space = b.inBuf.writableSpace(minimum: 16 * 1024)
+            switch b.tls.read(into: space) {
+            case .done(let n):
+                b.inBuf.didWrite(n)
+                progress = true
+                setDeadline(b.backend.config.responseTimeoutMs)
+            case .wantRead: backendNeeds.insert(.read); return progress
+            case .wantWrite: backendNeeds.insert(.write); return progress
+            case .closed, .failed(_):
+                backendEnded(b)
+                return true
+            }
+        }
+        return progress
+    }
+
+    /// The backend closed (or broke) its connection.
+    private func backendEnded(_ b: BackendConnection) {
+        guard var ex = exchange else { return }
+        b.phase = .closed
+        if case .untilClose = ex.responseBody {
+            if ex.clientFraming == .chunked { outBuf.append("0\r\n\r\n") }
+            ex.responseBody = .done
+            ex.backendKeepAlive = false
+            exchange = ex
+            return
+        }
+        if case .awaitingHead = ex.responseBody {
+            let stale = b.reused && b.inBuf.isEmpty && !ex.bodyForwarded
+            backendFailed(ProxyFailure(.badGateway, "backend \(b.server.label) closed the connection before responding", retryable: stale))
+            return
+        }
+        worker.logs.error.log(.error, "backend_error", "backend \(b.server.label) closed the connection mid-response",
+                              [("request_id", ex.requestID)])
+        abort()
+    }
+
+    private func processResponseBytes(_ b: BackendConnection) {
+        guard var ex = exchange else { return }
+        let input = b.inBuf.readable
+        switch ex.responseBody {
+        case .awaitingHead:
+            let head: HTTPResponseHead?
+            do { head = try ex.responseParser.parse(input, requestWasHEAD: ex.isHEAD) } catch {
+                exchange = ex
+                b.inBuf.consume(input.count)
+                backendFailed(ProxyFailure(.badGateway, "backend \(b.server.label) sent an invalid response: \(error.reason)"))
+                return
+            }
+            guard let head else { exchange = ex; return }
+            if head.status >= 100 && head.status < 200 {
+                // Interim responses (100 Continue, 103) pass through to HTTP/1.1 clients.
+                if head.status != 101 && ex.clientVersionMinor >= 1 {
+                    HeadWriter.response(input, head: head, chunked: false, close: false, into: &outBuf)
+                }
+                b.inBuf.consume(head.headLength)
+                ex.responseParser.reset()
+                exchange = ex
+                return
+            }
+            ex.status = head.status
+            ex.backendKeepAlive = head.keepAlive
+            ex.upstreamMs = Int(now - ex.upstreamStartedAt)
+            switch head.framing {
+            case .none: ex.responseBody = .done; ex.clientFraming = .asIs
+            case .contentLength(let n): ex.responseBody = n == 0 ? .done : .length(n); ex.clientFraming = .asIs
+            case .chunked: ex.responseBody = .chunked(ChunkedDecoder())
+                ex.clientFraming = ex.clientVersionMinor >= 1 ? .chunked : .close
+            case .untilClose: ex.responseBody = .untilClose
+                ex.clientFraming = ex.clientVersionMinor >= 1 ? .chunked : .close
+            }
+            if ex.clientFraming == .close { closeAfterResponse = true }
+            let closing = closeAfterResponse || !ex.clientKeepAlive
+            HeadWriter.response(input, head: head, chunked: ex.clientFraming == .chunked, close: closing, into: &outBuf)
+            ex.responseStarted = true
+            ex.outgoingHead = []
+            b.inBuf.consume(head.headLength)
+        case .length(let remaining):
+            let n = min(remaining, input.count)
+            appendBody(UnsafeRawBufferPointer(rebasing: input[0..<n]), framing: ex.clientFraming)
+            ex.bytesOut += n
+            b.inBuf.consume(n)
+            ex.responseBody = remaining == n ? .done : .length(remaining - n)
+        case .chunked(var decoder):
+            do {
+                let framing = ex.clientFraming
+                var out = 0
+                let r = try decoder.decode(input) { range in
+                    appendBody(UnsafeRawBufferPointer(rebasing: input[range]), framing: framing)
+                    out += range.count
+                }
+                ex.bytesOut += out
+                b.inBuf.consume(r.consumed)
+                if r.done {
+                    if framing == .chunked { outBuf.append("0\r\n\r\n") }
+                    ex.responseBody = .done
+                } else {
+                    ex.responseBody = .chunked(decoder)
+                }
+            } catch {
+                exchange = ex
+                worker.logs.error.log(.error, "backend_error", "backend \(b.server.label) sent a bad chunk: \(error.reason)")
+                abort(); return
+            }
+        case .untilClose:
+            appendBody(input, framing: ex.clientFraming)
+            ex.bytesOut += input.count
+            b.inBuf.consume(input.count)
+        case .done:
+            break
+        }
+        exchange = ex
+    }
+
+    private func appendBody(_ bytes: UnsafeRawBufferPointer, framing: Exchange.ClientFraming) {
+        guard bytes.count > 0 else { return }
+        if framing == .chunked {
+            outBuf.append(hex: bytes.count)
+            outBuf.append("\r\n")
+            outBuf.append(bytes)
+            outBuf.append("\r\n")
+        } else {
+            outBuf.append(bytes)
+        }
+    }
+
+    private func flushClient() -> Bool {
+        var progress = false
+        while !outBuf.isEmpty {
+            switch tls.write(outBuf.readable) {
+            case .done(let n):
+                outBuf.consume(n); progress = true
+                if phase == .forwarding { setDeadline(max(limits.idleTimeoutMs, 1)) }
+            case .wantWrite: clientNeeds.insert(.write); return progress
+            case .wantRead: clientNeeds.insert(.read); return progress
+            case .closed, .failed(_):
+                close(); return true
+            }
+        }
+        return progress
+    }
+
+    /// Response fully written and request fully read: log, recycle, and get ready for the next request.
+    private func finishIfDone() -> Bool {
+        guard let ex = exchange, ex.responseDone, ex.requestBodyDone || ex.local, outBuf.isEmpty, phase == .forwarding else { return false }
+        logAccess(ex)
+        if let b = backend {
+            backend = nil
+            if ex.requestBodyDone && ex.backendKeepAlive && b.phase == .ready && !worker.draining {
+                worker.pool.release(b)
+            } else {
+                b.owner = nil
+                worker.pool.discard(b)
+            }
+        }
+        exchange = nil
+        if closeAfterResponse || !ex.clientKeepAlive || !ex.requestBodyDone || worker.draining {
+            beginClose()
+            return true
+        }
+        phase = .awaitingHead
+        headBytesSeen = !inBuf.isEmpty
+        parser.reset()
+        inBuf.releaseIfEmpty()
+        outBuf.releaseIfEmpty()
+        setDeadline(headBytesSeen ? limits.headerTimeoutMs : limits.idleTimeoutMs)
+        return true
+    }
+
+    // MARK: - Local responses, draining, closing
+
+    /// An error response from the gateway itself. With `close`, the framing is lost or untrusted:
+    /// stop reading, then drain briefly so the client can read the response before the close.
+    private func respondLocally(status: Int, reason: String, close: Bool) {
+        guard var ex = exchange else { return }
+        if ex.responseStarted { abort(); return }
+        ex.local = true
+        ex.status = status
+        ex.responseBody = .done
+        ex.responseStarted = true
+        if close { ex.requestBodyDone = true; closeAfterResponse = true }
+        ex.bytesOut += HeadWriter.errorResponse(status: status, message: reason, close: close || closeAfterResponse, into: &outBuf)
+        if status >= 500 || status == 400 || status == 421 || status == 408 || status == 413 || status == 414 || status == 431 {
+            worker.logs.error.log(status >= 500 ? .error : .info, "request_error", reason,
+                                  [("status", String(status)), ("client", peer.ipString), ("request_id", ex.requestID)])
+        }
+        exchange = ex
+        phase = .forwarding
+        if close { inBuf.clear() }
+    }
+
+    /// After the last response: flush, send close_notify, read and discard at most 64 KiB or 1 s, close.
+    private func beginClose() {
+        phase = .draining
+        drainBudget = 64 * 1024
+        setDeadline(1000)
+    }
+
+    private func drain() {
+        _ = flushClient()
+        guard phase == .draining else { return }
+        if !outBuf.isEmpty { return }
+        tls.shutdown()
+        while drainBudget > 0 {
+            inBuf.clear()
+            let space = inBuf.writableSpace(minimum: 4096)
+            switch tls.read(into: space) {
+            case .done(let n): drainBudget -= n
+            case .wantRead: clientNeeds.insert(.read); return
+            case .wantWrite: clientNeeds.insert(.write); return
+            case .closed, .failed: close(); return
+            }
+        }
+        close()
+    }
+
+    func shutdownRequested() {
+        switch phase {
+        case .handshaking, .awaitingHead:
+            if !headBytesSeen { close() }
+        default: closeAfterResponse = true
+        }
+    }
+
+    /// Ends the connection at once (e.g. a backend broke mid-response: the client must not see a truncated body as complete).
+    func abort() {
+        if let ex = exchange, ex.status != 0 { logAccess(ex) }
+        exchange = nil
+        close()
+    }
+
+    private func close() {
+        guard phase != .closed else { return }
+        phase = .closed
+        deadline = 0
+        if let b = backend { b.owner = nil; worker.pool.discard(b); backend = nil }
+        worker.loop.closeAndDeregister(fd: fd)
+        worker.remove(self)
+    }
+
+    // MARK: - Access log
+
+    private func logAccess(_ ex: Exchange) {
+        guard worker.logs.access.enabled else { return }
+        var j = JSONLine()
+        j.field("time", timestampNow())
+        j.field("client", peer.ipString)
+        j.field("sni", tls.serverName)
+        j.field("host", ex.host)
+        j.field("tls_version", tls.protocolVersion)
+        j.field("tls_cipher", tls.cipherName)
+        j.field("tls_resumed", tls.sessionReused)
+        let auth = tls.host?.policy.clientAuth ?? .off
+        j.field("client_cert_verify", auth == .off ? nil : (clientCertificate == nil ? "NONE" : "SUCCESS"))
+        j.field("client_cert_subject", auth == .off ? nil : clientCertificate?.subject)
+        j.field("method", ex.method)
+        j.field("path", ex.path)
+        j.field("status", ex.status)
+        j.field("bytes_in", ex.requestBodyBytes)
+        j.field("bytes_out", ex.bytesOut)
+        j.field("backend", ex.local ? nil : ex.backend?.config.name)
+        j.field("server", ex.local ? nil : ex.serverIndex.flatMap { i in ex.backend.map { $0.servers[i].label } })
+        if let u = ex.upstreamMs { j.field("upstream_ms", u) } else { j.field("upstream_ms", nil as String?) }
+        j.field("total_ms", Int(now - ex.startedAt))
+        j.field("request_id", ex.requestID)
+        j.finished().withUnsafeBytes { worker.logs.access.write($0) }
+    }
+}

@@ -1,0 +1,149 @@
+import GatewayHTTP
+import GatewaySystem
+import GatewayTLS
+
+/// Builds the heads the gateway sends: the request toward the backend (hop-by-hop and
+/// spoofable headers removed, forwarding headers added) and the response toward the client.
+enum HeadWriter {
+    /// Headers never forwarded in either direction (RFC 9110 §7.6.1), plus the framing we redo ourselves.
+    static func isHopByHop(_ b: UnsafeRawBufferPointer, _ r: Range<Int>) -> Bool {
+        asciiEqualsIgnoringCase(b, r, "connection") || asciiEqualsIgnoringCase(b, r, "keep-alive")
+            || asciiEqualsIgnoringCase(b, r, "proxy-connection") || asciiEqualsIgnoringCase(b, r, "te")
+            || asciiEqualsIgnoringCase(b, r, "trailer") || asciiEqualsIgnoringCase(b, r, "transfer-encoding")
+            || asciiEqualsIgnoringCase(b, r, "upgrade")
+    }
+
+    /// Headers the gateway sets toward the backend: a client's own copies are dropped so they cannot be spoofed.
+    static func isGatewayOwned(_ b: UnsafeRawBufferPointer, _ r: Range<Int>) -> Bool {
+        hasPrefixIgnoringCase(b, r, "x-forwarded-") || hasPrefixIgnoringCase(b, r, "x-client-cert-")
+            || asciiEqualsIgnoringCase(b, r, "x-request-id")
+    }
+
+    /// Names listed in a Connection header (also hop-by-hop), lower-cased.
+    static func connectionTokens(_ b: UnsafeRawBufferPointer, _ headers: [HTTPHeaderField]) -> [String] {
+        var out: [String] = []
+        for h in headers where asciiEqualsIgnoringCase(b, h.name, "connection") {
+            for t in b[h.value].split(separator: UInt8(ascii: ",")) {
+                let s = String(decoding: t, as: UTF8.self).trimmingSpaces().lowercased()
+                if !s.isEmpty && s != "close" && s != "keep-alive" && s != "upgrade" { out.append(s) }
+            }
+        }
+        return out
+    }
+
+    static func isListed(_ b: UnsafeRawBufferPointer, _ r: Range<Int>, in tokens: [String]) -> Bool {
+        guard !tokens.isEmpty else { return false }
+        let name = String(decoding: b[r], as: UTF8.self).lowercased()
+        return tokens.contains(name)
+    }
+
+    struct ClientCertHeaders {
+        var verify: String
+        var cert: PeerCertificate?
+    }
+
+    static func request(_ b: UnsafeRawBufferPointer, head: HTTPRequestHead, target: String, hostHeader: String?,
+                        clientIP: String, requestID: String, clientCert: ClientCertHeaders?) -> [UInt8] {
+        var out = [UInt8]()
+        out.reserveCapacity(head.headLength + 256)
+        out += b[head.method]
+        out.append(0x20)
+        out += target.utf8
+        out += " HTTP/1.1\r\n".utf8
+        let tokens = connectionTokens(b, head.headers)
+        var sawHost = false
+        for h in head.headers {
+            if isHopByHop(b, h.name) || isGatewayOwned(b, h.name) || isListed(b, h.name, in: tokens) { continue }
+            if asciiEqualsIgnoringCase(b, h.name, "host") { sawHost = true }
+            out += b[h.name]; out += ": ".utf8; out += b[h.value]; out += "\r\n".utf8
+        }
+        if !sawHost, let hostHeader { out += "Host: \(hostHeader)\r\n".utf8 }
+        if case .chunked = head.framing { out += "Transfer-Encoding: chunked\r\n".utf8 }
+        out += "X-Forwarded-For: \(clientIP)\r\nX-Forwarded-Proto: https\r\n".utf8
+        if let hostHeader { out += "X-Forwarded-Host: \(hostHeader)\r\n".utf8 }
+        out += "X-Request-Id: \(requestID)\r\n".utf8
+        if let cc = clientCert {
+            out += "X-Client-Cert-Verify: \(cc.verify)\r\n".utf8
+            if let c = cc.cert {
+                out += "X-Client-Cert-Subject: \(c.subject)\r\nX-Client-Cert-Issuer: \(c.issuer)\r\n".utf8
+                out += "X-Client-Cert-Serial: \(c.serial)\r\nX-Client-Cert-SHA256: \(c.sha256)\r\n".utf8
+            }
+        }
+        out += "\r\n".utf8
+        return out
+    }
+
+    /// The response head toward the client; `chunked` / `close` say how the gateway frames the body.
+    static func response(_ b: UnsafeRawBufferPointer, head: HTTPResponseHead, chunked: Bool, close: Bool, into out: inout ByteBuffer) {
+        out.append("HTTP/1.1 ")
+        out.append(decimal: head.status)
+        out.append(byte: 0x20)
+        out.append(reasonPhrase(head.status))
+        out.append("\r\n")
+        let tokens = connectionTokens(b, head.headers)
+        for h in head.headers {
+            if isHopByHop(b, h.name) || isListed(b, h.name, in: tokens) { continue }
+            if chunked && asciiEqualsIgnoringCase(b, h.name, "content-length") { continue }
+            out.append(UnsafeRawBufferPointer(rebasing: b[h.name]))
+            out.append(": ")
+            out.append(UnsafeRawBufferPointer(rebasing: b[h.value]))
+            out.append("\r\n")
+        }
+        if chunked { out.append("Transfer-Encoding: chunked\r\n") }
+        if close { out.append("Connection: close\r\n") }
+        out.append("\r\n")
+    }
+
+    /// A gateway-generated response with a short plain-text body.
+    static func errorResponse(status: Int, message: String, close: Bool, into out: inout ByteBuffer) -> Int {
+        let body = "\(status) \(reasonPhrase(status)): \(message)\n"
+        let before = out.readableCount
+        out.append("HTTP/1.1 ")
+        out.append(decimal: status)
+        out.append(byte: 0x20)
+        out.append(reasonPhrase(status))
+        out.append("\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ")
+        out.append(decimal: body.utf8.count)
+        out.append(close ? "\r\nConnection: close\r\n\r\n" : "\r\n\r\n")
+        out.append(body)
+        return out.readableCount - before
+    }
+
+    static func reasonPhrase(_ status: Int) -> StaticString {
+        switch status {
+        case 100: "Continue"; case 101: "Switching Protocols"; case 102: "Processing"; case 103: "Early Hints"
+        case 200: "OK"; case 201: "Created"; case 202: "Accepted"; case 204: "No Content"; case 206: "Partial Content"
+        case 301: "Moved Permanently"; case 302: "Found"; case 303: "See Other"; case 304: "Not Modified"
+        case 307: "Temporary Redirect"; case 308: "Permanent Redirect"
+        case 400: "Bad Request"; case 401: "Unauthorized"; case 403: "Forbidden"; case 404: "Not Found"
+        case 405: "Method Not Allowed"; case 408: "Request Timeout"; case 409: "Conflict"; case 410: "Gone"
+        case 411: "Length Required"; case 413: "Content Too Large"; case 414: "URI Too Long"
+        case 415: "Unsupported Media Type"; case 421: "Misdirected Request"; case 422: "Unprocessable Content"
+        case 429: "Too Many Requests"; case 431: "Request Header Fields Too Large"
+        case 500: "Internal Server Error"; case 501: "Not Implemented"; case 502: "Bad Gateway"
+        case 503: "Service Unavailable"; case 504: "Gateway Timeout"; case 505: "HTTP Version Not Supported"
+        default: "Status"
+        }
+    }
+}
+
+func hasPrefixIgnoringCase(_ b: UnsafeRawBufferPointer, _ r: Range<Int>, _ prefix: StaticString) -> Bool {
+    let n = prefix.utf8CodeUnitCount
+    guard r.count >= n else { return false }
+    let p = prefix.utf8Start
+    for i in 0..<n {
+        var c = b[r.lowerBound + i]
+        if c >= 65 && c <= 90 { c += 32 }
+        if c != p[i] { return false }
+    }
+    return true
+}
+
+extension String {
+    func trimmingSpaces() -> String {
+        var s = Substring(self)
+        while s.first == " " || s.first == "\t" { s.removeFirst() }
+        while s.last == " " || s.last == "\t" { s.removeLast() }
+        return String(s)
+    }
+}

@@ -1,0 +1,73 @@
+import Glibc
+import GatewayConfig
+import GatewaySystem
+import GatewayTLS
+
+/// One backend server made ready: its resolved address and URL host (for SNI / verification).
+public struct ServerTarget: Sendable {
+    public let config: ServerConfig
+    public let address: SocketAddress
+    public let label: String   // "host:port" for logs and metrics
+}
+
+/// A backend made ready: its servers and its client TLS context.
+public final class BackendRuntime: Sendable {
+    public let config: BackendConfig
+    public let servers: [ServerTarget]
+    public let tls: TLSBackendContext
+    /// Round-robin schedule expanded by weight (server indices).
+    public let schedule: [Int]
+
+    init(config: BackendConfig) throws(ConfigLoadError) {
+        self.config = config
+        tls = try TLSBackendContext(config.tls, location: config.tls.verifyLocation ?? config.location)
+        var servers: [ServerTarget] = []
+        var errors: [ConfigDiagnostic] = []
+        for s in config.servers {
+            if let a = resolve(s.host, port: s.port) {
+                let label = s.host.contains(":") ? "[\(s.host)]:\(s.port)" : "\(s.host):\(s.port)"
+                servers.append(ServerTarget(config: s, address: a, label: label))
+            } else {
+                errors.append(ConfigDiagnostic(s.location, "cannot resolve backend server host \"\(s.host)\""))
+            }
+        }
+        guard errors.isEmpty else { throw ConfigLoadError(errors) }
+        self.servers = servers
+        schedule = servers.indices.flatMap { i in repeatElement(i, count: max(1, servers[i].config.weight)) }
+    }
+}
+
+/// Everything a connection needs, built whole from one configuration and never mutated:
+/// a reload builds a new snapshot and swaps the reference; open connections keep theirs.
+public final class RuntimeSnapshot: Sendable {
+    public let config: GatewayConfiguration
+    public let tls: TLSServerContexts
+    public let backends: [String: BackendRuntime]
+    public let generation: Int
+
+    public init(config: GatewayConfiguration, generation: Int) throws(ConfigLoadError) {
+        self.config = config
+        self.generation = generation
+        tls = try TLSServerContexts(config: config)
+        var backends: [String: BackendRuntime] = [:]
+        var errors: [ConfigDiagnostic] = []
+        for b in config.backends {
+            do { backends[b.name] = try BackendRuntime(config: b) } catch { errors += error.diagnostics }
+        }
+        guard errors.isEmpty else { throw ConfigLoadError(errors) }
+        self.backends = backends
+    }
+}
+
+/// Resolves a backend host once, at load (blocking is fine off the event loops).
+func resolve(_ host: String, port: UInt16) -> SocketAddress? {
+    if let a = SocketAddress(ip: host, port: port) { return a }
+    var hints = addrinfo()
+    hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+    var res: UnsafeMutablePointer<addrinfo>?
+    guard getaddrinfo(host, String(port), &hints, &res) == 0, let first = res else { return nil }
+    defer { freeaddrinfo(res) }
+    var st = sockaddr_storage()
+    withUnsafeMutableBytes(of: &st) { $0.copyMemory(from: UnsafeRawBufferPointer(start: first.pointee.ai_addr, count: Int(first.pointee.ai_addrlen))) }
+    return SocketAddress(storage: st, length: first.pointee.ai_addrlen)
+}

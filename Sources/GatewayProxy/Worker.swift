@@ -1,0 +1,143 @@
+import Glibc
+import GatewayConfig
+import GatewaySystem
+import GatewayTLS
+
+/// One event loop on one thread: its own SO_REUSEPORT listening sockets, its client
+/// connections, its backend pool. Nothing here is shared with other workers.
+final class Worker {
+    let loop: EventLoop
+    let id: Int
+    /// New connections take the current snapshot; a reload replaces it through `loop.execute`.
+    var snapshot: RuntimeSnapshot
+    let logs: Logs
+    lazy var pool = BackendPool(worker: self)
+    var listeners: [Listener] = []
+    var connections = Set<ObjectIdentifier>()
+    var connectionCount: Int { connections.count }
+    var draining = false
+    var requestIDs = RequestIDGenerator()
+    /// Reused for every read: a connection only keeps bytes it could not hand on.
+    let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
+    private var live: [ObjectIdentifier: ClientConnection] = [:]
+    var onStopped: (() -> Void)?
+
+    init(id: Int, snapshot: RuntimeSnapshot, logs: Logs, listenFDs: [(Int32, Int)]) throws(SystemError) {
+        self.id = id
+        self.snapshot = snapshot
+        self.logs = logs
+        loop = try EventLoop()
+        for (fd, index) in listenFDs {
+            let l = Listener(fd: fd, index: index, worker: self)
+            try loop.register(fd: fd, handler: l, interest: .read)
+            listeners.append(l)
+        }
+    }
+
+    deinit { scratch.deallocate() }
+
+    func add(_ c: ClientConnection) { live[ObjectIdentifier(c)] = c; connections.insert(ObjectIdentifier(c)) }
+    func remove(_ c: ClientConnection) {
+        live[ObjectIdentifier(c)] = nil
+        connections.remove(ObjectIdentifier(c))
+        if draining && live.isEmpty { finishDrain() }
+    }
+
+    /// Graceful shutdown: stop accepting, close idle connections, let in-flight requests finish.
+    func beginDrain() {
+        draining = true
+        for l in listeners { loop.closeAndDeregister(fd: l.fd) }
+        listeners = []
+        for c in Array(live.values) { c.shutdownRequested() }
+        if live.isEmpty { finishDrain() }
+    }
+
+    /// Past the shutdown timeout: close what is left; returns how many.
+    func forceClose() -> Int {
+        let n = live.count
+        for c in Array(live.values) { c.abort() }
+        finishDrain()
+        return n
+    }
+
+    private func finishDrain() {
+        pool.closeAll()
+        loop.stop()
+        onStopped?()
+    }
+}
+
+/// A listening socket owned by one worker.
+final class Listener: EventHandler {
+    let fd: Int32
+    let index: Int
+    unowned let worker: Worker
+
+    init(fd: Int32, index: Int, worker: Worker) { self.fd = fd; self.index = index; self.worker = worker }
+
+    func handleEvent(readable: Bool, writable: Bool) {
+        let snap = worker.snapshot
+        guard index < snap.tls.listeners.count else { return }
+        let listenConfig = snap.config.listeners[index]
+        // Bounded per wake-up so one busy listener cannot starve the connections.
+        for _ in 0..<64 {
+            let accepted: (fd: Int32, peer: SocketAddress)?
+            do { accepted = try Socket.accept(fd) } catch {
+                worker.logs.error.log(.error, "accept_failed", "\(error)")
+                return
+            }
+            guard let (cfd, peer) = accepted else { return }
+            if !allowed(peer, listenConfig.access) || worker.connectionCount >= snap.config.limits.maxConnections {
+                Glibc.close(cfd)
+                continue
+            }
+            Socket.setNoDelay(cfd)
+            ClientConnection.start(fd: cfd, peer: peer, listener: snap.tls.listeners[index], snapshot: snap, worker: worker)
+        }
+    }
+
+    private func allowed(_ peer: SocketAddress, _ rules: [AccessRule]) -> Bool {
+        guard !rules.isEmpty else { return true }
+        let ip = peer.ipBytes
+        for r in rules where r.network.map({ $0.contains(ip) }) ?? true { return r.allow }
+        return true
+    }
+}
+
+/// The logs every worker writes to.
+public struct Logs: Sendable {
+    public let error: ErrorLog
+    public let access: LogSink
+    public init(error: ErrorLog, access: LogSink) { self.error = error; self.access = access }
+}
+
+/// Random UUIDs (version 4) for X-Request-Id, from a per-worker xorshift generator seeded once.
+struct RequestIDGenerator {
+    private var state: (UInt64, UInt64)
+    init() {
+        var rng = SystemRandomNumberGenerator()
+        state = (rng.next() | 1, rng.next())
+    }
+    private mutating func next() -> UInt64 {
+        var x = state.0
+        let y = state.1
+        state.0 = y
+        x ^= x << 23
+        state.1 = x ^ y ^ (x >> 17) ^ (y >> 26)
+        return state.1 &+ y
+    }
+    mutating func uuid() -> String {
+        let a = next(), b = next()
+        var bytes = withUnsafeBytes(of: (a, b)) { Array($0) }
+        bytes[6] = bytes[6] & 0x0F | 0x40
+        bytes[8] = bytes[8] & 0x3F | 0x80
+        let hex = Array("0123456789abcdef".utf8)
+        var out = [UInt8]()
+        out.reserveCapacity(36)
+        for (i, b) in bytes.enumerated() {
+            if i == 4 || i == 6 || i == 8 || i == 10 { out.append(UInt8(ascii: "-")) }
+            out.append(hex[Int(b >> 4)]); out.append(hex[Int(b & 15)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}
