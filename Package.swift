@@ -26,7 +26,7 @@ let package = Package(
 
         .testTarget(name: "GatewayConfigTests", dependencies: ["GatewayConfig"]),
         .testTarget(name: "GatewayHTTPTests", dependencies: ["GatewayHTTP"]),
-        .testTarget(name: "IntegrationTests", dependencies: []),
+        .testTarget(name: "IntegrationTests", dependencies: ["COpenSSL", "CGatewayShims"]),
     ],
     swiftLanguageModes: [.v6]
 )

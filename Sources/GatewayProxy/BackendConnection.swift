@@ -56,24 +56,24 @@ final class BackendConnection: EventHandler, TimerTarget {
         if owner == nil { worker.pool.discard(self) }
     }
 
-    /// Advances connect + handshake. Returns nil while in progress, or a failure.
-    func advanceHandshake() -> ProxyFailure?? {
+    enum HandshakeProgress { case inProgress(EventLoop.Interest), ready, failed(ProxyFailure) }
+
+    /// Advances connect, then the TLS handshake; says what to wait for next.
+    func advanceHandshake() -> HandshakeProgress {
         if phase == .connecting {
             let err = Socket.pendingError(fd)
-            if err == EINPROGRESS || err == EALREADY { return .some(nil) }
+            if err == EINPROGRESS || err == EALREADY { return .inProgress(.write) }
             if err != 0 {
-                return ProxyFailure(.badGateway, "connect to \(server.label) failed: \(String(cString: strerror(err)))", retryable: true)
+                return .failed(ProxyFailure(.badGateway, "connect to \(server.label) failed: \(String(cString: strerror(err)))", retryable: true))
             }
             phase = .handshaking
         }
         switch tls.handshake() {
-        case .done:
-            phase = .ready
-            return nil
-        case .wantRead: worker.loop.setInterest(fd: fd, .read); return .some(nil)
-        case .wantWrite: worker.loop.setInterest(fd: fd, .write); return .some(nil)
-        case .closed: return ProxyFailure(.badGateway, "backend \(server.label) closed the connection during the TLS handshake", retryable: true)
-        case .failed(let why): return ProxyFailure(.badGateway, "backend \(server.label) TLS handshake failed: \(why)", retryable: true)
+        case .done: phase = .ready; return .ready
+        case .wantRead: return .inProgress(.read)
+        case .wantWrite: return .inProgress(.write)
+        case .closed: return .failed(ProxyFailure(.badGateway, "backend \(server.label) closed the connection during the TLS handshake", retryable: true))
+        case .failed(let why): return .failed(ProxyFailure(.badGateway, "backend \(server.label) TLS handshake failed: \(why)", retryable: true))
         }
     }
 

@@ -364,13 +364,12 @@ final class ClientConnection: EventHandler, TimerTarget {
             rounds += 1
             if let b = backend, b.phase != .ready {
                 switch b.advanceHandshake() {
-                case .some(nil):
-                    backendNeeds = b.phase == .connecting ? .write : []   // interest already set by the handshake
-                    if b.phase == .handshaking { return }
+                case .inProgress(let interest):
+                    backendNeeds = interest
                     return
-                case .some(.some(let failure)):
+                case .failed(let failure):
                     backendFailed(failure); progress = true; continue
-                case .none:
+                case .ready:
                     setDeadline(b.backend.config.responseTimeoutMs)
                 }
             }
@@ -514,7 +513,6 @@ final class ClientConnection: EventHandler, TimerTarget {
     /// The backend closed (or broke) its connection.
     private func backendEnded(_ b: BackendConnection) {
         guard var ex = exchange else { return }
-        b.phase = .closed
         if case .untilClose = ex.responseBody {
             if ex.clientFraming == .chunked { outBuf.append("0\r\n\r\n") }
             ex.responseBody = .done

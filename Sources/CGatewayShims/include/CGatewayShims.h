@@ -27,6 +27,7 @@ int gw_ssl_set_tlsext_host_name(struct ssl_st *ssl, const char *name);
 long gw_ssl_ctx_set_session_cache_mode(struct ssl_ctx_st *ctx, long mode);
 long gw_ssl_ctx_sess_set_cache_size(struct ssl_ctx_st *ctx, long size);
 long gw_ssl_ctx_set_mode(struct ssl_ctx_st *ctx, long mode);
+void gw_ssl_ctx_set_read_ahead(struct ssl_ctx_st *ctx, int yes);
 int gw_ssl_ctx_set_servername_callback(struct ssl_ctx_st *ctx, int (*cb)(struct ssl_st *, int *, void *));
 int gw_ssl_ctx_set1_groups_list(struct ssl_ctx_st *ctx, const char *list);
 int gw_ssl_get_ex_new_index(void);
