@@ -1,0 +1,83 @@
+// Byte classes of RFC 9110/9112 and the few case-insensitive comparisons the proxy needs.
+
+enum ASCII {
+    static let cr: UInt8 = 13, lf: UInt8 = 10, sp: UInt8 = 32, ht: UInt8 = 9
+    static let colon: UInt8 = 58, comma: UInt8 = 44, semicolon: UInt8 = 59
+
+    /// tchar: the bytes allowed in a method, a header name or a token.
+    static let token: [Bool] = (0..<256).map { c in
+        switch UInt8(c) {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+             UInt8(ascii: "0")...UInt8(ascii: "9"): true
+        case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"),
+             UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."),
+             UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"): true
+        default: false
+        }
+    }
+
+    @inline(__always) static func isToken(_ c: UInt8) -> Bool { token[Int(c)] }
+    /// field-content: visible ASCII, obs-text, space and tab; no other control byte.
+    @inline(__always) static func isFieldByte(_ c: UInt8) -> Bool { c >= 0x20 ? c != 0x7F : c == ht }
+    /// A request target: visible ASCII only (no space, no control, no obs-text).
+    @inline(__always) static func isTargetByte(_ c: UInt8) -> Bool { c > 0x20 && c < 0x7F }
+    @inline(__always) static func isWhitespace(_ c: UInt8) -> Bool { c == sp || c == ht }
+    @inline(__always) static func lower(_ c: UInt8) -> UInt8 { c &- 65 < 26 ? c | 0x20 : c }
+
+    static func hexValue(_ c: UInt8) -> Int? {
+        switch c {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): Int(c - 48)
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): Int(c - 87)
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): Int(c - 55)
+        default: nil
+        }
+    }
+
+    /// A non-empty run of decimal digits, at most 18 of them (so it cannot overflow).
+    static func decimal(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> Int? {
+        guard !range.isEmpty, range.count <= 18 else { return nil }
+        var n = 0
+        for i in range {
+            let d = bytes[i] &- 48
+            guard d < 10 else { return nil }
+            n = n * 10 + Int(d)
+        }
+        return n
+    }
+}
+
+/// Whether `bytes[range]` equals `lowercased` ignoring ASCII case. `lowercased` must be lower case.
+@inline(__always)
+public func asciiEqualsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, _ lowercased: StaticString) -> Bool {
+    guard range.count == lowercased.utf8CodeUnitCount else { return false }
+    let p = lowercased.utf8Start
+    var j = 0
+    for i in range {
+        if ASCII.lower(bytes[i]) != p[j] { return false }
+        j += 1
+    }
+    return true
+}
+
+/// Whether the comma-separated list in `bytes[range]` holds `token` (lower case), ignoring case and whitespace.
+public func headerHasToken(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, _ token: StaticString) -> Bool {
+    var found = false
+    forEachListElement(bytes, range) { element in
+        if !found && asciiEqualsIgnoringCase(bytes, element, token) { found = true }
+    }
+    return found
+}
+
+/// Calls `body` with each element of a comma-separated header value, trimmed; empty elements are skipped.
+func forEachListElement(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, _ body: (Range<Int>) -> Void) {
+    var start = range.lowerBound
+    while start <= range.upperBound {
+        var end = start
+        while end < range.upperBound && bytes[end] != ASCII.comma { end += 1 }
+        var lo = start, hi = end
+        while lo < hi && ASCII.isWhitespace(bytes[lo]) { lo += 1 }
+        while hi > lo && ASCII.isWhitespace(bytes[hi - 1]) { hi -= 1 }
+        if lo < hi { body(lo..<hi) }
+        start = end + 1
+    }
+}

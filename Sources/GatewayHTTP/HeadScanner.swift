@@ -1,0 +1,122 @@
+// Finds where a head ends, incrementally, and splits it into header fields. Shared by the
+// request and the response parser: both heads are a start line, field lines, a blank line.
+
+/// Scans bytes as they arrive; each call looks only at bytes it has not seen before.
+struct HeadScanner: Sendable {
+    /// Where the head starts (after blank lines a client may send between requests).
+    private(set) var headStart = 0
+    /// Index of the CR that ends the start line, once seen.
+    private(set) var startLineEnd: Int?
+    private var scanned = 0
+    private var lineStart = 0
+    private var fieldLines = 0
+
+    mutating func reset() { self = HeadScanner() }
+
+    /// Returns the head's length (through the blank line) once complete, nil while incomplete.
+    /// A line must end in CRLF; more than `maxFields` field lines is a 431.
+    mutating func scan(_ bytes: UnsafeRawBufferPointer, maxFields: Int, tooManyStatus: Int) throws(HTTPParseError) -> Int? {
+        var i = scanned
+        let count = bytes.count
+        while i < count {
+            if bytes[i] == ASCII.lf {
+                guard i > lineStart, bytes[i - 1] == ASCII.cr else { throw .bad("bare LF in the head") }
+                if i - 1 == lineStart {
+                    if startLineEnd != nil { scanned = i + 1; return i + 1 }
+                    headStart = i + 1 // RFC 9112 §2.2: ignore empty lines before a request line
+                } else if startLineEnd == nil {
+                    startLineEnd = i - 1
+                } else {
+                    fieldLines += 1
+                    if fieldLines > maxFields { throw HTTPParseError(tooManyStatus, "more than \(maxFields) header fields") }
+                }
+                lineStart = i + 1
+            }
+            i += 1
+        }
+        scanned = count
+        return nil
+    }
+
+    /// Splits the complete head's field lines (after the start line) into fields, rejecting what
+    /// could be read two ways: obsolete folding, whitespace before the colon, bad names, bare CR, controls.
+    func fields(_ bytes: UnsafeRawBufferPointer, headLength: Int) throws(HTTPParseError) -> [HTTPHeaderField] {
+        var fields: [HTTPHeaderField] = []
+        fields.reserveCapacity(fieldLines)
+        var ls = startLineEnd! + 2
+        let end = headLength - 2
+        while ls < end {
+            var le = ls
+            while bytes[le] != ASCII.lf { le += 1 }
+            le -= 1 // the CR (the scanner checked it)
+            if ASCII.isWhitespace(bytes[ls]) { throw .bad("obsolete line folding") }
+            var colon = ls
+            while colon < le && ASCII.isToken(bytes[colon]) { colon += 1 }
+            guard colon < le, bytes[colon] == ASCII.colon else {
+                if colon < le && ASCII.isWhitespace(bytes[colon]) { throw .bad("whitespace before the colon of a header") }
+                throw .bad("invalid header name")
+            }
+            guard colon > ls else { throw .bad("empty header name") }
+            var lo = colon + 1, hi = le
+            for i in lo..<hi where !ASCII.isFieldByte(bytes[i]) {
+                throw .bad(bytes[i] == ASCII.cr ? "bare CR in a header value" : "invalid byte in a header value")
+            }
+            while lo < hi && ASCII.isWhitespace(bytes[lo]) { lo += 1 }
+            while hi > lo && ASCII.isWhitespace(bytes[hi - 1]) { hi -= 1 }
+            fields.append(HTTPHeaderField(name: ls..<colon, value: lo..<hi))
+            ls = le + 2
+        }
+        return fields
+    }
+}
+
+/// What the framing-relevant headers of a head say, gathered in one pass.
+struct FramingHeaders {
+    var contentLength: Int?
+    var transferEncoding = false
+    var chunkedLast = false
+    var otherCoding = false
+    var connectionClose = false
+    var connectionKeepAlive = false
+    var connectionUpgrade = false
+    var upgradeHeader = false
+    var expectContinue = false
+    var host: Range<Int>?
+    var hostCount = 0
+
+    init(_ bytes: UnsafeRawBufferPointer, _ fields: [HTTPHeaderField]) throws(HTTPParseError) {
+        for f in fields {
+            let n = f.name
+            switch n.count {
+            case 4 where asciiEqualsIgnoringCase(bytes, n, "host"):
+                hostCount += 1; host = f.value
+            case 6 where asciiEqualsIgnoringCase(bytes, n, "expect"):
+                if asciiEqualsIgnoringCase(bytes, f.value, "100-continue") { expectContinue = true }
+            case 7 where asciiEqualsIgnoringCase(bytes, n, "upgrade"):
+                upgradeHeader = true
+            case 10 where asciiEqualsIgnoringCase(bytes, n, "connection"):
+                forEachListElement(bytes, f.value) { t in
+                    if asciiEqualsIgnoringCase(bytes, t, "close") { connectionClose = true }
+                    else if asciiEqualsIgnoringCase(bytes, t, "keep-alive") { connectionKeepAlive = true }
+                    else if asciiEqualsIgnoringCase(bytes, t, "upgrade") { connectionUpgrade = true }
+                }
+            case 14 where asciiEqualsIgnoringCase(bytes, n, "content-length"):
+                guard let v = ASCII.decimal(bytes, f.value) else { throw .bad("malformed Content-Length") }
+                if let c = contentLength, c != v { throw .bad("differing Content-Length values") }
+                contentLength = v
+            case 17 where asciiEqualsIgnoringCase(bytes, n, "transfer-encoding"):
+                var elements = 0
+                var failure: HTTPParseError?
+                forEachListElement(bytes, f.value) { t in
+                    elements += 1
+                    if chunkedLast { failure = .bad("chunked is not the last transfer coding") }
+                    if asciiEqualsIgnoringCase(bytes, t, "chunked") { chunkedLast = true } else { otherCoding = true }
+                }
+                if let failure { throw failure }
+                guard elements > 0 else { throw .bad("empty Transfer-Encoding") }
+                transferEncoding = true
+            default: break
+            }
+        }
+    }
+}

@@ -1,0 +1,216 @@
+import Testing
+@testable import GatewayHTTP
+
+let limits = HTTPHeadLimits(maxURISize: 64, maxHeaderSize: 256, maxHeaders: 8)
+
+enum Outcome: Equatable {
+    case head(String)   // a summary of the parsed head
+    case incomplete
+    case error(Int)
+}
+
+/// Feeds `text` to a fresh parser in pieces of `step` bytes (growing prefixes, as the proxy's
+/// buffer grows) and summarises what came out first.
+func parseRequest(_ text: String, step: Int? = nil) -> Outcome {
+    let bytes = Array(text.utf8)
+    var parser = HTTPRequestParser(limits: limits)
+    let step = step ?? bytes.count
+    var end = 0
+    while end < bytes.count {
+        end = min(bytes.count, end + step)
+        let r: Result<HTTPRequestHead?, HTTPParseError> = bytes[0..<end].withUnsafeBytes { b in
+            do throws(HTTPParseError) { return .success(try parser.parse(b)) } catch { return .failure(error) }
+        }
+        switch r {
+        case .failure(let e): return .error(e.status)
+        case .success(.some(let h)): return .head(bytes.withUnsafeBytes { summary(h, $0) })
+        case .success(.none): continue
+        }
+    }
+    return .incomplete
+}
+
+func summary(_ h: HTTPRequestHead, _ b: UnsafeRawBufferPointer) -> String {
+    func s(_ r: Range<Int>) -> String { String(decoding: b[r], as: UTF8.self) }
+    // "len=all": the head is the whole input (most cases); else the number.
+    let len = h.headLength == b.count ? "all" : String(h.headLength)
+    var parts = ["\(s(h.method)) \(s(h.target)) 1.\(h.versionMinor)", "len=\(len)"]
+    switch h.framing {
+    case .none: parts.append("none")
+    case .contentLength(let n): parts.append("cl=\(n)")
+    case .chunked: parts.append("chunked")
+    case .untilClose: parts.append("close")
+    }
+    if h.keepAlive { parts.append("ka") }
+    if h.expectContinue { parts.append("100") }
+    if h.upgrade { parts.append("upgrade") }
+    if h.isHEAD { parts.append("HEAD") }
+    if let host = h.host { parts.append("host=\(s(host))") }
+    parts.append(h.headers.map { "\(s($0.name))=\(s($0.value))" }.joined(separator: "|"))
+    return parts.joined(separator: " ")
+}
+
+/// The same input must give the same outcome whole, byte by byte and in 7-byte pieces.
+func expectEverySplit(_ text: String, _ expected: Outcome, sourceLocation: SourceLocation = #_sourceLocation) {
+    for step in [nil, 1, 7] as [Int?] {
+        #expect(parseRequest(text, step: step) == expected, "step \(step.map(String.init) ?? "whole")", sourceLocation: sourceLocation)
+    }
+}
+
+@Suite struct ValidRequests {
+    @Test func simpleGet() {
+        let t = "GET /a?b=c HTTP/1.1\r\nHost: api.example.test\r\nAccept:  */*  \r\n\r\n"
+        expectEverySplit(t, .head("GET /a?b=c 1.1 len=all none ka host=api.example.test Host=api.example.test|Accept=*/*"))
+    }
+
+    @Test func contentLengthBodyIsNotPartOfTheHead() {
+        let head = "POST /u HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\n"
+        expectEverySplit(head + "hello", .head("POST /u 1.1 len=\(head.utf8.count) cl=5 ka host=h Host=h|Content-Length=5"))
+    }
+
+    @Test func chunkedAndZeroLength() {
+        expectEverySplit("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n",
+                         .head("POST / 1.1 len=all chunked ka host=h Host=h|Transfer-Encoding=chunked"))
+        expectEverySplit("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n",
+                         .head("POST / 1.1 len=all none ka host=h Host=h|Content-Length=0"))
+    }
+
+    @Test func identicalDuplicateContentLengthIsOneLength() {
+        expectEverySplit("PUT / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n",
+                         .head("PUT / 1.1 len=all cl=3 ka host=h Host=h|Content-Length=3|Content-Length=3"))
+    }
+
+    @Test func keepAliveRules() {
+        expectEverySplit("GET / HTTP/1.0\r\n\r\n", .head("GET / 1.0 len=all none "))
+        expectEverySplit("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", .head("GET / 1.0 len=all none ka Connection=Keep-Alive"))
+        expectEverySplit("GET / HTTP/1.1\r\nHost: h\r\nConnection: foo, close\r\n\r\n",
+                         .head("GET / 1.1 len=all none host=h Host=h|Connection=foo, close"))
+    }
+
+    @Test func expectUpgradeHeadAndAbsoluteForm() {
+        expectEverySplit("POST / HTTP/1.1\r\nHost: h\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\n",
+                         .head("POST / 1.1 len=all cl=1 ka 100 host=h Host=h|Expect=100-Continue|Content-Length=1"))
+        expectEverySplit("GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+                         .head("GET /ws 1.1 len=all none ka upgrade host=h Host=h|Connection=Upgrade|Upgrade=websocket"))
+        expectEverySplit("HEAD / HTTP/1.1\r\nHost: h\r\n\r\n", .head("HEAD / 1.1 len=all none ka HEAD host=h Host=h"))
+        expectEverySplit("GET https://a.test/x HTTP/1.1\r\nHost: h\r\n\r\n", .head("GET https://a.test/x 1.1 len=all none ka host=h Host=h"))
+    }
+
+    @Test func emptyLinesBeforeTheRequestLineAreSkipped() {
+        expectEverySplit("\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n", .head("GET / 1.1 len=all none ka host=h Host=h"))
+    }
+
+    @Test func incompleteHeadWaits() {
+        #expect(parseRequest("GET / HTTP/1.1\r\nHost: h\r\n") == .incomplete)
+        #expect(parseRequest("GET / HTT") == .incomplete)
+    }
+
+    @Test func pipelinedRequestsParseOneAfterTheOther() throws {
+        let first = "GET /1 HTTP/1.1\r\nHost: h\r\n\r\n"
+        let bytes = Array((first + "GET /2 HTTP/1.1\r\nHost: h\r\n\r\n").utf8)
+        var parser = HTTPRequestParser(limits: limits)
+        let h1 = try bytes.withUnsafeBytes { b throws(HTTPParseError) in try parser.parse(b) }
+        #expect(h1?.headLength == first.utf8.count)
+        parser.reset()
+        let rest = Array(bytes[first.utf8.count...])
+        let h2 = try rest.withUnsafeBytes { b throws(HTTPParseError) in try parser.parse(b) }
+        let s2 = h2.map { h in rest.withUnsafeBytes { summary(h, $0) } }
+        #expect(s2?.hasPrefix("GET /2 1.1") == true)
+    }
+}
+
+@Suite struct Smuggling {
+    /// Each vector of SPEC §5, whole and fragmented: 400, never a head.
+    @Test(arguments: [
+        "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5a\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: -1\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: +5\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5, 5\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: h\r\nContent-Length:\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 99999999999999999999\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: xchunked\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: \r\n\r\n",
+        "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\r\nX-A: a\r\n b\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\r\n\tX-A: a\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding : chunked\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\r\nX-A\t: a\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\r\nX(A): a\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\r\n: a\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\r\nX-A: a\rb\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\rX-A: b\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\r\nX-A: a\u{0}b\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\r\nX-A: a\u{7f}\r\n\r\n",
+        "GET / HTTP/1.1\nHost: h\n\n",
+        "GET / HTTP/1.1\r\nHost: h\n\r\n",
+        "GET / HTTP/1.1\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+        "GET  / HTTP/1.1\r\nHost: h\r\n\r\n",
+        "GET / HTTP/1.1 \r\nHost: h\r\n\r\n",
+        "GET /\u{1}x HTTP/1.1\r\nHost: h\r\n\r\n",
+        "GET x HTTP/1.1\r\nHost: h\r\n\r\n",
+        "G@T / HTTP/1.1\r\nHost: h\r\n\r\n",
+        "GET / HTTX/1.1\r\nHost: h\r\n\r\n",
+        "GET / HTTP/1.x\r\nHost: h\r\n\r\n",
+    ])
+    func rejectedWith400(_ text: String) {
+        expectEverySplit(text, .error(400))
+    }
+
+    @Test func otherCodingsBeforeChunkedAreNotImplemented() {
+        expectEverySplit("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", .error(501))
+    }
+
+    @Test func unsupportedVersionsAndConnect() {
+        expectEverySplit("GET / HTTP/2.0\r\nHost: h\r\n\r\n", .error(505))
+        expectEverySplit("GET / HTTP/1.2\r\nHost: h\r\n\r\n", .error(505))
+        expectEverySplit("CONNECT a.test:443 HTTP/1.1\r\nHost: a.test\r\n\r\n", .error(405))
+    }
+}
+
+@Suite struct Limits {
+    let longTarget = "/" + String(repeating: "a", count: 64)
+
+    @Test func targetOverMaxURISizeIs414() {
+        expectEverySplit("GET \(longTarget) HTTP/1.1\r\nHost: h\r\n\r\n", .error(414))
+        #expect(parseRequest("GET \(longTarget)") == .error(414)) // before the line even ends
+        #expect(parseRequest("GET /" + String(repeating: "a", count: 63) + " HTTP/1.1\r\nHost: h\r\n\r\n") != .error(414))
+    }
+
+    @Test func longTargetWins414OverLargeHead() {
+        let big = "X-Big: " + String(repeating: "b", count: 300) + "\r\n"
+        expectEverySplit("GET \(longTarget) HTTP/1.1\r\nHost: h\r\n\(big)\r\n", .error(414))
+    }
+
+    @Test func headOverMaxHeaderSizeIs431() {
+        let big = "X-Big: " + String(repeating: "b", count: 300) + "\r\n"
+        expectEverySplit("GET / HTTP/1.1\r\nHost: h\r\n\(big)\r\n", .error(431))
+        #expect(parseRequest("GET / HTTP/1.1\r\nHost: h\r\n\(big)") == .error(431)) // never completes
+    }
+
+    @Test func moreThanMaxHeadersIs431() {
+        let eight = (1...7).map { "X-\($0): v\r\n" }.joined()
+        #expect(parseRequest("GET / HTTP/1.1\r\nHost: h\r\n\(eight)\r\n") != .error(431))
+        expectEverySplit("GET / HTTP/1.1\r\nHost: h\r\n\(eight)X-9: v\r\n\r\n", .error(431))
+    }
+}
+
+@Suite struct Helpers {
+    @Test func tokensAndCaseInsensitiveCompare() {
+        let v = Array("Keep-Alive ,  UPGRADE,,close".utf8)
+        v.withUnsafeBytes { b in
+            #expect(headerHasToken(b, 0..<b.count, "upgrade"))
+            #expect(headerHasToken(b, 0..<b.count, "keep-alive"))
+            #expect(headerHasToken(b, 0..<b.count, "close"))
+            #expect(!headerHasToken(b, 0..<b.count, "clos"))
+            #expect(asciiEqualsIgnoringCase(b, 0..<10, "keep-alive"))
+            #expect(!asciiEqualsIgnoringCase(b, 0..<9, "keep-alive"))
+        }
+    }
+}
