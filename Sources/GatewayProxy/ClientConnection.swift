@@ -422,7 +422,9 @@ final class ClientConnection: EventHandler, TimerTarget {
             if remaining == n { ex.requestBodyDone = true }
         case .chunked(var decoder):
             do {
+                var payload = 0
                 let r = try decoder.decode(input) { range in
+                    payload += range.count
                     guard let sink else { return }
                     sink.outBuf.append(hex: range.count)
                     sink.outBuf.append("\r\n")
@@ -430,7 +432,7 @@ final class ClientConnection: EventHandler, TimerTarget {
                     sink.outBuf.append("\r\n")
                 }
                 consumed = r.consumed
-                ex.requestBodyBytes += r.consumed
+                ex.requestBodyBytes += payload
                 if r.done {
                     sink?.outBuf.append("0\r\n\r\n")
                     ex.requestBodyDone = true

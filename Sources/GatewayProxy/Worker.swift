@@ -13,8 +13,7 @@ final class Worker {
     let logs: Logs
     lazy var pool = BackendPool(worker: self)
     var listeners: [Listener] = []
-    var connections = Set<ObjectIdentifier>()
-    var connectionCount: Int { connections.count }
+    var connectionCount: Int { live.count }
     var draining = false
     var requestIDs = RequestIDGenerator()
     /// Reused for every read: a connection only keeps bytes it could not hand on.
@@ -36,10 +35,9 @@ final class Worker {
 
     deinit { scratch.deallocate() }
 
-    func add(_ c: ClientConnection) { live[ObjectIdentifier(c)] = c; connections.insert(ObjectIdentifier(c)) }
+    func add(_ c: ClientConnection) { live[ObjectIdentifier(c)] = c }
     func remove(_ c: ClientConnection) {
         live[ObjectIdentifier(c)] = nil
-        connections.remove(ObjectIdentifier(c))
         if draining && live.isEmpty { finishDrain() }
     }
 
