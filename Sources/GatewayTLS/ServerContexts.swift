@@ -15,15 +15,19 @@ public final class TLSHost: @unchecked Sendable {
 
     init(config: HostConfig, index: Int, ctx: OpaquePointer, caNames: OpaquePointer?) {
         self.config = config; self.index = index; self.ctx = ctx; self.caNames = caNames
-        switch config.policy.clientAuth {
-        case .off: verifyMode = SSL_VERIFY_NONE
-        case .optional: verifyMode = SSL_VERIFY_PEER
-        case .required: verifyMode = SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT
+        verifyMode = Self.verifyMode(config.policy.clientAuth)
+    }
+
+    static func verifyMode(_ auth: ClientAuth) -> Int32 {
+        switch auth {
+        case .off: SSL_VERIFY_NONE
+        case .optional: SSL_VERIFY_PEER
+        case .required: SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT
         }
     }
     deinit {
         SSL_CTX_free(ctx)
-        if let caNames { OPENSSL_sk_pop_free(caNames, unsafeBitCast(X509_NAME_free as (@convention(c) (OpaquePointer?) -> Void), to: OPENSSL_sk_freefunc.self)) }
+        if let caNames { OPENSSL_sk_pop_free(caNames, x509NameFree) }
     }
 
     public var policy: TLSPolicy { config.policy }
@@ -39,19 +43,30 @@ public final class TLSListener: @unchecked Sendable {
     public let defaultHost: TLSHost?
     public let unknownSNI: UnknownSNI
 
+    /// The host whose policy the listener's own context already carries (the default host):
+    /// a handshake for it needs no per-connection policy calls, the common case made cheap.
+    let entryHost: TLSHost?
+
     init(contexts: TLSServerContexts, defaultHost: TLSHost?, unknownSNI: UnknownSNI) throws(TLSError) {
-        var b = try ContextBuilder(server: true, location: SourceLocation(file: "", line: 0, column: 0))
-        b.versions(min: .tls1_0, max: .tls1_3)
-        // The session cache lives in the context the SSL was created from; the per-host
-        // session id context (set when the host's SSL_CTX is switched in) keeps sessions apart.
-        _ = gw_ssl_ctx_set_session_cache_mode(b.ctx, gw_ssl_sess_cache_server())
-        _ = gw_ssl_ctx_sess_set_cache_size(b.ctx, 20_000)
-        ctx = b.ctx
+        if let defaultHost {
+            let (built, _) = try TLSServerContexts.makeContext(defaultHost.config)
+            guard let built else { throw TLSError("building the listener context for \(defaultHost.name)") }
+            ctx = built.ctx
+            if let names = built.caNames { OPENSSL_sk_pop_free(names, x509NameFree) }
+        } else {
+            var b = try ContextBuilder(server: true, location: SourceLocation(file: "", line: 0, column: 0))
+            b.versions(min: .tls1_0, max: .tls1_3)
+            ctx = b.ctx
+        }
+        entryHost = defaultHost
+        // The session cache lives in the context the SSL was created from; the per-policy
+        // session id context (carried by each host's SSL_CTX) keeps sessions apart.
+        _ = gw_ssl_ctx_set_session_cache_mode(ctx, gw_ssl_sess_cache_server())
+        _ = gw_ssl_ctx_sess_set_cache_size(ctx, 20_000)
         self.contexts = contexts
         self.defaultHost = defaultHost
         self.unknownSNI = unknownSNI
         SSL_CTX_set_client_hello_cb(ctx, clientHelloCallback, Unmanaged.passUnretained(self).toOpaque())
-        _ = gw_ssl_ctx_set_servername_callback(ctx, servernameCallback)
     }
     deinit { SSL_CTX_free(ctx) }
 }
@@ -93,6 +108,14 @@ public final class TLSServerContexts: @unchecked Sendable {
     public func host(named name: String) -> TLSHost? { table.lookup(name).map { hosts[$0] } }
 
     private static func buildHost(_ h: HostConfig, index: Int) throws(TLSError) -> (TLSHost?, [ConfigDiagnostic]) {
+        let (built, diagnostics) = try makeContext(h)
+        guard let built else { return (nil, diagnostics) }
+        return (TLSHost(config: h, index: index, ctx: built.ctx, caNames: built.caNames), [])
+    }
+
+    /// A context carrying a host's whole policy: certificates, versions, ciphers, client
+    /// verification, tickets, session id context. Built once per host at load.
+    static func makeContext(_ h: HostConfig) throws(TLSError) -> ((ctx: OpaquePointer, caNames: OpaquePointer?)?, [ConfigDiagnostic]) {
         var b = try ContextBuilder(server: true, location: h.location)
         let p = h.policy
         b.versions(min: p.minVersion, max: p.maxVersion)
@@ -102,19 +125,31 @@ public final class TLSServerContexts: @unchecked Sendable {
         if let ca = p.clientCA {
             b.trust(caFile: ca, depth: p.verifyDepth, crl: p.crl)
             caNames = SSL_load_client_CA_file(ca)
-            if caNames == nil { b.fail("no CA names in \(ca)") }
+            if let caNames { SSL_CTX_set_client_CA_list(b.ctx, SSL_dup_CA_list(caNames)) } else { b.fail("no CA names in \(ca)") }
         }
-        if !p.sessionTickets { _ = SSL_CTX_set_options(b.ctx, gw_ssl_op_no_ticket()) }
+        SSL_CTX_set_verify(b.ctx, TLSHost.verifyMode(p.clientAuth), nil)
+        SSL_CTX_set_verify_depth(b.ctx, Int32(p.verifyDepth))
+        if !p.sessionTickets {
+            _ = SSL_CTX_set_options(b.ctx, gw_ssl_op_no_ticket())
+            _ = SSL_CTX_set_num_tickets(b.ctx, 0)
+        }
         // One session id context per distinct policy: a session never resumes under another policy.
         var sid = Array(String(p.hashValue & 0x7FFF_FFFF_FFFF_FFFF, radix: 16).utf8)
         sid = Array(("gw-" + h.names.joined(separator: ",")).utf8.prefix(32 - sid.count)) + sid
         _ = SSL_CTX_set_session_id_context(b.ctx, sid, UInt32(sid.count))
         SSL_CTX_set_alpn_select_cb(b.ctx, alpnSelectCallback, nil)
         _ = gw_ssl_ctx_set_servername_callback(b.ctx, servernameCallback)
-        guard b.diagnostics.isEmpty else { b.free(); return (nil, b.diagnostics) }
-        return (TLSHost(config: h, index: index, ctx: b.ctx, caNames: caNames), [])
+        guard b.diagnostics.isEmpty else {
+            b.free()
+            if let caNames { OPENSSL_sk_pop_free(caNames, x509NameFree) }
+            return (nil, b.diagnostics)
+        }
+        return ((b.ctx, caNames), [])
     }
 }
+
+/// X509_NAME_free as a stack free function.
+let x509NameFree = unsafeBitCast(X509_NAME_free as (@convention(c) (OpaquePointer?) -> Void), to: OPENSSL_sk_freefunc.self)
 
 // MARK: - Callbacks (no captures: state arrives through the arg or ex-data pointers)
 
@@ -154,7 +189,9 @@ private func clientHelloCallback(_ ssl: OpaquePointer?, _ alert: UnsafeMutablePo
         return gw_ssl_client_hello_error()
     }
     stream?.host = host
-    apply(host, to: ssl)
+    // The listener's context already carries the entry host's policy: nothing to re-apply
+    // (SSL_set_cipher_list re-parses its string on every call, so skipping it matters).
+    if host !== listener.entryHost { apply(host, to: ssl) }
     return gw_ssl_client_hello_success()
 }
 
