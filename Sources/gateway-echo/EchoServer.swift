@@ -1,0 +1,257 @@
+import Glibc
+import COpenSSL
+import GatewayHTTP
+
+/// Accepted connections, each served on its own detached thread.
+final class EchoServer: @unchecked Sendable {
+    // @unchecked: both fields are immutable; the SSL_CTX is shared read-only (OpenSSL locks internally).
+    let context: OpaquePointer
+    let name: String
+
+    init(context: OpaquePointer, name: String) { self.context = context; self.name = name }
+
+    private final class Job { let server: EchoServer; let fd: Int32; init(_ s: EchoServer, _ fd: Int32) { server = s; self.fd = fd } }
+
+    func spawn(_ fd: Int32) {
+        var attr = pthread_attr_t()
+        pthread_attr_init(&attr)
+        pthread_attr_setdetachstate(&attr, Int32(PTHREAD_CREATE_DETACHED))
+        pthread_attr_setstacksize(&attr, 512 * 1024)
+        var tid = pthread_t()
+        let job = Unmanaged.passRetained(Job(self, fd)).toOpaque()
+        let rc = pthread_create(&tid, &attr, { arg in
+            let job = Unmanaged<Job>.fromOpaque(arg!).takeRetainedValue()
+            job.server.serve(job.fd)
+            return nil
+        }, job)
+        pthread_attr_destroy(&attr)
+        if rc != 0 { Unmanaged<Job>.fromOpaque(job).release(); close(fd) }
+    }
+
+    func serve(_ fd: Int32) {
+        var one: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        guard let ssl = SSL_new(context) else { close(fd); return }
+        SSL_set_fd(ssl, fd)
+        var clean = false
+        if SSL_accept(ssl) == 1 {
+            var conn = EchoConnection(ssl: ssl, name: name)
+            clean = conn.run()
+        }
+        if clean { SSL_shutdown(ssl) }
+        SSL_free(ssl)
+        close(fd)
+    }
+}
+
+/// One client connection: requests in order, each answered after its body is read.
+struct EchoConnection {
+    let ssl: OpaquePointer
+    let name: String
+    var buf: [UInt8] = []
+    private var scratch = [UInt8](repeating: 0, count: 64 * 1024)
+
+    init(ssl: OpaquePointer, name: String) { self.ssl = ssl; self.name = name }
+
+    /// Serves until the client or a response ends the connection; true if it ended cleanly.
+    mutating func run() -> Bool {
+        var parser = HTTPRequestParser(limits: HTTPHeadLimits(maxURISize: 64 * 1024, maxHeaderSize: 1 << 20, maxHeaders: 1000))
+        while true {
+            var head: HTTPRequestHead?
+            while head == nil {
+                let r: Result<HTTPRequestHead?, HTTPParseError> = buf.withUnsafeBytes { b in
+                    do throws(HTTPParseError) { return .success(try parser.parse(b)) } catch { return .failure(error) }
+                }
+                switch r {
+                case .failure(let e):
+                    send(status: e.status, type: "text/plain", body: Array("\(e.reason)\n".utf8), head: false, close: true)
+                    return true
+                case .success(let h): head = h
+                }
+                if head == nil { guard fill() else { return buf.isEmpty } }
+            }
+            parser.reset()
+            let request = EchoRequest(head!, buf)
+            buf.removeFirst(head!.headLength)
+            if head!.expectContinue { guard write(Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)) else { return false } }
+            guard let body = readBody(head!.framing) else { return false }
+            guard respond(request, body: body, keepAlive: head!.keepAlive) else { return false }
+            if !head!.keepAlive { return true }
+        }
+    }
+
+    /// Reads more bytes; false at the end of the stream or on an error.
+    private mutating func fill() -> Bool {
+        let n = scratch.withUnsafeMutableBytes { SSL_read(ssl, $0.baseAddress, Int32($0.count)) }
+        guard n > 0 else { return false }
+        buf += scratch[0..<Int(n)]
+        return true
+    }
+
+    /// The body's length and SHA-256, digested as it streams in.
+    private mutating func readBody(_ framing: BodyFraming) -> (length: Int, sha256: String)? {
+        let digest = SHA256Digest()
+        var length = 0
+        switch framing {
+        case .none, .untilClose: break
+        case .contentLength(var remaining):
+            while remaining > 0 {
+                if buf.isEmpty { guard fill() else { return nil } }
+                let n = min(remaining, buf.count)
+                buf.withUnsafeBytes { digest.update(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+                buf.removeFirst(n)
+                remaining -= n; length += n
+            }
+        case .chunked:
+            var decoder = ChunkedDecoder()
+            while true {
+                var done = false, consumed = 0, failed = false
+                buf.withUnsafeBytes { b in
+                    do throws(HTTPParseError) {
+                        (consumed, done) = try decoder.decode(b) { r in
+                            digest.update(UnsafeRawBufferPointer(rebasing: b[r])); length += r.count
+                        }
+                    } catch { failed = true }
+                }
+                if failed { return nil }
+                buf.removeFirst(consumed)
+                if done { break }
+                guard fill() else { return nil }
+            }
+        }
+        return (length, digest.finish())
+    }
+
+    private mutating func respond(_ r: EchoRequest, body: (length: Int, sha256: String), keepAlive: Bool) -> Bool {
+        let path = r.target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0]
+        let parts = path.split(separator: "/")
+        let number = parts.count == 2 ? Int(parts[1]) : nil
+        switch (parts.first, number) {
+        case ("ok", nil) where parts.count == 1:
+            return send(status: 200, type: "text/plain", body: Array("ok\n".utf8), head: r.isHEAD, close: !keepAlive)
+        case ("16k", nil) where parts.count == 1:
+            return send(status: 200, type: "application/octet-stream", body: [UInt8](repeating: UInt8(ascii: "a"), count: 16384), head: r.isHEAD, close: !keepAlive)
+        case ("bytes", let n?): return sendPattern(n, framing: .length, head: r.isHEAD, close: !keepAlive)
+        case ("chunked", let n?): return sendPattern(n, framing: .chunked, head: r.isHEAD, close: !keepAlive)
+        case ("close", let n?): _ = sendPattern(n, framing: .close, head: r.isHEAD, close: true); return false
+        case ("status", let n?) where (200...599).contains(n):
+            let empty = n == 204 || n == 304
+            return send(status: n, type: "text/plain", body: empty ? [] : Array("status \(n)\n".utf8), head: r.isHEAD, close: !keepAlive, noLength: empty)
+        case ("delay", let ms?):
+            usleep(UInt32(min(ms, 600_000)) * 1000)
+            fallthrough
+        default:
+            return send(status: 200, type: "application/json", body: Array(r.json(server: name, body: body, ssl: ssl).utf8), head: r.isHEAD, close: !keepAlive)
+        }
+    }
+
+    enum Framing { case length, chunked, close }
+
+    /// N bytes where byte i is i % 251, written in 64 KiB pieces (never built whole).
+    private mutating func sendPattern(_ n: Int, framing: Framing, head: Bool, close: Bool) -> Bool {
+        var h = "HTTP/1.1 200 OK\r\nServer: gateway-echo\r\nContent-Type: application/octet-stream\r\n"
+        switch framing {
+        case .length: h += "Content-Length: \(n)\r\n"
+        case .chunked: h += "Transfer-Encoding: chunked\r\n"
+        case .close: break
+        }
+        if close { h += "Connection: close\r\n" }
+        guard write(Array((h + "\r\n").utf8)) else { return false }
+        if head { return true }
+        let piece = (0..<(251 * 256)).map { UInt8($0 % 251) }   // a whole number of periods
+        var left = n
+        while left > 0 {
+            let k = min(left, piece.count)
+            switch framing {
+            case .chunked:
+                guard write(Array((String(k, radix: 16) + "\r\n").utf8) + piece[0..<k] + Array("\r\n".utf8)) else { return false }
+            default:
+                guard write(Array(piece[0..<k])) else { return false }
+            }
+            left -= k
+        }
+        if framing == .chunked { return write(Array("0\r\n\r\n".utf8)) }
+        return true
+    }
+
+    @discardableResult
+    private func send(status: Int, type: String, body: [UInt8], head: Bool, close: Bool, noLength: Bool = false) -> Bool {
+        var h = "HTTP/1.1 \(status) \(status < 300 ? "OK" : "Status")\r\nServer: gateway-echo\r\nContent-Type: \(type)\r\n"
+        if !noLength { h += "Content-Length: \(body.count)\r\n" }
+        if close { h += "Connection: close\r\n" }
+        return write(Array((h + "\r\n").utf8) + (head ? [] : body))
+    }
+
+    private func write(_ bytes: [UInt8]) -> Bool {
+        var off = 0
+        while off < bytes.count {
+            let n = bytes.withUnsafeBytes { SSL_write(ssl, $0.baseAddress! + off, Int32(bytes.count - off)) }
+            guard n > 0 else { return false }
+            off += Int(n)
+        }
+        return true
+    }
+}
+
+/// What the JSON echo reports about a request.
+struct EchoRequest {
+    let method: String
+    let target: String
+    let headers: [(String, String)]
+    let isHEAD: Bool
+
+    init(_ h: HTTPRequestHead, _ buf: [UInt8]) {
+        func s(_ r: Range<Int>) -> String { String(decoding: buf[r], as: UTF8.self) }
+        method = s(h.method); target = s(h.target); isHEAD = h.isHEAD
+        var merged: [(String, String)] = []
+        for f in h.headers {
+            let name = s(f.name).lowercased(), value = s(f.value)
+            if let i = merged.firstIndex(where: { $0.0 == name }) { merged[i].1 += ", " + value } else { merged.append((name, value)) }
+        }
+        headers = merged
+    }
+
+    func json(server: String, body: (length: Int, sha256: String), ssl: OpaquePointer) -> String {
+        let headerFields = headers.map { "\(quote($0.0)): \(quote($0.1))" }.joined(separator: ", ")
+        let version = String(cString: SSL_get_version(ssl))
+        let cipher = SSL_get_current_cipher(ssl).flatMap { SSL_CIPHER_get_name($0) }.map { String(cString: $0) } ?? ""
+        let subject = EchoTLS.peerSubject(ssl).map(quote) ?? "null"
+        return """
+        {"server": \(quote(server)), "method": \(quote(method)), "path": \(quote(target)), "headers": {\(headerFields)}, \
+        "body_length": \(body.length), "body_sha256": "\(body.sha256)", \
+        "tls": {"version": \(quote(version)), "cipher": \(quote(cipher)), "client_cert_subject": \(subject)}}
+
+        """
+    }
+}
+
+func quote(_ s: String) -> String {
+    var out = "\""
+    for u in s.unicodeScalars {
+        switch u {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case "\t": out += "\\t"
+        default:
+            if u.value < 0x20 { out += "\\u" + String(repeating: "0", count: 4 - String(u.value, radix: 16).count) + String(u.value, radix: 16) }
+            else { out.unicodeScalars.append(u) }
+        }
+    }
+    return out + "\""
+}
+
+/// Incremental SHA-256 through OpenSSL's EVP interface.
+struct SHA256Digest: ~Copyable {
+    private let ctx = EVP_MD_CTX_new()
+    init() { EVP_DigestInit_ex(ctx, EVP_sha256(), nil) }
+    deinit { EVP_MD_CTX_free(ctx) }
+    func update(_ b: UnsafeRawBufferPointer) { if b.count > 0 { EVP_DigestUpdate(ctx, b.baseAddress, b.count) } }
+    consuming func finish() -> String {
+        var md = [UInt8](repeating: 0, count: 32)
+        var n: UInt32 = 0
+        EVP_DigestFinal_ex(ctx, &md, &n)
+        return md.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+    }
+}
