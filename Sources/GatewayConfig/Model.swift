@@ -14,13 +14,21 @@ public struct SourceLocation: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// One load problem, printed as `FILE:LINE:COL: error: message`.
+/// Warnings (`GatewayConfiguration.warnings`) print `warning:` instead: the file loads anyway.
 public struct ConfigDiagnostic: Error, Sendable, Hashable, CustomStringConvertible {
+    public enum Severity: String, Sendable, Hashable { case error, warning }
     public var location: SourceLocation
     public var message: String
+    public var severity: Severity = .error
     public init(_ location: SourceLocation, _ message: String) {
         self.location = location; self.message = message
     }
-    public var description: String { "\(location): error: \(message)" }
+    public static func warning(_ location: SourceLocation, _ message: String) -> ConfigDiagnostic {
+        var d = ConfigDiagnostic(location, message)
+        d.severity = .warning
+        return d
+    }
+    public var description: String { "\(location): \(severity.rawValue): \(message)" }
 }
 
 /// Every problem found while loading: all are reported, then nothing starts.
@@ -279,6 +287,10 @@ public struct GatewayConfiguration: Sendable {
     public var files: [String] = []
     /// sha256 (lower-case hex) of the main file's bytes followed by each included file's bytes.
     public var sha256: String = ""
+    /// `ticket_key_file` from `tls_defaults`: session ticket keys shared by a fleet (nil = generated, rotated).
+    public var ticketKeyFile: String? = nil
+    /// Problems that do not stop the load (group-readable keys, `verify off`...), for the log and `check`.
+    public var warnings: [ConfigDiagnostic] = []
     public init() {}
 
     public func backend(named name: String) -> BackendConfig? { backends.first { $0.name == name } }

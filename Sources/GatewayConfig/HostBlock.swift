@@ -1,0 +1,140 @@
+// `host NAME... { }` and `listen ADDR:PORT { }`. Names are normalised here;
+// references between blocks (route -> backend, default_host -> host) are
+// checked in Validation once every block is read.
+
+/// A name of a host block, normalised, with where it was written.
+struct HostName {
+    var name: String
+    var location: SourceLocation
+}
+
+struct RouteDraft {
+    var route: Route
+    /// The backend name argument, where an undefined backend is reported.
+    var backendArgument: Argument
+}
+
+struct HostBlock: PolicyBlock {
+    var names: [HostName] = []
+    var certificates: [CertificateFiles] = []
+    var overrides = TLSPolicyOverrides()
+    var routes: [RouteDraft] = []
+    var compression = CompressionSettings()
+    var location: SourceLocation
+    var seen: SeenDirectives = [:]
+
+    init(_ d: Directive, _ ctx: LoadContext) {
+        location = d.location
+        for arg in d.args {
+            switch Values.hostName(arg.text) {
+            case .success(let name): names.append(HostName(name: name, location: arg.location))
+            case .failure(let invalid): ctx.error(arg.location, invalid.reason)
+            }
+        }
+        seen = Block.apply(d.block ?? [], rules: Self.rules, context: "host", to: &self, ctx)
+    }
+
+    static let rules: [String: Rule<HostBlock>] = PolicyRules.rules().merging([
+        "certificate": Rule(2...2, repeatable: true) { h, d, ctx in
+            h.certificates.append(ctx.certificateFiles(d))
+        },
+        "route": Rule(3...4, repeatable: true) { h, d, ctx in
+            if let route = route(d, ctx) { h.add(route, ctx) }
+        },
+        "compress": Rule(1...1) { h, d, ctx in
+            if let on = ctx.flag(d) { h.compression.enabled = on }
+        },
+        "compress_types": Rule(1...Int.max) { h, d, _ in
+            h.compression.types = d.args.map { $0.text.lowercased() }
+        },
+        "compress_min_length": Rule(1...1) { h, d, ctx in
+            if let n = ctx.size(d) { h.compression.minLength = n }
+        },
+    ]) { a, _ in a }
+
+    /// `route PREFIX backend NAME [strip_prefix]`.
+    private static func route(_ d: Directive, _ ctx: LoadContext) -> RouteDraft? {
+        var ok = true
+        let prefix = d.args[0]
+        if !prefix.text.hasPrefix("/") {
+            ctx.error(prefix.location, "route prefix \"\(prefix.text)\" must start with \"/\"")
+            ok = false
+        }
+        if d.args[1].text != "backend" {
+            ctx.badValue(d, d.args[1], expected: "backend (route PREFIX backend NAME [strip_prefix])")
+            ok = false
+        }
+        var strip = false
+        if d.args.count == 4 {
+            if d.args[3].text == "strip_prefix" { strip = true } else {
+                ctx.badValue(d, d.args[3], expected: "strip_prefix")
+                ok = false
+            }
+        }
+        guard ok else { return nil }
+        return RouteDraft(route: Route(prefix: prefix.text, backend: d.args[2].text, stripPrefix: strip, location: d.location),
+                          backendArgument: d.args[2])
+    }
+
+    private mutating func add(_ draft: RouteDraft, _ ctx: LoadContext) {
+        if let other = routes.first(where: { $0.route.prefix == draft.route.prefix }) {
+            ctx.error(draft.route.location, "duplicate route \"\(draft.route.prefix)\" (first at \(other.route.location))")
+            return
+        }
+        routes.append(draft)
+    }
+
+    /// The model value, with the effective policy.
+    func config(defaults: TLSPolicy) -> HostConfig {
+        // Longest prefix first; equal lengths keep file order (they cannot be equal strings).
+        let sorted = routes.enumerated().sorted {
+            ($0.element.route.prefix.utf8.count, -$0.offset) > ($1.element.route.prefix.utf8.count, -$1.offset)
+        }.map(\.element.route)
+        return HostConfig(names: names.map(\.name), certificates: certificates, policy: overrides.applied(to: defaults),
+                          routes: sorted, compression: compression, location: location)
+    }
+}
+
+struct ListenBlock {
+    var config: ListenConfig
+    var defaultHost: Argument?
+    var seen: SeenDirectives = [:]
+
+    static let rules: [String: Rule<ListenBlock>] = [
+        "default_host": Rule(1...1) { l, d, ctx in
+            switch Values.hostName(d.args[0].text) {
+            case .success(let name):
+                l.config.defaultHost = name
+                l.defaultHost = d.args[0]
+            case .failure(let invalid): ctx.error(d.args[0].location, invalid.reason)
+            }
+        },
+        "unknown_sni": Rule(1...1) { l, d, ctx in
+            if let v = ctx.choice(d, 0, ["reject", "default"], UnknownSNI.init(rawValue:)) { l.config.unknownSNI = v }
+        },
+        "allow": Rule(1...1, repeatable: true) { l, d, ctx in l.addRule(allow: true, d, ctx) },
+        "deny": Rule(1...1, repeatable: true) { l, d, ctx in l.addRule(allow: false, d, ctx) },
+    ]
+
+    /// nil when the address is bad (already reported).
+    init?(_ d: Directive, _ ctx: LoadContext) {
+        let text = d.args[0].text
+        // A bare port listens on every IPv4 address, as in nginx.
+        let parsed = Values.integer(text, in: 1...65535).map { ("0.0.0.0", UInt16($0)) } ?? Values.listenAddress(text)
+        guard let (address, port) = parsed else {
+            ctx.badValue(d, d.args[0], expected: "ADDR:PORT with an IPv4 address, [IPv6] or *, e.g. 0.0.0.0:8443")
+            return nil
+        }
+        config = ListenConfig(address: address, port: port, location: d.location)
+        seen = Block.apply(d.block ?? [], rules: Self.rules, context: "listen", to: &self, ctx)
+    }
+
+    /// `allow`/`deny` CIDR, a bare IP or `all`; first match wins at run time.
+    private mutating func addRule(allow: Bool, _ d: Directive, _ ctx: LoadContext) {
+        if d.args[0].text == "all" {
+            config.access.append(AccessRule(allow: allow, network: nil))
+        } else if let network = ctx.value(d, 0, Values.network, expected: "a CIDR (10.0.0.0/8), an IP address or all") {
+            config.access.append(AccessRule(allow: allow, network: network))
+        }
+    }
+}
