@@ -35,7 +35,7 @@ struct BadInputTests {
     @Test func limitsGiveTheirStatuses() throws {
         let s = try Stack()
         try s.startEcho()
-        try s.startGateway(s.config(topExtra: "", hostExtra: "").replacingOccurrences(
+        try s.startGateway(s.config().replacingOccurrences(
             of: "limits { header_timeout 2s; idle_timeout 10s; max_body_size 64m; }",
             with: "limits { header_timeout 1s; idle_timeout 10s; max_body_size 1k; max_uri_size 100; max_header_size 1k; max_headers 5; }"))
         func status(_ request: String) throws -> String {

@@ -68,8 +68,8 @@ final class ServerProcess: @unchecked Sendable {
     init(_ executable: String, _ args: [String], dir: String) throws {
         stdoutPath = "\(dir)/\(URL(fileURLWithPath: executable).lastPathComponent)-\(UUID().uuidString.prefix(8)).out"
         stderrPath = stdoutPath.replacingOccurrences(of: ".out", with: ".err")
-        FileManager.default.createFile(atPath: stdoutPath, contents: nil)
-        FileManager.default.createFile(atPath: stderrPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: stdoutPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = args
         process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: stdoutPath))
@@ -117,8 +117,8 @@ func run(_ args: [String], stdin: Data? = nil, timeout: Double = 60) throws -> (
     let dir = NSTemporaryDirectory()
     let id = UUID().uuidString
     let outPath = "\(dir)/run-\(id).out", errPath = "\(dir)/run-\(id).err"
-    FileManager.default.createFile(atPath: outPath, contents: nil)
-    FileManager.default.createFile(atPath: errPath, contents: nil)
+    _ = FileManager.default.createFile(atPath: outPath, contents: nil)
+    _ = FileManager.default.createFile(atPath: errPath, contents: nil)
     defer { try? FileManager.default.removeItem(atPath: outPath); try? FileManager.default.removeItem(atPath: errPath) }
     p.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
     p.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))

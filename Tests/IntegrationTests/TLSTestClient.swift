@@ -13,7 +13,8 @@ final class TLSTestClient {
 
     init(port: UInt16, serverName: String?, caFile: String = Repo.cert("ca.pem"),
          certificate: (String, String)? = nil, timeoutSeconds: Int = 10) throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        self.fd = fd
         var a = sockaddr_in()
         a.sin_family = sa_family_t(AF_INET)
         a.sin_addr.s_addr = inet_addr("127.0.0.1")
@@ -23,20 +24,22 @@ final class TLSTestClient {
         guard ok else { close(fd); throw Failure(description: "connect to \(port) failed") }
         var tv = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        ctx = SSL_CTX_new(TLS_client_method())!
+        let ctx = SSL_CTX_new(TLS_client_method())!
+        self.ctx = ctx
         SSL_CTX_load_verify_locations(ctx, caFile, nil)
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nil)
         if let (c, k) = certificate {
             SSL_CTX_use_certificate_chain_file(ctx, c)
             SSL_CTX_use_PrivateKey_file(ctx, k, SSL_FILETYPE_PEM)
         }
-        ssl = SSL_new(ctx)!
+        let ssl = SSL_new(ctx)!
+        self.ssl = ssl
         SSL_set_fd(ssl, fd)
         if let serverName { _ = gw_ssl_set_tlsext_host_name(ssl, serverName) }
         if SSL_connect(ssl) != 1 {
             var reasons: [String] = []
-            while case let e = ERR_get_error(), e != 0 { reasons.append(String(cString: ERR_reason_error_string(e) ?? "?")) }
-            SSL_free(ssl); SSL_CTX_free(ctx); close(fd)
+            while case let e = ERR_get_error(), e != 0 { reasons.append(ERR_reason_error_string(e).map { String(cString: $0) } ?? "?") }
+            // Everything is initialised here, so deinit frees ssl, ctx and fd.
             throw Failure(description: "handshake failed: \(reasons.joined(separator: "; "))")
         }
     }
