@@ -1,0 +1,360 @@
+#!/usr/bin/env python3
+"""The gateway against nginx, same machine, same origin, same certificates, one worker each.
+
+Method (why each choice):
+- Placement: the proxy under test runs alone on CPU 0 (taskset); wrk and the HTTPS origin
+  (an nginx serving /ok and /16k) share CPU 1. The proxy then has one well-defined core and
+  its CPU time per request is the load-independent figure we compare.
+- CPU: utime+stime of the proxy's whole process tree (nginx master + worker) read from
+  /proc before and after each measured run: "requests per proxy CPU-second".
+- TLS: wrk gets an OPENSSL_CONF pinning TLS 1.3, TLS_AES_128_GCM_SHA256 and X25519, so both
+  proxies do the same crypto. wrk connects to https://127.0.0.1:PORT: the SNI is then not
+  a configured name and both proxies serve their default host (api.test).
+- Handshakes: wrk resumes sessions on reconnect; hs_full/hs_rsa LD_PRELOAD nosession.so so
+  every "Connection: close" request is a full handshake; hs_resumed leaves wrk alone.
+- Memory: mem_idle opens 1000 TLS connections, makes one keep-alive request on each and holds
+  them; the proxy tree's RSS growth divided by 1000 (a delta, so fixed overhead cancels).
+- Alternation: each round runs every scenario for both proxies back to back, order swapped
+  every round, each on a freshly started proxy; medians over rounds; ratio = gateway/nginx.
+"""
+import argparse, json, os, re, resource, shutil, socket, ssl, statistics, subprocess, sys, tempfile, time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CPUS = os.cpu_count() or 1
+TICK = os.sysconf("SC_CLK_TCK")
+SCENARIOS = ["ka_small", "ka_16k", "hs_full", "hs_resumed", "hs_rsa", "mem_idle"]
+
+
+def run(cmd, **kw):
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
+
+
+def pinned(cpu, cmd):
+    return (["taskset", "-c", str(cpu)] + cmd) if CPUS > 1 and shutil.which("taskset") else cmd
+
+
+def make_pki(d):
+    """CA -> api.test (ECDSA P-256 and RSA-2048); backend CA -> backend.test (+ IP 127.0.0.1)."""
+    def key(name, rsa=False):
+        algo = ["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"] if rsa else ["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"]
+        run(["openssl", "genpkey"] + algo + ["-out", f"{d}/{name}.key"])
+        os.chmod(f"{d}/{name}.key", 0o600)
+
+    def ca(name):
+        key(name)
+        run(["openssl", "req", "-new", "-x509", "-key", f"{d}/{name}.key", "-out", f"{d}/{name}.pem", "-days", "30",
+             "-subj", f"/CN={name}", "-addext", "basicConstraints=critical,CA:TRUE"])
+
+    def leaf(name, issuer, san, rsa=False):
+        key(name, rsa)
+        run(["openssl", "req", "-new", "-key", f"{d}/{name}.key", "-out", f"{d}/{name}.csr", "-subj", f"/CN={name}"])
+        with open(f"{d}/{name}.ext", "w") as f:
+            f.write(f"basicConstraints=CA:FALSE\nsubjectAltName={san}\nextendedKeyUsage=serverAuth\n")
+        run(["openssl", "x509", "-req", "-in", f"{d}/{name}.csr", "-CA", f"{d}/{issuer}.pem", "-CAkey", f"{d}/{issuer}.key",
+             "-CAcreateserial", "-days", "30", "-extfile", f"{d}/{name}.ext", "-out", f"{d}/{name}.pem"])
+
+    ca("ca")
+    leaf("api", "ca", "DNS:api.test")
+    leaf("api-rsa", "ca", "DNS:api.test", rsa=True)
+    ca("backend-ca")
+    leaf("backend", "backend-ca", "DNS:backend.test,IP:127.0.0.1")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, proc, timeout=15):
+    end = time.time() + timeout
+    while time.time() < end:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"port {port} not open")
+
+
+def nginx_conf(d, body):
+    return f"""daemon off; master_process on; worker_processes 1; user root; pid {d}/nginx.pid;
+error_log {d}/error.log warn; worker_rlimit_nofile 65535;
+events {{ worker_connections 20000; }}
+http {{
+  access_log off; server_tokens off;
+  client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi;
+  uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
+  keepalive_timeout 300s; keepalive_requests 10000000;   # nginx closes every 1000 requests by default
+{body}
+}}
+"""
+
+
+def start_nginx(d, body, cpu):
+    os.makedirs(d, exist_ok=True)
+    with open(f"{d}/nginx.conf", "w") as f:
+        f.write(nginx_conf(d, body))
+    return subprocess.Popen(pinned(cpu, ["nginx", "-p", d, "-e", f"{d}/error.log", "-c", f"{d}/nginx.conf"]),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def start_origin(work, pki, port):
+    d = f"{work}/origin"
+    os.makedirs(d, exist_ok=True)
+    with open(f"{d}/16k.bin", "wb") as f:
+        f.write(b"x" * 16384)
+    body = f"""  server {{
+    listen 127.0.0.1:{port} ssl; server_name backend.test;
+    ssl_certificate {pki}/backend.pem; ssl_certificate_key {pki}/backend.key;
+    ssl_protocols TLSv1.2 TLSv1.3; ssl_session_cache shared:origin:4m;
+    ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256;   # same upstream crypto for both proxies
+    location = /16k {{ default_type application/octet-stream; alias {d}/16k.bin; }}
+    location / {{ default_type text/plain; return 200 "ok\\n"; }}
+  }}"""
+    p = start_nginx(d, body, 1)
+    wait_port(port, p)
+    return p
+
+
+def start_proxy(name, work, pki, port, origin_port, cert, gateway_bin):
+    d = tempfile.mkdtemp(prefix=f"{name}-", dir=work)
+    if name == "nginx":
+        body = f"""  upstream origin {{ server 127.0.0.1:{origin_port}; keepalive 128; keepalive_requests 10000000; keepalive_timeout 300s; }}
+  server {{
+    listen 127.0.0.1:{port} ssl; server_name api.test;
+    ssl_certificate {pki}/{cert}.pem; ssl_certificate_key {pki}/{cert}.key;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    location / {{
+      proxy_pass https://origin; proxy_http_version 1.1; proxy_set_header Connection "";
+      proxy_ssl_verify on; proxy_ssl_trusted_certificate {pki}/backend-ca.pem;
+      proxy_ssl_server_name on; proxy_ssl_name backend.test; proxy_ssl_session_reuse on;
+    }}
+  }}"""
+        p = start_nginx(d, body, 0)
+    else:
+        conf = f"""workers 1;
+error_log stderr warn;
+access_log off;
+limits {{ idle_timeout 300s; max_connections 20000; }}
+listen 127.0.0.1:{port} {{ default_host api.test; unknown_sni default; }}
+host api.test {{
+    certificate {pki}/{cert}.pem {pki}/{cert}.key;
+    route / backend origin;
+}}
+backend origin {{
+    server https://127.0.0.1:{origin_port};
+    keepalive 128;
+    tls {{ ca {pki}/backend-ca.pem; server_name backend.test; }}
+}}
+"""
+        with open(f"{d}/gateway.conf", "w") as f:
+            f.write(conf)
+        p = subprocess.Popen(pinned(0, [gateway_bin, "run", "-c", f"{d}/gateway.conf"]),
+                             stdout=subprocess.DEVNULL, stderr=open(f"{d}/stderr", "w"))
+    wait_port(port, p)
+    # Both must really proxy (and verify the origin) before we measure them.
+    out = subprocess.run(["curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}", f"https://127.0.0.1:{port}/ok"],
+                         capture_output=True, text=True).stdout
+    if out != "200":
+        stop(p)
+        raise RuntimeError(f"{name} does not answer GET /ok with 200 (got {out!r}); see {d}")
+    return p
+
+
+def stop(p):
+    if p.poll() is None:
+        p.terminate()
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill(); p.wait()
+
+
+def tree(pid):
+    """pid and every descendant (nginx master + worker)."""
+    children = {}
+    for e in os.listdir("/proc"):
+        if e.isdigit():
+            try:
+                with open(f"/proc/{e}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                children.setdefault(ppid, []).append(int(e))
+            except (OSError, IndexError, ValueError):
+                pass
+    out, todo = [], [pid]
+    while todo:
+        x = todo.pop()
+        out.append(x)
+        todo += children.get(x, [])
+    return out
+
+
+def cpu_seconds(pid):
+    total = 0
+    for x in tree(pid):
+        try:
+            with open(f"/proc/{x}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except OSError:
+            pass
+    return total / TICK
+
+
+def rss_bytes(pid):
+    total = 0
+    for x in tree(pid):
+        try:
+            with open(f"/proc/{x}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1]) * 1024
+        except OSError:
+            pass
+    return total
+
+
+def wrk(port, path, seconds, close=False, nosession=None):
+    env = dict(os.environ, OPENSSL_CONF=f"{HERE}/client-openssl.cnf")
+    if nosession:
+        env["LD_PRELOAD"] = nosession
+    cmd = ["wrk", "-t1", "-c50", f"-d{seconds}s", "--latency"]
+    if close:
+        cmd += ["-H", "Connection: close"]
+    out = subprocess.run(pinned(1, cmd + [f"https://127.0.0.1:{port}{path}"]), capture_output=True, text=True, env=env).stdout
+    m = re.search(r"(\d+) requests in", out)
+    p50 = re.search(r"50%\s+([\d.]+)(us|ms|s)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    scale = {"us": 0.001, "ms": 1, "s": 1000}
+    return {"requests": int(m.group(1)) if m else 0,
+            "p50_ms": float(p50.group(1)) * scale[p50.group(2)] if p50 else None,
+            "errors": (errors.group(1) if errors else "") + (f" non2xx {non2xx.group(1)}" if non2xx else "")}
+
+
+def measure_wrk(proc, port, path, seconds, close=False, nosession=None):
+    wrk(port, path, 2, close, nosession)          # warm-up: pools, caches, page faults
+    c0, t0 = cpu_seconds(proc.pid), time.time()
+    r = wrk(port, path, seconds, close, nosession)
+    cpu, wall = cpu_seconds(proc.pid) - c0, time.time() - t0
+    r.update(rps=r["requests"] / wall, proxy_cpu_s=cpu, proxy_cores=cpu / wall,
+             req_per_cpu_s=r["requests"] / cpu if cpu > 0 else None)
+    return r
+
+
+def mem_idle(proc, port, n):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    time.sleep(0.3)
+    before = rss_bytes(proc.pid)
+    conns = []
+    try:
+        for _ in range(n):
+            s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostname="api.test")
+            s.sendall(b"GET /ok HTTP/1.1\r\nHost: api.test\r\n\r\n")
+            data = b""
+            while not data.endswith(b"ok\n"):
+                chunk = s.recv(4096)
+                if not chunk:
+                    raise RuntimeError("connection closed during mem_idle")
+                data += chunk
+            conns.append(s)
+        time.sleep(0.5)
+        after = rss_bytes(proc.pid)
+    finally:
+        for s in conns:
+            s.close()
+    return {"bytes_per_conn": (after - before) / n, "rss_before": before, "rss_after": after}
+
+
+def run_scenario(name, proxy, args, work, pki, origin_port, nosession):
+    port = free_port()
+    cert = "api-rsa" if name == "hs_rsa" else "api"
+    p = start_proxy(proxy, work, pki, port, origin_port, cert, args.gateway)
+    try:
+        if name == "mem_idle":
+            return mem_idle(p, port, args.mem_conns)
+        path = "/16k" if name == "ka_16k" else "/ok"
+        close = name.startswith("hs_")
+        return measure_wrk(p, port, path, args.duration, close, nosession if name in ("hs_full", "hs_rsa") else None)
+    finally:
+        stop(p)
+
+
+def summarize(results, scenarios):
+    def med(xs):
+        xs = [x for x in xs if x is not None]
+        return statistics.median(xs) if xs else None
+
+    def fmt(x, unit=""):
+        return "-" if x is None else (f"{x:,.0f}{unit}" if abs(x) >= 100 else f"{x:.2f}{unit}")
+
+    rows = ["| scenario | metric | gateway | nginx | gateway / nginx |", "|---|---|---|---|---|"]
+    for s in scenarios:
+        metrics = [("bytes_per_conn", "bytes per idle TLS connection")] if s == "mem_idle" else \
+                  [("rps", "requests/s"), ("req_per_cpu_s", "requests per proxy CPU-second"), ("p50_ms", "p50 latency ms")]
+        for key, label in metrics:
+            g = med([r[key] for r in results if r["proxy"] == "gateway" and r["scenario"] == s])
+            n = med([r[key] for r in results if r["proxy"] == "nginx" and r["scenario"] == s])
+            ratio = f"{g / n:.2f}" if g is not None and n else "-"
+            rows.append(f"| {s} | {label} | {fmt(g)} | {fmt(n)} | {ratio} |")
+    return "\n".join(rows)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--gateway", required=True)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--scenarios", default=",".join(SCENARIOS))
+    ap.add_argument("--mem-conns", type=int, default=1000)
+    ap.add_argument("--quick", action="store_true", help="1 round of 3 s runs")
+    ap.add_argument("--out", default=None, help="JSON lines of every run (default: a file under /tmp)")
+    args = ap.parse_args()
+    if args.quick:
+        args.rounds, args.duration = 1, 3
+    scenarios = [s for s in args.scenarios.split(",") if s]
+    for s in scenarios:
+        if s not in SCENARIOS:
+            sys.exit(f"unknown scenario {s}; known: {', '.join(SCENARIOS)}")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(65535, hard), hard))
+
+    work = tempfile.mkdtemp(prefix="gw-bench-")
+    pki = f"{work}/pki"
+    os.makedirs(pki)
+    make_pki(pki)
+    nosession = f"{work}/nosession.so"
+    run(["gcc", "-O2", "-shared", "-fPIC", "-o", nosession, f"{HERE}/nosession.c", "-ldl"])
+    origin_port = free_port()
+    origin = start_origin(work, pki, origin_port)
+    out_path = args.out or f"/tmp/gw-bench-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
+    results = []
+    try:
+        with open(out_path, "w") as out:
+            for rnd in range(args.rounds):
+                order = ["gateway", "nginx"] if rnd % 2 == 0 else ["nginx", "gateway"]
+                for s in scenarios:
+                    for proxy in order:
+                        r = run_scenario(s, proxy, args, work, pki, origin_port, nosession)
+                        r.update(round=rnd + 1, scenario=s, proxy=proxy)
+                        results.append(r)
+                        out.write(json.dumps(r) + "\n")
+                        out.flush()
+                        brief = f"{r['bytes_per_conn']:.0f} B/conn" if s == "mem_idle" else \
+                            f"{r['rps']:.0f} req/s, {r['req_per_cpu_s'] or 0:.0f} req/CPU-s, cores {r['proxy_cores']:.2f} {r['errors']}"
+                        print(f"round {rnd + 1} {s:10s} {proxy:8s} {brief}", file=sys.stderr, flush=True)
+    finally:
+        stop(origin)
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"\n{args.rounds} round(s) of {args.duration} s, one worker each, proxy pinned to CPU 0"
+          f" ({CPUS} CPUs); medians. Raw runs: {out_path}\n")
+    print(summarize(results, scenarios))
+
+
+if __name__ == "__main__":
+    main()
