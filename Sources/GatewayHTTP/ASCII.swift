@@ -69,7 +69,7 @@ public func headerHasToken(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>,
 }
 
 /// Calls `body` with each element of a comma-separated header value, trimmed; empty elements are skipped.
-func forEachListElement(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, _ body: (Range<Int>) -> Void) {
+public func forEachListElement(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, _ body: (Range<Int>) -> Void) {
     var start = range.lowerBound
     while start <= range.upperBound {
         var end = start

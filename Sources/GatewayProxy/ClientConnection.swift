@@ -31,6 +31,7 @@ final class ClientConnection: EventHandler, TimerTarget {
     private var clientNeeds: EventLoop.Interest = []
     private var backendNeeds: EventLoop.Interest = []
     private lazy var clientCertificate: PeerCertificate? = tls.peerCertificate()
+    private lazy var clientIP = peer.ipString
 
     /// Bytes buffered toward one side before the gateway stops reading the other side.
     private static let highWater = 64 * 1024
@@ -103,12 +104,11 @@ final class ClientConnection: EventHandler, TimerTarget {
                 close()   // idle keep-alive connection
             }
         case .forwarding:
-            guard var ex = exchange else { close(); return }
+            guard let ex = exchange else { close(); return }
             if ex.responseStarted || ex.local { abort(); return }
             let what = backend?.phase == .ready ? "response_timeout" : "connect_timeout"
             let reason = "backend \(backend?.server.label ?? "") timed out (\(what))"
             ex.attempts = 9   // no retry after a timeout
-            exchange = ex
             backendFailed(ProxyFailure(.timeout, reason))
             drive()
         case .draining, .closed:
@@ -139,7 +139,7 @@ final class ClientConnection: EventHandler, TimerTarget {
         var j = JSONLine()
         j.field("time", timestampNow())
         j.field("event", "tls_handshake_failed")
-        j.field("client", peer.ipString)
+        j.field("client", clientIP)
         j.field("sni", tls.serverName)
         j.field("reason", reason)
         j.finished().withUnsafeBytes { worker.logs.access.write($0) }
@@ -187,7 +187,7 @@ final class ClientConnection: EventHandler, TimerTarget {
     }
 
     private func startExchange(_ head: HTTPRequestHead) {
-        var ex = Exchange(startedAt: now)
+        let ex = Exchange(startedAt: now)
         let b = inBuf.readable
         ex.method = String(decoding: b[head.method], as: UTF8.self)
         let rawTarget = String(decoding: b[head.target], as: UTF8.self)
@@ -242,9 +242,9 @@ final class ClientConnection: EventHandler, TimerTarget {
             let c = clientCertificate
             cert = HeadWriter.ClientCertHeaders(verify: c == nil ? "NONE" : "SUCCESS", cert: c)
         }
-        exchange!.outgoingHead = HeadWriter.request(b, head: head, target: target, hostHeader: hostHeader ?? authority,
-                                                   clientIP: peer.ipString, requestID: exchange!.requestID, clientCert: cert)
-        exchange!.backend = backend
+        ex.outgoingHead = HeadWriter.request(b, head: head, target: target, hostHeader: hostHeader ?? authority,
+                                                   clientIP: clientIP, requestID: ex.requestID, clientCert: cert)
+        ex.backend = backend
         inBuf.consume(head.headLength)
         connectBackend(excluding: nil)
     }
@@ -308,14 +308,13 @@ final class ClientConnection: EventHandler, TimerTarget {
     // MARK: - Backend selection
 
     private func connectBackend(excluding: Int?) {
-        guard var ex = exchange, let b = ex.backend else { return }
+        guard let ex = exchange, let b = ex.backend else { return }
         guard let server = worker.pool.pickServer(b, excluding: excluding) ?? (excluding != nil ? excluding : nil) else {
             backendFailed(ProxyFailure(.unavailable, "backend \(b.config.name) has no server available")); return
         }
         ex.attempts += 1
         ex.serverIndex = server
         ex.upstreamStartedAt = now
-        exchange = ex
         do {
             let c = try worker.pool.connection(b, server: server)
             c.owner = self
@@ -329,7 +328,7 @@ final class ClientConnection: EventHandler, TimerTarget {
     /// Retries once on another server when nothing of the request reached the failed one;
     /// otherwise answers 502/503/504 and logs why.
     private func backendFailed(_ failure: ProxyFailure) {
-        guard var ex = exchange else { return }
+        guard let ex = exchange else { return }
         let failedServer = ex.serverIndex
         let label = backend?.server.label ?? ""
         if let c = backend {
@@ -341,7 +340,6 @@ final class ClientConnection: EventHandler, TimerTarget {
         if reusedStale && !ex.bodyForwarded && !ex.responseStarted && ex.attempts < 2, let b = ex.backend {
             ex.headSent = false
             ex.responseParser.reset()
-            exchange = ex
             let other = b.servers.count > 1 ? failedServer : nil
             worker.logs.error.log(.warn, "backend_retry", failure.reason, [("backend", b.config.name), ("server", label), ("request_id", ex.requestID)])
             connectBackend(excluding: other)
@@ -382,14 +380,13 @@ final class ClientConnection: EventHandler, TimerTarget {
 
     /// Head, then body bytes from `inBuf` (decoded and re-framed), then reading more from the client.
     private func sendRequest() -> Bool {
-        guard var ex = exchange else { return false }
+        guard let ex = exchange else { return false }
         var progress = false
         if let b = backend, b.phase == .ready, !ex.headSent {
             ex.outgoingHead.withUnsafeBytes { b.outBuf.append($0) }
             ex.headSent = true
             progress = true
         }
-        exchange = ex
         while true {
             if consumeRequestBody() { progress = true }
             if flushBackend() { progress = true }
@@ -405,7 +402,7 @@ final class ClientConnection: EventHandler, TimerTarget {
 
     /// Moves request body bytes from `inBuf` to the backend (or drops them for a local response).
     private func consumeRequestBody() -> Bool {
-        guard var ex = exchange, !ex.requestBodyDone, !inBuf.isEmpty else { return false }
+        guard let ex = exchange, !ex.requestBodyDone, !inBuf.isEmpty else { return false }
         let sink = (ex.local || backend == nil) ? nil : backend
         if let sink, sink.phase != .ready || !ex.headSent { return false }
         let input = inBuf.readable
@@ -439,7 +436,6 @@ final class ClientConnection: EventHandler, TimerTarget {
                 }
                 ex.requestBody = .chunked(decoder)
             } catch {
-                exchange = ex
                 inBuf.consume(input.count)
                 failRequest(status: error.status, reason: error.reason)
                 return true
@@ -447,7 +443,6 @@ final class ClientConnection: EventHandler, TimerTarget {
         }
         if sink != nil && consumed > 0 { ex.bodyForwarded = true }
         inBuf.consume(consumed)
-        exchange = ex
         if ex.requestBodyBytes > limits.maxBodySize {
             failRequest(status: 413, reason: "body over max_body_size")
         }
@@ -485,16 +480,16 @@ final class ClientConnection: EventHandler, TimerTarget {
         guard let b = backend, b.phase == .ready, let ex = exchange, !ex.responseDone, ex.headSent else { return false }
         var progress = false
         while outBuf.readableCount < Self.highWater {
-            if !b.inBuf.isEmpty {
+            // Hand on everything already buffered (a head and its body often share one read)
+            // before reading again.
+            while !b.inBuf.isEmpty && outBuf.readableCount < Self.highWater {
                 let before = b.inBuf.readableCount
                 let wasDone = exchange?.responseDone ?? true
                 processResponseBytes(b)
                 guard backend === b, phase == .forwarding else { return true }
-                if b.inBuf.readableCount != before || exchange?.responseDone != wasDone { progress = true }
                 if exchange?.responseDone ?? true { return true }
-                if b.inBuf.readableCount == before && !b.inBuf.isEmpty && !(progress) {
-                    // Incomplete head or chunk header: need more bytes.
-                }
+                guard b.inBuf.readableCount != before || exchange?.responseDone != wasDone else { break } // needs more bytes
+                progress = true
             }
             let space = b.inBuf.writableSpace(minimum: 16 * 1024)
             switch b.tls.read(into: space) {
@@ -514,12 +509,11 @@ final class ClientConnection: EventHandler, TimerTarget {
 
     /// The backend closed (or broke) its connection.
     private func backendEnded(_ b: BackendConnection) {
-        guard var ex = exchange else { return }
+        guard let ex = exchange else { return }
         if case .untilClose = ex.responseBody {
             if ex.clientFraming == .chunked { outBuf.append("0\r\n\r\n") }
             ex.responseBody = .done
             ex.backendKeepAlive = false
-            exchange = ex
             return
         }
         if case .awaitingHead = ex.responseBody {
@@ -533,18 +527,17 @@ final class ClientConnection: EventHandler, TimerTarget {
     }
 
     private func processResponseBytes(_ b: BackendConnection) {
-        guard var ex = exchange else { return }
+        guard let ex = exchange else { return }
         let input = b.inBuf.readable
         switch ex.responseBody {
         case .awaitingHead:
             let head: HTTPResponseHead?
             do { head = try ex.responseParser.parse(input, requestWasHEAD: ex.isHEAD) } catch {
-                exchange = ex
                 b.inBuf.consume(input.count)
                 backendFailed(ProxyFailure(.badGateway, "backend \(b.server.label) sent an invalid response: \(error.reason)"))
                 return
             }
-            guard let head else { exchange = ex; return }
+            guard let head else { return }
             if head.status >= 100 && head.status < 200 {
                 // Interim responses (100 Continue, 103) pass through to HTTP/1.1 clients.
                 if head.status != 101 && ex.clientVersionMinor >= 1 {
@@ -552,7 +545,6 @@ final class ClientConnection: EventHandler, TimerTarget {
                 }
                 b.inBuf.consume(head.headLength)
                 ex.responseParser.reset()
-                exchange = ex
                 return
             }
             ex.status = head.status
@@ -595,7 +587,6 @@ final class ClientConnection: EventHandler, TimerTarget {
                     ex.responseBody = .chunked(decoder)
                 }
             } catch {
-                exchange = ex
                 worker.logs.error.log(.error, "backend_error", "backend \(b.server.label) sent a bad chunk: \(error.reason)")
                 abort(); return
             }
@@ -606,7 +597,6 @@ final class ClientConnection: EventHandler, TimerTarget {
         case .done:
             break
         }
-        exchange = ex
     }
 
     private func appendBody(_ bytes: UnsafeRawBufferPointer, framing: Exchange.ClientFraming) {
@@ -669,7 +659,7 @@ final class ClientConnection: EventHandler, TimerTarget {
     /// An error response from the gateway itself. With `close`, the framing is lost or untrusted:
     /// stop reading, then drain briefly so the client can read the response before the close.
     private func respondLocally(status: Int, reason: String, close: Bool) {
-        guard var ex = exchange else { return }
+        guard let ex = exchange else { return }
         if ex.responseStarted { abort(); return }
         ex.local = true
         ex.status = status
@@ -679,9 +669,8 @@ final class ClientConnection: EventHandler, TimerTarget {
         ex.bytesOut += HeadWriter.errorResponse(status: status, message: reason, close: close || closeAfterResponse, into: &outBuf)
         if status >= 500 || status == 400 || status == 421 || status == 408 || status == 413 || status == 414 || status == 431 {
             worker.logs.error.log(status >= 500 ? .error : .info, "request_error", reason,
-                                  [("status", String(status)), ("client", peer.ipString), ("request_id", ex.requestID)])
+                                  [("status", String(status)), ("client", clientIP), ("request_id", ex.requestID)])
         }
-        exchange = ex
         phase = .forwarding
         if close { inBuf.clear() }
     }
@@ -741,7 +730,7 @@ final class ClientConnection: EventHandler, TimerTarget {
         guard worker.logs.access.enabled else { return }
         var j = JSONLine()
         j.field("time", timestampNow())
-        j.field("client", peer.ipString)
+        j.field("client", clientIP)
         j.field("sni", tls.serverName)
         j.field("host", ex.host)
         j.field("tls_version", tls.protocolVersion)

@@ -2,8 +2,10 @@ import GatewayHTTP
 import GatewayTLS
 
 /// One request/response on a client connection: what was asked, where it goes, how far
-/// both bodies have got, and what the access log will say.
-struct Exchange {
+/// both bodies have got, and what the access log will say. A class: the connection
+/// updates it in place from many steps, and copying a struct this size per step showed
+/// up in profiles.
+final class Exchange {
     enum RequestBody { case none, length(Int), chunked(ChunkedDecoder) }
     enum ResponseBody { case awaitingHead, length(Int), chunked(ChunkedDecoder), untilClose, done }
     enum ClientFraming { case asIs, chunked, close }

@@ -23,9 +23,10 @@ enum HeadWriter {
     static func connectionTokens(_ b: UnsafeRawBufferPointer, _ headers: [HTTPHeaderField]) -> [String] {
         var out: [String] = []
         for h in headers where asciiEqualsIgnoringCase(b, h.name, "connection") {
-            for t in b[h.value].split(separator: UInt8(ascii: ",")) {
-                let s = String(decoding: t, as: UTF8.self).trimmingSpaces().lowercased()
-                if !s.isEmpty && s != "close" && s != "keep-alive" && s != "upgrade" { out.append(s) }
+            forEachListElement(b, h.value) { t in
+                if asciiEqualsIgnoringCase(b, t, "close") || asciiEqualsIgnoringCase(b, t, "keep-alive")
+                    || asciiEqualsIgnoringCase(b, t, "upgrade") { return }
+                out.append(String(decoding: b[t], as: UTF8.self).lowercased())
             }
         }
         return out
