@@ -175,7 +175,10 @@ final class ClientConnection: EventHandler, TimerTarget {
         let space = inBuf.writableSpace(minimum: 4096)
         switch tls.read(into: space) {
         case .done(let n): inBuf.didWrite(n); return true
-        case .wantRead: clientNeeds.insert(.read); return false
+        case .wantRead:
+            // An idle keep-alive connection must not hold a read buffer (memory per idle connection).
+            inBuf.releaseIfEmpty()
+            clientNeeds.insert(.read); return false
         case .wantWrite: clientNeeds.insert(.write); return false
         case .closed, .failed:
             if phase == .forwarding, let ex = exchange, !ex.responseStarted, !ex.requestBodyDone {
