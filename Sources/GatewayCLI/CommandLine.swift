@@ -85,6 +85,7 @@ public enum GatewayCommand {
         let logs = Logs(error: ErrorLog(sink: LogSink(config.errorLog), level: config.errorLogLevel),
                         access: LogSink(config.accessLog))
         audit(logs.error, snapshot: snapshot, path: path)
+        printError("effective TLS policy per host:\n" + PolicyTable.render(config))
         var generation = 1
         let gateway = Gateway(snapshot: snapshot, logs: logs) {
             generation += 1
@@ -125,6 +126,7 @@ public enum GatewayCommand {
             case "sarif":
                 print(#"{"version": "2.1.0", "$schema": "https://json.schemastore.org/sarif-2.1.0.json", "runs": [{"tool": {"driver": {"name": "tls-gateway", "version": "\#(version)"}}, "results": []}]}"#)
             default:
+                print(PolicyTable.render(s.config))
                 print("\(path): configuration OK (\(s.config.hosts.count) hosts, \(s.config.backends.count) backends, \(s.config.listeners.count) listeners)")
             }
             return 0

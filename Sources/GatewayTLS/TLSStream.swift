@@ -100,11 +100,34 @@ public final class TLSStream {
             if let f = failureReason { OpenSSLErrors.clear(); return .failed(f) }
             let verify = SSL_get_verify_result(ssl)
             let reasons = OpenSSLErrors.drain()
-            if verify != X509_V_OK, SSL_is_server(ssl) == 0 {
+            if SSL_is_server(ssl) == 1 { return .failed(Self.clientFailureReason(reasons, verify: verify, handshakeDone: handshakeDone)) }
+            if verify != X509_V_OK {
                 return .failed("certificate verify failed: \(String(cString: X509_verify_cert_error_string(verify)))")
             }
             return .failed(reasons.isEmpty ? "TLS error \(e)" : reasons)
         }
+    }
+
+    /// The short reasons the access log gives for a refused client (SPEC §4/§10), with
+    /// OpenSSL's own words kept for anything else.
+    static func clientFailureReason(_ reasons: String, verify: Int, handshakeDone: Bool) -> String {
+        if reasons.contains("unsupported protocol") || reasons.contains("wrong version number") || reasons.contains("version too low") {
+            return "protocol version"
+        }
+        if reasons.contains("no shared cipher") { return "no shared cipher" }
+        if reasons.contains("peer did not return a certificate") { return "certificate required" }
+        if reasons.contains("certificate verify failed") || verify != X509_V_OK {
+            switch Int32(verify) {
+            case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY, X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT,
+                 X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN, X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT,
+                 X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+                return "unknown ca"
+            case X509_V_ERR_CERT_REVOKED: return "certificate revoked"
+            case X509_V_ERR_CERT_HAS_EXPIRED: return "certificate expired"
+            default: return "bad certificate: \(String(cString: X509_verify_cert_error_string(verify)))"
+            }
+        }
+        return reasons.isEmpty ? "TLS error" : reasons
     }
 
     // MARK: - What the handshake negotiated (for logs and headers)

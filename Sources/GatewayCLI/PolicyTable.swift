@@ -1,0 +1,40 @@
+import GatewayConfig
+
+/// Each host's effective TLS policy as one readable table, printed at start-up so an operator
+/// sees what inheritance produced (SPEC §4) without reading the configuration twice.
+enum PolicyTable {
+    static func render(_ config: GatewayConfiguration) -> String {
+        let header = ["host", "versions", "TLS1.2 ciphers", "TLS1.3 suites", "client_auth", "client_ca", "tickets", "certificates"]
+        var rows = [header]
+        for h in config.hosts {
+            let p = h.policy
+            rows.append([
+                h.names.joined(separator: " "),
+                p.minVersion == p.maxVersion ? "\(p.minVersion)" : "\(p.minVersion)-\(p.maxVersion)",
+                p.ciphers == TLSPolicy.defaultCiphers ? "default (ECDHE+AEAD)" : p.ciphers,
+                p.ciphersuites == TLSPolicy.defaultCiphersuites ? "default" : p.ciphersuites,
+                p.clientAuth.rawValue,
+                p.clientCA.map(lastComponent) ?? "-",
+                p.sessionTickets ? "on" : "off",
+                String(h.certificates.count),
+            ])
+        }
+        let widths = header.indices.map { i in rows.map { $0[i].count }.max() ?? 0 }
+        return rows.map { row in
+            row.indices.map { i in row[i] + String(repeating: " ", count: widths[i] - row[i].count) }
+                .joined(separator: "  ").trimmingTrailingSpaces()
+        }.joined(separator: "\n")
+    }
+
+    private static func lastComponent(_ path: String) -> String {
+        path.split(separator: "/").last.map(String.init) ?? path
+    }
+}
+
+private extension String {
+    func trimmingTrailingSpaces() -> String {
+        var s = Substring(self)
+        while s.last == " " { s.removeLast() }
+        return String(s)
+    }
+}
