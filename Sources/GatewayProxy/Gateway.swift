@@ -13,6 +13,8 @@ public final class Gateway {
     private let stopped = LockedCounter()
     /// Builds a new snapshot from the configuration file (for SIGHUP).
     private let reload: () -> Result<RuntimeSnapshot, ConfigLoadError>
+    /// Used while no `ticket_key_file` is configured.
+    private var ticketRotation = TicketKeyRotation(now: monotonicMilliseconds())
 
     public init(snapshot: RuntimeSnapshot, logs: Logs, reload: @escaping () -> Result<RuntimeSnapshot, ConfigLoadError>) {
         self.snapshot = snapshot
@@ -26,6 +28,7 @@ public final class Gateway {
     /// then starts the workers. Throws on a bind failure.
     public func start() throws(SystemError) {
         Signals.blockForWaiting([SIGTERM, SIGINT, SIGHUP, SIGUSR1])
+        TicketKeys.install(snapshot.ticketKeys ?? ticketRotation.keys)
         let count = snapshot.config.workers ?? Self.cpuCount
         var perWorker: [[(Int32, Int)]] = []
         for _ in 0..<count {
@@ -70,6 +73,9 @@ public final class Gateway {
         while true {
             guard let sig = Signals.wait([SIGTERM, SIGINT, SIGHUP, SIGUSR1], timeoutMs: 1000) else {
                 if stopped.value >= threads.count { break }
+                if snapshot.ticketKeys == nil && ticketRotation.rotateIfDue(now: monotonicMilliseconds()) {
+                    TicketKeys.install(ticketRotation.keys)
+                }
                 continue
             }
             if sig == SIGHUP { applyReload(); continue }
@@ -91,6 +97,7 @@ public final class Gateway {
                 logs.error.log(.warn, "reload_listeners", "listener changes take effect at restart; other changes applied")
             }
             snapshot = next
+            TicketKeys.install(next.ticketKeys ?? ticketRotation.keys)
             for h in handles { h.loop.execute { h.worker.snapshot = next } }
             logs.error.log(.info, "reloaded", "new configuration in use for new connections")
         }

@@ -44,6 +44,8 @@ public final class RuntimeSnapshot: Sendable {
     public let tls: TLSServerContexts
     public let backends: [String: BackendRuntime]
     public let generation: Int
+    /// From `ticket_key_file`; nil: the gateway's generated, rotating keys.
+    public let ticketKeys: [[UInt8]]?
 
     public init(config: GatewayConfiguration, generation: Int) throws(ConfigLoadError) {
         self.config = config
@@ -51,6 +53,11 @@ public final class RuntimeSnapshot: Sendable {
         tls = try TLSServerContexts(config: config)
         var backends: [String: BackendRuntime] = [:]
         var errors: [ConfigDiagnostic] = []
+        switch config.ticketKeyFile.map(TicketKeys.load) {
+        case .failure(let e): errors += e.diagnostics; ticketKeys = nil
+        case .success(let k): ticketKeys = k
+        case nil: ticketKeys = nil
+        }
         for b in config.backends {
             do { backends[b.name] = try BackendRuntime(config: b) } catch { errors += error.diagnostics }
         }

@@ -67,6 +67,8 @@ public final class TLSListener: @unchecked Sendable {
         self.defaultHost = defaultHost
         self.unknownSNI = unknownSNI
         SSL_CTX_set_client_hello_cb(ctx, clientHelloCallback, Unmanaged.passUnretained(self).toOpaque())
+        // Tickets are sealed with the process-wide keys (TicketKeys), not a per-context random key.
+        _ = gw_ssl_ctx_use_ticket_keys(ctx)
     }
     deinit { SSL_CTX_free(ctx) }
 }
@@ -134,8 +136,10 @@ public final class TLSServerContexts: @unchecked Sendable {
             _ = SSL_CTX_set_num_tickets(b.ctx, 0)
         }
         // One session id context per distinct policy: a session never resumes under another policy.
-        var sid = Array(String(p.hashValue & 0x7FFF_FFFF_FFFF_FFFF, radix: 16).utf8)
-        sid = Array(("gw-" + h.names.joined(separator: ",")).utf8.prefix(32 - sid.count)) + sid
+        // A digest of the policy's text, so it is the same in every process of a fleet and after a reload.
+        let policyText = "\(p.minVersion)|\(p.maxVersion)|\(p.ciphers)|\(p.ciphersuites)|\(p.clientAuth)|\(p.clientCA ?? "")|\(p.verifyDepth)|\(p.crl ?? "")|\(p.sessionTickets)"
+        var sid = [UInt8](repeating: 0, count: 32)
+        _ = SHA256(policyText, policyText.utf8.count, &sid)
         _ = SSL_CTX_set_session_id_context(b.ctx, sid, UInt32(sid.count))
         SSL_CTX_set_alpn_select_cb(b.ctx, alpnSelectCallback, nil)
         _ = gw_ssl_ctx_set_servername_callback(b.ctx, servernameCallback)

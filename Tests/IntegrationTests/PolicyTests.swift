@@ -9,7 +9,7 @@ import Testing
 ///   other.test        nothing set: inherits tls_defaults (1.2-1.3, two TLS 1.3 suites)
 @Suite(.serialized)
 struct PolicyTests {
-    static func config(_ s: Stack, tickets: String = "on") -> String {
+    static func config(_ s: Stack, tickets: String = "on", ticketKeyFile: String? = nil) -> String {
         let c = Repo.certs
         return """
         workers 1;
@@ -19,6 +19,7 @@ struct PolicyTests {
             min_version TLSv1.2;
             ciphersuites "TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256";
             session_tickets \(tickets);
+            \(ticketKeyFile.map { "ticket_key_file \($0);" } ?? "")
         }
         listen 127.0.0.1:\(s.gatewayPort) { default_host api.example.test; unknown_sni reject; }
         host api.example.test {
@@ -50,10 +51,10 @@ struct PolicyTests {
         """
     }
 
-    static func start(tickets: String = "on") throws -> Stack {
+    static func start(tickets: String = "on", ticketKeyFile: String? = nil) throws -> Stack {
         let s = try Stack()
         try s.startEcho()
-        try s.startGateway(config(s, tickets: tickets))
+        try s.startGateway(config(s, tickets: tickets, ticketKeyFile: ticketKeyFile))
         return s
     }
 
@@ -178,6 +179,36 @@ struct PolicyTests {
         #expect(!first.out.contains("TLS session ticket:"), "no ticket issued: \(first.out)")
         let again = try Self.sClient(s, "other.test", ["-tls1_2", "-sess_in", file])
         #expect(again.out.contains("Reused,"), "session id cache: \(again.out)")
+    }
+
+    /// Two gateways with the same `ticket_key_file` resume each other's TLS 1.3 tickets (a fleet);
+    /// with generated keys they do not.
+    @Test func ticketKeyFileIsSharedAcrossAFleet() throws {
+        let dir = try makeTempDir()
+        let keyFile = "\(dir)/tickets.keys"
+        let key = try run(["openssl", "rand", "-hex", "80"]).out
+        try "# current key\n\(key)".write(toFile: keyFile, atomically: true, encoding: .utf8)
+        chmod(keyFile, 0o600)
+        let a = try Self.start(ticketKeyFile: keyFile), b = try Self.start(ticketKeyFile: keyFile)
+        let file = "\(dir)/session.pem"
+        let first = try Self.sClient(a, "other.test", ["-tls1_3", "-sess_out", file])
+        #expect(first.ok && first.out.contains("New,"), "\(first.out)")
+        let onB = try Self.sClient(b, "other.test", ["-tls1_3", "-sess_in", file])
+        #expect(onB.out.contains("Reused,"), "same ticket keys: \(onB.out)")
+
+        let c = try Self.start()   // generated keys
+        let onC = try Self.sClient(c, "other.test", ["-tls1_3", "-sess_in", file])
+        #expect(onC.ok && onC.out.contains("New,"), "other keys must not resume: \(onC.out)")
+    }
+
+    @Test func badTicketKeyFileIsALoadError() throws {
+        let s = try Stack()
+        let keyFile = "\(s.dir)/bad.keys"
+        try "abcd\n".write(toFile: keyFile, atomically: true, encoding: .utf8)
+        try Self.config(s, ticketKeyFile: keyFile).write(toFile: s.configPath, atomically: true, encoding: .utf8)
+        let r = try run([try Repo.binary("gateway"), "check", "-c", s.configPath])
+        #expect(r.status == 2)
+        #expect(r.err.contains("\(keyFile):1:1: error:"), "\(r.err)")
     }
 
     /// The ClientHello cut into several TLS records (sent as separate TCP segments) must get

@@ -64,4 +64,9 @@ int gw_ssl_ad_access_denied(void);
 int gw_deflate_init2(struct z_stream_s *strm, int level, int window_bits, int mem_level);
 int gw_inflate_init2(struct z_stream_s *strm, int window_bits);
 
+// Session ticket keys shared by every listener context of the process (ticket_keys.c).
+#define GW_TICKET_KEY_SIZE 80
+int gw_ticket_keys_set(const unsigned char *keys, int count);  // first key encrypts; all decrypt
+int gw_ssl_ctx_use_ticket_keys(struct ssl_ctx_st *ctx);
+
 #endif
