@@ -52,3 +52,9 @@ int gw_deflate_init2(struct z_stream_s *strm, int level, int window_bits, int me
     return deflateInit2(strm, level, Z_DEFLATED, window_bits, mem_level, Z_DEFAULT_STRATEGY);
 }
 int gw_inflate_init2(struct z_stream_s *strm, int window_bits) { return inflateInit2(strm, window_bits); }
+
+#include <malloc.h>
+void gw_malloc_tune(int trim_threshold, int top_pad) {
+    mallopt(M_TRIM_THRESHOLD, trim_threshold);
+    mallopt(M_TOP_PAD, top_pad);
+}

@@ -28,6 +28,7 @@ public final class Gateway {
     /// then starts the workers. Throws on a bind failure.
     public func start() throws(SystemError) {
         Signals.blockForWaiting([SIGTERM, SIGINT, SIGHUP, SIGUSR1])
+        Allocator.tuneForServer()
         TicketKeys.install(snapshot.ticketKeys ?? ticketRotation.keys)
         let count = snapshot.config.workers ?? Self.cpuCount
         var perWorker: [[(Int32, Int)]] = []

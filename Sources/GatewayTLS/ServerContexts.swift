@@ -69,6 +69,9 @@ public final class TLSListener: @unchecked Sendable {
         SSL_CTX_set_client_hello_cb(ctx, clientHelloCallback, Unmanaged.passUnretained(self).toOpaque())
         // Tickets are sealed with the process-wide keys (TicketKeys), not a per-context random key.
         _ = gw_ssl_ctx_use_ticket_keys(ctx)
+        // One TLS 1.3 ticket per handshake, not OpenSSL's two: a client resumes with one, and
+        // each ticket costs an encryption, a MAC and a session serialisation.
+        if defaultHost?.policy.sessionTickets ?? true { _ = SSL_CTX_set_num_tickets(ctx, 1) }
     }
     deinit { SSL_CTX_free(ctx) }
 }

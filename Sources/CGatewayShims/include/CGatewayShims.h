@@ -69,4 +69,7 @@ int gw_inflate_init2(struct z_stream_s *strm, int window_bits);
 int gw_ticket_keys_set(const unsigned char *keys, int count);  // first key encrypts; all decrypt
 int gw_ssl_ctx_use_ticket_keys(struct ssl_ctx_st *ctx);
 
+// glibc mallopt (malloc.h is not part of Swift's Glibc module).
+void gw_malloc_tune(int trim_threshold, int top_pad);
+
 #endif
