@@ -23,6 +23,10 @@ func fail(_ message: String) -> Never {
 
 let options = EchoOptions.parse(Array(CommandLine.arguments.dropFirst())) ?? { fail(usage) }()
 signal(SIGPIPE, SIG_IGN)
+// A parent (a test runner) may have left signals blocked; SIGTERM must stop the origin at once.
+var unblock = sigset_t()
+sigfillset(&unblock)
+pthread_sigmask(SIG_UNBLOCK, &unblock, nil)
 let server = EchoServer(context: EchoTLS.context(options), name: options.name)
 let listenFD = listenSocket(options.host, options.port)
 printError("gateway-echo listening on \(options.listen)")
