@@ -32,6 +32,10 @@ final class ClientConnection: EventHandler, TimerTarget {
     private var backendNeeds: EventLoop.Interest = []
     private lazy var clientCertificate: PeerCertificate? = tls.peerCertificate()
     private lazy var clientIP = peer.ipString
+    /// The last Host (or authority) asked for on this connection and what it resolved to.
+    private var lastAskedHost: String?
+    private var lastRequested: String?
+    private var lastRequestedHost: TLSHost?
 
     /// Bytes buffered toward one side before the gateway stops reading the other side.
     private static let highWater = 64 * 1024
@@ -192,7 +196,7 @@ final class ClientConnection: EventHandler, TimerTarget {
     private func startExchange(_ head: HTTPRequestHead) {
         let ex = Exchange(startedAt: now)
         let b = inBuf.readable
-        ex.method = String(decoding: b[head.method], as: UTF8.self)
+        if worker.logs.access.enabled { ex.method = String(decoding: b[head.method], as: UTF8.self) }
         let rawTarget = String(decoding: b[head.target], as: UTF8.self)
         ex.isHEAD = head.isHEAD
         ex.clientVersionMinor = head.versionMinor
@@ -214,9 +218,16 @@ final class ClientConnection: EventHandler, TimerTarget {
 
         // Which host block this request is for, and whether this connection may ask for it.
         let connHost = tls.host
-        let requested = Self.normaliseHost(authority ?? hostHeader)
+        let asked = authority ?? hostHeader
+        // Clients send the same Host on every request of a connection: resolve it once.
+        if asked != lastAskedHost {
+            lastAskedHost = asked
+            lastRequested = Self.normaliseHost(asked)
+            lastRequestedHost = lastRequested.flatMap { snapshot.tls.host(named: $0) }
+        }
+        let requested = lastRequested
         var host = connHost
-        if let requested, let h = snapshot.tls.host(named: requested) {
+        if let requested, let h = lastRequestedHost {
             if let c = connHost, c !== h, !Self.samePolicy(c.policy, h.policy) {
                 inBuf.consume(head.headLength)
                 respondLocally(status: 421, reason: "host \(requested) is not served under this connection's TLS policy (\(c.name))", close: false)

@@ -47,7 +47,7 @@ enum HeadWriter {
                         clientIP: String, requestID: String, clientCert: ClientCertHeaders?) -> [UInt8] {
         var out = [UInt8]()
         out.reserveCapacity(head.headLength + 256)
-        out += b[head.method]
+        out.append(contentsOf: UnsafeRawBufferPointer(rebasing: b[head.method]))
         out.append(0x20)
         out += target.utf8
         out += " HTTP/1.1\r\n".utf8
@@ -56,7 +56,10 @@ enum HeadWriter {
         for h in head.headers {
             if isHopByHop(b, h.name) || isGatewayOwned(b, h.name) || isListed(b, h.name, in: tokens) { continue }
             if asciiEqualsIgnoringCase(b, h.name, "host") { sawHost = true }
-            out += b[h.name]; out += ": ".utf8; out += b[h.value]; out += "\r\n".utf8
+            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: b[h.name]))
+            out.append(UInt8(ascii: ":")); out.append(UInt8(ascii: " "))
+            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: b[h.value]))
+            out.append(13); out.append(10)
         }
         if !sawHost, let hostHeader { out += "Host: \(hostHeader)\r\n".utf8 }
         if case .chunked = head.framing { out += "Transfer-Encoding: chunked\r\n".utf8 }

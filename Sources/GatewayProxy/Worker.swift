@@ -124,18 +124,22 @@ struct RequestIDGenerator {
         state.1 = x ^ y ^ (x >> 17) ^ (y >> 26)
         return state.1 &+ y
     }
+    /// A version-4 UUID in its hyphenated form, written straight into the string's storage.
     mutating func uuid() -> String {
-        let a = next(), b = next()
-        var bytes = withUnsafeBytes(of: (a, b)) { Array($0) }
-        bytes[6] = bytes[6] & 0x0F | 0x40
-        bytes[8] = bytes[8] & 0x3F | 0x80
-        let hex = Array("0123456789abcdef".utf8)
-        var out = [UInt8]()
-        out.reserveCapacity(36)
-        for (i, b) in bytes.enumerated() {
-            if i == 4 || i == 6 || i == 8 || i == 10 { out.append(UInt8(ascii: "-")) }
-            out.append(hex[Int(b >> 4)]); out.append(hex[Int(b & 15)])
+        var words = (next(), next())
+        return withUnsafeMutableBytes(of: &words) { r in
+            r[6] = r[6] & 0x0F | 0x40
+            r[8] = r[8] & 0x3F | 0x80
+            return String(unsafeUninitializedCapacity: 36) { out in
+                let hex: StaticString = "0123456789abcdef"
+                var j = 0
+                for i in 0..<16 {
+                    if i == 4 || i == 6 || i == 8 || i == 10 { out[j] = UInt8(ascii: "-"); j += 1 }
+                    out[j] = hex.utf8Start[Int(r[i] >> 4)]; out[j + 1] = hex.utf8Start[Int(r[i] & 15)]
+                    j += 2
+                }
+                return j
+            }
         }
-        return String(decoding: out, as: UTF8.self)
     }
 }
