@@ -211,6 +211,83 @@ struct PolicyTests {
         #expect(r.err.contains("\(keyFile):1:1: error:"), "\(r.err)")
     }
 
+    /// A malformed server_name extension fails the handshake whatever unknown_sni says, and
+    /// the gateway goes on serving.
+    @Test func malformedServerNameIsRefused() throws {
+        let s = try Self.start()
+        let name = "foo.example.test"
+        // A NUL inside the name (same length, so every other length stays valid).
+        #expect(throws: (any Error).self) {
+            _ = try SplitHelloClient.handshake(port: s.gatewayPort, serverName: name, pieces: 1) { hello in
+                SplitHelloClient.replacing(Array(name.utf8), with: Array("foo\u{0}example.test".utf8), in: hello)
+            }
+        }
+        // The name's length field one byte too long for the extension.
+        #expect(throws: (any Error).self) {
+            _ = try SplitHelloClient.handshake(port: s.gatewayPort, serverName: name, pieces: 1) { hello in
+                var h = hello
+                if let i = SplitHelloClient.index(of: Array(name.utf8), in: h) { h[i - 1] &+= 1 }
+                return h
+            }
+        }
+        usleep(200_000)
+        #expect(s.gateway!.stdout.contains("malformed server_name"), "\(s.gateway!.stdout)")
+        #expect(try SplitHelloClient.handshake(port: s.gatewayPort, serverName: name, pieces: 1) == "TLSv1.2 CN=*.example.test")
+    }
+
+    /// `min_version TLSv1` works for the host that asks for it (security level 0 there only).
+    @Test func legacyFloorOnOneHostOnly() throws {
+        let s = try Stack()
+        try s.startEcho()
+        let text = Self.config(s).replacingOccurrences(of: """
+            host other.test {
+                certificate
+            """, with: """
+            host other.test {
+                min_version TLSv1;
+                ciphers "ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES128-GCM-SHA256";
+                certificate
+            """)
+        #expect(text.contains("min_version TLSv1;"))
+        try s.startGateway(text)
+        let legacy = ["-tls1", "-cipher", "ECDHE-ECDSA-AES128-SHA:@SECLEVEL=0"]
+        let r = try Self.sClient(s, "other.test", legacy)
+        #expect(r.ok, "\(r.out)")
+        #expect(r.out.contains("TLSv1,") || r.out.contains("Protocol  : TLSv1\n"), "\(r.out)")
+        #expect(try !Self.sClient(s, "foo.example.test", legacy).ok, "other hosts keep their floor")
+    }
+
+    /// `crl` on a host refuses a revoked client certificate.
+    @Test func revokedClientCertificateIsRefused() throws {
+        let s = try Stack()
+        let ca = "\(s.dir)/ca"
+        try FileManager.default.createDirectory(atPath: ca, withIntermediateDirectories: true)
+        try "".write(toFile: "\(ca)/index.txt", atomically: true, encoding: .utf8)
+        try "01\n".write(toFile: "\(ca)/crlnumber", atomically: true, encoding: .utf8)
+        try """
+        [ca]
+        default_ca = d
+        [d]
+        database = \(ca)/index.txt
+        crlnumber = \(ca)/crlnumber
+        default_md = sha256
+        default_crl_days = 30
+        """.write(toFile: "\(ca)/ca.cnf", atomically: true, encoding: .utf8)
+        let caArgs = ["-config", "\(ca)/ca.cnf", "-keyfile", Repo.cert("clients-ca.key"), "-cert", Repo.cert("clients-ca.pem")]
+        let revoke = try run(["openssl", "ca"] + caArgs + ["-revoke", Repo.cert("client1.pem")])
+        #expect(revoke.status == 0, "\(revoke.err)")
+        let crl = try run(["openssl", "ca"] + caArgs + ["-gencrl", "-out", "\(ca)/clients.crl"])
+        #expect(crl.status == 0, "\(crl.err)")
+        try s.startEcho()
+        try s.startGateway(Self.config(s).replacingOccurrences(of: "client_ca \(Repo.certs)/clients-ca.pem;",
+                                                                 with: "client_ca \(Repo.certs)/clients-ca.pem;\n    crl \(ca)/clients.crl;"))
+        let r = try run(["curl", "-sS", "--tlsv1.3", "--cacert", Repo.cert("ca.pem"), "--resolve", "api.example.test:\(s.gatewayPort):127.0.0.1",
+                         "--cert", Repo.cert("client1.pem"), "--key", Repo.cert("client1.key"), "https://api.example.test:\(s.gatewayPort)/"])
+        #expect(r.status != 0, "a revoked certificate must not get through: \(r.out)")
+        usleep(200_000)
+        #expect(s.gateway!.stdout.contains(#""reason":"certificate revoked""#), "\(s.gateway!.stdout)")
+    }
+
     /// The ClientHello cut into several TLS records (sent as separate TCP segments) must get
     /// the same host and policy as a whole one.
     @Test func fragmentedClientHelloGetsTheSamePolicy() throws {
@@ -238,7 +315,7 @@ enum SplitHelloClient {
     struct Failure: Error, CustomStringConvertible { let description: String }
 
     /// Returns "VERSION SUBJECT-CN" of the finished handshake.
-    static func handshake(port: UInt16, serverName: String, pieces: Int) throws -> String {
+    static func handshake(port: UInt16, serverName: String, pieces: Int, transform: ([UInt8]) -> [UInt8] = { $0 }) throws -> String {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var a = sockaddr_in()
@@ -276,7 +353,7 @@ enum SplitHelloClient {
                 out += buf[0..<Int(n)]
             }
             if !out.isEmpty {
-                let records = first ? split(out, pieces: pieces) : [out]
+                let records = first ? split(transform(out), pieces: pieces) : [out]
                 first = false
                 for rec in records {
                     guard rec.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, 0) }) == rec.count else { throw Failure(description: "send failed") }
@@ -295,6 +372,16 @@ enum SplitHelloClient {
         var cn = [CChar](repeating: 0, count: 256)
         X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, &cn, 256)
         return "\(version) CN=\(String(decoding: cn.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))"
+    }
+
+    static func index(of needle: [UInt8], in hay: [UInt8]) -> Int? {
+        guard hay.count >= needle.count else { return nil }
+        return (0...(hay.count - needle.count)).first { Array(hay[$0..<$0 + needle.count]) == needle }
+    }
+
+    static func replacing(_ needle: [UInt8], with new: [UInt8], in hay: [UInt8]) -> [UInt8] {
+        guard let i = index(of: needle, in: hay) else { return hay }
+        return Array(hay[..<i]) + new + Array(hay[(i + needle.count)...])
     }
 
     /// One handshake record (type 22) becomes `pieces` records carrying consecutive slices.
