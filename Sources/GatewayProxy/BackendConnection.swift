@@ -19,6 +19,8 @@ final class BackendConnection: EventHandler, TimerTarget {
     weak var owner: ClientConnection?
     /// Whether it was taken from the pool (a failure before any response byte may then be retried).
     var reused = false
+    /// Counted in the pool's in-flight numbers (least_conn) while a request uses it.
+    var inFlight = false
     var lastReadWantedWrite = false
     var lastWriteWantedRead = false
     var deadline: UInt64 = 0

@@ -16,37 +16,105 @@ final class BackendPool {
 
     deinit { for s in sessions.values { SSL_SESSION_free(s) } }
 
-    /// The next server by weighted round robin, skipping `excluding`.
+    /// Passive health of one server (SPEC §6 `max_fails`/`fail_timeout`, as nginx counts them).
+    private struct Health { var fails = 0; var firstFailAt: UInt64 = 0; var downUntil: UInt64 = 0 }
+    private var health: [Key: Health] = [:]
+    /// Requests in flight per server, for `least_conn`.
+    private var busy: [Key: Int] = [:]
+
+    /// The server for the next request: weighted round robin or least connections, skipping
+    /// `excluding` and servers marked down. nil: no server is up (503).
     func pickServer(_ backend: BackendRuntime, excluding: Int? = nil) -> Int? {
         let id = ObjectIdentifier(backend)
+        let now = worker.loop.now
+        func usable(_ s: Int) -> Bool {
+            s != excluding && (health[Key(backend: id, server: s)]?.downUntil ?? 0) <= now
+        }
         let sched = backend.schedule
         guard !sched.isEmpty else { return nil }
         var c = cursor[id, default: 0]
+        if backend.config.balance == .leastConn {
+            // Fewest in flight relative to weight; ties go round robin.
+            var best: (server: Int, load: Double)?
+            for i in 0..<backend.servers.count {
+                let s = (c + i) % backend.servers.count
+                guard usable(s) else { continue }
+                let load = Double(busy[Key(backend: id, server: s)] ?? 0) / Double(max(1, backend.servers[s].config.weight))
+                if best == nil || load < best!.load { best = (s, load) }
+            }
+            cursor[id] = c + 1
+            return best?.server
+        }
         for _ in 0..<sched.count {
             let s = sched[c % sched.count]
             c += 1
-            if s != excluding { cursor[id] = c; return s }
+            if usable(s) { cursor[id] = c; return s }
         }
         return nil
+    }
+
+    /// Whether `pickServer` would find a server (without moving the round-robin cursor).
+    func hasUsableServer(_ backend: BackendRuntime, excluding: Int?) -> Bool {
+        let id = ObjectIdentifier(backend), now = worker.loop.now
+        return backend.servers.indices.contains { s in
+            s != excluding && (health[Key(backend: id, server: s)]?.downUntil ?? 0) <= now
+        }
+    }
+
+    /// A connect, TLS, protocol or timeout failure of a server: `max_fails` of them within
+    /// `fail_timeout` take it out of rotation for `fail_timeout`.
+    func recordFailure(_ backend: BackendRuntime, server: Int) {
+        let maxFails = backend.config.maxFails
+        guard maxFails > 0 else { return }
+        let key = Key(backend: ObjectIdentifier(backend), server: server)
+        let now = worker.loop.now, window = UInt64(backend.config.failTimeoutMs)
+        var h = health[key] ?? Health()
+        if h.fails == 0 || now - h.firstFailAt > window { h.fails = 0; h.firstFailAt = now }
+        h.fails += 1
+        if h.fails >= maxFails {
+            h.downUntil = now + window
+            h.fails = 0
+            worker.logs.error.log(.warn, "backend_server_down", "\(maxFails) failure(s) within fail_timeout: not used for \(window) ms",
+                                  [("backend", backend.config.name), ("server", backend.servers[server].label)])
+        }
+        health[key] = h
+    }
+
+    func recordSuccess(_ backend: BackendRuntime, server: Int) {
+        let key = Key(backend: ObjectIdentifier(backend), server: server)
+        if health[key] != nil { health[key] = nil }
+    }
+
+    private func finished(_ c: BackendConnection) {
+        guard c.inFlight else { return }
+        c.inFlight = false
+        busy[Key(backend: ObjectIdentifier(c.backend), server: c.serverIndex), default: 1] -= 1
     }
 
     /// A pooled connection to that server, or a new one.
     func connection(_ backend: BackendRuntime, server: Int) throws(ProxyFailure) -> BackendConnection {
         let key = Key(backend: ObjectIdentifier(backend), server: server)
-        while let c = idle[key]?.popLast() {
+        var conn: BackendConnection?
+        while conn == nil, let c = idle[key]?.popLast() {
             if c.phase == .ready {
                 c.reused = true
                 c.deadline = 0
-                return c
+                conn = c
             }
         }
-        let session = backend.config.tls.sessionReuse ? sessions[key] : nil
-        return try BackendConnection(worker: worker, backend: backend, serverIndex: server, session: session)
+        if conn == nil {
+            let session = backend.config.tls.sessionReuse ? sessions[key] : nil
+            conn = try BackendConnection(worker: worker, backend: backend, serverIndex: server, session: session)
+        }
+        conn!.inFlight = true
+        busy[key, default: 0] += 1
+        return conn!
     }
 
     /// Keeps a connection whose last exchange ended cleanly, up to `keepalive` per server.
     func release(_ c: BackendConnection) {
         c.owner = nil
+        finished(c)
         let key = Key(backend: ObjectIdentifier(c.backend), server: c.serverIndex)
         guard c.phase == .ready, c.inBuf.isEmpty, c.outBuf.isEmpty, !c.tls.hasPending,
               idle[key, default: []].count < c.backend.config.keepalive else {
@@ -63,6 +131,7 @@ final class BackendPool {
     }
 
     func discard(_ c: BackendConnection) {
+        finished(c)
         let key = Key(backend: ObjectIdentifier(c.backend), server: c.serverIndex)
         idle[key]?.removeAll { $0 === c }
         c.close()

@@ -323,7 +323,7 @@ final class ClientConnection: EventHandler, TimerTarget {
 
     private func connectBackend(excluding: Int?) {
         guard let ex = exchange, let b = ex.backend else { return }
-        guard let server = worker.pool.pickServer(b, excluding: excluding) ?? (excluding != nil ? excluding : nil) else {
+        guard let server = worker.pool.pickServer(b, excluding: excluding) else {
             backendFailed(ProxyFailure(.unavailable, "backend \(b.config.name) has no server available")); return
         }
         ex.attempts += 1
@@ -345,16 +345,23 @@ final class ClientConnection: EventHandler, TimerTarget {
         guard let ex = exchange else { return }
         let failedServer = ex.serverIndex
         let label = backend?.server.label ?? ""
+        let wasPooled = backend?.reused == true
+        // A stale pooled connection says nothing about the server's health; anything else counts.
+        if failure.kind != .unavailable, !(failure.retryable && wasPooled), let b = ex.backend, let s = failedServer {
+            worker.pool.recordFailure(b, server: s)
+        }
         if let c = backend {
             c.owner = nil
             worker.pool.discard(c)
             backend = nil
         }
-        let reusedStale = failure.retryable
-        if reusedStale && !ex.bodyForwarded && !ex.responseStarted && ex.attempts < 2, let b = ex.backend {
+        let other = (ex.backend?.servers.count ?? 0) > 1 ? failedServer : nil
+        // Retry once when nothing was sent: on another server, or on the same one when only a
+        // stale pooled connection failed (a refused connect to the only server is not retried).
+        if failure.retryable && (wasPooled || other != nil) && !ex.bodyForwarded && !ex.responseStarted && ex.attempts < 2, let b = ex.backend,
+           worker.pool.hasUsableServer(b, excluding: other) {
             ex.headSent = false
             ex.responseParser.reset()
-            let other = b.servers.count > 1 ? failedServer : nil
             worker.logs.error.log(.warn, "backend_retry", failure.reason, [("backend", b.config.name), ("server", label), ("request_id", ex.requestID)])
             connectBackend(excluding: other)
             return
@@ -647,6 +654,7 @@ final class ClientConnection: EventHandler, TimerTarget {
         logAccess(ex)
         if let b = backend {
             backend = nil
+            worker.pool.recordSuccess(b.backend, server: b.serverIndex)
             if ex.requestBodyDone && ex.backendKeepAlive && b.phase == .ready && !worker.draining {
                 worker.pool.release(b)
             } else {

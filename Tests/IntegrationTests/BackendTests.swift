@@ -1,0 +1,116 @@
+import Foundation
+import Testing
+
+/// Backend fleets (SPEC §6): weights, least_conn, passive health, 502 → 503, 100-continue, HEAD.
+@Suite(.serialized)
+struct BackendTests {
+    /// One more echo origin on its own port, named so replies say which server answered.
+    static func startEcho(_ s: Stack, port: UInt16, name: String) throws -> ServerProcess {
+        let e = try ServerProcess(try Repo.binary("gateway-echo"),
+                                  ["--listen", "127.0.0.1:\(port)", "--cert", Repo.cert("echo.internal.test.pem"),
+                                   "--key", Repo.cert("echo.internal.test.key"), "--name", name], dir: s.dir)
+        try e.waitForPort(port)
+        return e
+    }
+
+    /// The `server` field of each echo reply from `count` requests on one keep-alive connection.
+    static func servers(_ s: Stack, count: Int, path: String = "/") throws -> [String] {
+        let url = "https://api.example.test:\(s.gatewayPort)\(path)"
+        let r = try run(["curl", "-sS", "--cacert", Repo.cert("ca.pem"), "--resolve", "api.example.test:\(s.gatewayPort):127.0.0.1",
+                         "-w", "\n"] + Array(repeating: url, count: count))
+        return r.out.split(separator: "\n").map { line in
+            (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])??["server"] as? String ?? "status:\(line.prefix(40))"
+        }
+    }
+
+    static func config(_ s: Stack, servers: String, extra: String = "") -> String {
+        s.config(backendExtra: extra, server: servers)
+    }
+
+    @Test func weightsShareTraffic() throws {
+        let s = try Stack()
+        let portB = freePort()
+        try s.startEcho()
+        let b = try Self.startEcho(s, port: portB, name: "b")
+        defer { b.stop() }
+        try s.startGateway(Self.config(s, servers: "https://127.0.0.1:\(s.echoPort) weight 3;\n    server https://127.0.0.1:\(portB) weight 1"))
+        let got = try Self.servers(s, count: 40)
+        #expect(got.filter { $0 == "echo" }.count == 30, "\(got)")
+        #expect(got.filter { $0 == "b" }.count == 10, "\(got)")
+    }
+
+    @Test func leastConnAvoidsTheBusyServer() throws {
+        let s = try Stack()
+        let portB = freePort()
+        try s.startEcho()
+        let b = try Self.startEcho(s, port: portB, name: "b")
+        defer { b.stop() }
+        try s.startGateway(Self.config(s, servers: "https://127.0.0.1:\(s.echoPort);\n    server https://127.0.0.1:\(portB)",
+                                       extra: "balance least_conn;"))
+        // One slow request holds a server; the quick ones that follow must all go to the other.
+        let slow = Process()
+        slow.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        slow.arguments = ["curl", "-sS", "-o", "\(s.dir)/slow.json", "--cacert", Repo.cert("ca.pem"),
+                          "--resolve", "api.example.test:\(s.gatewayPort):127.0.0.1", "https://api.example.test:\(s.gatewayPort)/delay/1500"]
+        try slow.run()
+        usleep(400_000)
+        let quick = try Self.servers(s, count: 4)
+        slow.waitUntilExit()
+        let slowServer = try decodeEchoServer(String(contentsOfFile: "\(s.dir)/slow.json", encoding: .utf8))
+        #expect(quick.count == 4)
+        #expect(quick.allSatisfy { $0 != slowServer }, "slow on \(slowServer), quick on \(quick)")
+    }
+
+    @Test func failingServerIsSkippedThenComesBack() throws {
+        let s = try Stack()
+        let portA = freePort()   // nothing listens there yet
+        try s.startEcho()
+        try s.startGateway(Self.config(s, servers: "https://127.0.0.1:\(portA);\n    server https://127.0.0.1:\(s.echoPort)",
+                                       extra: "max_fails 1; fail_timeout 2s;"))
+        let first = try Self.servers(s, count: 6)
+        #expect(first == Array(repeating: "echo", count: 6), "retried on the other server, then only that one: \(first)")
+        usleep(200_000)
+        let connectErrors = s.gateway!.stderr.components(separatedBy: "connect to 127.0.0.1:\(portA) failed").count - 1
+        #expect(connectErrors == 1, "the down server is not tried again within fail_timeout: \(s.gateway!.stderr)")
+        #expect(s.gateway!.stderr.contains("backend_server_down"))
+        let a = try Self.startEcho(s, port: portA, name: "a")
+        defer { a.stop() }
+        usleep(2_200_000)
+        let later = try Self.servers(s, count: 4)
+        #expect(later.contains("a"), "back after fail_timeout: \(later)")
+    }
+
+    @Test func onlyServerDownIs502Then503() throws {
+        let s = try Stack()
+        let port = freePort()
+        try s.startGateway(Self.config(s, servers: "https://127.0.0.1:\(port)", extra: "max_fails 1; fail_timeout 10s;"))
+        let url = "https://api.example.test:\(s.gatewayPort)/"
+        let codes = try run(["curl", "-sS", "-w", "%{http_code}\n", "--cacert", Repo.cert("ca.pem"),
+                             "--resolve", "api.example.test:\(s.gatewayPort):127.0.0.1",
+                             url, "-o", "/dev/null", url, "-o", "/dev/null"]).out
+        #expect(codes == "502\n503\n", "\(codes)")
+    }
+
+    @Test func expectContinueAndHead() throws {
+        let s = try Stack()
+        try s.startEcho()
+        try s.startGateway()
+        let body = Data(repeating: 0x61, count: 300_000)
+        try body.write(to: URL(fileURLWithPath: "\(s.dir)/body"))
+        let r = try s.curl("/upload", ["-H", "Expect: 100-continue", "--data-binary", "@\(s.dir)/body", "-v"])
+        #expect(r.err.contains("HTTP/1.1 100 Continue"), "\(r.err)")
+        let e = try decodeEcho(r.out)
+        #expect(e.body_length == 300_000)
+        #expect(e.body_sha256 == (try sha256Hex(body)))
+        let head = try s.curl("/bytes/5000", ["-I", "-w", "%{size_download}"])
+        #expect(head.out.lowercased().contains("content-length: 5000"))
+        #expect(head.out.hasSuffix("0"), "HEAD: no body")
+    }
+}
+
+func decodeEchoServer(_ s: String) throws -> String {
+    guard let o = try JSONSerialization.jsonObject(with: Data(s.utf8)) as? [String: Any], let name = o["server"] as? String else {
+        throw HarnessError("not an echo reply: \(s.prefix(200))")
+    }
+    return name
+}
