@@ -9,7 +9,7 @@ import GatewayTLS
 /// Every call to `drive` retries whatever can progress until everything would block,
 /// then sets exactly the epoll interest that is missing.
 final class ClientConnection: EventHandler, TimerTarget {
-    enum Phase { case handshaking, awaitingHead, forwarding, draining, closed }
+    enum Phase { case handshaking, awaitingHead, forwarding, tunnel, draining, closed }
 
     let fd: Int32
     let peer: SocketAddress
@@ -79,6 +79,7 @@ final class ClientConnection: EventHandler, TimerTarget {
             case .handshaking: handshake()
             case .awaitingHead: readHead()
             case .forwarding: forward()
+            case .tunnel: tunnel()
             case .draining: drain()
             case .closed: break
             }
@@ -115,7 +116,7 @@ final class ClientConnection: EventHandler, TimerTarget {
             ex.attempts = 9   // no retry after a timeout
             backendFailed(ProxyFailure(.timeout, reason))
             drive()
-        case .draining, .closed:
+        case .tunnel, .draining, .closed:
             close()
         }
     }
@@ -199,6 +200,7 @@ final class ClientConnection: EventHandler, TimerTarget {
         if worker.logs.access.enabled { ex.method = String(decoding: b[head.method], as: UTF8.self) }
         let rawTarget = String(decoding: b[head.target], as: UTF8.self)
         ex.isHEAD = head.isHEAD
+        ex.upgradeRequested = head.upgrade
         ex.clientVersionMinor = head.versionMinor
         ex.clientKeepAlive = head.keepAlive && !worker.draining
         let hostHeader = head.host.map { String(decoding: b[$0], as: UTF8.self) }
@@ -559,6 +561,17 @@ final class ClientConnection: EventHandler, TimerTarget {
                 return
             }
             guard let head else { return }
+            if head.status == 101 && ex.upgradeRequested {
+                // Switching protocols: the head goes to the client, then bytes flow both ways as they are.
+                HeadWriter.response(input, head: head, chunked: false, close: false, into: &outBuf)
+                b.inBuf.consume(head.headLength)
+                ex.status = 101
+                ex.upstreamMs = Int(now - ex.upstreamStartedAt)
+                ex.responseStarted = true
+                ex.responseBody = .done
+                ex.requestBodyDone = true
+                return
+            }
             if head.status >= 100 && head.status < 200 {
                 // Interim responses (100 Continue, 103) pass through to HTTP/1.1 clients.
                 if head.status != 101 && ex.clientVersionMinor >= 1 {
@@ -652,6 +665,12 @@ final class ClientConnection: EventHandler, TimerTarget {
     private func finishIfDone() -> Bool {
         guard let ex = exchange, ex.responseDone, ex.requestBodyDone || ex.local, outBuf.isEmpty, phase == .forwarding else { return false }
         logAccess(ex)
+        if ex.status == 101, ex.upgradeRequested, backend != nil {
+            exchange = nil
+            phase = .tunnel
+            setDeadline(limits.idleTimeoutMs)
+            return true
+        }
         if let b = backend {
             backend = nil
             worker.pool.recordSuccess(b.backend, server: b.serverIndex)
@@ -673,6 +692,56 @@ final class ClientConnection: EventHandler, TimerTarget {
         inBuf.releaseIfEmpty()
         outBuf.releaseIfEmpty()
         setDeadline(headBytesSeen ? limits.headerTimeoutMs : limits.idleTimeoutMs)
+        return true
+    }
+
+    // MARK: - Upgraded connections
+
+    /// After a 101: client bytes go to the backend and backend bytes to the client, unchanged,
+    /// each direction pausing at the high-water mark, until either side closes.
+    private func tunnel() {
+        guard let b = backend, b.phase == .ready else { close(); return }
+        var progress = true, open = true
+        while progress && open {
+            progress = false
+            open = Self.flush(b.tls, &inBuf, &backendNeeds, &progress)
+                && Self.flush(tls, &b.inBuf, &clientNeeds, &progress)
+                && (inBuf.readableCount >= Self.highWater || Self.fill(tls, &inBuf, &clientNeeds, &progress))
+                && (b.inBuf.readableCount >= Self.highWater || Self.fill(b.tls, &b.inBuf, &backendNeeds, &progress))
+            if progress { setDeadline(limits.idleTimeoutMs) }
+        }
+        if !open {
+            // One side ended: hand on what is already here, then end the other.
+            var ignored = false
+            _ = Self.flush(b.tls, &inBuf, &backendNeeds, &ignored)
+            _ = Self.flush(tls, &b.inBuf, &clientNeeds, &ignored)
+            close()
+        }
+    }
+
+    /// Reads from `src` into `buf` up to the high-water mark; false when `src` closed or failed.
+    private static func fill(_ src: TLSStream, _ buf: inout ByteBuffer, _ needs: inout EventLoop.Interest, _ progress: inout Bool) -> Bool {
+        while buf.readableCount < highWater {
+            switch src.read(into: buf.writableSpace(minimum: 16 * 1024)) {
+            case .done(let n): buf.didWrite(n); progress = true
+            case .wantRead: needs.insert(.read); return true
+            case .wantWrite: needs.insert(.write); return true
+            case .closed, .failed: return false
+            }
+        }
+        return true
+    }
+
+    /// Writes `buf` to `dst`; false when `dst` closed or failed.
+    private static func flush(_ dst: TLSStream, _ buf: inout ByteBuffer, _ needs: inout EventLoop.Interest, _ progress: inout Bool) -> Bool {
+        while !buf.isEmpty {
+            switch dst.write(buf.readable) {
+            case .done(let n): buf.consume(n); progress = true
+            case .wantWrite: needs.insert(.write); return true
+            case .wantRead: needs.insert(.read); return true
+            case .closed, .failed: return false
+            }
+        }
         return true
     }
 

@@ -16,6 +16,8 @@ final class Exchange {
     var requestID = ""
     let startedAt: UInt64
     var isHEAD = false
+    /// `Connection: upgrade` + `Upgrade`: a 101 from the backend turns the connection into a tunnel.
+    var upgradeRequested = false
     var clientKeepAlive = true
     var clientVersionMinor = 1
 

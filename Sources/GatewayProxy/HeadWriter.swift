@@ -45,6 +45,8 @@ enum HeadWriter {
 
     static func request(_ b: UnsafeRawBufferPointer, head: HTTPRequestHead, target: String, hostHeader: String?,
                         clientIP: String, requestID: String, clientCert: ClientCertHeaders?) -> [UInt8] {
+        // An upgrade (WebSocket) keeps its Upgrade header and says so in Connection.
+        let upgrade = head.upgrade
         var out = [UInt8]()
         out.reserveCapacity(head.headLength + 256)
         out.append(contentsOf: UnsafeRawBufferPointer(rebasing: b[head.method]))
@@ -54,7 +56,8 @@ enum HeadWriter {
         let tokens = connectionTokens(b, head.headers)
         var sawHost = false
         for h in head.headers {
-            if isHopByHop(b, h.name) || isGatewayOwned(b, h.name) || isListed(b, h.name, in: tokens) { continue }
+            let keep = upgrade && asciiEqualsIgnoringCase(b, h.name, "upgrade")
+            if !keep && (isHopByHop(b, h.name) || isGatewayOwned(b, h.name) || isListed(b, h.name, in: tokens)) { continue }
             if asciiEqualsIgnoringCase(b, h.name, "host") { sawHost = true }
             out.append(contentsOf: UnsafeRawBufferPointer(rebasing: b[h.name]))
             out.append(UInt8(ascii: ":")); out.append(UInt8(ascii: " "))
@@ -63,6 +66,7 @@ enum HeadWriter {
         }
         if !sawHost, let hostHeader { out += "Host: \(hostHeader)\r\n".utf8 }
         if case .chunked = head.framing { out += "Transfer-Encoding: chunked\r\n".utf8 }
+        if upgrade { out += "Connection: upgrade\r\n".utf8 }
         out += "X-Forwarded-For: \(clientIP)\r\nX-Forwarded-Proto: https\r\n".utf8
         if let hostHeader { out += "X-Forwarded-Host: \(hostHeader)\r\n".utf8 }
         out += "X-Request-Id: \(requestID)\r\n".utf8
@@ -79,6 +83,7 @@ enum HeadWriter {
 
     /// The response head toward the client; `chunked` / `close` say how the gateway frames the body.
     static func response(_ b: UnsafeRawBufferPointer, head: HTTPResponseHead, chunked: Bool, close: Bool, into out: inout ByteBuffer) {
+        let upgrade = head.status == 101
         out.append("HTTP/1.1 ")
         out.append(decimal: head.status)
         out.append(byte: 0x20)
@@ -86,7 +91,8 @@ enum HeadWriter {
         out.append("\r\n")
         let tokens = connectionTokens(b, head.headers)
         for h in head.headers {
-            if isHopByHop(b, h.name) || isListed(b, h.name, in: tokens) { continue }
+            let keep = upgrade && asciiEqualsIgnoringCase(b, h.name, "upgrade")
+            if !keep && (isHopByHop(b, h.name) || isListed(b, h.name, in: tokens)) { continue }
             if chunked && asciiEqualsIgnoringCase(b, h.name, "content-length") { continue }
             out.append(UnsafeRawBufferPointer(rebasing: b[h.name]))
             out.append(": ")
@@ -94,7 +100,7 @@ enum HeadWriter {
             out.append("\r\n")
         }
         if chunked { out.append("Transfer-Encoding: chunked\r\n") }
-        if close { out.append("Connection: close\r\n") }
+        if upgrade { out.append("Connection: upgrade\r\n") } else if close { out.append("Connection: close\r\n") }
         out.append("\r\n")
     }
 

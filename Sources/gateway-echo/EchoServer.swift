@@ -73,10 +73,24 @@ struct EchoConnection {
             parser.reset()
             let request = EchoRequest(head!, buf)
             buf.removeFirst(head!.headLength)
+            if head!.upgrade, let key = request.header("sec-websocket-key") {
+                return echoUpgraded(key: key)
+            }
             if head!.expectContinue { guard write(Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)) else { return false } }
             guard let body = readBody(head!.framing) else { return false }
             guard respond(request, body: body, keepAlive: head!.keepAlive) else { return false }
             if !head!.keepAlive { return true }
+        }
+    }
+
+    /// `Upgrade: websocket`: answers 101 with the RFC 6455 accept key, then sends back every
+    /// byte it receives (frames included, unparsed) until the client closes.
+    private mutating func echoUpgraded(key: String) -> Bool {
+        let accept = base64(sha1(Array((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").utf8)))
+        guard write(Array("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: \(accept)\r\n\r\n".utf8)) else { return false }
+        while true {
+            if !buf.isEmpty { guard write(buf) else { return false }; buf.removeAll() }
+            guard fill() else { return true }
         }
     }
 
@@ -211,6 +225,8 @@ struct EchoRequest {
         headers = merged
     }
 
+    func header(_ name: String) -> String? { headers.first { $0.0 == name }?.1 }
+
     func json(server: String, body: (length: Int, sha256: String), ssl: OpaquePointer) -> String {
         let headerFields = headers.map { "\(quote($0.0)): \(quote($0.1))" }.joined(separator: ", ")
         let version = String(cString: SSL_get_version(ssl))
@@ -254,4 +270,17 @@ struct SHA256Digest: ~Copyable {
         EVP_DigestFinal_ex(ctx, &md, &n)
         return md.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
     }
+}
+
+func sha1(_ bytes: [UInt8]) -> [UInt8] {
+    var md = [UInt8](repeating: 0, count: 20)
+    var n: UInt32 = 0
+    _ = EVP_Digest(bytes, bytes.count, &md, &n, EVP_sha1(), nil)
+    return md
+}
+
+func base64(_ bytes: [UInt8]) -> String {
+    var out = [UInt8](repeating: 0, count: (bytes.count + 2) / 3 * 4 + 1)
+    let n = EVP_EncodeBlock(&out, bytes, Int32(bytes.count))
+    return String(decoding: out[0..<Int(n)], as: UTF8.self)
 }

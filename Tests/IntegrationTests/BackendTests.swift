@@ -91,6 +91,28 @@ struct BackendTests {
         #expect(codes == "502\n503\n", "\(codes)")
     }
 
+    @Test func webSocketIsTunnelledBothWays() throws {
+        let s = try Stack()
+        try s.startEcho()
+        try s.startGateway()
+        let c = try TLSTestClient(port: s.gatewayPort, serverName: "api.example.test")
+        try c.send("GET /chat HTTP/1.1\r\nHost: api.example.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+                   + "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+        let r = try c.readResponse()
+        #expect(r.status == 101, "\(r.head)")
+        #expect(r.head.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), "\(r.head)")
+        #expect(r.head.lowercased().contains("upgrade: websocket") && r.head.lowercased().contains("connection: upgrade"))
+        // A masked text frame "hello", then a 100 KB binary frame: both come back byte for byte.
+        let hello: [UInt8] = [0x81, 0x85, 1, 2, 3, 4] + Array("hello".utf8).enumerated().map { $0.element ^ UInt8($0.offset % 4 + 1) }
+        try c.send(Data(hello))
+        #expect(try c.read(count: hello.count) == hello)
+        let big = [UInt8](repeating: 0x5A, count: 100_000)
+        try c.send(Data(big))
+        #expect(try c.read(count: big.count) == big)
+        usleep(100_000)
+        #expect(s.gateway!.stdout.contains(#""path":"/chat","status":101"#), "\(s.gateway!.stdout)")
+    }
+
     @Test func expectContinueAndHead() throws {
         let s = try Stack()
         try s.startEcho()

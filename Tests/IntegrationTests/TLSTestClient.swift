@@ -72,6 +72,18 @@ final class TLSTestClient {
         return String(decoding: out, as: UTF8.self)
     }
 
+    /// Reads exactly `count` bytes (or throws when the connection ends first).
+    func read(count: Int) throws -> [UInt8] {
+        var out: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 16384)
+        while out.count < count {
+            let n = SSL_read(ssl, &buf, Int32(min(buf.count, count - out.count)))
+            if n <= 0 { throw Failure(description: "connection ended after \(out.count) of \(count) bytes") }
+            out += buf[0..<Int(n)]
+        }
+        return out
+    }
+
     /// Reads one response whose body is framed by Content-Length (enough for the gateway's own replies and echo JSON).
     func readResponse() throws -> (status: Int, head: String, body: String) {
         var data = Data()
