@@ -116,12 +116,13 @@ final class BackendPool {
         c.owner = nil
         finished(c)
         let key = Key(backend: ObjectIdentifier(c.backend), server: c.serverIndex)
+        // TLS 1.3 tickets arrive after the handshake: by now the session is resumable,
+        // whether or not the connection itself is kept.
+        if !c.reused && c.phase == .ready { rememberSession(of: c) }
         guard c.phase == .ready, c.inBuf.isEmpty, c.outBuf.isEmpty, !c.tls.hasPending,
               idle[key, default: []].count < c.backend.config.keepalive else {
             c.close(); return
         }
-        // TLS 1.3 tickets arrive after the handshake: by now the session is resumable.
-        if !c.reused { rememberSession(of: c) }
         c.inBuf.releaseIfEmpty()
         c.outBuf.releaseIfEmpty()
         idle[key, default: []].append(c)

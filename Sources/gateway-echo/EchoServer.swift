@@ -232,10 +232,13 @@ struct EchoRequest {
         let version = String(cString: SSL_get_version(ssl))
         let cipher = SSL_get_current_cipher(ssl).flatMap { SSL_CIPHER_get_name($0) }.map { String(cString: $0) } ?? ""
         let subject = EchoTLS.peerSubject(ssl).map(quote) ?? "null"
+        let sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name).map { quote(String(cString: $0)) } ?? "null"
+        let resumed = SSL_session_reused(ssl) == 1
         return """
         {"server": \(quote(server)), "method": \(quote(method)), "path": \(quote(target)), "headers": {\(headerFields)}, \
         "body_length": \(body.length), "body_sha256": "\(body.sha256)", \
-        "tls": {"version": \(quote(version)), "cipher": \(quote(cipher)), "client_cert_subject": \(subject)}}
+        "tls": {"version": \(quote(version)), "cipher": \(quote(cipher)), "client_cert_subject": \(subject), \
+        "sni": \(sni), "resumed": \(resumed)}}
 
         """
     }
