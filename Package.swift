@@ -23,7 +23,7 @@ let package = Package(
         .target(name: "GatewayHTTP", swiftSettings: hot),                                               // HTTP/1.1 byte parser and framing
         .target(name: "GatewayConfig", dependencies: ["COpenSSL"]),                                           // config language -> immutable values
         .target(name: "GatewayTLS", dependencies: ["COpenSSL", "CGatewayShims", "GatewayConfig"]), // OpenSSL wrappers, policy contexts
-        .target(name: "GatewayProxy", dependencies: ["GatewaySystem", "GatewayTLS", "GatewayHTTP", "GatewayConfig", "COpenSSL", "CGatewayShims"], swiftSettings: hot),
+        .target(name: "GatewayProxy", dependencies: ["GatewaySystem", "GatewayTLS", "GatewayHTTP", "GatewayConfig", "COpenSSL", "CZlib", "CGatewayShims"], swiftSettings: hot),
         .target(name: "GatewayCLI", dependencies: ["GatewayProxy", "GatewayConfig", "GatewayTLS", "COpenSSL"]),
         .executableTarget(name: "gateway", dependencies: ["GatewayCLI"]),
         .executableTarget(name: "gateway-echo", dependencies: ["GatewayHTTP", "COpenSSL", "CGatewayShims"]),

@@ -253,6 +253,11 @@ final class ClientConnection: EventHandler, TimerTarget {
             target = String(path.dropFirst(route.prefix.count))
             if !target.hasPrefix("/") { target = "/" + target }
         }
+        if host.config.compression.enabled {
+            ex.compression = host.config.compression
+            ex.acceptsGzip = head.headers.contains { asciiEqualsIgnoringCase(b, $0.name, "accept-encoding")
+                && CompressionDecision.clientAcceptsGzip(b, $0.value) }
+        }
         var cert: HeadWriter.ClientCertHeaders?
         if host.policy.clientAuth != .off {
             let c = clientCertificate
@@ -534,8 +539,8 @@ final class ClientConnection: EventHandler, TimerTarget {
     private func backendEnded(_ b: BackendConnection) {
         guard let ex = exchange else { return }
         if case .untilClose = ex.responseBody {
-            if ex.clientFraming == .chunked { outBuf.append("0\r\n\r\n") }
             ex.responseBody = .done
+            endResponseBody(ex)
             ex.backendKeepAlive = false
             return
         }
@@ -592,9 +597,15 @@ final class ClientConnection: EventHandler, TimerTarget {
             case .untilClose: ex.responseBody = .untilClose
                 ex.clientFraming = ex.clientVersionMinor >= 1 ? .chunked : .close
             }
+            let (gzip, vary) = compressionFor(head, input, ex)
+            if gzip {
+                ex.gzip = GzipStream()
+                ex.clientFraming = ex.clientVersionMinor >= 1 ? .chunked : .close
+            }
             if ex.clientFraming == .close { closeAfterResponse = true }
             let closing = closeAfterResponse || !ex.clientKeepAlive
-            HeadWriter.response(input, head: head, chunked: ex.clientFraming == .chunked, close: closing, into: &outBuf)
+            HeadWriter.response(input, head: head, chunked: ex.clientFraming == .chunked, close: closing,
+                                gzip: ex.gzip != nil, vary: vary, into: &outBuf)
             ex.responseStarted = true
             ex.outgoingHead = []
             b.inBuf.consume(head.headLength)
@@ -603,7 +614,7 @@ final class ClientConnection: EventHandler, TimerTarget {
             appendBody(UnsafeRawBufferPointer(rebasing: input[0..<n]), framing: ex.clientFraming)
             ex.bytesOut += n
             b.inBuf.consume(n)
-            ex.responseBody = remaining == n ? .done : .length(remaining - n)
+            if remaining == n { ex.responseBody = .done; endResponseBody(ex) } else { ex.responseBody = .length(remaining - n) }
         case .chunked(var decoder):
             do {
                 let framing = ex.clientFraming
@@ -615,8 +626,8 @@ final class ClientConnection: EventHandler, TimerTarget {
                 ex.bytesOut += out
                 b.inBuf.consume(r.consumed)
                 if r.done {
-                    if framing == .chunked { outBuf.append("0\r\n\r\n") }
                     ex.responseBody = .done
+                    endResponseBody(ex)
                 } else {
                     ex.responseBody = .chunked(decoder)
                 }
@@ -634,6 +645,40 @@ final class ClientConnection: EventHandler, TimerTarget {
     }
 
     private func appendBody(_ bytes: UnsafeRawBufferPointer, framing: Exchange.ClientFraming) {
+        guard bytes.count > 0 else { return }
+        if let gzip = exchange?.gzip {
+            gzip.compress(bytes) { appendFramed($0, framing: framing) }
+        } else {
+            appendFramed(bytes, framing: framing)
+        }
+    }
+
+    /// The last bytes of a response body: the gzip trailer, then the last chunk.
+    private func endResponseBody(_ ex: Exchange) {
+        if let gzip = ex.gzip {
+            gzip.finish { appendFramed($0, framing: ex.clientFraming) }
+            ex.gzip = nil
+        }
+        if ex.clientFraming == .chunked { outBuf.append("0\r\n\r\n") }
+    }
+
+    /// SPEC §5 gzip: (compress this response, add Vary).
+    private func compressionFor(_ head: HTTPResponseHead, _ b: UnsafeRawBufferPointer, _ ex: Exchange) -> (Bool, Bool) {
+        guard let c = ex.compression, !ex.isHEAD, head.status == 200 else { return (false, false) }
+        var type = "", encoded = false
+        for h in head.headers {
+            if asciiEqualsIgnoringCase(b, h.name, "content-type") { type = String(decoding: b[h.value], as: UTF8.self) }
+            if asciiEqualsIgnoringCase(b, h.name, "content-encoding") { encoded = true }
+        }
+        guard !encoded, CompressionDecision.typeListed(type, in: c.types) else { return (false, false) }
+        switch head.framing {
+        case .none: return (false, true)
+        case .contentLength(let n) where n < max(c.minLength, 1): return (false, true)
+        default: return (ex.acceptsGzip, true)
+        }
+    }
+
+    private func appendFramed(_ bytes: UnsafeRawBufferPointer, framing: Exchange.ClientFraming) {
         guard bytes.count > 0 else { return }
         if framing == .chunked {
             outBuf.append(hex: bytes.count)

@@ -1,3 +1,4 @@
+import GatewayConfig
 import GatewayHTTP
 import GatewayTLS
 
@@ -18,6 +19,11 @@ final class Exchange {
     var isHEAD = false
     /// `Connection: upgrade` + `Upgrade`: a 101 from the backend turns the connection into a tunnel.
     var upgradeRequested = false
+    /// The host's `compress` settings when on, whether the client accepts gzip, and the
+    /// compressor once the response is being gzipped.
+    var compression: CompressionSettings?
+    var acceptsGzip = false
+    var gzip: GzipStream?
     var clientKeepAlive = true
     var clientVersionMinor = 1
 

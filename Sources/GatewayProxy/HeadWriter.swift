@@ -82,7 +82,10 @@ enum HeadWriter {
     }
 
     /// The response head toward the client; `chunked` / `close` say how the gateway frames the body.
-    static func response(_ b: UnsafeRawBufferPointer, head: HTTPResponseHead, chunked: Bool, close: Bool, into out: inout ByteBuffer) {
+    /// `gzip`: the gateway compresses the body (Content-Length dropped, Content-Encoding added);
+    /// `vary`: the body could be compressed for another client, so caches must key on Accept-Encoding.
+    static func response(_ b: UnsafeRawBufferPointer, head: HTTPResponseHead, chunked: Bool, close: Bool,
+                         gzip: Bool = false, vary: Bool = false, into out: inout ByteBuffer) {
         let upgrade = head.status == 101
         out.append("HTTP/1.1 ")
         out.append(decimal: head.status)
@@ -93,13 +96,15 @@ enum HeadWriter {
         for h in head.headers {
             let keep = upgrade && asciiEqualsIgnoringCase(b, h.name, "upgrade")
             if !keep && (isHopByHop(b, h.name) || isListed(b, h.name, in: tokens)) { continue }
-            if chunked && asciiEqualsIgnoringCase(b, h.name, "content-length") { continue }
+            if (chunked || gzip) && asciiEqualsIgnoringCase(b, h.name, "content-length") { continue }
             out.append(UnsafeRawBufferPointer(rebasing: b[h.name]))
             out.append(": ")
             out.append(UnsafeRawBufferPointer(rebasing: b[h.value]))
             out.append("\r\n")
         }
         if chunked { out.append("Transfer-Encoding: chunked\r\n") }
+        if gzip { out.append("Content-Encoding: gzip\r\n") }
+        if vary { out.append("Vary: Accept-Encoding\r\n") }
         if upgrade { out.append("Connection: upgrade\r\n") } else if close { out.append("Connection: close\r\n") }
         out.append("\r\n")
     }

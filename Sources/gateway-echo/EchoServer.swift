@@ -146,6 +146,7 @@ struct EchoConnection {
         case ("16k", nil) where parts.count == 1:
             return send(status: 200, type: "application/octet-stream", body: [UInt8](repeating: UInt8(ascii: "a"), count: 16384), head: r.isHEAD, close: !keepAlive)
         case ("bytes", let n?): return sendPattern(n, framing: .length, head: r.isHEAD, close: !keepAlive)
+        case ("text", let n?): return sendPattern(n, framing: .length, head: r.isHEAD, close: !keepAlive, text: true)
         case ("chunked", let n?): return sendPattern(n, framing: .chunked, head: r.isHEAD, close: !keepAlive)
         case ("close", let n?): _ = sendPattern(n, framing: .close, head: r.isHEAD, close: true); return false
         case ("status", let n?) where (200...599).contains(n):
@@ -161,9 +162,10 @@ struct EchoConnection {
 
     enum Framing { case length, chunked, close }
 
-    /// N bytes where byte i is i % 251, written in 64 KiB pieces (never built whole).
-    private mutating func sendPattern(_ n: Int, framing: Framing, head: Bool, close: Bool) -> Bool {
-        var h = "HTTP/1.1 200 OK\r\nServer: gateway-echo\r\nContent-Type: application/octet-stream\r\n"
+    /// N bytes where byte i is i % 251 (or, with `text`, repeated lines of text/plain), written in
+    /// 64 KiB pieces (never built whole).
+    private mutating func sendPattern(_ n: Int, framing: Framing, head: Bool, close: Bool, text: Bool = false) -> Bool {
+        var h = "HTTP/1.1 200 OK\r\nServer: gateway-echo\r\nContent-Type: \(text ? "text/plain; charset=utf-8" : "application/octet-stream")\r\n"
         switch framing {
         case .length: h += "Content-Length: \(n)\r\n"
         case .chunked: h += "Transfer-Encoding: chunked\r\n"
@@ -172,7 +174,11 @@ struct EchoConnection {
         if close { h += "Connection: close\r\n" }
         guard write(Array((h + "\r\n").utf8)) else { return false }
         if head { return true }
-        let piece = (0..<(251 * 256)).map { UInt8($0 % 251) }   // a whole number of periods
+        let line = Array("the quick brown fox jumps over the lazy dog 0123456789\n".utf8)
+        // A whole number of periods, so every piece continues the pattern.
+        let piece: [UInt8]
+        if text { piece = (0..<(line.count * 1170)).map { (i: Int) -> UInt8 in line[i % line.count] } }
+        else { piece = (0..<(251 * 256)).map { (i: Int) -> UInt8 in UInt8(i % 251) } }
         var left = n
         while left > 0 {
             let k = min(left, piece.count)

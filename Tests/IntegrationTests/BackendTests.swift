@@ -136,3 +136,43 @@ func decodeEchoServer(_ s: String) throws -> String {
     }
     return name
 }
+
+/// gzip (SPEC §5): only when the host has `compress on`, the client accepts it, the type is
+/// listed, the backend did not encode, and the body is long enough; it inflates to the origin's bytes.
+@Suite(.serialized)
+struct CompressionTests {
+    @Test func gzipInflatesToTheOriginsBytes() throws {
+        let s = try Stack()
+        try s.startEcho()
+        try s.startGateway(s.config(hostExtra: "compress on; compress_min_length 100;"))
+        let n = 3_000_000
+        let direct = try run(["sh", "-c", "curl -sS --cacert \(Repo.cert("backend-ca.pem")) --cert \(Repo.cert("gateway-client.pem")) "
+                              + "--key \(Repo.cert("gateway-client.key")) https://127.0.0.1:\(s.echoPort)/text/\(n) | sha256sum"]).out
+        let zipped = "\(s.dir)/body.gz"
+        let r = try s.curl("/text/\(n)", ["-H", "Accept-Encoding: gzip", "-D", "\(s.dir)/head", "-o", zipped, "-w", "%{size_download}"])
+        let head = try String(contentsOfFile: "\(s.dir)/head", encoding: .utf8).lowercased()
+        #expect(head.contains("content-encoding: gzip"), "\(head)")
+        #expect(head.contains("vary: accept-encoding"))
+        #expect(!head.contains("content-length"))
+        #expect((Int(r.out) ?? n) < n / 10, "compressed size \(r.out)")
+        let inflated = try run(["sh", "-c", "gzip -dc \(zipped) | sha256sum"]).out
+        #expect(inflated == direct, "inflated body differs from the origin's")
+    }
+
+    @Test func noGzipWhenNotAcceptedNotListedOrTooShort() throws {
+        let s = try Stack()
+        try s.startEcho()
+        try s.startGateway(s.config(hostExtra: "compress on; compress_min_length 1000;"))
+        func headers(_ path: String, _ extra: [String]) throws -> String {
+            _ = try s.curl(path, extra + ["-D", "\(s.dir)/h", "-o", "/dev/null"])
+            return try String(contentsOfFile: "\(s.dir)/h", encoding: .utf8).lowercased()
+        }
+        let notAccepted = try headers("/text/5000", [])
+        #expect(!notAccepted.contains("content-encoding") && notAccepted.contains("content-length: 5000"))
+        #expect(notAccepted.contains("vary: accept-encoding"), "a listed type varies on Accept-Encoding")
+        #expect(!(try headers("/text/5000", ["-H", "Accept-Encoding: gzip;q=0"])).contains("content-encoding"))
+        #expect(!(try headers("/bytes/5000", ["-H", "Accept-Encoding: gzip"])).contains("content-encoding"), "octet-stream is not listed")
+        #expect(!(try headers("/text/500", ["-H", "Accept-Encoding: gzip"])).contains("content-encoding"), "under compress_min_length")
+        #expect(try headers("/text/5000", ["-H", "Accept-Encoding: br, gzip"]).contains("content-encoding: gzip"))
+    }
+}
