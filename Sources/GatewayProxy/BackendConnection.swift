@@ -2,6 +2,11 @@ import Glibc
 import GatewaySystem
 import GatewayTLS
 
+/// Something that drives a backend connection while it uses it: its events go there.
+protocol BackendUser: AnyObject {
+    func drive()
+}
+
 /// One TLS connection to a backend server. While a request uses it, its events go to
 /// that client connection; while it idles in the pool, it only watches for the server closing it.
 final class BackendConnection: EventHandler, TimerTarget {
@@ -15,8 +20,8 @@ final class BackendConnection: EventHandler, TimerTarget {
     var phase: Phase = .connecting
     var inBuf = ByteBuffer()
     var outBuf = ByteBuffer()
-    /// The client connection using it; nil while pooled.
-    weak var owner: ClientConnection?
+    /// What uses it now (a client connection, or a health probe); nil while pooled.
+    weak var owner: (any BackendUser)?
     /// Whether it was taken from the pool (a failure before any response byte may then be retried).
     var reused = false
     /// Counted in the pool's in-flight numbers (least_conn) while a request uses it.

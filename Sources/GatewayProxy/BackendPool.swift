@@ -19,6 +19,8 @@ final class BackendPool {
     /// Passive health of one server (SPEC §6 `max_fails`/`fail_timeout`, as nginx counts them).
     private struct Health { var fails = 0; var firstFailAt: UInt64 = 0; var downUntil: UInt64 = 0 }
     private var health: [Key: Health] = [:]
+    /// Servers the active health check found failing: out of rotation until a check passes.
+    private var activeDown = Set<Key>()
     /// Requests in flight per server, for `least_conn`.
     private var busy: [Key: Int] = [:]
 
@@ -27,9 +29,7 @@ final class BackendPool {
     func pickServer(_ backend: BackendRuntime, excluding: Int? = nil) -> Int? {
         let id = ObjectIdentifier(backend)
         let now = worker.loop.now
-        func usable(_ s: Int) -> Bool {
-            s != excluding && (health[Key(backend: id, server: s)]?.downUntil ?? 0) <= now
-        }
+        func usable(_ s: Int) -> Bool { isUp(Key(backend: id, server: s), now: now) && s != excluding }
         let sched = backend.schedule
         guard !sched.isEmpty else { return nil }
         var c = cursor[id, default: 0]
@@ -56,8 +56,21 @@ final class BackendPool {
     /// Whether `pickServer` would find a server (without moving the round-robin cursor).
     func hasUsableServer(_ backend: BackendRuntime, excluding: Int?) -> Bool {
         let id = ObjectIdentifier(backend), now = worker.loop.now
-        return backend.servers.indices.contains { s in
-            s != excluding && (health[Key(backend: id, server: s)]?.downUntil ?? 0) <= now
+        return backend.servers.indices.contains { s in s != excluding && isUp(Key(backend: id, server: s), now: now) }
+    }
+
+    private func isUp(_ key: Key, now: UInt64) -> Bool {
+        (health[key]?.downUntil ?? 0) <= now && !activeDown.contains(key)
+    }
+
+    /// The active health check's verdict; transitions are logged.
+    func setActiveHealth(_ backend: BackendRuntime, server: Int, up: Bool, reason: String) {
+        let key = Key(backend: ObjectIdentifier(backend), server: server)
+        let fields = [("backend", backend.config.name), ("server", backend.servers[server].label), ("reason", reason)]
+        if up, activeDown.remove(key) != nil {
+            worker.logs.error.log(.info, "backend_health_ok", "health check passed: back in rotation", fields)
+        } else if !up, activeDown.insert(key).inserted {
+            worker.logs.error.log(.warn, "backend_health_failed", "health check failed: out of rotation", fields)
         }
     }
 

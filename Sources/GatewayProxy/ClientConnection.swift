@@ -8,7 +8,7 @@ import GatewayTLS
 /// events on either its own socket or the backend connection it currently uses.
 /// Every call to `drive` retries whatever can progress until everything would block,
 /// then sets exactly the epoll interest that is missing.
-final class ClientConnection: EventHandler, TimerTarget {
+final class ClientConnection: EventHandler, TimerTarget, BackendUser {
     enum Phase { case handshaking, awaitingHead, forwarding, tunnel, draining, closed }
 
     let fd: Int32

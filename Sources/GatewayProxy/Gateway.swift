@@ -52,6 +52,7 @@ public final class Gateway {
                     w.onStopped = { stopped.add(1) }
                     box.set(w.loop, WorkerHandle(w))
                     ready.add(1)
+                    w.startHealthChecks()
                     w.loop.run()
                 } catch {
                     logs.error.log(.error, "worker_failed", "\(error)")

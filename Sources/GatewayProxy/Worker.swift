@@ -9,7 +9,8 @@ final class Worker {
     let loop: EventLoop
     let id: Int
     /// New connections take the current snapshot; a reload replaces it through `loop.execute`.
-    var snapshot: RuntimeSnapshot
+    var snapshot: RuntimeSnapshot { didSet { startHealthChecks() } }
+    private var healthCheckers: [HealthChecker] = []
     let logs: Logs
     lazy var pool = BackendPool(worker: self)
     var listeners: [Listener] = []
@@ -35,6 +36,14 @@ final class Worker {
 
     deinit { scratch.deallocate() }
 
+    /// One checker per backend with `health_check`, for the current snapshot.
+    func startHealthChecks() {
+        for c in healthCheckers { c.stop() }
+        healthCheckers = draining ? [] : snapshot.backends.values.compactMap { b in
+            b.config.healthCheck.map { HealthChecker(worker: self, backend: b, check: $0) }
+        }
+    }
+
     func add(_ c: ClientConnection) { live[ObjectIdentifier(c)] = c }
     func remove(_ c: ClientConnection) {
         live[ObjectIdentifier(c)] = nil
@@ -44,6 +53,8 @@ final class Worker {
     /// Graceful shutdown: stop accepting, close idle connections, let in-flight requests finish.
     func beginDrain() {
         draining = true
+        for c in healthCheckers { c.stop() }
+        healthCheckers = []
         for l in listeners { loop.closeAndDeregister(fd: l.fd) }
         listeners = []
         for c in Array(live.values) { c.shutdownRequested() }

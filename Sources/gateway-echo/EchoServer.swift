@@ -7,8 +7,11 @@ final class EchoServer: @unchecked Sendable {
     // @unchecked: both fields are immutable; the SSL_CTX is shared read-only (OpenSSL locks internally).
     let context: OpaquePointer
     let name: String
+    let healthStatus: Int
 
-    init(context: OpaquePointer, name: String) { self.context = context; self.name = name }
+    init(context: OpaquePointer, name: String, healthStatus: Int) {
+        self.context = context; self.name = name; self.healthStatus = healthStatus
+    }
 
     private final class Job { let server: EchoServer; let fd: Int32; init(_ s: EchoServer, _ fd: Int32) { server = s; self.fd = fd } }
 
@@ -35,7 +38,7 @@ final class EchoServer: @unchecked Sendable {
         SSL_set_fd(ssl, fd)
         var clean = false
         if SSL_accept(ssl) == 1 {
-            var conn = EchoConnection(ssl: ssl, name: name)
+            var conn = EchoConnection(ssl: ssl, name: name, healthStatus: healthStatus)
             clean = conn.run()
         }
         if clean { SSL_shutdown(ssl) }
@@ -48,10 +51,11 @@ final class EchoServer: @unchecked Sendable {
 struct EchoConnection {
     let ssl: OpaquePointer
     let name: String
+    let healthStatus: Int
     var buf: [UInt8] = []
     private var scratch = [UInt8](repeating: 0, count: 64 * 1024)
 
-    init(ssl: OpaquePointer, name: String) { self.ssl = ssl; self.name = name }
+    init(ssl: OpaquePointer, name: String, healthStatus: Int) { self.ssl = ssl; self.name = name; self.healthStatus = healthStatus }
 
     /// Serves until the client or a response ends the connection; true if it ended cleanly.
     mutating func run() -> Bool {
@@ -141,6 +145,8 @@ struct EchoConnection {
         let parts = path.split(separator: "/")
         let number = parts.count == 2 ? Int(parts[1]) : nil
         switch (parts.first, number) {
+        case ("healthz", nil) where parts.count == 1:
+            return send(status: healthStatus, type: "text/plain", body: Array("health \(healthStatus)\n".utf8), head: r.isHEAD, close: !keepAlive)
         case ("ok", nil) where parts.count == 1:
             return send(status: 200, type: "text/plain", body: Array("ok\n".utf8), head: r.isHEAD, close: !keepAlive)
         case ("16k", nil) where parts.count == 1:

@@ -11,6 +11,8 @@ struct EchoOptions {
     var minVersion: Int32 = 0x0303
     var maxVersion: Int32 = 0x0304
     var name = "echo"
+    /// What `/healthz` answers (tests of active health checks).
+    var healthStatus = 200
 
     static func parse(_ args: [String]) -> EchoOptions? {
         var o = EchoOptions()
@@ -28,6 +30,7 @@ struct EchoOptions {
             case "--min-version": guard let x = version(v) else { return nil }; o.minVersion = x
             case "--max-version": guard let x = version(v) else { return nil }; o.maxVersion = x
             case "--name": o.name = v
+            case "--health-status": guard let x = Int(v), (200...599).contains(x) else { return nil }; o.healthStatus = x
             default: return nil
             }
             i += 2

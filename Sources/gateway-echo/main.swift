@@ -8,7 +8,7 @@ import CGatewayShims
 let usage = """
 usage: gateway-echo --listen ADDR:PORT --cert PEM --key PEM [--client-ca PEM]
                     [--client-auth optional|required] [--min-version 1.0|1.1|1.2|1.3]
-                    [--max-version ...] [--name NAME]
+                    [--max-version ...] [--name NAME] [--health-status N]
 """
 
 func printError(_ s: String) {
@@ -27,7 +27,7 @@ signal(SIGPIPE, SIG_IGN)
 var unblock = sigset_t()
 sigfillset(&unblock)
 pthread_sigmask(SIG_UNBLOCK, &unblock, nil)
-let server = EchoServer(context: EchoTLS.context(options), name: options.name)
+let server = EchoServer(context: EchoTLS.context(options), name: options.name, healthStatus: options.healthStatus)
 let listenFD = listenSocket(options.host, options.port)
 printError("gateway-echo listening on \(options.listen)")
 while true {

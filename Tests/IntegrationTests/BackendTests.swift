@@ -176,3 +176,33 @@ struct CompressionTests {
         #expect(try headers("/text/5000", ["-H", "Accept-Encoding: br, gzip"]).contains("content-encoding: gzip"))
     }
 }
+
+@Suite(.serialized)
+struct ActiveHealthCheckTests {
+    @Test func failingHealthCheckTakesAServerOutUntilItPasses() throws {
+        let s = try Stack()
+        let portA = freePort()
+        try s.startEcho()
+        var a: ServerProcess? = try ServerProcess(try Repo.binary("gateway-echo"),
+            ["--listen", "127.0.0.1:\(portA)", "--cert", Repo.cert("echo.internal.test.pem"), "--key", Repo.cert("echo.internal.test.key"),
+             "--name", "a", "--health-status", "503"], dir: s.dir)
+        try a!.waitForPort(portA)
+        defer { a?.stop() }
+        try s.startGateway(BackendTests.config(s, servers: "https://127.0.0.1:\(portA);\n    server https://127.0.0.1:\(s.echoPort)",
+                                               extra: "health_check /healthz interval 200ms timeout 1s;"))
+        usleep(600_000)
+        let first = try BackendTests.servers(s, count: 8)
+        #expect(first == Array(repeating: "echo", count: 8), "a fails its check: \(first)")
+        #expect(s.gateway!.stderr.contains("backend_health_failed"))
+        // The same server passing its check comes back.
+        a!.stop()
+        a = try ServerProcess(try Repo.binary("gateway-echo"),
+            ["--listen", "127.0.0.1:\(portA)", "--cert", Repo.cert("echo.internal.test.pem"), "--key", Repo.cert("echo.internal.test.key"),
+             "--name", "a"], dir: s.dir)
+        try a!.waitForPort(portA)
+        usleep(700_000)
+        let later = try BackendTests.servers(s, count: 8)
+        #expect(later.contains("a"), "\(later)")
+        #expect(s.gateway!.stderr.contains("backend_health_ok"))
+    }
+}

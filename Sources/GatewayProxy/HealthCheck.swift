@@ -1,0 +1,131 @@
+import GatewayConfig
+import GatewayHTTP
+import GatewaySystem
+
+/// Active health checks of one backend on one worker (`health_check PATH interval timeout`):
+/// every interval, each server gets `GET PATH` over its own TLS settings; a status below 400
+/// in time keeps it in rotation, anything else takes it out until a check passes again.
+/// Each worker checks on its own (no shared state between event loops).
+final class HealthChecker: TimerTarget {
+    unowned let worker: Worker
+    let backend: BackendRuntime
+    let check: HealthCheck
+    var deadline: UInt64
+    var scheduledDeadline: UInt64 = 0
+    private var probes: [Int: HealthProbe] = [:]
+    private var stopped = false
+
+    init(worker: Worker, backend: BackendRuntime, check: HealthCheck) {
+        self.worker = worker; self.backend = backend; self.check = check
+        deadline = worker.loop.now + 1   // first round right away
+        worker.loop.schedule(self)
+    }
+
+    func deadlineExpired(now: UInt64) {
+        guard !stopped else { return }
+        for s in backend.servers.indices where probes[s] == nil {
+            probes[s] = HealthProbe(checker: self, server: s)
+        }
+        deadline = now + UInt64(max(check.intervalMs, 100))
+        worker.loop.schedule(self)
+    }
+
+    func report(server: Int, up: Bool, reason: String) {
+        probes[server] = nil
+        guard !stopped else { return }
+        worker.pool.setActiveHealth(backend, server: server, up: up, reason: reason)
+    }
+
+    func stop() {
+        stopped = true
+        deadline = 0
+        for p in probes.values { p.cancel() }
+        probes = [:]
+    }
+}
+
+/// One check of one server: connect, handshake, `GET PATH`, read the status line.
+final class HealthProbe: BackendUser, TimerTarget {
+    unowned let checker: HealthChecker
+    let server: Int
+    var deadline: UInt64
+    var scheduledDeadline: UInt64 = 0
+    private var conn: BackendConnection?
+    private var sent = false
+    private var parser = HTTPResponseParser(maxHeadSize: 16 * 1024)
+    private var finished = false
+
+    init(checker: HealthChecker, server: Int) {
+        self.checker = checker
+        self.server = server
+        let loop = checker.worker.loop
+        deadline = loop.now + UInt64(max(checker.check.timeoutMs, 1))
+        loop.schedule(self)
+        do {
+            let c = try BackendConnection(worker: checker.worker, backend: checker.backend, serverIndex: server, session: nil)
+            c.owner = self
+            conn = c
+        } catch {
+            finish(up: false, reason: error.reason)
+        }
+    }
+
+    func drive() {
+        guard let c = conn, !finished else { return }
+        let loop = checker.worker.loop
+        if c.phase != .ready {
+            switch c.advanceHandshake() {
+            case .inProgress(let interest): loop.setInterest(fd: c.fd, interest); return
+            case .failed(let f): finish(up: false, reason: f.reason); return
+            case .ready: break
+            }
+        }
+        if !sent {
+            let host = checker.backend.config.tls.serverName ?? checker.backend.servers[server].config.host
+            c.outBuf.append("GET \(checker.check.path) HTTP/1.1\r\nHost: \(host)\r\nUser-Agent: tls-gateway-health-check\r\nConnection: close\r\n\r\n")
+            sent = true
+        }
+        while !c.outBuf.isEmpty {
+            switch c.tls.write(c.outBuf.readable) {
+            case .done(let n): c.outBuf.consume(n)
+            case .wantWrite: loop.setInterest(fd: c.fd, .write); return
+            case .wantRead: loop.setInterest(fd: c.fd, .read); return
+            case .closed, .failed: finish(up: false, reason: "connection lost while sending the check"); return
+            }
+        }
+        while true {
+            switch c.tls.read(into: c.inBuf.writableSpace(minimum: 4096)) {
+            case .done(let n):
+                c.inBuf.didWrite(n)
+                do {
+                    if let head = try parser.parse(c.inBuf.readable, requestWasHEAD: false) {
+                        finish(up: head.status < 400, reason: "status \(head.status)"); return
+                    }
+                } catch {
+                    finish(up: false, reason: "invalid response: \(error.reason)"); return
+                }
+            case .wantRead: loop.setInterest(fd: c.fd, .read); return
+            case .wantWrite: loop.setInterest(fd: c.fd, .write); return
+            case .closed: finish(up: false, reason: "closed before a response"); return
+            case .failed(let why): finish(up: false, reason: why); return
+            }
+        }
+    }
+
+    func deadlineExpired(now: UInt64) {
+        if !finished { finish(up: false, reason: "no response within \(checker.check.timeoutMs) ms") }
+    }
+
+    func cancel() {
+        finished = true
+        deadline = 0
+        conn?.owner = nil
+        conn?.close()
+        conn = nil
+    }
+
+    private func finish(up: Bool, reason: String) {
+        cancel()
+        checker.report(server: server, up: up, reason: reason)
+    }
+}
