@@ -14,6 +14,8 @@ Method (why each choice):
   every "Connection: close" request is a full handshake; hs_resumed leaves wrk alone.
 - Memory: mem_idle opens 1000 TLS connections, makes one keep-alive request on each and holds
   them; the proxy tree's RSS growth divided by 1000 (a delta, so fixed overhead cancels).
+- ka_2backends: the same keep-alive /ok load balanced over two origin servers (round robin);
+  body_20m: 4 connections fetching a 20 MB body, reported as MB/s through the proxy.
 - Alternation: each round runs every scenario for both proxies back to back, order swapped
   every round, each on a freshly started proxy; medians over rounds; ratio = gateway/nginx.
 """
@@ -22,7 +24,7 @@ import argparse, json, os, re, resource, shutil, socket, ssl, statistics, subpro
 HERE = os.path.dirname(os.path.abspath(__file__))
 CPUS = os.cpu_count() or 1
 TICK = os.sysconf("SC_CLK_TCK")
-SCENARIOS = ["ka_small", "ka_16k", "hs_full", "hs_resumed", "hs_rsa", "mem_idle"]
+SCENARIOS = ["ka_small", "ka_16k", "ka_2backends", "body_20m", "hs_full", "hs_resumed", "hs_rsa", "mem_idle"]
 
 
 def run(cmd, **kw):
@@ -100,17 +102,20 @@ def start_nginx(d, body, cpu):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def start_origin(work, pki, port):
-    d = f"{work}/origin"
+def start_origin(work, pki, port, name="origin"):
+    d = f"{work}/{name}"
     os.makedirs(d, exist_ok=True)
     with open(f"{d}/16k.bin", "wb") as f:
         f.write(b"x" * 16384)
+    with open(f"{d}/20m.bin", "wb") as f:
+        f.write(os.urandom(1 << 20) * 20)
     body = f"""  server {{
     listen 127.0.0.1:{port} ssl; server_name backend.test;
     ssl_certificate {pki}/backend.pem; ssl_certificate_key {pki}/backend.key;
     ssl_protocols TLSv1.2 TLSv1.3; ssl_session_cache shared:origin:4m;
     ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256;   # same upstream crypto for both proxies
     location = /16k {{ default_type application/octet-stream; alias {d}/16k.bin; }}
+    location = /20m {{ default_type application/octet-stream; alias {d}/20m.bin; }}
     location / {{ default_type text/plain; return 200 "ok\\n"; }}
   }}"""
     p = start_nginx(d, body, 1)
@@ -118,10 +123,11 @@ def start_origin(work, pki, port):
     return p
 
 
-def start_proxy(name, work, pki, port, origin_port, cert, gateway_bin):
+def start_proxy(name, work, pki, port, origin_ports, cert, gateway_bin):
     d = tempfile.mkdtemp(prefix=f"{name}-", dir=work)
     if name == "nginx":
-        body = f"""  upstream origin {{ server 127.0.0.1:{origin_port}; keepalive 128; keepalive_requests 10000000; keepalive_timeout 300s; }}
+        servers = " ".join(f"server 127.0.0.1:{p};" for p in origin_ports)
+        body = f"""  upstream origin {{ {servers} keepalive 128; keepalive_requests 10000000; keepalive_timeout 300s; }}
   server {{
     listen 127.0.0.1:{port} ssl; server_name api.test;
     ssl_certificate {pki}/{cert}.pem; ssl_certificate_key {pki}/{cert}.key;
@@ -134,6 +140,7 @@ def start_proxy(name, work, pki, port, origin_port, cert, gateway_bin):
   }}"""
         p = start_nginx(d, body, 0)
     else:
+        servers = "\n    ".join(f"server https://127.0.0.1:{p};" for p in origin_ports)
         conf = f"""workers 1;
 error_log stderr warn;
 access_log off;
@@ -144,7 +151,7 @@ host api.test {{
     route / backend origin;
 }}
 backend origin {{
-    server https://127.0.0.1:{origin_port};
+    {servers}
     keepalive 128;
     tls {{ ca {pki}/backend-ca.pem; server_name backend.test; }}
 }}
@@ -216,11 +223,11 @@ def rss_bytes(pid):
     return total
 
 
-def wrk(port, path, seconds, close=False, nosession=None):
+def wrk(port, path, seconds, close=False, nosession=None, conns=50):
     env = dict(os.environ, OPENSSL_CONF=f"{HERE}/client-openssl.cnf")
     if nosession:
         env["LD_PRELOAD"] = nosession
-    cmd = ["wrk", "-t1", "-c50", f"-d{seconds}s", "--latency"]
+    cmd = ["wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--latency"]
     if close:
         cmd += ["-H", "Connection: close"]
     out = subprocess.run(pinned(1, cmd + [f"https://127.0.0.1:{port}{path}"]), capture_output=True, text=True, env=env).stdout
@@ -234,10 +241,10 @@ def wrk(port, path, seconds, close=False, nosession=None):
             "errors": (errors.group(1) if errors else "") + (f" non2xx {non2xx.group(1)}" if non2xx else "")}
 
 
-def measure_wrk(proc, port, path, seconds, close=False, nosession=None):
-    wrk(port, path, 2, close, nosession)          # warm-up: pools, caches, page faults
+def measure_wrk(proc, port, path, seconds, close=False, nosession=None, conns=50):
+    wrk(port, path, 2, close, nosession, conns)          # warm-up: pools, caches, page faults
     c0, t0 = cpu_seconds(proc.pid), time.time()
-    r = wrk(port, path, seconds, close, nosession)
+    r = wrk(port, path, seconds, close, nosession, conns)
     cpu, wall = cpu_seconds(proc.pid) - c0, time.time() - t0
     r.update(rps=r["requests"] / wall, proxy_cpu_s=cpu, proxy_cores=cpu / wall,
              req_per_cpu_s=r["requests"] / cpu if cpu > 0 else None)
@@ -271,13 +278,18 @@ def mem_idle(proc, port, n):
     return {"bytes_per_conn": (after - before) / n, "rss_before": before, "rss_after": after}
 
 
-def run_scenario(name, proxy, args, work, pki, origin_port, nosession):
+def run_scenario(name, proxy, args, work, pki, origin_ports, nosession):
     port = free_port()
     cert = "api-rsa" if name == "hs_rsa" else "api"
-    p = start_proxy(proxy, work, pki, port, origin_port, cert, args.gateway)
+    ports = origin_ports if name == "ka_2backends" else origin_ports[:1]
+    p = start_proxy(proxy, work, pki, port, ports, cert, args.gateway)
     try:
         if name == "mem_idle":
             return mem_idle(p, port, args.mem_conns)
+        if name == "body_20m":
+            r = measure_wrk(p, port, "/20m", args.duration, conns=4)
+            r["mb_per_s"] = r["rps"] * 20 * 1.048576
+            return r
         path = "/16k" if name == "ka_16k" else "/ok"
         close = name.startswith("hs_")
         return measure_wrk(p, port, path, args.duration, close, nosession if name in ("hs_full", "hs_rsa") else None)
@@ -295,8 +307,12 @@ def summarize(results, scenarios):
 
     rows = ["| scenario | metric | gateway | nginx | gateway / nginx |", "|---|---|---|---|---|"]
     for s in scenarios:
-        metrics = [("bytes_per_conn", "bytes per idle TLS connection")] if s == "mem_idle" else \
-                  [("rps", "requests/s"), ("req_per_cpu_s", "requests per proxy CPU-second"), ("p50_ms", "p50 latency ms")]
+        if s == "mem_idle":
+            metrics = [("bytes_per_conn", "bytes per idle TLS connection")]
+        elif s == "body_20m":
+            metrics = [("mb_per_s", "MB/s through the proxy"), ("req_per_cpu_s", "bodies per proxy CPU-second")]
+        else:
+            metrics = [("rps", "requests/s"), ("req_per_cpu_s", "requests per proxy CPU-second"), ("p50_ms", "p50 latency ms")]
         for key, label in metrics:
             g = med([r[key] for r in results if r["proxy"] == "gateway" and r["scenario"] == s])
             n = med([r[key] for r in results if r["proxy"] == "nginx" and r["scenario"] == s])
@@ -330,8 +346,8 @@ def main():
     make_pki(pki)
     nosession = f"{work}/nosession.so"
     run(["gcc", "-O2", "-shared", "-fPIC", "-o", nosession, f"{HERE}/nosession.c", "-ldl"])
-    origin_port = free_port()
-    origin = start_origin(work, pki, origin_port)
+    origin_ports = [free_port(), free_port()]
+    origins = [start_origin(work, pki, origin_ports[0]), start_origin(work, pki, origin_ports[1], "origin2")]
     out_path = args.out or f"/tmp/gw-bench-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
     results = []
     try:
@@ -340,7 +356,7 @@ def main():
                 order = ["gateway", "nginx"] if rnd % 2 == 0 else ["nginx", "gateway"]
                 for s in scenarios:
                     for proxy in order:
-                        r = run_scenario(s, proxy, args, work, pki, origin_port, nosession)
+                        r = run_scenario(s, proxy, args, work, pki, origin_ports, nosession)
                         r.update(round=rnd + 1, scenario=s, proxy=proxy)
                         results.append(r)
                         out.write(json.dumps(r) + "\n")
@@ -349,7 +365,8 @@ def main():
                             f"{r['rps']:.0f} req/s, {r['req_per_cpu_s'] or 0:.0f} req/CPU-s, cores {r['proxy_cores']:.2f} {r['errors']}"
                         print(f"round {rnd + 1} {s:10s} {proxy:8s} {brief}", file=sys.stderr, flush=True)
     finally:
-        stop(origin)
+        for o in origins:
+            stop(o)
         shutil.rmtree(work, ignore_errors=True)
     print(f"\n{args.rounds} round(s) of {args.duration} s, one worker each, proxy pinned to CPU 0"
           f" ({CPUS} CPUs); medians. Raw runs: {out_path}\n")
