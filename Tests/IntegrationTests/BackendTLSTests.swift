@@ -31,6 +31,20 @@ struct BackendTLSTests {
         #expect(try Self.echoTLS(r.out)["version"] as? String == "TLSv1.1", "\(r.out) \(s.gateway!.stderr)")
     }
 
+    @Test func backendCiphersAndSuitesAreTheBackendsOwn() throws {
+        let s = try Stack()
+        try s.startEcho()
+        // The origin has an ECDSA certificate: an RSA-only TLS 1.2 cipher list cannot agree.
+        try s.startGateway(s.config(backendTLS: "\(Self.trust) \(Self.clientCert) max_version TLSv1.2; ciphers ECDHE-RSA-AES128-GCM-SHA256;"))
+        #expect(try Self.status(s) == "502")
+        s.gateway!.stop()
+        try s.startGateway(s.config(backendTLS: "\(Self.trust) \(Self.clientCert) max_version TLSv1.2; ciphers ECDHE-ECDSA-AES256-GCM-SHA384;"))
+        #expect(try Self.echoTLS(try s.curl("/").out)["cipher"] as? String == "ECDHE-ECDSA-AES256-GCM-SHA384")
+        s.gateway!.stop()
+        try s.startGateway(s.config(backendTLS: "\(Self.trust) \(Self.clientCert) ciphersuites TLS_CHACHA20_POLY1305_SHA256;"))
+        #expect(try Self.echoTLS(try s.curl("/").out)["cipher"] as? String == "TLS_CHACHA20_POLY1305_SHA256")
+    }
+
     @Test func backendRequiringAClientCertificateGetsTheConfiguredOne() throws {
         let s = try Stack()
         try s.startEcho()   // requires a certificate from backend-ca

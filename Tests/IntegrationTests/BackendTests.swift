@@ -27,11 +27,16 @@ struct BackendTests {
         s.config(backendExtra: extra, server: servers)
     }
 
+    /// The default echo plus a second one named "b"; returns b's port and process.
+    static func twoOrigins(_ s: Stack) throws -> (UInt16, ServerProcess) {
+        let port = freePort()
+        try s.startEcho()
+        return (port, try startEcho(s, port: port, name: "b"))
+    }
+
     @Test func weightsShareTraffic() throws {
         let s = try Stack()
-        let portB = freePort()
-        try s.startEcho()
-        let b = try Self.startEcho(s, port: portB, name: "b")
+        let (portB, b) = try Self.twoOrigins(s)
         defer { b.stop() }
         try s.startGateway(Self.config(s, servers: "https://127.0.0.1:\(s.echoPort) weight 3;\n    server https://127.0.0.1:\(portB) weight 1"))
         let got = try Self.servers(s, count: 40)
@@ -41,9 +46,7 @@ struct BackendTests {
 
     @Test func leastConnAvoidsTheBusyServer() throws {
         let s = try Stack()
-        let portB = freePort()
-        try s.startEcho()
-        let b = try Self.startEcho(s, port: portB, name: "b")
+        let (portB, b) = try Self.twoOrigins(s)
         defer { b.stop() }
         try s.startGateway(Self.config(s, servers: "https://127.0.0.1:\(s.echoPort);\n    server https://127.0.0.1:\(portB)",
                                        extra: "balance least_conn;"))

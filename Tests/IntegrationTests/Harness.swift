@@ -48,15 +48,23 @@ func freePort() -> UInt16 {
     return UInt16(bigEndian: a.sin_port)
 }
 
-func portIsOpen(_ port: UInt16) -> Bool {
+/// A blocking TCP socket connected to 127.0.0.1:port, or nil (the caller closes it).
+func connectLoopback(_ port: UInt16) -> Int32? {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
     var a = sockaddr_in()
     a.sin_family = sa_family_t(AF_INET)
     a.sin_addr.s_addr = inet_addr("127.0.0.1")
     a.sin_port = port.bigEndian
-    return withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+    let ok = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
         connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 } }
+    if !ok { close(fd); return nil }
+    return fd
+}
+
+func portIsOpen(_ port: UInt16) -> Bool {
+    guard let fd = connectLoopback(port) else { return false }
+    close(fd)
+    return true
 }
 
 /// A process started by a test and stopped by it (SIGTERM, then SIGKILL), with its output kept in files.

@@ -316,15 +316,8 @@ enum SplitHelloClient {
 
     /// Returns "VERSION SUBJECT-CN" of the finished handshake.
     static func handshake(port: UInt16, serverName: String, pieces: Int, transform: ([UInt8]) -> [UInt8] = { $0 }) throws -> String {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard let fd = connectLoopback(port) else { throw Failure(description: "connect failed") }
         defer { close(fd) }
-        var a = sockaddr_in()
-        a.sin_family = sa_family_t(AF_INET)
-        a.sin_addr.s_addr = inet_addr("127.0.0.1")
-        a.sin_port = port.bigEndian
-        let ok = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-            connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 } }
-        guard ok else { throw Failure(description: "connect failed") }
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
         var tv = timeval(tv_sec: 10, tv_usec: 0)

@@ -13,15 +13,8 @@ final class TLSTestClient {
 
     init(port: UInt16, serverName: String?, caFile: String = Repo.cert("ca.pem"),
          certificate: (String, String)? = nil, timeoutSeconds: Int = 10) throws {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard let fd = connectLoopback(port) else { throw Failure(description: "connect to \(port) failed") }
         self.fd = fd
-        var a = sockaddr_in()
-        a.sin_family = sa_family_t(AF_INET)
-        a.sin_addr.s_addr = inet_addr("127.0.0.1")
-        a.sin_port = port.bigEndian
-        let ok = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-            connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 } }
-        guard ok else { close(fd); throw Failure(description: "connect to \(port) failed") }
         var tv = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         let ctx = SSL_CTX_new(TLS_client_method())!
