@@ -85,6 +85,16 @@ struct BackendTLSTests {
         #expect(try Self.echoTLS(try s.curl("/").out)["resumed"] as? Bool == false)
     }
 
+    @Test func idlePooledConnectionsCloseAfterKeepaliveTimeout() throws {
+        let s = try Stack()
+        try s.startEcho()
+        try s.startGateway(s.config(backendExtra: "keepalive_timeout 300ms;"))
+        #expect(try Self.echoTLS(try s.curl("/").out)["resumed"] as? Bool == false, "first connection: full handshake")
+        #expect(try Self.echoTLS(try s.curl("/").out)["resumed"] as? Bool == false, "right away: the same pooled connection")
+        usleep(700_000)
+        #expect(try Self.echoTLS(try s.curl("/").out)["resumed"] as? Bool == true, "after keepalive_timeout: a new, resumed connection")
+    }
+
     @Test func ipLiteralBackendSendsNoSNIAndVerifiesTheIP() throws {
         let s = try Stack()
         try s.startEcho()

@@ -58,6 +58,22 @@ struct BadInputTests {
         #expect(try status("GET / HTTP/1.1\r\nHost: api.example.test\r\nX-Slow: ") == "HTTP/1.1 408")
     }
 
+    /// After a 400 the gateway reads and drops what the client is still sending (up to 64 KiB
+    /// or 1 s), so the client gets the whole response, then the connection closes.
+    @Test func errorResponseSurvivesTrailingBytesThenCloses() throws {
+        let s = try Stack()
+        try s.startEcho()
+        try s.startGateway()
+        let c = try TLSTestClient(port: s.gatewayPort, serverName: "api.example.test")
+        try c.send("POST / HTTP/1.1\r\nHost: api.example.test\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+                   + String(repeating: "x", count: 32 * 1024))
+        let started = Date()
+        let all = c.readAll()
+        #expect(all.hasPrefix("HTTP/1.1 400"), "\(all.prefix(200))")
+        #expect(all.contains("Connection: close"))
+        #expect(Date().timeIntervalSince(started) < 3, "closed after the drain, not at the client's timeout")
+    }
+
     @Test func misdirectedHostIs421() throws {
         let s = try Stack()
         try s.startEcho()
