@@ -131,7 +131,8 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
         case .wantRead: clientNeeds.insert(.read)
         case .wantWrite: clientNeeds.insert(.write)
         case .closed:
-            logHandshakeFailure(tls.failureReason ?? "connection closed during handshake")
+            // A port probe (load balancer, health check) that connects and leaves is not a TLS failure.
+            if !tls.nothingReceived { logHandshakeFailure(tls.failureReason ?? "connection closed during handshake") }
             close()
         case .failed(let why):
             logHandshakeFailure(why)

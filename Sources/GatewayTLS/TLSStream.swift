@@ -72,6 +72,9 @@ public final class TLSStream {
         return r > 0 ? .done(Int(r)) : status(r)
     }
 
+    /// No handshake message arrived yet (a TCP-level probe that connected and left).
+    public var nothingReceived: Bool { SSL_get_state(ssl) == TLS_ST_BEFORE && serverName == nil && failureReason == nil }
+
     /// Bytes OpenSSL already decrypted or holds: epoll will not report them.
     public var hasPending: Bool { SSL_has_pending(ssl) == 1 }
 

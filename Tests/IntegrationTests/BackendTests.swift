@@ -112,8 +112,7 @@ struct BackendTests {
         let big = [UInt8](repeating: 0x5A, count: 100_000)
         try c.send(Data(big))
         #expect(try c.read(count: big.count) == big)
-        usleep(100_000)
-        #expect(s.gateway!.stdout.contains(#""path":"/chat","status":101"#), "\(s.gateway!.stdout)")
+        #expect(eventually { s.gateway!.stdout.contains(#""path":"/chat","status":101"#) }, "\(s.gateway!.stdout)")
     }
 
     @Test func expectContinueAndHead() throws {

@@ -48,6 +48,16 @@ func freePort() -> UInt16 {
     return UInt16(bigEndian: a.sin_port)
 }
 
+/// Waits up to `seconds` for `condition` (log lines are written just after a response is sent).
+func eventually(_ seconds: Double = 2, _ condition: () -> Bool) -> Bool {
+    let end = Date().addingTimeInterval(seconds)
+    while Date() < end {
+        if condition() { return true }
+        usleep(20_000)
+    }
+    return condition()
+}
+
 /// A blocking TCP socket connected to 127.0.0.1:port, or nil (the caller closes it).
 func connectLoopback(_ port: UInt16) -> Int32? {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
