@@ -163,6 +163,10 @@ struct PolicyTests {
             #expect(first.ok && first.out.contains("New,"), "\(first.out)")
             let again = try Self.sClient(s, "other.test", [version, "-sess_in", file])
             #expect(again.out.contains("Reused,"), "\(version) same host: \(again.out)")
+            if version == "-tls1_3" {
+                // A resumed TLS 1.3 connection gets a fresh ticket: clients use each ticket once.
+                #expect(again.out.contains("Post-Handshake New Session Ticket"), "\(again.out)")
+            }
         }
         // A TLS 1.2 session of other.test offered to foo.example.test (another policy, same cipher).
         _ = try Self.sClient(s, "other.test", ["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256", "-sess_out", file])
