@@ -30,6 +30,10 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
     /// What the last TLS calls on each socket need to continue; becomes the epoll interest.
     private var clientNeeds: EventLoop.Interest = []
     private var backendNeeds: EventLoop.Interest = []
+    /// A read already found nothing during this drive: trying again before the next epoll
+    /// event only costs a syscall (it saved one read per request).
+    private var clientReadBlocked = false
+    private var backendReadBlocked = false
     private lazy var clientCertificate: PeerCertificate? = tls.peerCertificate()
     private lazy var clientIP = peer.ipString
     /// The last Host (or authority) asked for on this connection and what it resolved to.
@@ -71,6 +75,8 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
     func drive() {
         clientNeeds = []
         backendNeeds = []
+        clientReadBlocked = false
+        backendReadBlocked = false
         var guardCount = 0
         while phase != .closed && guardCount < 64 {
             guardCount += 1
@@ -178,10 +184,12 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
     /// Reads what the client sent into `inBuf`; false when nothing more can be read now
     /// (or the connection ended, in which case it is closed).
     private func readClient() -> Bool {
+        if clientReadBlocked { clientNeeds.insert(.read); return false }
         let space = inBuf.writableSpace(minimum: 4096)
         switch tls.read(into: space) {
         case .done(let n): inBuf.didWrite(n); return true
         case .wantRead:
+            clientReadBlocked = true
             // An idle keep-alive connection must not hold a read buffer (memory per idle connection).
             inBuf.releaseIfEmpty()
             clientNeeds.insert(.read); return false
@@ -341,6 +349,7 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
             let c = try worker.pool.connection(b, server: server)
             c.owner = self
             backend = c
+            backendReadBlocked = false
             setDeadline(c.phase == .ready ? b.config.responseTimeoutMs : b.config.connectTimeoutMs)
         } catch {
             backendFailed(error)
@@ -520,13 +529,14 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
                 guard b.inBuf.readableCount != before || exchange?.responseDone != wasDone else { break } // needs more bytes
                 progress = true
             }
+            if backendReadBlocked { backendNeeds.insert(.read); return progress }
             let space = b.inBuf.writableSpace(minimum: 16 * 1024)
             switch b.tls.read(into: space) {
             case .done(let n):
                 b.inBuf.didWrite(n)
                 progress = true
                 setDeadline(b.backend.config.responseTimeoutMs)
-            case .wantRead: backendNeeds.insert(.read); return progress
+            case .wantRead: backendReadBlocked = true; backendNeeds.insert(.read); return progress
             case .wantWrite: backendNeeds.insert(.write); return progress
             case .closed, .failed(_):
                 backendEnded(b)
