@@ -34,6 +34,8 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
     /// event only costs a syscall (it saved one read per request).
     private var clientReadBlocked = false
     private var backendReadBlocked = false
+    /// Set when `forward` stopped at its round limit with work left (large bodies).
+    private var anotherTurn = false
     private lazy var clientCertificate: PeerCertificate? = tls.peerCertificate()
     private lazy var clientIP = peer.ipString
     /// The last Host (or authority) asked for on this connection and what it resolved to.
@@ -92,6 +94,10 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
             if phase == before { break }
         }
         guard phase != .closed else { return }
+        if anotherTurn {
+            anotherTurn = false
+            worker.loop.execute { [weak self] in self?.drive() }
+        }
         worker.loop.setInterest(fd: fd, clientNeeds)
         if let b = backend, b.phase != .closed { worker.loop.setInterest(fd: b.fd, backendNeeds) }
     }
@@ -414,6 +420,9 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
             if flushClient() { progress = true }
             if finishIfDone() { return }
         }
+        // Stopped by the round limit (a fair share for other connections) while both sides could
+        // still go on: no epoll event will come for that, so ask the loop for another turn.
+        if progress && phase == .forwarding { anotherTurn = true }
     }
 
     /// Head, then body bytes from `inBuf` (decoded and re-framed), then reading more from the client.

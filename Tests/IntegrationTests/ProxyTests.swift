@@ -199,3 +199,31 @@ struct ProxyTests {
         #expect(s.gateway!.stderr.contains("timed out"))
     }
 }
+
+/// Several large downloads at once on one worker: each connection gets a fair share of a
+/// drive and must be continued without a new epoll event (a stall here used to last until
+/// response_timeout).
+@Suite(.serialized)
+struct ConcurrentDownloadTests {
+    @Test func concurrentLargeDownloadsAllComplete() throws {
+        let s = try Stack()
+        try s.startEcho()
+        try s.startGateway()
+        let n = 30_000_000
+        let procs: [Process] = try (0..<4).map { i in
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            p.arguments = ["curl", "-sS", "--max-time", "60", "--cacert", Repo.cert("ca.pem"),
+                           "--resolve", "api.example.test:\(s.gatewayPort):127.0.0.1", "-o", "\(s.dir)/dl\(i)",
+                           "https://api.example.test:\(s.gatewayPort)/bytes/\(n)"]
+            try p.run()
+            return p
+        }
+        for p in procs { p.waitUntilExit() }
+        for i in 0..<4 {
+            let size = (try FileManager.default.attributesOfItem(atPath: "\(s.dir)/dl\(i)")[.size] as? Int) ?? 0
+            #expect(size == n, "download \(i): \(size) bytes")
+        }
+        #expect(!s.gateway!.stderr.contains("timed out"), "\(s.gateway!.stderr)")
+    }
+}
