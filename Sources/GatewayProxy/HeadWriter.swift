@@ -153,12 +153,3 @@ func hasPrefixIgnoringCase(_ b: UnsafeRawBufferPointer, _ r: Range<Int>, _ prefi
     }
     return true
 }
-
-extension String {
-    func trimmingSpaces() -> String {
-        var s = Substring(self)
-        while s.first == " " || s.first == "\t" { s.removeFirst() }
-        while s.last == " " || s.last == "\t" { s.removeLast() }
-        return String(s)
-    }
-}
