@@ -11,6 +11,8 @@ let package = Package(
         .executable(name: "gateway", targets: ["gateway"]),
         .executable(name: "gateway-echo", targets: ["gateway-echo"]),
     ],
+    // The one package dependency: the command line (subcommands, --help, unknown-flag errors).
+    dependencies: [.package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")],
     targets: [
         // C: the system libraries, and the one shim target for what Swift cannot import (macros).
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
@@ -24,7 +26,8 @@ let package = Package(
         .target(name: "GatewayConfig", dependencies: ["COpenSSL"]),                                           // config language -> immutable values
         .target(name: "GatewayTLS", dependencies: ["COpenSSL", "CGatewayShims", "GatewayConfig"]), // OpenSSL wrappers, policy contexts
         .target(name: "GatewayProxy", dependencies: ["GatewaySystem", "GatewayTLS", "GatewayHTTP", "GatewayConfig", "COpenSSL", "CZlib", "CGatewayShims"], swiftSettings: hot),
-        .target(name: "GatewayCLI", dependencies: ["GatewayProxy", "GatewayConfig", "GatewayTLS", "COpenSSL"]),
+        .target(name: "GatewayCLI", dependencies: ["GatewayProxy", "GatewayConfig", "GatewayTLS", "COpenSSL",
+                                                  .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "gateway", dependencies: ["GatewayCLI"]),
         .executableTarget(name: "gateway-echo", dependencies: ["GatewayHTTP", "COpenSSL", "CGatewayShims"]),
 

@@ -3,32 +3,9 @@ import GatewayConfig
 import GatewayProxy
 import GatewayTLS
 
-/// `gateway run|check|version`: parses arguments, loads the configuration, and runs or reports.
+/// What the subcommands do: load the configuration, then run or report.
 public enum GatewayCommand {
     public static let version = "0.1.0"
-
-    public static func main(_ args: [String]) -> Int32 {
-        guard let command = args.first else { printUsage(); return 2 }
-        var rest = Array(args.dropFirst())
-        switch command {
-        case "run":
-            guard let path = configPath(&rest), rest.isEmpty else { printUsage(); return 2 }
-            return run(path: path)
-        case "check":
-            guard let path = configPath(&rest) else { printUsage(); return 2 }
-            let format = option("--format", &rest) ?? "text"
-            guard rest.isEmpty, ["text", "json", "sarif"].contains(format) else { printUsage(); return 2 }
-            return check(path: path, format: format)
-        case "version", "--version":
-            print(versionLine)
-            return 0
-        case "help", "--help", "-h":
-            printUsage(); return 0
-        default:
-            printError("unknown command \"\(command)\"")
-            printUsage(); return 2
-        }
-    }
 
     static var versionLine: String { "tls-gateway \(version) (Swift \(swiftVersion), OpenSSL \(OpenSSLInfo.version))" }
 
@@ -44,20 +21,6 @@ public enum GatewayCommand {
         #else
         "6.x"
         #endif
-    }
-
-    /// `-c FILE`, else `$GATEWAY_CONFIG`, else `./gateway.conf`.
-    static func configPath(_ args: inout [String]) -> String? {
-        if let c = option("-c", &args) ?? option("--config", &args) { return c }
-        if let env = getenv("GATEWAY_CONFIG") { return String(cString: env) }
-        return "gateway.conf"
-    }
-
-    static func option(_ name: String, _ args: inout [String]) -> String? {
-        guard let i = args.firstIndex(of: name), i + 1 < args.count else { return nil }
-        let v = args[i + 1]
-        args.removeSubrange(i...i + 1)
-        return v
     }
 
     /// Parses, validates and builds every TLS context; all problems are returned together.
@@ -136,13 +99,5 @@ public enum GatewayCommand {
     static func printError(_ s: String) {
         var line = s + "\n"
         line.withUTF8 { _ = Glibc.write(2, $0.baseAddress, $0.count) }
-    }
-
-    static func printUsage() {
-        printError("""
-        usage: gateway run [-c FILE]
-               gateway check [-c FILE] [--format text|json|sarif]
-               gateway version
-        """)
     }
 }
