@@ -24,62 +24,70 @@ public enum GatewayCommand {
     }
 
     /// Parses, validates and builds every TLS context; all problems are returned together.
-    static func load(path: String, generation: Int) -> Result<RuntimeSnapshot, ConfigLoadError> {
-        do {
-            let config = try ConfigLoader.load(path: path)
-            return .success(try RuntimeSnapshot(config: config, generation: generation))
-        } catch {
-            return .failure(error)
+    /// `logs` (nil: write nothing) opens the log files the configuration names, reusing open ones.
+    static func load(path: String, generation: Int, logs previous: Logs?) -> Result<RuntimeSnapshot, ConfigLoadError> {
+        let config: GatewayConfiguration
+        do { config = try ConfigLoader.load(path: path) } catch { return .failure(error) }
+        let logs = previous.map { Logs(config: config, reusing: $0) } ?? .discarding
+        do { return .success(try RuntimeSnapshot(config: config, generation: generation, logs: logs)) } catch {
+            return .failure(ConfigLoadError(error.diagnostics, sha256: config.sha256))
         }
     }
 
     static func run(path: String) -> Int32 {
-        let bootLog = ErrorLog(sink: LogSink(.stderr), level: .info)
+        let bootLogs = Logs(error: ErrorLog(sink: LogSink(.stderr), level: .info), access: LogSink(.off), accessFormat: .json)
         let snapshot: RuntimeSnapshot
-        switch load(path: path, generation: 1) {
+        switch load(path: path, generation: 1, logs: bootLogs) {
         case .failure(let e):
             for d in e.diagnostics { printError(d.description) }
-            bootLog.log(.error, "config_rejected", "configuration not loaded; nothing started",
-                        [("file", path), ("errors", e.description)])
+            rejected(bootLogs.error, e, path: path, trigger: "start", message: "configuration not loaded; nothing started")
             return 2
         case .success(let s): snapshot = s
         }
-        let config = snapshot.config
-        let logs = Logs(error: ErrorLog(sink: LogSink(config.errorLog), level: config.errorLogLevel),
-                        access: LogSink(config.accessLog))
-        audit(logs.error, snapshot: snapshot, path: path)
-        printError("effective TLS policy per host:\n" + PolicyTable.render(config))
+        audit(snapshot, path: path, trigger: "start")
+        printError("effective TLS policy per host:\n" + PolicyTable.render(snapshot.config))
         var generation = 1
-        let gateway = Gateway(snapshot: snapshot, logs: logs) {
+        let build = BuildInfo(version: version, openssl: OpenSSLInfo.version)
+        let gateway = Gateway(snapshot: snapshot, build: build) { trigger, current in
             generation += 1
-            let r = load(path: path, generation: generation)
-            switch r {
-            case .success(let s): audit(logs.error, snapshot: s, path: path)
+            switch load(path: path, generation: generation, logs: current.logs) {
+            case .success(let s):
+                audit(s, path: path, trigger: trigger)
+                return s
             case .failure(let e):
-                logs.error.log(.error, "config_rejected", "reload rejected", [("file", path), ("errors", e.description)])
+                rejected(current.logs.error, e, path: path, trigger: trigger, message: "reload rejected; still serving the previous configuration")
+                return nil
             }
-            return r
         }
         do { try gateway.start() } catch {
-            logs.error.log(.error, "start_failed", "\(error)")
+            snapshot.logs.error.log(.error, "start_failed", "\(error)")
             printError("\(error)")
             return 1
         }
         return gateway.waitForShutdown()
     }
 
-    static func audit(_ log: ErrorLog, snapshot: RuntimeSnapshot, path: String) {
-        let c = snapshot.config
-        log.log(.info, "config_loaded", "configuration loaded", [("file", path), ("sha256", c.sha256),
+    /// The audit line of a load that took effect, then its warnings (GW.Admin.Exposed as an error).
+    static func audit(_ snapshot: RuntimeSnapshot, path: String, trigger: String) {
+        let c = snapshot.config, log = snapshot.logs.error
+        log.log(.info, "config_loaded", "configuration loaded", [("file", path), ("sha256", c.sha256), ("trigger", trigger),
                 ("hosts", String(c.hosts.count)), ("backends", String(c.backends.count))])
-        for w in c.warnings { log.log(.warn, "config_warning", w.description) }
+        for w in c.warnings {
+            let exposed = w.message.contains("GW.Admin.Exposed")
+            log.log(exposed ? .error : .warn, exposed ? "admin_exposed" : "config_warning", w.description)
+        }
         for b in c.backends where !b.tls.verify {
             log.log(.warn, "backend_verify_off", "backend \(b.name): certificate verification is off (GW.Backend.Verify)")
         }
     }
 
+    /// The one audit line of a rejected load.
+    static func rejected(_ log: ErrorLog, _ e: ConfigLoadError, path: String, trigger: String, message: String) {
+        log.log(.error, "config_rejected", message, [("file", path), ("sha256", e.sha256), ("trigger", trigger), ("errors", e.description)])
+    }
+
     static func check(path: String, format: String) -> Int32 {
-        switch load(path: path, generation: 0) {
+        switch load(path: path, generation: 0, logs: nil) {
         case .failure(let e):
             for d in e.diagnostics { printError(d.description) }
             return 2

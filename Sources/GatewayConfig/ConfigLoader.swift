@@ -11,16 +11,17 @@ public enum ConfigLoader {
         let ctx = LoadContext()
         let tree = source.read(main: path)
         ctx.add(source.diagnostics)
-        guard let tree else { throw ConfigLoadError(ctx.errors) }
+        guard let tree else { throw ConfigLoadError(ctx.errors, sha256: Digest.sha256Hex(source.files.map(\.bytes))) }
 
         var draft = ConfigDraft()
         draft.seen = Block.apply(tree, rules: TopLevel.rules, context: "top level", to: &draft, ctx)
         var config = Validation(draft: draft, ctx: ctx, mainFile: path).run()
 
         let order = Dictionary(source.files.enumerated().map { ($1.path, $0) }) { first, _ in first }
-        guard ctx.errors.isEmpty else { throw ConfigLoadError(sorted(ctx.errors, fileOrder: order)) }
+        let sha256 = Digest.sha256Hex(source.files.map(\.bytes))
+        guard ctx.errors.isEmpty else { throw ConfigLoadError(sorted(ctx.errors, fileOrder: order), sha256: sha256) }
         config.files = source.files.map(\.path)
-        config.sha256 = Digest.sha256Hex(source.files.map(\.bytes))
+        config.sha256 = sha256
         config.warnings = sorted(ctx.warnings, fileOrder: order)
         return config
     }

@@ -34,7 +34,9 @@ public struct ConfigDiagnostic: Error, Sendable, Hashable, CustomStringConvertib
 /// Every problem found while loading: all are reported, then nothing starts.
 public struct ConfigLoadError: Error, Sendable, CustomStringConvertible {
     public var diagnostics: [ConfigDiagnostic]
-    public init(_ diagnostics: [ConfigDiagnostic]) { self.diagnostics = diagnostics }
+    /// sha256 of the bytes that were read (main file, then includes), for the audit line of a rejection.
+    public var sha256 = ""
+    public init(_ diagnostics: [ConfigDiagnostic], sha256: String = "") { self.diagnostics = diagnostics; self.sha256 = sha256 }
     public var description: String { diagnostics.map(\.description).joined(separator: "\n") }
 }
 
@@ -276,6 +278,7 @@ public struct GatewayConfiguration: Sendable {
     public var accessLogFormat: LogFormat = .json
     public var admin: AdminAddress?
     public var adminTokenFile: String?
+    public var adminTokenLocation: SourceLocation?
     public var shutdownTimeoutMs = 30_000
     public var allowInsecureKeyPermissions = false
     public var limits = Limits()

@@ -33,6 +33,7 @@ enum TopLevel {
         "admin": Rule(1...1) { c, d, ctx in c.config.admin = adminAddress(d, ctx) },
         "admin_token_file": Rule(1...1) { c, d, ctx in
             c.config.adminTokenFile = ctx.readablePath(d, what: "admin token")
+            c.config.adminTokenLocation = d.location
         },
         "shutdown_timeout": Rule(1...1) { c, d, ctx in
             if let ms = ctx.durationMs(d) { c.config.shutdownTimeoutMs = ms }

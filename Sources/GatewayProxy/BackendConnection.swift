@@ -39,17 +39,17 @@ final class BackendConnection: EventHandler, TimerTarget {
         self.serverIndex = serverIndex
         let target = backend.servers[serverIndex]
         do { fd = try Socket.connect(to: target.address) } catch {
-            throw ProxyFailure(.badGateway, "connect to \(target.label) failed: \(error)")
+            throw ProxyFailure(.badGateway, "connect to \(target.label) failed: \(error)", metric: .refused)
         }
         do {
             tls = try TLSStream(connecting: fd, backend: backend.tls, urlHost: target.config.host, session: session)
         } catch {
             Glibc.close(fd)
-            throw ProxyFailure(.badGateway, "TLS setup for \(target.label) failed: \(error)")
+            throw ProxyFailure(.badGateway, "TLS setup for \(target.label) failed: \(error)", metric: .tls)
         }
         do { try worker.loop.register(fd: fd, handler: self, interest: .write) } catch {
             Glibc.close(fd)
-            throw ProxyFailure(.badGateway, "\(error)")
+            throw ProxyFailure(.badGateway, "\(error)", metric: .refused)
         }
     }
 
@@ -71,7 +71,8 @@ final class BackendConnection: EventHandler, TimerTarget {
             let err = Socket.pendingError(fd)
             if err == EINPROGRESS || err == EALREADY { return .inProgress(.write) }
             if err != 0 {
-                return .failed(ProxyFailure(.badGateway, "connect to \(server.label) failed: \(String(cString: strerror(err)))", retryable: true))
+                return .failed(ProxyFailure(.badGateway, "connect to \(server.label) failed: \(String(cString: strerror(err)))", retryable: true,
+                                         metric: err == ECONNRESET ? .reset : .refused))
             }
             phase = .handshaking
         }
@@ -79,8 +80,8 @@ final class BackendConnection: EventHandler, TimerTarget {
         case .done: phase = .ready; return .ready
         case .wantRead: return .inProgress(.read)
         case .wantWrite: return .inProgress(.write)
-        case .closed: return .failed(ProxyFailure(.badGateway, "backend \(server.label) closed the connection during the TLS handshake", retryable: true))
-        case .failed(let why): return .failed(ProxyFailure(.badGateway, "backend \(server.label) TLS handshake failed: \(why)", retryable: true))
+        case .closed: return .failed(ProxyFailure(.badGateway, "backend \(server.label) closed the connection during the TLS handshake", retryable: true, metric: .tls))
+        case .failed(let why): return .failed(ProxyFailure(.badGateway, "backend \(server.label) TLS handshake failed: \(why)", retryable: true, metric: .tls))
         }
     }
 
@@ -100,8 +101,10 @@ struct ProxyFailure: Error {
     let reason: String
     /// Nothing of the request reached the server: another server may be tried.
     var retryable = false
-    init(_ kind: Kind, _ reason: String, retryable: Bool = false) {
-        self.kind = kind; self.reason = reason; self.retryable = retryable
+    /// The metric's failure class; nil when no server was involved (503, no server left).
+    let metric: BackendFailureReason?
+    init(_ kind: Kind, _ reason: String, retryable: Bool = false, metric: BackendFailureReason?) {
+        self.kind = kind; self.reason = reason; self.retryable = retryable; self.metric = metric
     }
     var status: Int {
         switch kind { case .badGateway: 502; case .unavailable: 503; case .timeout: 504 }

@@ -59,6 +59,11 @@ final class BackendPool {
         return backend.servers.indices.contains { s in s != excluding && isUp(Key(backend: id, server: s), now: now) }
     }
 
+    /// In rotation now (passive and active health), for `gateway_backend_up`.
+    func isServerUp(_ backend: BackendRuntime, server: Int) -> Bool {
+        isUp(Key(backend: ObjectIdentifier(backend), server: server), now: monotonicMilliseconds())
+    }
+
     private func isUp(_ key: Key, now: UInt64) -> Bool {
         (health[key]?.downUntil ?? 0) <= now && !activeDown.contains(key)
     }

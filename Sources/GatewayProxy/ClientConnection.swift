@@ -16,6 +16,8 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
     let tls: TLSStream
     let snapshot: RuntimeSnapshot
     unowned let worker: Worker
+    /// This worker's metric counters for this connection's snapshot.
+    let counters: SnapshotCounters
     var phase: Phase = .handshaking
     var inBuf = ByteBuffer()
     var outBuf = ByteBuffer()
@@ -36,8 +38,8 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
     private var backendReadBlocked = false
     /// Set when `forward` stopped at its round limit with work left (large bodies).
     private var anotherTurn = false
-    private lazy var clientCertificate: PeerCertificate? = tls.peerCertificate()
-    private lazy var clientIP = peer.ipString
+    lazy var clientCertificate: PeerCertificate? = tls.peerCertificate()
+    lazy var clientIP = peer.ipString
     /// The last Host (or authority) asked for on this connection and what it resolved to.
     private var lastAskedHost: String?
     private var lastRequested: String?
@@ -47,7 +49,7 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
     private static let highWater = 64 * 1024
 
     private var limits: Limits { snapshot.config.limits }
-    private var now: UInt64 { worker.loop.now }
+    var now: UInt64 { worker.loop.now }
 
     static func start(fd: Int32, peer: SocketAddress, listener: TLSListener, snapshot: RuntimeSnapshot, worker: Worker) {
         let tls: TLSStream
@@ -66,6 +68,7 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
 
     private init(fd: Int32, peer: SocketAddress, tls: TLSStream, snapshot: RuntimeSnapshot, worker: Worker) {
         self.fd = fd; self.peer = peer; self.tls = tls; self.snapshot = snapshot; self.worker = worker
+        counters = worker.metrics.counters(for: snapshot)
         let l = snapshot.config.limits
         parser = HTTPRequestParser(limits: HTTPHeadLimits(maxURISize: l.maxURISize, maxHeaderSize: l.maxHeaderSize, maxHeaders: l.maxHeaders))
     }
@@ -126,7 +129,7 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
             let what = backend?.phase == .ready ? "response_timeout" : "connect_timeout"
             let reason = "backend \(backend?.server.label ?? "") timed out (\(what))"
             ex.attempts = 9   // no retry after a timeout
-            backendFailed(ProxyFailure(.timeout, reason))
+            backendFailed(ProxyFailure(.timeout, reason, metric: .timeout))
             drive()
         case .tunnel, .draining, .closed:
             close()
@@ -140,6 +143,8 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
         case .done:
             phase = .awaitingHead
             setDeadline(limits.headerTimeoutMs)
+            counters.countHandshake(host: tls.host?.index ?? SnapshotCounters.none, version: tls.versionCode,
+                                    cipherID: tls.cipherID, cipherName: tls.cipherName, resumed: tls.sessionReused)
         case .wantRead: clientNeeds.insert(.read)
         case .wantWrite: clientNeeds.insert(.write)
         case .closed:
@@ -150,17 +155,6 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
             logHandshakeFailure(why)
             close()
         }
-    }
-
-    private func logHandshakeFailure(_ reason: String) {
-        guard worker.logs.access.enabled else { return }
-        var j = JSONLine()
-        j.field("time", timestampNow())
-        j.field("event", "tls_handshake_failed")
-        j.field("client", clientIP)
-        j.field("sni", tls.serverName)
-        j.field("reason", reason)
-        j.finished().withUnsafeBytes { worker.logs.access.write($0) }
     }
 
     // MARK: - Request head
@@ -246,12 +240,14 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
         var host = connHost
         if let requested, let h = lastRequestedHost {
             if let c = connHost, c !== h, !Self.samePolicy(c.policy, h.policy) {
+                counters.misdirected[c.index, default: 0] += 1
                 inBuf.consume(head.headLength)
                 respondLocally(status: 421, reason: "host \(requested) is not served under this connection's TLS policy (\(c.name))", close: false)
                 return
             }
             host = h
         }
+        ex.hostIndex = host?.index ?? SnapshotCounters.none
         guard let host else {
             inBuf.consume(head.headLength)
             respondLocally(status: 404, reason: "no host", close: false); return
@@ -346,7 +342,7 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
     private func connectBackend(excluding: Int?) {
         guard let ex = exchange, let b = ex.backend else { return }
         guard let server = worker.pool.pickServer(b, excluding: excluding) else {
-            backendFailed(ProxyFailure(.unavailable, "backend \(b.config.name) has no server available")); return
+            backendFailed(ProxyFailure(.unavailable, "backend \(b.config.name) has no server available", metric: nil)); return
         }
         ex.attempts += 1
         ex.serverIndex = server
@@ -372,6 +368,7 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
         // A stale pooled connection says nothing about the server's health; anything else counts.
         if failure.kind != .unavailable, !(failure.retryable && wasPooled), let b = ex.backend, let s = failedServer {
             worker.pool.recordFailure(b, server: s)
+            if let m = failure.metric { counters.countBackendFailure(backend: b.index, server: s, m) }
         }
         if let c = backend {
             c.owner = nil
@@ -513,7 +510,7 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
             case .wantRead: backendNeeds.insert(.read); return progress
             case .closed, .failed(_):
                 let failure = ProxyFailure(.badGateway, "backend \(b.server.label) failed while sending the request",
-                                           retryable: b.reused && !(exchange?.bodyForwarded ?? true))
+                                           retryable: b.reused && !(exchange?.bodyForwarded ?? true), metric: .reset)
                 backendFailed(failure)
                 return true
             }
@@ -566,11 +563,12 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
         }
         if case .awaitingHead = ex.responseBody {
             let stale = b.reused && b.inBuf.isEmpty && !ex.bodyForwarded
-            backendFailed(ProxyFailure(.badGateway, "backend \(b.server.label) closed the connection before responding", retryable: stale))
+            backendFailed(ProxyFailure(.badGateway, "backend \(b.server.label) closed the connection before responding", retryable: stale, metric: .reset))
             return
         }
         worker.logs.error.log(.error, "backend_error", "backend \(b.server.label) closed the connection mid-response",
                               [("request_id", ex.requestID)])
+        counters.countBackendFailure(backend: b.backend.index, server: b.serverIndex, .reset)
         abort()
     }
 
@@ -582,7 +580,7 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
             let head: HTTPResponseHead?
             do { head = try ex.responseParser.parse(input, requestWasHEAD: ex.isHEAD) } catch {
                 b.inBuf.consume(input.count)
-                backendFailed(ProxyFailure(.badGateway, "backend \(b.server.label) sent an invalid response: \(error.reason)"))
+                backendFailed(ProxyFailure(.badGateway, "backend \(b.server.label) sent an invalid response: \(error.reason)", metric: .protocol))
                 return
             }
             guard let head else { return }
@@ -653,6 +651,7 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
                 }
             } catch {
                 worker.logs.error.log(.error, "backend_error", "backend \(b.server.label) sent a bad chunk: \(error.reason)")
+                counters.countBackendFailure(backend: b.backend.index, server: b.serverIndex, .protocol)
                 abort(); return
             }
         case .untilClose:
@@ -729,7 +728,7 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
     /// Response fully written and request fully read: log, recycle, and get ready for the next request.
     private func finishIfDone() -> Bool {
         guard let ex = exchange, ex.responseDone, ex.requestBodyDone || ex.local, outBuf.isEmpty, phase == .forwarding else { return false }
-        logAccess(ex)
+        record(ex)
         if ex.status == 101, ex.upgradeRequested, backend != nil {
             exchange = nil
             phase = .tunnel
@@ -866,7 +865,7 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
 
     /// Ends the connection at once (e.g. a backend broke mid-response: the client must not see a truncated body as complete).
     func abort() {
-        if let ex = exchange, ex.status != 0 { logAccess(ex) }
+        if let ex = exchange, ex.status != 0 { record(ex) }
         exchange = nil
         close()
     }
@@ -878,33 +877,5 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
         if let b = backend { b.owner = nil; worker.pool.discard(b); backend = nil }
         worker.loop.closeAndDeregister(fd: fd)
         worker.remove(self)
-    }
-
-    // MARK: - Access log
-
-    private func logAccess(_ ex: Exchange) {
-        guard worker.logs.access.enabled else { return }
-        var j = JSONLine()
-        j.field("time", timestampNow())
-        j.field("client", clientIP)
-        j.field("sni", tls.serverName)
-        j.field("host", ex.host)
-        j.field("tls_version", tls.protocolVersion)
-        j.field("tls_cipher", tls.cipherName)
-        j.field("tls_resumed", tls.sessionReused)
-        let auth = tls.host?.policy.clientAuth ?? .off
-        j.field("client_cert_verify", auth == .off ? nil : (clientCertificate == nil ? "NONE" : "SUCCESS"))
-        j.field("client_cert_subject", auth == .off ? nil : clientCertificate?.subject)
-        j.field("method", ex.method)
-        j.field("path", ex.path)
-        j.field("status", ex.status)
-        j.field("bytes_in", ex.requestBodyBytes)
-        j.field("bytes_out", ex.bytesOut)
-        j.field("backend", ex.local ? nil : ex.backend?.config.name)
-        j.field("server", ex.local ? nil : ex.serverIndex.flatMap { i in ex.backend.map { $0.servers[i].label } })
-        if let u = ex.upstreamMs { j.field("upstream_ms", u) } else { j.field("upstream_ms", nil as String?) }
-        j.field("total_ms", Int(now - ex.startedAt))
-        j.field("request_id", ex.requestID)
-        j.finished().withUnsafeBytes { worker.logs.access.write($0) }
     }
 }

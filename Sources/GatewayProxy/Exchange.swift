@@ -14,6 +14,8 @@ final class Exchange {
     var method = ""
     var path = ""
     var host: String?
+    /// The host block that answers (metric label), or `SnapshotCounters.none`.
+    var hostIndex = SnapshotCounters.none
     var requestID = ""
     let startedAt: UInt64
     var isHEAD = false

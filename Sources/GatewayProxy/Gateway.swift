@@ -4,28 +4,36 @@ import GatewaySystem
 import GatewayTLS
 
 /// The running gateway: N workers, each an event loop on its own thread with its own
-/// SO_REUSEPORT listeners; the main thread only waits for signals.
+/// SO_REUSEPORT listeners, the admin endpoint on a thread of its own; the main thread only
+/// waits for signals.
 public final class Gateway {
     private var snapshot: RuntimeSnapshot
-    private let logs: Logs
     private var loops: [EventLoop] = []
     private var threads: [pthread_t] = []
+    private var handles: [WorkerHandle] = []
     private let stopped = LockedCounter()
-    /// Builds a new snapshot from the configuration file (for SIGHUP).
-    private let reload: () -> Result<RuntimeSnapshot, ConfigLoadError>
+    /// Loads, validates and audits the configuration again (SIGHUP); nil when it was rejected
+    /// (the loader has logged why).
+    private let reload: (_ trigger: String, _ current: RuntimeSnapshot) -> RuntimeSnapshot?
     /// Used while no `ticket_key_file` is configured.
     private var ticketRotation = TicketKeyRotation(now: monotonicMilliseconds())
+    public let status: GatewayStatus
+    private let build: BuildInfo
+    private var admin: AdminServer?
+    private var logs: Logs { snapshot.logs }
 
-    public init(snapshot: RuntimeSnapshot, logs: Logs, reload: @escaping () -> Result<RuntimeSnapshot, ConfigLoadError>) {
+    public init(snapshot: RuntimeSnapshot, build: BuildInfo,
+                reload: @escaping (_ trigger: String, _ current: RuntimeSnapshot) -> RuntimeSnapshot?) {
         self.snapshot = snapshot
-        self.logs = logs
+        self.build = build
         self.reload = reload
+        status = GatewayStatus(snapshot: snapshot)
     }
 
     public static var cpuCount: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
 
     /// Binds every listener for every worker first (so a bad address fails before anything runs),
-    /// then starts the workers. Throws on a bind failure.
+    /// then starts the workers and the admin endpoint. Throws on a bind failure.
     public func start() throws(SystemError) {
         Signals.blockForWaiting([SIGTERM, SIGINT, SIGHUP, SIGUSR1])
         Allocator.tuneForServer()
@@ -42,13 +50,20 @@ public final class Gateway {
             }
             perWorker.append(fds)
         }
+        if let address = snapshot.config.admin {
+            let list = workerList
+            let routes = AdminRoutes(status: status, build: build, scrape: { list.scrape() })
+            let a = try AdminServer(routes: routes)
+            try a.start(address)
+            admin = a
+        }
         for (i, fds) in perWorker.enumerated() {
             let snap = snapshot, logs = self.logs, stopped = self.stopped
             let box = LoopBox()
             let ready = LockedCounter()
             let tid = try startThread {
                 do {
-                    let w = try Worker(id: i, snapshot: snap, logs: logs, listenFDs: fds)
+                    let w = try Worker(id: i, snapshot: snap, listenFDs: fds)
                     w.onStopped = { stopped.add(1) }
                     box.set(w.loop, WorkerHandle(w))
                     ready.add(1)
@@ -64,11 +79,14 @@ public final class Gateway {
             while ready.value == 0 { usleep(1000) }
             if let l = box.loop { loops.append(l); handles.append(box.handle!) }
         }
+        workerList.set(handles)
+        status.markReady()
         logs.error.log(.info, "started", "listening", [("workers", String(count)),
             ("listeners", snapshot.config.listeners.map { "\($0.address):\($0.port)" }.joined(separator: " "))])
     }
 
-    private var handles: [WorkerHandle] = []
+    /// The workers as the admin thread sees them (set once, after they all started).
+    private let workerList = WorkerList()
 
     /// Waits for signals until shutdown; returns the exit status.
     public func waitForShutdown() -> Int32 {
@@ -80,32 +98,34 @@ public final class Gateway {
                 }
                 continue
             }
-            if sig == SIGHUP { applyReload(); continue }
-            if sig == SIGUSR1 { continue }   // log files are opened per write target; nothing to reopen yet
+            if sig == SIGHUP { applyReload(trigger: "signal"); continue }
+            if sig == SIGUSR1 {
+                let ok = logs.reopen()
+                logs.error.log(ok ? .info : .error, "logs_reopened", ok ? "log files reopened" : "a log file could not be reopened")
+                continue
+            }
             break
         }
         shutdown()
         return 0
     }
 
-    private func applyReload() {
-        switch reload() {
-        case .failure(let e):
-            logs.error.log(.error, "reload_failed", "configuration rejected; still serving the previous one",
-                           [("errors", e.description)])
-        case .success(let next):
-            let sameListeners = next.config.listeners.map { "\($0.address):\($0.port)" } == snapshot.config.listeners.map { "\($0.address):\($0.port)" }
-            if !sameListeners {
-                logs.error.log(.warn, "reload_listeners", "listener changes take effect at restart; other changes applied")
-            }
-            snapshot = next
-            TicketKeys.install(next.ticketKeys ?? ticketRotation.keys)
-            for h in handles { h.loop.execute { h.worker.snapshot = next } }
-            logs.error.log(.info, "reloaded", "new configuration in use for new connections")
+    private func applyReload(trigger: String) {
+        guard let next = reload(trigger, snapshot) else { status.reloadFailed(); return }
+        let sameListeners = next.config.listeners.map { "\($0.address):\($0.port)" } == snapshot.config.listeners.map { "\($0.address):\($0.port)" }
+        if !sameListeners {
+            next.logs.error.log(.warn, "reload_listeners", "listener changes take effect at restart; other changes applied")
         }
+        snapshot = next
+        TicketKeys.install(next.ticketKeys ?? ticketRotation.keys)
+        for h in handles { h.loop.execute { h.worker.snapshot = next } }
+        admin?.update(next.config.admin, log: next.logs.error)
+        status.reloaded(next)
+        next.logs.error.log(.info, "reloaded", "new configuration in use for new connections", [("trigger", trigger)])
     }
 
     private func shutdown() {
+        status.markDraining()
         logs.error.log(.info, "shutdown", "stopping: no new connections, finishing in-flight requests")
         for h in handles { h.loop.execute { h.worker.beginDrain() } }
         let deadline = monotonicMilliseconds() + UInt64(snapshot.config.shutdownTimeoutMs)
@@ -114,10 +134,11 @@ public final class Gateway {
             let closed = LockedCounter()
             for h in handles { h.loop.execute { closed.add(h.worker.forceClose()) } }
             while stopped.value < threads.count { usleep(10_000) }
-            logs.error.log(.warn, "shutdown_timeout", "closed connections still open after shutdown_timeout",
-                           [("connections", String(closed.value))])
+            logs.error.log(.warn, "shutdown_forced", "closed connections still open after shutdown_timeout",
+                           [("closed", String(closed.value))])
         }
         for t in threads { pthread_join(t, nil) }
+        admin?.stop()
         logs.error.log(.info, "stopped", "clean shutdown")
     }
 }
@@ -127,6 +148,36 @@ final class WorkerHandle: @unchecked Sendable {
     let worker: Worker
     let loop: EventLoop
     init(_ w: Worker) { worker = w; loop = w.loop }
+}
+
+/// The workers, for a metrics scrape from the admin thread: each worker copies its own counters
+/// on its own thread (through `loop.execute`), so the request path never takes a lock.
+final class WorkerList: @unchecked Sendable {
+    // @unchecked: `handles` is written once under the lock before the admin thread can scrape.
+    private let lock = Mutex()
+    private var handles: [WorkerHandle] = []
+    func set(_ h: [WorkerHandle]) { lock.withLock { handles = h } }
+
+    func scrape() -> MetricsSample {
+        let workers = lock.withLock { handles }
+        let results = SampleCollector()
+        for h in workers { h.loop.execute { results.put(h.worker.sampleMetrics()) } }
+        // A worker answers within one loop turn; one that is stuck for a second is left out.
+        let end = monotonicMilliseconds() + 1_000
+        while results.count < workers.count && monotonicMilliseconds() < end { usleep(500) }
+        return results.total
+    }
+}
+
+final class SampleCollector: @unchecked Sendable {
+    // @unchecked: every access goes through the mutex.
+    private let lock = Mutex()
+    private var samples: [MetricsSample] = []
+    func put(_ s: MetricsSample) { lock.withLock { samples.append(s) } }
+    var count: Int { lock.withLock { samples.count } }
+    var total: MetricsSample {
+        lock.withLock { samples.reduce(into: MetricsSample()) { $0.add($1) } }
+    }
 }
 
 /// Hands the worker's loop from its thread back to the starter (published before `ready`).

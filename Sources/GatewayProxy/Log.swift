@@ -4,19 +4,39 @@ import GatewayConfig
 /// JSON-lines logs: the error/audit log and the access log. One `write` per line, so lines
 /// from several worker threads never interleave.
 public final class LogSink: @unchecked Sendable {
-    // @unchecked: `fd` is fixed after init (reopen swaps it atomically); writes are single syscalls.
+    // @unchecked: `fd` never changes after init (`reopen` replaces the open file behind it with
+    // dup2, which is atomic); writes are single syscalls.
     private let fd: Int32
+    public let target: LogTarget
     public let enabled: Bool
 
     public init(_ target: LogTarget) {
+        self.target = target
         switch target {
         case .off: fd = -1; enabled = false
         case .stdout: fd = 1; enabled = true
         case .stderr: fd = 2; enabled = true
         case .file(let path):
-            fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)
+            fd = Self.openFile(path)
             enabled = fd >= 0
         }
+    }
+
+    deinit { if case .file = target, fd >= 0 { close(fd) } }
+
+    private static func openFile(_ path: String) -> Int32 {
+        open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)
+    }
+
+    /// SIGUSR1 (logrotate): the file at the configured path is opened anew and takes the place
+    /// of the old one under the same descriptor, so every writer moves over at once.
+    @discardableResult
+    public func reopen() -> Bool {
+        guard case .file(let path) = target, fd >= 0 else { return true }
+        let fresh = Self.openFile(path)
+        guard fresh >= 0 else { return false }
+        defer { close(fresh) }
+        return dup2(fresh, fd) >= 0
     }
 
     public func write(_ line: UnsafeRawBufferPointer) {
@@ -102,6 +122,16 @@ public func timestampNow() -> String {
         let s = String(v); return String(repeating: "0", count: max(0, w - s.count)) + s
     }
     return "\(pad(tm.tm_year + 1900, 4))-\(pad(tm.tm_mon + 1, 2))-\(pad(tm.tm_mday, 2))T\(pad(tm.tm_hour, 2)):\(pad(tm.tm_min, 2)):\(pad(tm.tm_sec, 2)).\(pad(Int32(tv.tv_usec / 1000), 3))Z"
+}
+
+/// Common Log Format time, e.g. 01/Dec/2026:20:42:30 +0000 (the text access log).
+public func commonLogTime() -> String {
+    var t = time(nil)
+    var tm = tm()
+    gmtime_r(&t, &tm)
+    var buf = [Int8](repeating: 0, count: 32)
+    let n = strftime(&buf, buf.count, "%d/%b/%Y:%H:%M:%S +0000", &tm)
+    return String(decoding: buf.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }
 
 /// The error log: JSON lines `{"time","level","event","message",...}` at or above the configured level.

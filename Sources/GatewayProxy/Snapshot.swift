@@ -17,9 +17,12 @@ public final class BackendRuntime: Sendable {
     public let tls: TLSBackendContext
     /// Round-robin schedule expanded by weight (server indices).
     public let schedule: [Int]
+    /// Position in the configuration's backend list (metric keys).
+    public let index: Int
 
-    init(config: BackendConfig) throws(ConfigLoadError) {
+    init(config: BackendConfig, index: Int) throws(ConfigLoadError) {
         self.config = config
+        self.index = index
         tls = try TLSBackendContext(config.tls, location: config.tls.verifyLocation ?? config.location)
         var servers: [ServerTarget] = []
         var errors: [ConfigDiagnostic] = []
@@ -43,13 +46,19 @@ public final class RuntimeSnapshot: Sendable {
     public let config: GatewayConfiguration
     public let tls: TLSServerContexts
     public let backends: [String: BackendRuntime]
+    /// The same backends in configuration order.
+    public let backendList: [BackendRuntime]
     public let generation: Int
     /// From `ticket_key_file`; nil: the gateway's generated, rotating keys.
     public let ticketKeys: [[UInt8]]?
+    public let logs: Logs
+    /// The first line of `admin_token_file` (never logged or shown).
+    public let adminToken: [UInt8]?
 
-    public init(config: GatewayConfiguration, generation: Int) throws(ConfigLoadError) {
+    public init(config: GatewayConfiguration, generation: Int, logs: Logs) throws(ConfigLoadError) {
         self.config = config
         self.generation = generation
+        self.logs = logs
         tls = try TLSServerContexts(config: config)
         var backends: [String: BackendRuntime] = [:]
         var errors: [ConfigDiagnostic] = []
@@ -58,11 +67,22 @@ public final class RuntimeSnapshot: Sendable {
         case .success(let k): ticketKeys = k
         case nil: ticketKeys = nil
         }
-        for b in config.backends {
-            do { backends[b.name] = try BackendRuntime(config: b) } catch { errors += error.diagnostics }
+        adminToken = config.adminTokenFile.flatMap(readFirstLine)
+        if config.adminTokenFile != nil && (adminToken ?? []).isEmpty {
+            errors.append(ConfigDiagnostic(config.adminTokenLocation ?? SourceLocation(file: config.files.first ?? "", line: 1, column: 1),
+                                           "admin_token_file is empty or unreadable: its first line is the token"))
+        }
+        var list: [BackendRuntime] = []
+        for (i, b) in config.backends.enumerated() {
+            do {
+                let r = try BackendRuntime(config: b, index: i)
+                backends[b.name] = r
+                list.append(r)
+            } catch { errors += error.diagnostics }
         }
         guard errors.isEmpty else { throw ConfigLoadError(errors) }
         self.backends = backends
+        backendList = list
     }
 }
 
@@ -77,4 +97,18 @@ func resolve(_ host: String, port: UInt16) -> SocketAddress? {
     var st = sockaddr_storage()
     withUnsafeMutableBytes(of: &st) { $0.copyMemory(from: UnsafeRawBufferPointer(start: first.pointee.ai_addr, count: Int(first.pointee.ai_addrlen))) }
     return SocketAddress(storage: st, length: first.pointee.ai_addrlen)
+}
+
+/// The first line of a small secret file, without its line end; nil if unreadable.
+func readFirstLine(_ path: String) -> [UInt8]? {
+    guard let f = fopen(path, "r") else { return nil }
+    defer { fclose(f) }
+    var bytes: [UInt8] = []
+    while bytes.count < 4096 {
+        let c = fgetc(f)
+        if c == EOF || c == 0x0A { break }
+        bytes.append(UInt8(truncatingIfNeeded: c))
+    }
+    while bytes.last == 0x0D || bytes.last == 0x20 || bytes.last == 0x09 { bytes.removeLast() }
+    return bytes
 }

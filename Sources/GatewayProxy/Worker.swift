@@ -11,8 +11,9 @@ final class Worker {
     /// New connections take the current snapshot; a reload replaces it through `loop.execute`.
     var snapshot: RuntimeSnapshot { didSet { startHealthChecks() } }
     private var healthCheckers: [HealthChecker] = []
-    let logs: Logs
+    var logs: Logs { snapshot.logs }
     lazy var pool = BackendPool(worker: self)
+    let metrics = WorkerMetrics()
     var listeners: [Listener] = []
     var connectionCount: Int { live.count }
     var draining = false
@@ -22,10 +23,9 @@ final class Worker {
     private var live: [ObjectIdentifier: ClientConnection] = [:]
     var onStopped: (() -> Void)?
 
-    init(id: Int, snapshot: RuntimeSnapshot, logs: Logs, listenFDs: [(Int32, Int)]) throws(SystemError) {
+    init(id: Int, snapshot: RuntimeSnapshot, listenFDs: [(Int32, Int)]) throws(SystemError) {
         self.id = id
         self.snapshot = snapshot
-        self.logs = logs
         loop = try EventLoop()
         for (fd, index) in listenFDs {
             let l = Listener(fd: fd, index: index, worker: self)
@@ -48,6 +48,18 @@ final class Worker {
     func remove(_ c: ClientConnection) {
         live[ObjectIdentifier(c)] = nil
         if draining && live.isEmpty { finishDrain() }
+    }
+
+    /// This worker's metrics with label values (runs on the worker's thread, for a scrape).
+    func sampleMetrics() -> MetricsSample {
+        var s = metrics.sample(currentGeneration: snapshot.generation)
+        s.connectionsActive = live.count
+        for b in snapshot.backendList {
+            for (i, server) in b.servers.enumerated() {
+                s.backendUp[[b.config.name, server.label]] = pool.isServerUp(b, server: i) ? 1 : 0
+            }
+        }
+        return s
     }
 
     /// Graceful shutdown: stop accepting, close idle connections, let in-flight requests finish.
@@ -113,11 +125,35 @@ final class Listener: EventHandler {
     }
 }
 
-/// The logs every worker writes to.
+/// The logs every worker writes to. Part of the snapshot, so `error_log`/`access_log` changes
+/// apply on reload; a sink whose target did not change is carried over (one open file each).
 public struct Logs: Sendable {
     public let error: ErrorLog
     public let access: LogSink
-    public init(error: ErrorLog, access: LogSink) { self.error = error; self.access = access }
+    public let accessFormat: LogFormat
+
+    public init(config: GatewayConfiguration, reusing previous: Logs? = nil) {
+        func sink(_ t: LogTarget) -> LogSink {
+            if let p = previous { for s in [p.error.sink, p.access] where s.target == t { return s } }
+            return LogSink(t)
+        }
+        let errorSink = sink(config.errorLog)
+        error = ErrorLog(sink: errorSink, level: config.errorLogLevel)
+        access = config.accessLog == config.errorLog ? errorSink : sink(config.accessLog)
+        accessFormat = config.accessLogFormat
+    }
+
+    /// Logs that write nothing (`gateway check` builds snapshots without opening log files).
+    public static var discarding: Logs { Logs(error: ErrorLog(sink: LogSink(.off), level: .error), access: LogSink(.off), accessFormat: .json) }
+
+    public init(error: ErrorLog, access: LogSink, accessFormat: LogFormat) {
+        self.error = error; self.access = access; self.accessFormat = accessFormat
+    }
+
+    /// SIGUSR1: every log file is opened again at its path (logrotate's `postrotate`).
+    public func reopen() -> Bool {
+        error.sink.reopen() && access.reopen()
+    }
 }
 
 /// Random UUIDs (version 4) for X-Request-Id, from a per-worker xorshift generator seeded once.

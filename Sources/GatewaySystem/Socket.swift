@@ -87,3 +87,35 @@ public enum Socket {
         }
     }
 }
+
+extension Socket {
+    /// A listening unix stream socket at `path` (a stale socket file left by a previous run is
+    /// replaced); mode 0660 so only the owner and its group can connect.
+    public static func listen(unixPath path: String, backlog: Int32 = 128) throws(SystemError) -> Int32 {
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else {
+            throw SystemError("bind", errno: ENAMETOOLONG, context: path)
+        }
+        withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: bytes) }
+        guard let fd = try retryingSyscall("socket", context: path, {
+            socket(AF_UNIX, Int32(SOCK_STREAM.rawValue | SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue), 0)
+        }) else { throw SystemError("socket", errno: EAGAIN, context: path) }
+        do {
+            var st = stat()
+            if lstat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFSOCK { unlink(path) }
+            _ = try withUnsafePointer(to: &addr) { p throws(SystemError) in
+                try p.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa throws(SystemError) in
+                    try retryingSyscall("bind", context: path) { bind(fd, sa, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+                }
+            }
+            chmod(path, 0o660)
+            _ = try retryingSyscall("listen", context: path) { Glibc.listen(fd, backlog) }
+        } catch {
+            Glibc.close(fd)
+            throw error
+        }
+        return fd
+    }
+}

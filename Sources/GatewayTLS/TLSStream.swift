@@ -138,6 +138,10 @@ public final class TLSStream {
     public var protocolVersion: String { String(cString: SSL_get_version(ssl)) }
     public var cipherName: String { SSL_get_current_cipher(ssl).map { String(cString: SSL_CIPHER_get_name($0)) } ?? "" }
     public var sessionReused: Bool { SSL_session_reused(ssl) == 1 }
+    /// The negotiated version as its wire number (0x0304 for TLS 1.3) and the cipher's IANA
+    /// number: metric keys that need no string.
+    public var versionCode: Int32 { SSL_version(ssl) }
+    public var cipherID: UInt16 { SSL_get_current_cipher(ssl).map { SSL_CIPHER_get_protocol_id($0) } ?? 0 }
 
     /// A client session worth keeping for the next connection to the same backend server.
     public func copySession() -> OpaquePointer? { SSL_get1_session(ssl) }

@@ -1,0 +1,64 @@
+import GatewayConfig
+
+/// What a finished exchange or a failed handshake leaves behind: metric counts (always) and
+/// an access-log line (when the access log is on), JSON or the plain text format of SPEC §7.1.
+extension ClientConnection {
+    func logHandshakeFailure(_ reason: String) {
+        counters.handshakeFailures[.init(host: tls.host?.index ?? SnapshotCounters.none, reason: reason), default: 0] += 1
+        guard worker.logs.access.enabled else { return }
+        var j = JSONLine()
+        j.field("time", timestampNow())
+        j.field("event", "tls_handshake_failed")
+        j.field("client", clientIP)
+        j.field("sni", tls.serverName)
+        j.field("reason", reason)
+        j.finished().withUnsafeBytes { worker.logs.access.write($0) }
+    }
+
+    /// Counts an answered request and logs it.
+    func record(_ ex: Exchange) {
+        let totalMs = Int(now - ex.startedAt)
+        let host = ex.hostIndex != SnapshotCounters.none ? ex.hostIndex : (tls.host?.index ?? SnapshotCounters.none)
+        counters.countRequest(host: host, backend: ex.backend?.index ?? SnapshotCounters.none, status: ex.status)
+        worker.metrics.durations.observe(ms: totalMs)
+        let logs = worker.logs
+        guard logs.access.enabled else { return }
+        let line = logs.accessFormat == .text ? textLine(ex, totalMs: totalMs) : jsonLine(ex, totalMs: totalMs)
+        line.withUnsafeBytes { logs.access.write($0) }
+    }
+
+    private func jsonLine(_ ex: Exchange, totalMs: Int) -> [UInt8] {
+        var j = JSONLine()
+        j.field("time", timestampNow())
+        j.field("client", clientIP)
+        j.field("sni", tls.serverName)
+        j.field("host", ex.host)
+        j.field("tls_version", tls.protocolVersion)
+        j.field("tls_cipher", tls.cipherName)
+        j.field("tls_resumed", tls.sessionReused)
+        let auth = tls.host?.policy.clientAuth ?? .off
+        j.field("client_cert_verify", auth == .off ? nil : (clientCertificate == nil ? "NONE" : "SUCCESS"))
+        j.field("client_cert_subject", auth == .off ? nil : clientCertificate?.subject)
+        j.field("method", ex.method)
+        j.field("path", ex.path)
+        j.field("status", ex.status)
+        j.field("bytes_in", ex.requestBodyBytes)
+        j.field("bytes_out", ex.bytesOut)
+        j.field("backend", ex.local ? nil : ex.backend?.config.name)
+        j.field("server", ex.local ? nil : ex.serverIndex.flatMap { i in ex.backend.map { $0.servers[i].label } })
+        if let u = ex.upstreamMs { j.field("upstream_ms", u) } else { j.field("upstream_ms", nil as String?) }
+        j.field("total_ms", totalMs)
+        j.field("request_id", ex.requestID)
+        return j.finished()
+    }
+
+    /// `client - - [time] "METHOD PATH HTTP/1.x" status bytes_out "sni" "host" total_ms`
+    private func textLine(_ ex: Exchange, totalMs: Int) -> [UInt8] {
+        func quoted(_ s: String?) -> String {
+            guard let s, !s.isEmpty else { return "\"-\"" }
+            return "\"" + String(decoding: s.utf8.map { $0 == UInt8(ascii: "\"") || $0 < 0x20 || $0 == 0x7F ? UInt8(ascii: "?") : $0 }, as: UTF8.self) + "\""
+        }
+        let request = quoted("\(ex.method) \(ex.path) HTTP/1.\(ex.clientVersionMinor)")
+        return Array("\(clientIP) - - [\(commonLogTime())] \(request) \(ex.status) \(ex.bytesOut) \(quoted(tls.serverName)) \(quoted(ex.host)) \(totalMs)\n".utf8)
+    }
+}
