@@ -2,6 +2,7 @@ import Glibc
 import GatewayConfig
 import GatewayProxy
 import GatewayTLS
+import GatewayCheck
 
 /// `gateway run|check|version`: parses arguments, loads the configuration, and runs or reports.
 public enum GatewayCommand {
@@ -15,10 +16,15 @@ public enum GatewayCommand {
             guard let path = configPath(&rest), rest.isEmpty else { printUsage(); return 2 }
             return run(path: path)
         case "check":
+            if rest == ["--rules-markdown"] { print(CheckCommand.rulesMarkdown, terminator: ""); return 0 }
             guard let path = configPath(&rest) else { printUsage(); return 2 }
             let format = option("--format", &rest) ?? "text"
-            guard rest.isEmpty, ["text", "json", "sarif"].contains(format) else { printUsage(); return 2 }
-            return check(path: path, format: format)
+            let failOn = option("--fail-on", &rest) ?? "high"
+            guard rest.isEmpty, CheckCommand.formats.contains(format), CheckCommand.failOnLevels.contains(failOn) else {
+                printUsage(); return 2
+            }
+            return CheckCommand.run(path: path, format: format, failOn: failOn, toolVersion: version,
+                                    policyTable: PolicyTable.render)
         case "version", "--version":
             print(versionLine)
             return 0
@@ -115,24 +121,6 @@ public enum GatewayCommand {
         }
     }
 
-    static func check(path: String, format: String) -> Int32 {
-        switch load(path: path, generation: 0) {
-        case .failure(let e):
-            for d in e.diagnostics { printError(d.description) }
-            return 2
-        case .success(let s):
-            switch format {
-            case "json": print("{\"findings\": []}")
-            case "sarif":
-                print(#"{"version": "2.1.0", "$schema": "https://json.schemastore.org/sarif-2.1.0.json", "runs": [{"tool": {"driver": {"name": "tls-gateway", "version": "\#(version)"}}, "results": []}]}"#)
-            default:
-                print(PolicyTable.render(s.config))
-                print("\(path): configuration OK (\(s.config.hosts.count) hosts, \(s.config.backends.count) backends, \(s.config.listeners.count) listeners)")
-            }
-            return 0
-        }
-    }
-
     static func printError(_ s: String) {
         var line = s + "\n"
         line.withUTF8 { _ = Glibc.write(2, $0.baseAddress, $0.count) }
@@ -141,7 +129,7 @@ public enum GatewayCommand {
     static func printUsage() {
         printError("""
         usage: gateway run [-c FILE]
-               gateway check [-c FILE] [--format text|json|sarif]
+               gateway check [-c FILE] [--format text|json|sarif] [--fail-on critical|high|medium|low]
                gateway version
         """)
     }
