@@ -59,7 +59,9 @@ extension PolicyCheck {
         let left = cert.notAfter - now
         let date = Self.utcDate(cert.notAfter)
         if left <= 0 {
-            return Finding("GW.Cert.Expired", at: at, "\(what) expired on \(date) (\(-cert.daysLeft(now: now)) days ago)")
+            let ago = (now - cert.notAfter) / Self.day
+            return Finding("GW.Cert.Expired", at: at, "\(what) expired on \(date) ("
+                           + (ago == 0 ? "today" : "\(ago) day\(ago == 1 ? "" : "s") ago") + ")")
         }
         guard left < 30 * Self.day else { return nil }
         let days = cert.daysLeft(now: now)

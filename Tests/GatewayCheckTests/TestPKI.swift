@@ -38,7 +38,7 @@ final class TestPKI: Sendable {
     func path(_ name: String) -> String { "\(dir)/\(name)" }
 
     /// `NAME.pem` + `NAME.key` signed by the CA: SANs like `DNS:a.test,IP:127.0.0.1`, valid until
-    /// now + `days` (negative: already expired), key `ec` | `rsa1024` | `rsa2048`, digest `sha256` | `sha1`.
+    /// an hour before now + `days` (so whole days left = days - 1 whatever the second; negative: expired), key `ec` | `rsa1024` | `rsa2048`, digest `sha256` | `sha1`.
     @discardableResult
     func leaf(_ name: String, sans: String, days: Double = 400, key type: String = "ec", digest: String = "sha256",
               cn: String? = nil) throws -> (cert: String, key: String) {
@@ -49,7 +49,7 @@ final class TestPKI: Sendable {
         let notBefore = Date().addingTimeInterval(min(-86_400 * 2, days * 86_400 - 86_400))
         try openssl(["ca", "-batch", "-notext", "-config", path("ca.cnf"), "-cert", path("ca.pem"), "-keyfile", path("ca.key"),
                      "-in", path("\(name).csr"), "-out", path("\(name).pem"), "-extfile", path("\(name).ext"),
-                     "-startdate", Self.asn1(notBefore), "-enddate", Self.asn1(Date().addingTimeInterval(days * 86_400)),
+                     "-startdate", Self.asn1(notBefore), "-enddate", Self.asn1(Date().addingTimeInterval(days * 86_400 - 3_600)),
                      "-md", digest])
         return (path("\(name).pem"), path("\(name).key"))
     }
