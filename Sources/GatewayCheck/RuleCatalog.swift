@@ -55,7 +55,7 @@ public struct RuleDefinition: Sendable, Hashable {
 public enum RuleCatalog {
     public static let all: [RuleDefinition] = [
         RuleDefinition("GW.Backend.HTTPS", .critical, "Backend server is not HTTPS",
-                       trigger: "a backend `server` URL is not `https://` (a load error: exit 2)",
+                       trigger: "a backend `server` URL is not `https://`",
                        fix: "Use `https://` and give the backend's TLS settings in `tls { }`.", status: .loadError),
         RuleDefinition("GW.Backend.Verify", .critical, "Backend certificate verification is off",
                        trigger: "`verify off` in a backend's `tls { }`",
@@ -73,7 +73,7 @@ public enum RuleCatalog {
                        trigger: "a host's cipher list, as OpenSSL expands it for the host's versions, enables a suite with RSA key exchange, CBC, 3DES, RC4, NULL or export-grade encryption, or no authentication",
                        fix: "Use ECDHE with AES-GCM or ChaCha20-Poly1305 only, e.g. remove `ciphers` to get the default list."),
         RuleDefinition("GW.mTLS.NoCA", .critical, "client_auth without client_ca",
-                       trigger: "`client_auth optional|required` with no `client_ca` (a load error: exit 2)",
+                       trigger: "`client_auth optional|required` with no `client_ca` (its own or inherited)",
                        fix: "Add `client_ca PATH;` next to `client_auth`, or set `client_auth off;`.", status: .loadError),
         RuleDefinition("GW.Cert.Expired", .critical, "Certificate expired",
                        trigger: "a certificate the configuration names (host, backend client, client CA, backend CA) is past its notAfter",
@@ -85,7 +85,7 @@ public enum RuleCatalog {
                        trigger: "a name of a `host` block is not in the DNS (or IP) subject alternative names of one of its certificates (RFC 6125: `*` only as the whole left-most label, matching exactly one label; a `*.x` host needs a `*.x` SAN)",
                        fix: "Issue the certificate with every name of the host block as a SAN, or move the name to a host block whose certificate covers it."),
         RuleDefinition("GW.Cert.WeakKey", .high, "Weak certificate key or signature",
-                       trigger: "a certificate presented by the gateway (host or backend client chain) has an RSA key under 2048 bits or a SHA-1 (or MD5) signature",
+                       trigger: "a certificate presented by the gateway (host or backend client chain) has an RSA key under 2048 bits or a SHA-1 (or MD5) signature (OpenSSL itself refuses a SHA-1 chain at load unless the floor is below TLSv1.2)",
                        fix: "Reissue it with an ECDSA P-256 or RSA 2048+ key, signed with SHA-256."),
         RuleDefinition("GW.Key.Permissions", .medium, "Private key readable by others",
                        trigger: "a private key or `ticket_key_file` is readable by its group or by other users (others: loads only with `allow_insecure_key_permissions on`)",

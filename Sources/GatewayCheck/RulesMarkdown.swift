@@ -11,7 +11,7 @@ public enum RulesMarkdown {
             var trigger = r.trigger
             switch r.status {
             case .active: break
-            case .loadError: trigger += "; reported as a load error, not a finding"
+            case .loadError: trigger += ". *A load error (exit 2) that names the rule, not a finding.*"
             case .pending(let directive): trigger += ". *Applies once the `\(directive)` directive exists (not built yet).*"
             }
             lines.append("| `\(r.id)` | \(r.severityText) | \(cell(trigger)) | \(cell(r.fix)) |")
