@@ -26,13 +26,15 @@ let package = Package(
         .target(name: "GatewayConfig", dependencies: ["COpenSSL"]),                                           // config language -> immutable values
         .target(name: "GatewayTLS", dependencies: ["COpenSSL", "CGatewayShims", "GatewayConfig"]), // OpenSSL wrappers, policy contexts
         .target(name: "GatewayProxy", dependencies: ["GatewaySystem", "GatewayTLS", "GatewayHTTP", "GatewayConfig", "COpenSSL", "CZlib", "CGatewayShims"], swiftSettings: hot),
-        .target(name: "GatewayCLI", dependencies: ["GatewayProxy", "GatewayConfig", "GatewayTLS", "COpenSSL",
+        .target(name: "GatewayCheck", dependencies: ["GatewayConfig", "GatewayTLS", "GatewayProxy"]),                 // `gateway check` policy rules, text/JSON/SARIF
+        .target(name: "GatewayCLI", dependencies: ["GatewayProxy", "GatewayConfig", "GatewayTLS", "GatewayCheck", "COpenSSL",
                                                   .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "gateway", dependencies: ["GatewayCLI"]),
         .executableTarget(name: "gateway-echo", dependencies: ["GatewayHTTP", "COpenSSL", "CGatewayShims"]),
 
         .testTarget(name: "GatewayConfigTests", dependencies: ["GatewayConfig"]),
         .testTarget(name: "GatewayHTTPTests", dependencies: ["GatewayHTTP"]),
+        .testTarget(name: "GatewayCheckTests", dependencies: ["GatewayCheck", "GatewayConfig", "GatewayTLS"]),
         .testTarget(name: "IntegrationTests", dependencies: ["COpenSSL", "CGatewayShims"]),
     ],
     swiftLanguageModes: [.v6]

@@ -2,6 +2,7 @@ import Glibc
 import GatewayConfig
 import GatewayProxy
 import GatewayTLS
+import GatewayCheck
 
 /// What the subcommands do: load the configuration, then run or report.
 public enum GatewayCommand {
@@ -84,24 +85,6 @@ public enum GatewayCommand {
     /// The one audit line of a rejected load.
     static func rejected(_ log: ErrorLog, _ e: ConfigLoadError, path: String, trigger: String, message: String) {
         log.log(.error, "config_rejected", message, [("file", path), ("sha256", e.sha256), ("trigger", trigger), ("errors", e.description)])
-    }
-
-    static func check(path: String, format: String) -> Int32 {
-        switch load(path: path, generation: 0, logs: nil) {
-        case .failure(let e):
-            for d in e.diagnostics { printError(d.description) }
-            return 2
-        case .success(let s):
-            switch format {
-            case "json": print("{\"findings\": []}")
-            case "sarif":
-                print(#"{"version": "2.1.0", "$schema": "https://json.schemastore.org/sarif-2.1.0.json", "runs": [{"tool": {"driver": {"name": "tls-gateway", "version": "\#(version)"}}, "results": []}]}"#)
-            default:
-                print(PolicyTable.render(s.config))
-                print("\(path): configuration OK (\(s.config.hosts.count) hosts, \(s.config.backends.count) backends, \(s.config.listeners.count) listeners)")
-            }
-            return 0
-        }
     }
 
     static func printError(_ s: String) {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Glibc
+import GatewayCheck
 
 /// `gateway run|check|certs|version` on swift-argument-parser: `--help` per subcommand and
 /// an error naming an unknown flag come from the parser; the exit codes stay the gateway's own
@@ -39,13 +40,21 @@ struct Check: GatewaySubcommand {
         abstract: "Load and validate the configuration, then run the policy rules and print the findings.")
     @OptionGroup var config: ConfigOption
     @Option(help: "Output format: text, json or sarif.") var format: OutputFormat = .text
-    func execute() -> Int32 { GatewayCommand.check(path: config.path, format: format.rawValue) }
+    @Option(name: .customLong("fail-on"), help: "Exit 1 when a finding is at or above this severity.") var failOn: Severity = .high
+    @Flag(name: .customLong("rules-markdown"), help: .hidden) var rulesMarkdown = false
+    func execute() -> Int32 {
+        if rulesMarkdown { print(CheckCommand.rulesMarkdown, terminator: ""); return 0 }
+        return CheckCommand.run(path: config.path, format: format.rawValue, failOn: failOn.rawValue,
+                                toolVersion: GatewayCommand.version, policyTable: PolicyTable.render)
+    }
 }
 
 struct Version: GatewaySubcommand {
     static let configuration = CommandConfiguration(abstract: "Print the version, Swift version and OpenSSL version.")
     func execute() -> Int32 { print(GatewayCommand.versionLine); return 0 }
 }
+
+extension Severity: ExpressibleByArgument {}
 
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable { case text, json, sarif }
 enum TableFormat: String, ExpressibleByArgument, CaseIterable { case text, json }

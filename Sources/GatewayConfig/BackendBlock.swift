@@ -8,6 +8,7 @@ struct BackendBlock {
     init(_ d: Directive, _ ctx: LoadContext) {
         config = BackendConfig(name: d.args[0].text, servers: [], location: d.location)
         seen = Block.apply(d.block ?? [], rules: Self.rules, context: "backend", to: &self, ctx)
+        config.directiveLocations = seen
         if config.servers.isEmpty && !seen.keys.contains("server") {
             ctx.error(d.location, "backend \"\(config.name)\" has no \"server\"")
         }
@@ -46,6 +47,7 @@ struct BackendBlock {
             tls.seen = Block.apply(d.block ?? [], rules: BackendTLSBlock.rules, context: "backend tls", to: &tls, ctx)
             tls.finish(backend: b.config.name, at: d.location, ctx)
             b.config.tls = tls.config
+            b.config.tls.directiveLocations = tls.seen
         },
     ]
 

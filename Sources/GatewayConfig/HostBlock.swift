@@ -90,8 +90,10 @@ struct HostBlock: PolicyBlock {
         let sorted = routes.enumerated().sorted {
             ($0.element.route.prefix.utf8.count, -$0.offset) > ($1.element.route.prefix.utf8.count, -$1.offset)
         }.map(\.element.route)
-        return HostConfig(names: names.map(\.name), certificates: certificates, policy: overrides.applied(to: defaults),
-                          routes: sorted, compression: compression, location: location)
+        var host = HostConfig(names: names.map(\.name), certificates: certificates, policy: overrides.applied(to: defaults),
+                              routes: sorted, compression: compression, location: location)
+        host.directiveLocations = seen
+        return host
     }
 }
 

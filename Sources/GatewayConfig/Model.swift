@@ -13,6 +13,10 @@ public struct SourceLocation: Sendable, Hashable, CustomStringConvertible {
     public var description: String { "\(file):\(line):\(column)" }
 }
 
+/// Where each directive of one block first stood, by directive name (`min_version`, `ciphers`...),
+/// so `gateway check` can point at the line that set a value.
+public typealias DirectiveLocations = [String: SourceLocation]
+
 /// One load problem, printed as `FILE:LINE:COL: error: message`.
 /// Warnings (`GatewayConfiguration.warnings`) print `warning:` instead: the file loads anyway.
 public struct ConfigDiagnostic: Error, Sendable, Hashable, CustomStringConvertible {
@@ -139,6 +143,8 @@ public struct HostConfig: Sendable, Hashable {
     public var routes: [Route]
     public var compression: CompressionSettings
     public var location: SourceLocation
+    /// The host block's own directives (inherited fields are in `GatewayConfiguration.tlsDefaultsLocations`).
+    public var directiveLocations: DirectiveLocations = [:]
     public init(names: [String], certificates: [CertificateFiles], policy: TLSPolicy, routes: [Route],
                 compression: CompressionSettings, location: SourceLocation) {
         self.names = names; self.certificates = certificates; self.policy = policy
@@ -216,6 +222,8 @@ public struct BackendTLS: Sendable, Hashable {
     public var sessionReuse = true
     /// Where `verify off` stands, for the warning and the `check` finding.
     public var verifyLocation: SourceLocation?
+    /// The `tls { }` block's directives, for `check` findings (`min_version`, `ca`...).
+    public var directiveLocations: DirectiveLocations = [:]
     public init() {}
 }
 
@@ -252,6 +260,8 @@ public struct BackendConfig: Sendable, Hashable {
     public var healthCheck: HealthCheck?
     public var tls = BackendTLS()
     public var location: SourceLocation
+    /// The backend block's own directives (`tls`, `server`...).
+    public var directiveLocations: DirectiveLocations = [:]
     public init(name: String, servers: [ServerConfig], location: SourceLocation) {
         self.name = name; self.servers = servers; self.location = location
     }
@@ -267,6 +277,14 @@ public enum LogLevel: Int, Sendable, Hashable, Comparable {
 public enum AdminAddress: Sendable, Hashable {
     case tcp(address: String, port: UInt16)
     case unix(String)
+
+    /// Reachable from this machine only: a unix socket, 127.0.0.0/8 or ::1 (GW.Admin.Exposed).
+    public var isLocalOnly: Bool {
+        switch self {
+        case .unix: true
+        case .tcp(let address, _): address.hasPrefix("127.") || address == "::1"
+        }
+    }
 }
 
 public struct GatewayConfiguration: Sendable {
@@ -294,6 +312,9 @@ public struct GatewayConfiguration: Sendable {
     public var ticketKeyFile: String? = nil
     /// Problems that do not stop the load (group-readable keys, `verify off`...), for the log and `check`.
     public var warnings: [ConfigDiagnostic] = []
+    /// Top-level directives (`admin`, `tls_defaults`...) and those of `tls_defaults`, for `check` findings.
+    public var topLevelLocations: DirectiveLocations = [:]
+    public var tlsDefaultsLocations: DirectiveLocations = [:]
     public init() {}
 
     public func backend(named name: String) -> BackendConfig? { backends.first { $0.name == name } }

@@ -14,6 +14,8 @@ struct Validation {
         PolicyRules.checkVersions(defaults, seen: draft.defaults.seen, fallback: start, ctx)
         config.tlsDefaults = defaults
         config.ticketKeyFile = draft.defaults.ticketKeyFile
+        config.topLevelLocations = draft.seen
+        config.tlsDefaultsLocations = draft.defaults.seen
 
         config.backends = backends()
         config.hosts = hosts(defaults: defaults, backendNames: config.backends.map(\.name))
@@ -108,10 +110,9 @@ struct Validation {
 
     /// The admin endpoint is plain HTTP: off loopback it needs a token (GW.Admin.Exposed).
     private func checkAdmin(_ config: GatewayConfiguration) {
-        guard case .tcp(let address, _) = config.admin, config.adminTokenFile == nil,
+        guard let admin = config.admin, case .tcp(let address, _) = admin, config.adminTokenFile == nil,
               let at = draft.seen["admin"] else { return }
-        let loopback = address.hasPrefix("127.") || address == "::1"
-        if !loopback {
+        if !admin.isLocalOnly {
             ctx.warning(at, "admin endpoint on \(address) without admin_token_file (GW.Admin.Exposed)")
         }
     }

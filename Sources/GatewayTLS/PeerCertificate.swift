@@ -12,8 +12,8 @@ public struct PeerCertificate: Sendable {
     public let sha256: String
 
     init(x509: OpaquePointer) {
-        subject = Self.rfc4514(X509_get_subject_name(x509))
-        issuer = Self.rfc4514(X509_get_issuer_name(x509))
+        subject = X509Name.rfc4514(X509_get_subject_name(x509))
+        issuer = X509Name.rfc4514(X509_get_issuer_name(x509))
         var serialHex = ""
         if let bn = ASN1_INTEGER_to_BN(X509_get_serialNumber(x509), nil) {
             if let s = BN_bn2hex(bn) {
@@ -31,15 +31,5 @@ public struct PeerCertificate: Sendable {
             let h = String(b, radix: 16)
             return h.count == 1 ? "0" + h : h
         }.joined()
-    }
-
-    private static func rfc4514(_ name: OpaquePointer?) -> String {
-        guard let name, let bio = BIO_new(BIO_s_mem()) else { return "" }
-        defer { BIO_free(bio) }
-        _ = X509_NAME_print_ex(bio, name, 0, gw_xn_flag_rfc2253())
-        var data: UnsafeMutablePointer<CChar>?
-        let n = gw_bio_get_mem_data(bio, &data)
-        guard n > 0, let data else { return "" }
-        return String(decoding: UnsafeRawBufferPointer(start: data, count: n), as: UTF8.self)
     }
 }
