@@ -34,8 +34,10 @@ let package = Package(
 
         .testTarget(name: "GatewayConfigTests", dependencies: ["GatewayConfig"]),
         .testTarget(name: "GatewayHTTPTests", dependencies: ["GatewayHTTP"]),
-        .testTarget(name: "GatewayCheckTests", dependencies: ["GatewayCheck", "GatewayConfig", "GatewayTLS"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["COpenSSL", "CGatewayShims"]),
+        // A temporary PKI made with the openssl command, for the check rule and integration tests.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "GatewayCheckTests", dependencies: ["GatewayCheck", "GatewayConfig", "GatewayTLS", "TestSupport"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["COpenSSL", "CGatewayShims", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

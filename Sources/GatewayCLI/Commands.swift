@@ -9,7 +9,7 @@ struct GatewayRoot: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gateway",
         abstract: "A TLS-terminating reverse proxy with per-SNI policy and HTTPS-only backends.",
-        subcommands: [Run.self, Check.self, Version.self])
+        subcommands: [Run.self, Check.self, Certs.self, Version.self])
 }
 
 /// A subcommand that returns the process's exit status instead of throwing it.
@@ -47,6 +47,16 @@ struct Check: GatewaySubcommand {
         return CheckCommand.run(path: config.path, format: format.rawValue, failOn: failOn.rawValue,
                                 toolVersion: GatewayCommand.version, policyTable: PolicyTable.render)
     }
+}
+
+struct Certs: GatewaySubcommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List every certificate the configuration names, with its expiry; exit 1 if one is expired or inside the first window.")
+    @OptionGroup var config: ConfigOption
+    @Option(name: .customLong("warn-days"), help: "Warning windows in days, comma-separated (default 30,14).")
+    var warnDays: WarnDays = WarnDays(days: [30, 14])
+    @Option(help: "Output format: text or json.") var format: TableFormat = .text
+    func execute() -> Int32 { CertsCommand.run(path: config.path, warnDays: warnDays.days, json: format == .json) }
 }
 
 struct Version: GatewaySubcommand {

@@ -80,6 +80,7 @@ public final class Gateway {
             if let l = box.loop { loops.append(l); handles.append(box.handle!) }
         }
         workerList.set(handles)
+        refreshCertificates()
         status.markReady()
         logs.error.log(.info, "started", "listening", [("workers", String(count)),
             ("listeners", snapshot.config.listeners.map { "\($0.address):\($0.port)" }.joined(separator: " "))])
@@ -96,6 +97,7 @@ public final class Gateway {
                 if snapshot.ticketKeys == nil && ticketRotation.rotateIfDue(now: monotonicMilliseconds()) {
                     TicketKeys.install(ticketRotation.keys)
                 }
+                if monotonicMilliseconds() >= lastCertificateCheck + 86_400_000 { refreshCertificates() }
                 continue
             }
             if sig == SIGHUP { applyReload(trigger: "signal"); continue }
@@ -121,7 +123,16 @@ public final class Gateway {
         for h in handles { h.loop.execute { h.worker.snapshot = next } }
         admin?.update(next.config.admin, log: next.logs.error)
         status.reloaded(next)
+        refreshCertificates()
         next.logs.error.log(.info, "reloaded", "new configuration in use for new connections", [("trigger", trigger)])
+    }
+
+    private var lastCertificateCheck: UInt64 = 0
+
+    /// Expiry warnings and the expiry metric: at start, after each reload, and once a day.
+    private func refreshCertificates() {
+        lastCertificateCheck = monotonicMilliseconds()
+        status.setCertificates(CertificateExpiryWatch.check(snapshot.config, log: logs.error))
     }
 
     private func shutdown() {

@@ -1,12 +1,12 @@
 /// A JSON document built as a value and written out once (admin pages; not the request path).
-enum JSONValue {
+public enum JSONValue: Sendable {
     case string(String?)
     case int(Int)
     case bool(Bool)
     case array([JSONValue])
     case object([(String, JSONValue)])
 
-    var text: String {
+    public var text: String {
         var out = ""
         write(&out)
         return out

@@ -28,7 +28,8 @@ struct PrometheusText {
         p.family("gateway_config_last_reload_success_timestamp_seconds", .gauge,
                  "Unix time of the last configuration load that took effect.", [], [[]: status.lastReloadSuccess])
         var expiry: [[String]: Int] = [:]
-        for c in status.certificates { expiry[[c.role, c.host, c.subject]] = c.notAfter }
+        // An ECDSA and an RSA certificate of one host often share a subject: the earlier expiry counts.
+        for c in status.certificates { expiry[[c.role, c.host, c.subject]] = min(expiry[[c.role, c.host, c.subject]] ?? .max, c.notAfter) }
         p.family("gateway_certificate_expiry_timestamp_seconds", .gauge,
                  "Unix time at which each configured certificate expires.", ["role", "host", "subject"], expiry)
         return p.text

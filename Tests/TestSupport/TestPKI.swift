@@ -1,17 +1,18 @@
 import Foundation
 
-struct TestError: Error, CustomStringConvertible {
-    let description: String
-    init(_ d: String) { description = d }
+public struct TestError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ d: String) { description = d }
 }
 
-/// A temporary directory with a CA and the leaf certificates the rule tests need, made with the
+/// A temporary directory with a CA and the leaf certificates the tests need (shared by the
+/// check rule tests and the integration tests), made with the
 /// `openssl` command (`openssl ca` sets exact notBefore/notAfter, so "expired yesterday" and
 /// "expires in 10 days" need no clock tricks). Keys are mode 0600, like the gateway wants.
-final class TestPKI: Sendable {
-    let dir: String
+public final class TestPKI: Sendable {
+    public let dir: String
 
-    init() throws {
+    public init() throws {
         dir = NSTemporaryDirectory() + "gw-check-" + UUID().uuidString.prefix(8)
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         try key("ca", "ec")
@@ -35,12 +36,12 @@ final class TestPKI: Sendable {
         """.write(toFile: path("ca.cnf"), atomically: true, encoding: .utf8)
     }
 
-    func path(_ name: String) -> String { "\(dir)/\(name)" }
+    public func path(_ name: String) -> String { "\(dir)/\(name)" }
 
     /// `NAME.pem` + `NAME.key` signed by the CA: SANs like `DNS:a.test,IP:127.0.0.1`, valid until
     /// an hour before now + `days` (so whole days left = days - 1 whatever the second; negative: expired), key `ec` | `rsa1024` | `rsa2048`, digest `sha256` | `sha1`.
     @discardableResult
-    func leaf(_ name: String, sans: String, days: Double = 400, key type: String = "ec", digest: String = "sha256",
+    public func leaf(_ name: String, sans: String, days: Double = 400, key type: String = "ec", digest: String = "sha256",
               cn: String? = nil) throws -> (cert: String, key: String) {
         if FileManager.default.fileExists(atPath: path("\(name).pem")) { return (path("\(name).pem"), path("\(name).key")) }
         try key(name, type)
@@ -65,7 +66,7 @@ final class TestPKI: Sendable {
     }
 
     /// `YYYYMMDDHHMMSSZ`, as `openssl ca -startdate/-enddate` wants.
-    static func asn1(_ date: Date) -> String {
+    public static func asn1(_ date: Date) -> String {
         let f = DateFormatter()
         f.locale = Locale(identifier: "en_US_POSIX")
         f.timeZone = TimeZone(identifier: "UTC")
@@ -90,11 +91,11 @@ final class TestPKI: Sendable {
 
     /// Writes `gateway.conf` (or `name`) into the PKI directory and returns its path.
     @discardableResult
-    func write(_ text: String, as name: String = "gateway.conf", mode: Int = 0o644) throws -> String {
+    public func write(_ text: String, as name: String = "gateway.conf", mode: Int = 0o644) throws -> String {
         try text.write(toFile: path(name), atomically: true, encoding: .utf8)
         chmod(path(name), mode_t(mode))
         return path(name)
     }
 
-    func remove() { try? FileManager.default.removeItem(atPath: dir) }
+    public func remove() { try? FileManager.default.removeItem(atPath: dir) }
 }
