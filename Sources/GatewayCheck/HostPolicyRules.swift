@@ -10,7 +10,8 @@ extension PolicyCheck {
         for (at, hosts) in grouped(lowFloor, by: "min_version") {
             let floors = Set(hosts.map(\.policy.minVersion)).sorted().map(\.description).joined(separator: ", ")
             let inherited = hosts[0].directiveLocations["min_version"] == nil ? " (inherited from tls_defaults)" : ""
-            out.append(Finding("GW.Host.MinTLS", at: at, "\(Self.hostList(hosts)) accept \(floors)\(inherited)"))
+            out.append(Finding("GW.Host.MinTLS", at: at,
+                               "\(Self.hostList(hosts)) accept\(hosts.count == 1 ? "s" : "") \(floors)\(inherited)"))
         }
 
         var weakByHost: [(HostConfig, [String])] = []

@@ -182,7 +182,7 @@ public struct CertificateInfo: Sendable, Hashable {
         var out = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
         let family = b.count == 4 ? AF_INET : AF_INET6
         guard b.withUnsafeBytes({ inet_ntop(family, $0.baseAddress, &out, socklen_t(out.count)) }) != nil else { return nil }
-        return String(cString: out)
+        return String(decoding: out.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }
 

@@ -94,6 +94,13 @@ import GatewayTLS
         #expect(found.first?.line == line(of: "certificate", in: text))
         #expect(found.first?.message.contains("its group (mode 0640)") == true, "\(found)")
         #expect(only("GW.Key.Permissions", try f.findings(f.config())).isEmpty)
+
+        // The backend's client key and the ticket key file are keys too.
+        chmod(f.client.key, 0o640)
+        try f.pki.write(String(repeating: "ab", count: 80) + "\n", as: "tickets.key", mode: 0o640)
+        let more = f.config(defaults: "ticket_key_file tickets.key;")
+        let lines = only("GW.Key.Permissions", try f.findings(more)).map(\.line).sorted()
+        #expect(lines == [line(of: "ticket_key_file", in: more), line(of: "certificate \(f.client.cert)", in: more)].sorted())
     }
 
     /// World-readable: a load error unless allowed; allowed, it loads and is still reported.
