@@ -36,7 +36,7 @@ let package = Package(
         .testTarget(name: "GatewayHTTPTests", dependencies: ["GatewayHTTP"]),
         // A temporary PKI made with the openssl command, for the check rule and integration tests.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
-        .testTarget(name: "GatewayCheckTests", dependencies: ["GatewayCheck", "GatewayConfig", "GatewayTLS", "TestSupport"]),
+        .testTarget(name: "GatewayCheckTests", dependencies: ["GatewayCheck", "GatewayConfig", "GatewayTLS", "GatewayProxy", "TestSupport"]),
         .testTarget(name: "IntegrationTests", dependencies: ["COpenSSL", "CGatewayShims", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]

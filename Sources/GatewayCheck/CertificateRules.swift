@@ -2,52 +2,25 @@ import Glibc
 import GatewayConfig
 import GatewayTLS
 
-/// One place the configuration names a certificate file.
-struct CertificateUse {
-    enum Role: String { case host, backendClient = "backend client", clientCA = "client CA", backendCA = "backend CA" }
-    var path: String
-    var role: Role
-    /// The host or backend it belongs to, for messages.
-    var owner: String
-    var location: SourceLocation
-    /// Sent by the gateway in a handshake (host and backend client chains), not only trusted.
-    var presented: Bool { role == .host || role == .backendClient }
-}
-
 // GW.Cert.Expired, GW.Cert.Expiring, GW.Cert.WeakKey and GW.Key.Permissions.
 extension PolicyCheck {
     static let day: Int64 = 86_400
 
-    /// Every certificate file of the configuration with where it is named, once per (file, line).
-    static func certificateUses(_ config: GatewayConfiguration) -> [CertificateUse] {
-        var uses: [CertificateUse] = []
-        func add(_ use: CertificateUse) {
-            if !uses.contains(where: { $0.path == use.path && $0.location == use.location }) { uses.append(use) }
-        }
-        for h in config.hosts {
-            for c in h.certificates { add(CertificateUse(path: c.certificate, role: .host, owner: "host \(h.displayName)", location: c.location)) }
-            if let ca = h.policy.clientCA {
-                let at = h.directiveLocations["client_ca"] ?? config.tlsDefaultsLocations["client_ca"] ?? h.location
-                add(CertificateUse(path: ca, role: .clientCA, owner: "host \(h.displayName)", location: at))
-            }
-        }
-        for b in config.backends {
-            if let c = b.tls.clientCertificate {
-                add(CertificateUse(path: c.certificate, role: .backendClient, owner: "backend \(b.name)", location: c.location))
-            }
-            if case .file(let ca) = b.tls.ca {
-                add(CertificateUse(path: ca, role: .backendCA, owner: "backend \(b.name)",
-                                   location: b.tls.directiveLocations["ca"] ?? b.location))
-            }
-        }
-        return uses
+    /// Every certificate file of the configuration with where it is named (shared with `gateway certs`).
+    static func certificateUses(_ config: GatewayConfiguration) -> [CertificateUse] { CertificateInventory.uses(config) }
+
+    static func roleText(_ u: CertificateUse) -> String {
+        switch u.role { case .server: "host"; case .clientCA: "client CA"; case .backendCA: "backend CA"; case .backendClient: "backend client" }
+    }
+    static func ownerText(_ u: CertificateUse) -> String {
+        u.role == .server || u.role == .clientCA ? "host \(u.owner)" : "backend \(u.owner)"
     }
 
     func certificateFindings() -> [Finding] {
         var out: [Finding] = []
         for use in Self.certificateUses(config) {
             for cert in certificates[use.path] ?? [] {
-                let what = "\(use.role.rawValue) certificate \(Self.describe(cert)) of \(use.owner)"
+                let what = "\(Self.roleText(use)) certificate \(Self.describe(cert)) of \(Self.ownerText(use))"
                 if let f = validity(cert, what, use.location) { out.append(f) }
                 if use.presented { out += weakness(cert, what, use.location) }
             }

@@ -1,4 +1,5 @@
 import Glibc
+import GatewayProxy
 
 /// The three output formats of `gateway check` (SPEC §2, §10).
 enum Reports {

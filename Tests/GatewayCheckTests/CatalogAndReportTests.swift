@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import GatewayProxy
 @testable import GatewayCheck
 import GatewayConfig
 
