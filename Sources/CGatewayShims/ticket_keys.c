@@ -1,7 +1,7 @@
-// Session ticket keys for every listener of the process, in C because the OpenSSL 3 ticket
-// callback needs OSSL_PARAM arrays. One key set per process: a reload or a new listener
-// context keeps tickets valid, and a fleet shares keys through `ticket_key_file`. Resumption
-// across hosts is still refused by the per-policy session id context.
+// Session ticket keys, in C because the OpenSSL 3 ticket callback needs OSSL_PARAM arrays.
+// Generated keys are carried from snapshot to snapshot, so a reload keeps tickets valid, and a
+// fleet shares keys through `ticket_key_file`. Resumption across hosts is still refused by the
+// per-policy session id context.
 #include "CGatewayShims.h"
 #include <openssl/ssl.h>
 #include <openssl/evp.h>
@@ -11,36 +11,33 @@
 #include <pthread.h>
 #include <string.h>
 
-#define GW_TICKET_KEYS_MAX 4
+// The ring travels with each SSL (ex data), not in a global: a connection seals and opens
+// tickets with the keys of the snapshot (or rotation) it was accepted under, and no lock is
+// taken per ticket. The ring is owned by Swift (TicketKeyRing), which the connection keeps alive.
+static int ring_index = -1;
+static pthread_once_t ring_once = PTHREAD_ONCE_INIT;
+static void make_ring_index(void) { ring_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL); }
 
-static pthread_mutex_t keys_lock = PTHREAD_MUTEX_INITIALIZER;
-static unsigned char keys[GW_TICKET_KEYS_MAX][GW_TICKET_KEY_SIZE];
-static int key_count = 0;
-
-int gw_ticket_keys_set(const unsigned char *bytes, int count) {
-    if (count < 1 || count > GW_TICKET_KEYS_MAX) return 0;
-    pthread_mutex_lock(&keys_lock);
-    memcpy(keys, bytes, (size_t)count * GW_TICKET_KEY_SIZE);
-    key_count = count;
-    pthread_mutex_unlock(&keys_lock);
-    return 1;
+int gw_ssl_set_ticket_ring(SSL *ssl, const gw_ticket_ring *ring) {
+    pthread_once(&ring_once, make_ring_index);
+    return SSL_set_ex_data(ssl, ring_index, (void *)ring);
 }
 
 // Key layout (as nginx's 80-byte keys): 16-byte name, 32-byte HMAC-SHA256 secret, 32-byte AES-256 key.
 static int ticket_cb(SSL *s, unsigned char key_name[16], unsigned char *iv, EVP_CIPHER_CTX *cipher,
                      EVP_MAC_CTX *mac, int enc) {
-    (void)s;
+    pthread_once(&ring_once, make_ring_index);
+    const gw_ticket_ring *ring = SSL_get_ex_data(s, ring_index);
+    if (ring == NULL) return 0;
     unsigned char key[GW_TICKET_KEY_SIZE];
     int found = -1;
-    pthread_mutex_lock(&keys_lock);
     if (enc) {
-        if (key_count > 0) { memcpy(key, keys[0], sizeof key); found = 0; }
+        if (ring->count > 0) { memcpy(key, ring->keys[0], sizeof key); found = 0; }
     } else {
-        for (int i = 0; i < key_count; i++) {
-            if (memcmp(keys[i], key_name, 16) == 0) { memcpy(key, keys[i], sizeof key); found = i; break; }
+        for (int i = 0; i < ring->count; i++) {
+            if (memcmp(ring->keys[i], key_name, 16) == 0) { memcpy(key, ring->keys[i], sizeof key); found = i; break; }
         }
     }
-    pthread_mutex_unlock(&keys_lock);
     if (found < 0) return 0;   // encrypt: issue no ticket; decrypt: unknown key, full handshake
 
     OSSL_PARAM params[2] = { OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),

@@ -4,12 +4,13 @@ import COpenSSL
 
 /// Per-worker backend state: idle keep-alive connections per server (reused across client
 /// connections), the round-robin cursor, and the last TLS session per server for resumption.
-/// Owned by one event loop thread: no locks.
+/// Owned by one event loop thread: no locks. Keyed by the servers' `StateKeys` ids (backend
+/// name and address, plus the TLS settings for connections and sessions), not by the objects
+/// of one snapshot: a reload keeps the state, and holds no old snapshot alive through it.
 final class BackendPool {
-    private struct Key: Hashable { let backend: ObjectIdentifier; let server: Int }
-    private var idle: [Key: [BackendConnection]] = [:]
-    private var sessions: [Key: OpaquePointer] = [:]
-    private var cursor: [ObjectIdentifier: Int] = [:]
+    private var idle: [Int: [BackendConnection]] = [:]
+    private var sessions: [Int: OpaquePointer] = [:]
+    private var cursor: [Int: Int] = [:]
     unowned let worker: Worker
 
     init(worker: Worker) { self.worker = worker }
@@ -18,18 +19,18 @@ final class BackendPool {
 
     /// Passive health of one server (SPEC §6 `max_fails`/`fail_timeout`, as nginx counts them).
     private struct Health { var fails = 0; var firstFailAt: UInt64 = 0; var downUntil: UInt64 = 0 }
-    private var health: [Key: Health] = [:]
+    private var health: [Int: Health] = [:]
     /// Servers the active health check found failing: out of rotation until a check passes.
-    private var activeDown = Set<Key>()
+    private var activeDown = Set<Int>()
     /// Requests in flight per server, for `least_conn`.
-    private var busy: [Key: Int] = [:]
+    private var busy: [Int: Int] = [:]
 
     /// The server for the next request: weighted round robin or least connections, skipping
     /// `excluding` and servers marked down. nil: no server is up (503).
     func pickServer(_ backend: BackendRuntime, excluding: Int? = nil) -> Int? {
-        let id = ObjectIdentifier(backend)
+        let id = backend.nameKey
         let now = worker.loop.now
-        func usable(_ s: Int) -> Bool { isUp(Key(backend: id, server: s), now: now) && s != excluding }
+        func usable(_ s: Int) -> Bool { isUp(backend.servers[s].healthKey, now: now) && s != excluding }
         let sched = backend.schedule
         guard !sched.isEmpty else { return nil }
         var c = cursor[id, default: 0]
@@ -39,7 +40,7 @@ final class BackendPool {
             for i in 0..<backend.servers.count {
                 let s = (c + i) % backend.servers.count
                 guard usable(s) else { continue }
-                let load = Double(busy[Key(backend: id, server: s)] ?? 0) / Double(max(1, backend.servers[s].config.weight))
+                let load = Double(busy[backend.servers[s].healthKey] ?? 0) / Double(max(1, backend.servers[s].config.weight))
                 if best == nil || load < best!.load { best = (s, load) }
             }
             cursor[id] = c + 1
@@ -55,22 +56,22 @@ final class BackendPool {
 
     /// Whether `pickServer` would find a server (without moving the round-robin cursor).
     func hasUsableServer(_ backend: BackendRuntime, excluding: Int?) -> Bool {
-        let id = ObjectIdentifier(backend), now = worker.loop.now
-        return backend.servers.indices.contains { s in s != excluding && isUp(Key(backend: id, server: s), now: now) }
+        let now = worker.loop.now
+        return backend.servers.indices.contains { s in s != excluding && isUp(backend.servers[s].healthKey, now: now) }
     }
 
     /// In rotation now (passive and active health), for `gateway_backend_up`.
     func isServerUp(_ backend: BackendRuntime, server: Int) -> Bool {
-        isUp(Key(backend: ObjectIdentifier(backend), server: server), now: monotonicMilliseconds())
+        isUp(backend.servers[server].healthKey, now: monotonicMilliseconds())
     }
 
-    private func isUp(_ key: Key, now: UInt64) -> Bool {
+    private func isUp(_ key: Int, now: UInt64) -> Bool {
         (health[key]?.downUntil ?? 0) <= now && !activeDown.contains(key)
     }
 
     /// The active health check's verdict; transitions are logged.
     func setActiveHealth(_ backend: BackendRuntime, server: Int, up: Bool, reason: String) {
-        let key = Key(backend: ObjectIdentifier(backend), server: server)
+        let key = backend.servers[server].healthKey
         let fields = [("backend", backend.config.name), ("server", backend.servers[server].label), ("reason", reason)]
         if up, activeDown.remove(key) != nil {
             worker.logs.error.log(.info, "backend_health_ok", "health check passed: back in rotation", fields)
@@ -84,7 +85,7 @@ final class BackendPool {
     func recordFailure(_ backend: BackendRuntime, server: Int) {
         let maxFails = backend.config.maxFails
         guard maxFails > 0 else { return }
-        let key = Key(backend: ObjectIdentifier(backend), server: server)
+        let key = backend.servers[server].healthKey
         let now = worker.loop.now, window = UInt64(backend.config.failTimeoutMs)
         var h = health[key] ?? Health()
         if h.fails == 0 || now - h.firstFailAt > window { h.fails = 0; h.firstFailAt = now }
@@ -99,19 +100,19 @@ final class BackendPool {
     }
 
     func recordSuccess(_ backend: BackendRuntime, server: Int) {
-        let key = Key(backend: ObjectIdentifier(backend), server: server)
+        let key = backend.servers[server].healthKey
         if health[key] != nil { health[key] = nil }
     }
 
     private func finished(_ c: BackendConnection) {
         guard c.inFlight else { return }
         c.inFlight = false
-        busy[Key(backend: ObjectIdentifier(c.backend), server: c.serverIndex), default: 1] -= 1
+        busy[c.server.healthKey, default: 1] -= 1
     }
 
     /// A pooled connection to that server, or a new one.
     func connection(_ backend: BackendRuntime, server: Int) throws(ProxyFailure) -> BackendConnection {
-        let key = Key(backend: ObjectIdentifier(backend), server: server)
+        let key = backend.servers[server].poolKey
         var conn: BackendConnection?
         while conn == nil, let c = idle[key]?.popLast() {
             if c.phase == .ready {
@@ -125,7 +126,7 @@ final class BackendPool {
             conn = try BackendConnection(worker: worker, backend: backend, serverIndex: server, session: session)
         }
         conn!.inFlight = true
-        busy[key, default: 0] += 1
+        busy[backend.servers[server].healthKey, default: 0] += 1
         return conn!
     }
 
@@ -133,7 +134,7 @@ final class BackendPool {
     func release(_ c: BackendConnection) {
         c.owner = nil
         finished(c)
-        let key = Key(backend: ObjectIdentifier(c.backend), server: c.serverIndex)
+        let key = c.server.poolKey
         // TLS 1.3 tickets arrive after the handshake: by now the session is resumable,
         // whether or not the connection itself is kept.
         if !c.reused && c.phase == .ready { rememberSession(of: c) }
@@ -151,14 +152,13 @@ final class BackendPool {
 
     func discard(_ c: BackendConnection) {
         finished(c)
-        let key = Key(backend: ObjectIdentifier(c.backend), server: c.serverIndex)
-        idle[key]?.removeAll { $0 === c }
+        idle[c.server.poolKey]?.removeAll { $0 === c }
         c.close()
     }
 
     private func rememberSession(of c: BackendConnection) {
         guard c.backend.config.tls.sessionReuse, let s = c.tls.copySession() else { return }
-        let key = Key(backend: ObjectIdentifier(c.backend), server: c.serverIndex)
+        let key = c.server.poolKey
         if let old = sessions[key] { SSL_SESSION_free(old) }
         sessions[key] = s
     }

@@ -16,6 +16,8 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
     let tls: TLSStream
     let snapshot: RuntimeSnapshot
     unowned let worker: Worker
+    /// The ticket keys attached to this connection's SSL: kept alive as long as it is.
+    let tickets: TicketKeyRing
     /// This worker's metric counters for this connection's snapshot.
     let counters: SnapshotCounters
     var phase: Phase = .handshaking
@@ -53,11 +55,12 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
 
     static func start(fd: Int32, peer: SocketAddress, listener: TLSListener, snapshot: RuntimeSnapshot, worker: Worker) {
         let tls: TLSStream
-        do { tls = try TLSStream(accepting: fd, listener: listener) } catch {
+        let tickets = worker.tickets
+        do { tls = try TLSStream(accepting: fd, listener: listener, tickets: tickets) } catch {
             worker.logs.error.log(.error, "tls_setup_failed", error.description)
             Glibc.close(fd); return
         }
-        let c = ClientConnection(fd: fd, peer: peer, tls: tls, snapshot: snapshot, worker: worker)
+        let c = ClientConnection(fd: fd, peer: peer, tls: tls, snapshot: snapshot, tickets: tickets, worker: worker)
         do { try worker.loop.register(fd: fd, handler: c, interest: .read) } catch {
             worker.logs.error.log(.error, "register_failed", error.description)
             Glibc.close(fd); return
@@ -66,8 +69,8 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
         c.setDeadline(snapshot.config.limits.handshakeTimeoutMs)
     }
 
-    private init(fd: Int32, peer: SocketAddress, tls: TLSStream, snapshot: RuntimeSnapshot, worker: Worker) {
-        self.fd = fd; self.peer = peer; self.tls = tls; self.snapshot = snapshot; self.worker = worker
+    private init(fd: Int32, peer: SocketAddress, tls: TLSStream, snapshot: RuntimeSnapshot, tickets: TicketKeyRing, worker: Worker) {
+        self.fd = fd; self.peer = peer; self.tls = tls; self.snapshot = snapshot; self.tickets = tickets; self.worker = worker
         counters = worker.metrics.counters(for: snapshot)
         let l = snapshot.config.limits
         parser = HTTPRequestParser(limits: HTTPHeadLimits(maxURISize: l.maxURISize, maxHeaderSize: l.maxHeaderSize, maxHeaders: l.maxHeaders))

@@ -37,19 +37,8 @@ public final class Gateway {
     public func start() throws(SystemError) {
         Signals.blockForWaiting([SIGTERM, SIGINT, SIGHUP, SIGUSR1])
         Allocator.tuneForServer()
-        TicketKeys.install(snapshot.ticketKeys ?? ticketRotation.keys)
-        let count = snapshot.config.workers ?? Self.cpuCount
-        var perWorker: [[(Int32, Int)]] = []
-        for _ in 0..<count {
-            var fds: [(Int32, Int)] = []
-            for (i, l) in snapshot.config.listeners.enumerated() {
-                guard let addr = SocketAddress(ip: l.address, port: l.port) else {
-                    throw SystemError("listen", errno: EINVAL, context: "\(l.address):\(l.port)")
-                }
-                fds.append((try Socket.listen(on: addr, reusePort: true), i))
-            }
-            perWorker.append(fds)
-        }
+        workerCount = snapshot.config.workers ?? Self.cpuCount
+        let perWorker = try bindListeners(snapshot.config.listeners.map(ListenKey.init))
         if let address = snapshot.config.admin {
             let list = workerList
             let routes = AdminRoutes(status: status, build: build, scrape: { list.scrape() })
@@ -58,12 +47,12 @@ public final class Gateway {
             admin = a
         }
         for (i, fds) in perWorker.enumerated() {
-            let snap = snapshot, logs = self.logs, stopped = self.stopped
+            let snap = snapshot, logs = self.logs, stopped = self.stopped, tickets = ticketRotation.ring
             let box = LoopBox()
             let ready = LockedCounter()
             let tid = try startThread {
                 do {
-                    let w = try Worker(id: i, snapshot: snap, listenFDs: fds)
+                    let w = try Worker(id: i, snapshot: snap, tickets: tickets, listenFDs: fds)
                     w.onStopped = { stopped.add(1) }
                     box.set(w.loop, WorkerHandle(w))
                     ready.add(1)
@@ -82,8 +71,30 @@ public final class Gateway {
         workerList.set(handles)
         refreshCertificates()
         status.markReady()
-        logs.error.log(.info, "started", "listening", [("workers", String(count)),
+        logs.error.log(.info, "started", "listening", [("workers", String(workerCount)),
             ("listeners", snapshot.config.listeners.map { "\($0.address):\($0.port)" }.joined(separator: " "))])
+    }
+
+    private var workerCount = 0
+
+    /// One socket per worker for each address (SO_REUSEPORT), all bound before any is used:
+    /// on a failure every socket bound so far is closed and the error thrown.
+    private func bindListeners(_ keys: [ListenKey]) throws(SystemError) -> [[(Int32, ListenKey)]] {
+        var perWorker: [[(Int32, ListenKey)]] = Array(repeating: [], count: workerCount)
+        do throws(SystemError) {
+            for w in 0..<workerCount {
+                for key in keys {
+                    guard let addr = SocketAddress(ip: key.address, port: key.port) else {
+                        throw SystemError("listen", errno: EINVAL, context: key.description)
+                    }
+                    perWorker[w].append((try Socket.listen(on: addr, reusePort: true), key))
+                }
+            }
+        } catch {
+            for fds in perWorker { for (fd, _) in fds { close(fd) } }
+            throw error
+        }
+        return perWorker
     }
 
     /// The workers as the admin thread sees them (set once, after they all started).
@@ -94,8 +105,9 @@ public final class Gateway {
         while true {
             guard let sig = Signals.wait([SIGTERM, SIGINT, SIGHUP, SIGUSR1], timeoutMs: 1000) else {
                 if stopped.value >= threads.count { break }
-                if snapshot.ticketKeys == nil && ticketRotation.rotateIfDue(now: monotonicMilliseconds()) {
-                    TicketKeys.install(ticketRotation.keys)
+                if ticketRotation.rotateIfDue(now: monotonicMilliseconds()) {
+                    let ring = ticketRotation.ring
+                    for h in handles { h.loop.execute { h.worker.generatedTickets = ring } }
                 }
                 if monotonicMilliseconds() >= lastCertificateCheck + 86_400_000 { refreshCertificates() }
                 continue
@@ -112,19 +124,41 @@ public final class Gateway {
         return 0
     }
 
+    /// Validates and builds the new snapshot (the loader), binds the addresses it adds on every
+    /// worker, then hands each worker the snapshot, its new sockets and the addresses to close in
+    /// one task: a listener is matched by address, so a changed block keeps its sockets and
+    /// connections and serves the new settings. Any failure keeps the old configuration whole.
     private func applyReload(trigger: String) {
         guard let next = reload(trigger, snapshot) else { status.reloadFailed(); return }
-        let sameListeners = next.config.listeners.map { "\($0.address):\($0.port)" } == snapshot.config.listeners.map { "\($0.address):\($0.port)" }
-        if !sameListeners {
-            next.logs.error.log(.warn, "reload_listeners", "listener changes take effect at restart; other changes applied")
+        let before = Set(snapshot.listeners.keys), after = Set(next.listeners.keys)
+        let added = next.config.listeners.map(ListenKey.init).filter { !before.contains($0) }
+        let removed = before.subtracting(after)
+        let fds: [[(Int32, ListenKey)]]
+        do { fds = try bindListeners(added) } catch {
+            next.logs.error.log(.error, "config_rejected", "reload rejected: a new listen address cannot be bound; still serving the previous configuration",
+                                [("file", next.config.files.first ?? ""), ("sha256", next.config.sha256), ("trigger", trigger), ("errors", "\(error)")])
+            status.reloadFailed()
+            return
+        }
+        if (next.config.workers ?? Self.cpuCount) != workerCount {
+            next.logs.error.log(.warn, "workers_unchanged", "a change of `workers` takes effect at restart",
+                                [("running", String(workerCount)), ("configured", next.config.workers.map(String.init) ?? "auto")])
         }
         snapshot = next
-        TicketKeys.install(next.ticketKeys ?? ticketRotation.keys)
-        for h in handles { h.loop.execute { h.worker.snapshot = next } }
+        for (i, h) in handles.enumerated() {
+            let mine = fds[i]
+            h.loop.execute {
+                h.worker.snapshot = next
+                h.worker.removeListeners(removed)
+                do { try h.worker.addListeners(mine) } catch { next.logs.error.log(.error, "listen_failed", "\(error)") }
+            }
+        }
         admin?.update(next.config.admin, log: next.logs.error)
         status.reloaded(next)
         refreshCertificates()
-        next.logs.error.log(.info, "reloaded", "new configuration in use for new connections", [("trigger", trigger)])
+        next.logs.error.log(.info, "reloaded", "new configuration in use for new connections", [("trigger", trigger),
+            ("listeners_added", added.map(\.description).joined(separator: " ")),
+            ("listeners_removed", removed.map(\.description).sorted().joined(separator: " "))])
     }
 
     private var lastCertificateCheck: UInt64 = 0

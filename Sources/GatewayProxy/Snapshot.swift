@@ -8,6 +8,29 @@ public struct ServerTarget: Sendable {
     public let config: ServerConfig
     public let address: SocketAddress
     public let label: String   // "host:port" for logs and metrics
+    /// Identities that outlive a snapshot (see `StateKeys`): pooled connections and TLS sessions
+    /// (backend name, server, TLS settings), and health and in-flight counts (backend name, server).
+    let poolKey: Int
+    let healthKey: Int
+}
+
+/// Small integers for "the same backend server" across reloads, so a worker's pool and health
+/// state carry over to a new snapshot without hashing strings per request. Assigned while a
+/// snapshot is built (off the event loops, under the lock); the request path only reads the
+/// integers stored in the snapshot.
+final class StateKeys: @unchecked Sendable {
+    // @unchecked: every access goes through the mutex.
+    static let shared = StateKeys()
+    private let lock = Mutex()
+    private var ids: [String: Int] = [:]
+    func id(_ text: String) -> Int {
+        lock.withLock {
+            if let i = ids[text] { return i }
+            let i = ids.count
+            ids[text] = i
+            return i
+        }
+    }
 }
 
 /// A backend made ready: its servers and its client TLS context.
@@ -19,17 +42,22 @@ public final class BackendRuntime: Sendable {
     public let schedule: [Int]
     /// Position in the configuration's backend list (metric keys).
     public let index: Int
+    /// The backend's name as a `StateKeys` id (round-robin cursor).
+    let nameKey: Int
 
     init(config: BackendConfig, index: Int) throws(ConfigLoadError) {
         self.config = config
         self.index = index
+        nameKey = StateKeys.shared.id("backend \(config.name)")
         tls = try TLSBackendContext(config.tls, location: config.tls.verifyLocation ?? config.location)
         var servers: [ServerTarget] = []
         var errors: [ConfigDiagnostic] = []
         for s in config.servers {
             if let a = resolve(s.host, port: s.port) {
                 let label = s.host.contains(":") ? "[\(s.host)]:\(s.port)" : "\(s.host):\(s.port)"
-                servers.append(ServerTarget(config: s, address: a, label: label))
+                let health = "server \(config.name) \(label)"
+                servers.append(ServerTarget(config: s, address: a, label: label, poolKey: StateKeys.shared.id("\(health) \(config.tls)"),
+                                            healthKey: StateKeys.shared.id(health)))
             } else {
                 errors.append(ConfigDiagnostic(s.location, "cannot resolve backend server host \"\(s.host)\""))
             }
@@ -52,6 +80,11 @@ public final class RuntimeSnapshot: Sendable {
     /// From `ticket_key_file`; nil: the gateway's generated, rotating keys.
     public let ticketKeys: [[UInt8]]?
     public let logs: Logs
+    /// Each `listen` block by its address: workers find their listener's settings by address,
+    /// so a reload that reorders, changes, adds or removes blocks applies to the right socket.
+    public let listeners: [ListenKey: ListenerRuntime]
+    /// The keys from `ticket_key_file` (nil: the gateway's generated, rotating keys).
+    public let fileTicketRing: TicketKeyRing?
     /// The first line of `admin_token_file` (never logged or shown).
     public let adminToken: [UInt8]?
 
@@ -83,7 +116,24 @@ public final class RuntimeSnapshot: Sendable {
         guard errors.isEmpty else { throw ConfigLoadError(errors) }
         self.backends = backends
         backendList = list
+        var byAddress: [ListenKey: ListenerRuntime] = [:]
+        for (l, t) in zip(config.listeners, tls.listeners) { byAddress[ListenKey(l)] = ListenerRuntime(config: l, tls: t) }
+        listeners = byAddress
+        fileTicketRing = ticketKeys.map(TicketKeyRing.init)
     }
+}
+
+/// A listening address as the configuration writes it (numeric IP without brackets, port).
+public struct ListenKey: Hashable, Sendable, CustomStringConvertible {
+    public let address: String
+    public let port: UInt16
+    public init(_ l: ListenConfig) { address = l.address; port = l.port }
+    public var description: String { address.contains(":") ? "[\(address)]:\(port)" : "\(address):\(port)" }
+}
+
+public struct ListenerRuntime: Sendable {
+    public let config: ListenConfig
+    public let tls: TLSListener
 }
 
 /// Resolves a backend host once, at load (blocking is fine off the event loops).

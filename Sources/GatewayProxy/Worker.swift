@@ -23,16 +23,34 @@ final class Worker {
     private var live: [ObjectIdentifier: ClientConnection] = [:]
     var onStopped: (() -> Void)?
 
-    init(id: Int, snapshot: RuntimeSnapshot, listenFDs: [(Int32, Int)]) throws(SystemError) {
+    /// Ticket keys when no `ticket_key_file` is set: the main thread hands a new ring on rotation.
+    var generatedTickets: TicketKeyRing
+
+    init(id: Int, snapshot: RuntimeSnapshot, tickets: TicketKeyRing, listenFDs: [(Int32, ListenKey)]) throws(SystemError) {
         self.id = id
         self.snapshot = snapshot
+        generatedTickets = tickets
         loop = try EventLoop()
-        for (fd, index) in listenFDs {
-            let l = Listener(fd: fd, index: index, worker: self)
+        try addListeners(listenFDs)
+    }
+
+    /// Starts accepting on sockets bound for this worker (at start, or for blocks a reload added).
+    func addListeners(_ fds: [(Int32, ListenKey)]) throws(SystemError) {
+        for (fd, key) in fds {
+            let l = Listener(fd: fd, key: key, worker: self)
             try loop.register(fd: fd, handler: l, interest: .read)
             listeners.append(l)
         }
     }
+
+    /// Closes the sockets of blocks a reload removed; their open connections finish.
+    func removeListeners(_ keys: Set<ListenKey>) {
+        for l in listeners where keys.contains(l.key) { loop.closeAndDeregister(fd: l.fd) }
+        listeners.removeAll { keys.contains($0.key) }
+    }
+
+    /// The ticket keys a new connection seals and opens its tickets with.
+    var tickets: TicketKeyRing { snapshot.fileTicketRing ?? generatedTickets }
 
     deinit { scratch.deallocate() }
 
@@ -91,15 +109,16 @@ final class Worker {
 /// A listening socket owned by one worker.
 final class Listener: EventHandler {
     let fd: Int32
-    let index: Int
+    let key: ListenKey
     unowned let worker: Worker
 
-    init(fd: Int32, index: Int, worker: Worker) { self.fd = fd; self.index = index; self.worker = worker }
+    init(fd: Int32, key: ListenKey, worker: Worker) { self.fd = fd; self.key = key; self.worker = worker }
 
     func handleEvent(readable: Bool, writable: Bool) {
         let snap = worker.snapshot
-        guard index < snap.tls.listeners.count else { return }
-        let listenConfig = snap.config.listeners[index]
+        // Settings by address, from the snapshot in use now (a reload may have changed them).
+        guard let listener = snap.listeners[key] else { return }
+        let listenConfig = listener.config
         // Bounded per wake-up so one busy listener cannot starve the connections.
         for _ in 0..<64 {
             let accepted: (fd: Int32, peer: SocketAddress)?
@@ -113,7 +132,7 @@ final class Listener: EventHandler {
                 continue
             }
             Socket.setNoDelay(cfd)
-            ClientConnection.start(fd: cfd, peer: peer, listener: snap.tls.listeners[index], snapshot: snap, worker: worker)
+            ClientConnection.start(fd: cfd, peer: peer, listener: listener.tls, snapshot: snap, worker: worker)
         }
     }
 

@@ -39,7 +39,10 @@ public final class TLSHost: @unchecked Sendable {
 public final class TLSListener: @unchecked Sendable {
     // @unchecked: immutable after init; the SSL_CTX is shared read-only by all worker threads.
     let ctx: OpaquePointer
-    public let contexts: TLSServerContexts
+    /// Unowned, no cycle: the contexts own their listeners, and the ClientHello callback's argument
+    /// (this listener) stays alive because every SSL made from `ctx` belongs to a connection that
+    /// holds the snapshot that owns the contexts.
+    public unowned let contexts: TLSServerContexts
     public let defaultHost: TLSHost?
     public let unknownSNI: UnknownSNI
 
@@ -67,7 +70,7 @@ public final class TLSListener: @unchecked Sendable {
         self.defaultHost = defaultHost
         self.unknownSNI = unknownSNI
         SSL_CTX_set_client_hello_cb(ctx, clientHelloCallback, Unmanaged.passUnretained(self).toOpaque())
-        // Tickets are sealed with the process-wide keys (TicketKeys), not a per-context random key.
+        // Tickets are sealed with the key ring attached to each SSL (TicketKeyRing), not a per-context random key.
         _ = gw_ssl_ctx_use_ticket_keys(ctx)
         // One TLS 1.3 ticket per handshake, not OpenSSL's two: a client resumes with one, and
         // each ticket costs an encryption, a MAC and a session serialisation.

@@ -28,10 +28,12 @@ public final class TLSStream {
     }
 
     /// Server side, starting from a listener's context.
-    public init(accepting fd: Int32, listener: TLSListener) throws(TLSError) {
+    /// `tickets`: the keys this connection's tickets are sealed and opened with (the caller keeps it alive).
+    public init(accepting fd: Int32, listener: TLSListener, tickets: TicketKeyRing) throws(TLSError) {
         guard let s = SSL_new(listener.ctx) else { throw TLSError("SSL_new") }
         ssl = s
         SSL_set_accept_state(s)
+        tickets.attach(to: s)
         try attach(fd)
     }
 

@@ -34,12 +34,6 @@ public enum TicketKeys {
         return errors.isEmpty ? .success(keys) : .failure(ConfigLoadError(errors))
     }
 
-    /// Makes `keys` (first = current) the keys every listener uses from now on.
-    public static func install(_ keys: [[UInt8]]) {
-        let flat = Array(keys.prefix(maxKeys).joined())
-        _ = flat.withUnsafeBufferPointer { gw_ticket_keys_set($0.baseAddress, Int32(min(keys.count, maxKeys))) }
-    }
-
     public static func generate() -> [UInt8] {
         var k = [UInt8](repeating: 0, count: keySize)
         _ = RAND_bytes(&k, Int32(keySize))
@@ -70,18 +64,50 @@ public enum TicketKeys {
     }
 }
 
-/// Generated keys, rotated on the main thread's clock.
+/// An immutable set of ticket keys (first = current) in the layout the C ticket callback reads.
+/// Each server SSL points at the ring it was accepted under, and its connection keeps the ring
+/// alive; a rotation or reload makes a new ring instead of changing one under readers.
+public final class TicketKeyRing: @unchecked Sendable {
+    // @unchecked: written once in init, then only read (by OpenSSL's ticket callback, any thread).
+    let ring: UnsafeMutablePointer<gw_ticket_ring>
+
+    public init(_ keys: [[UInt8]]) {
+        ring = .allocate(capacity: 1)
+        ring.initialize(to: gw_ticket_ring())
+        let used = keys.prefix(TicketKeys.maxKeys)
+        ring.pointee.count = Int32(used.count)
+        withUnsafeMutableBytes(of: &ring.pointee.keys) { dst in
+            for (i, k) in used.enumerated() { dst.baseAddress!.advanced(by: i * TicketKeys.keySize).copyMemory(from: k, byteCount: TicketKeys.keySize) }
+        }
+    }
+
+    deinit {
+        OPENSSL_cleanse(ring, MemoryLayout<gw_ticket_ring>.size)
+        ring.deallocate()
+    }
+
+    /// Attaches the ring to a server SSL (before its handshake).
+    func attach(to ssl: OpaquePointer) { _ = gw_ssl_set_ticket_ring(ssl, ring) }
+}
+
+/// Generated keys, rotated on the main thread's clock: a new key every hour, the two previous
+/// ones kept for decryption.
 public struct TicketKeyRotation {
     public static let intervalMs: UInt64 = 3_600_000
-    public private(set) var keys: [[UInt8]] = [TicketKeys.generate()]
+    private var keys: [[UInt8]] = [TicketKeys.generate()]
+    public private(set) var ring: TicketKeyRing
     private var rotatedAt: UInt64
 
-    public init(now: UInt64) { rotatedAt = now }
+    public init(now: UInt64) {
+        rotatedAt = now
+        ring = TicketKeyRing(keys)
+    }
 
-    /// A new current key once an interval has passed; true when the keys changed.
+    /// A new current key once an interval has passed; true when the ring changed.
     public mutating func rotateIfDue(now: UInt64) -> Bool {
         guard now - rotatedAt >= Self.intervalMs else { return false }
         keys = [TicketKeys.generate()] + keys.prefix(2)
+        ring = TicketKeyRing(keys)
         rotatedAt = now
         return true
     }

@@ -64,9 +64,15 @@ int gw_ssl_ad_access_denied(void);
 int gw_deflate_init2(struct z_stream_s *strm, int level, int window_bits, int mem_level);
 int gw_inflate_init2(struct z_stream_s *strm, int window_bits);
 
-// Session ticket keys shared by every listener context of the process (ticket_keys.c).
+// Session ticket keys (ticket_keys.c): an immutable key ring per snapshot or rotation, attached
+// to each server SSL; the first key encrypts, all decrypt.
 #define GW_TICKET_KEY_SIZE 80
-int gw_ticket_keys_set(const unsigned char *keys, int count);  // first key encrypts; all decrypt
+#define GW_TICKET_KEYS_MAX 4
+typedef struct gw_ticket_ring {
+    int count;
+    unsigned char keys[GW_TICKET_KEYS_MAX][GW_TICKET_KEY_SIZE];
+} gw_ticket_ring;
+int gw_ssl_set_ticket_ring(struct ssl_st *ssl, const gw_ticket_ring *ring);
 int gw_ssl_ctx_use_ticket_keys(struct ssl_ctx_st *ctx);
 
 // glibc mallopt (malloc.h is not part of Swift's Glibc module).
