@@ -298,6 +298,8 @@ public struct GatewayConfiguration: Sendable {
     public var adminTokenFile: String?
     public var adminTokenLocation: SourceLocation?
     public var shutdownTimeoutMs = 30_000
+    /// `reload_on_change`: reload one second after any file the configuration names changes.
+    public var reloadOnChange = true
     public var allowInsecureKeyPermissions = false
     public var limits = Limits()
     public var tlsDefaults = TLSPolicy()
@@ -318,4 +320,23 @@ public struct GatewayConfiguration: Sendable {
     public init() {}
 
     public func backend(named name: String) -> BackendConfig? { backends.first { $0.name == name } }
+
+    /// Every file the configuration reads (for `reload_on_change`): the main file and its
+    /// includes, certificates, keys, CAs, CRLs, ticket keys, key passwords, the admin token.
+    public var watchedFiles: [String] {
+        var out = files
+        for h in hosts {
+            for c in h.certificates { out += [c.certificate, c.key] }
+            if let ca = h.policy.clientCA { out.append(ca) }
+            if let crl = h.policy.crl { out.append(crl) }
+        }
+        for b in backends {
+            if let c = b.tls.clientCertificate { out += [c.certificate, c.key] }
+            if case .file(let ca) = b.tls.ca { out.append(ca) }
+            if let p = b.tls.keyPasswordFile { out.append(p) }
+        }
+        out += [ticketKeyFile, adminTokenFile].compactMap { $0 }
+        var seen = Set<String>()
+        return out.filter { seen.insert($0).inserted }
+    }
 }

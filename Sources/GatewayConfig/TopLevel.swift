@@ -38,6 +38,9 @@ enum TopLevel {
         "shutdown_timeout": Rule(1...1) { c, d, ctx in
             if let ms = ctx.durationMs(d) { c.config.shutdownTimeoutMs = ms }
         },
+        "reload_on_change": Rule(1...1) { c, d, ctx in
+            if let on = ctx.flag(d) { c.config.reloadOnChange = on }
+        },
         "allow_insecure_key_permissions": Rule(1...1) { c, d, ctx in
             if let on = ctx.flag(d) { c.config.allowInsecureKeyPermissions = on }
         },
