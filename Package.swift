@@ -30,6 +30,7 @@ let package = Package(
 
         .testTarget(name: "GatewayConfigTests", dependencies: ["GatewayConfig"]),
         .testTarget(name: "GatewayHTTPTests", dependencies: ["GatewayHTTP"]),
+        .testTarget(name: "GatewaySystemTests", dependencies: ["GatewaySystem"]),
         .testTarget(name: "IntegrationTests", dependencies: ["COpenSSL", "CGatewayShims"]),
     ],
     swiftLanguageModes: [.v6]
