@@ -1,4 +1,5 @@
 import Glibc
+import CGatewayShims
 
 /// The `sd_notify` protocol without libsystemd: one datagram per state change to the
 /// `AF_UNIX` socket named by `$NOTIFY_SOCKET` (a path, or `@name` in the abstract namespace).
