@@ -22,13 +22,14 @@ COPY Tests ./Tests
 RUN swift build -c release --static-swift-stdlib --product gateway \
  && install -D -m 0755 "$(swift build -c release --static-swift-stdlib --show-bin-path)/gateway" /out/gateway
 
-# Runtime stage: Debian slim with the two shared libraries, the CA store (backends verified against
+# Runtime stage: Debian slim with the shared libraries the binary links (ldd: libssl3, zlib1g, and
+# libstdc++6 for the static Swift runtime), the CA store (backends verified against
 # the system store by default) and curl for the health check.
 FROM debian:bookworm-slim
 
 # hadolint ignore=DL3008
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libssl3 zlib1g ca-certificates curl \
+ && apt-get install -y --no-install-recommends libssl3 zlib1g libstdc++6 ca-certificates curl \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 gateway \
  && useradd --system --uid 10001 --gid gateway --no-create-home --home-dir /nonexistent \
