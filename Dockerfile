@@ -1,6 +1,7 @@
 # tls-gateway container image (README: "Container").
 #   docker build -t tls-gateway .
-#   docker run --rm -p 8443:8443 -v "$PWD/deploy/config:/etc/tls-gateway:ro" tls-gateway
+#   docker run --rm -p 8443:8443 -v /srv/tls-gateway:/etc/tls-gateway:ro tls-gateway
+# (the mounted directory holds gateway.conf and the files it names; see the README).
 # Build stage: the official Swift image of the same Debian release as the runtime stage, so the
 # binary links against the very libssl3/zlib1g it runs with.
 FROM swift:6.3-bookworm AS build
@@ -13,7 +14,8 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
-# The manifest first: a change under Sources/ does not invalidate the layers above.
+# No remote dependencies to resolve: the manifest and the sources are the whole input
+# (Tests/ only because the manifest declares the test targets).
 COPY Package.swift ./
 COPY Sources ./Sources
 COPY Tests ./Tests
