@@ -23,6 +23,9 @@ public final class SystemdNotifier: Sendable {
                             watchdogPID: environment("WATCHDOG_PID"))
     }
 
+    /// A notifier that sends nothing: for a caller that logged an unusable `$NOTIFY_SOCKET` and goes on.
+    public init() { fd = nil; path = []; watchdogIntervalMs = nil }
+
     /// The values of the three variables given explicitly (tests, or a caller with its own environment).
     /// An unusable `notifySocket` (relative, too long) throws `EINVAL`, as `sd_notify` refuses it.
     public init(notifySocket: String?, watchdogUsec: String? = nil, watchdogPID: String? = nil,

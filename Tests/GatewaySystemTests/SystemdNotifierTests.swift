@@ -55,6 +55,9 @@ import GatewaySystem
         try n.stopping()
         let empty = try SystemdNotifier(notifySocket: "")
         #expect(!empty.isEnabled)
+        let disabled = SystemdNotifier()
+        #expect(!disabled.isEnabled && disabled.watchdogIntervalMs == nil)
+        try disabled.watchdog()
     }
 
     @Test func refusesARelativeOrOverlongSocketPath() {
