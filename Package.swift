@@ -32,6 +32,7 @@ let package = Package(
         .executableTarget(name: "gateway", dependencies: ["GatewayCLI"]),
         .executableTarget(name: "gateway-echo", dependencies: ["GatewayHTTP", "COpenSSL", "CGatewayShims"]),
 
+        .testTarget(name: "GatewaySystemTests", dependencies: ["GatewaySystem"]),
         .testTarget(name: "GatewayConfigTests", dependencies: ["GatewayConfig"]),
         .testTarget(name: "GatewayHTTPTests", dependencies: ["GatewayHTTP"]),
         // A temporary PKI made with the openssl command, for the check rule and integration tests.
