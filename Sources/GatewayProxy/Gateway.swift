@@ -21,6 +21,9 @@ public final class Gateway {
     private let build: BuildInfo
     private var admin: AdminServer?
     private var logs: Logs { snapshot.logs }
+    private var supervision: Supervision!
+    /// Sockets passed by systemd (`LISTEN_FDS`), used for the `listen` blocks with their address.
+    private var activation = SocketActivation()
 
     public init(snapshot: RuntimeSnapshot, build: BuildInfo,
                 reload: @escaping (_ trigger: String, _ current: RuntimeSnapshot) -> RuntimeSnapshot?) {
@@ -38,7 +41,15 @@ public final class Gateway {
         Signals.blockForWaiting([SIGTERM, SIGINT, SIGHUP, SIGUSR1])
         Allocator.tuneForServer()
         workerCount = snapshot.config.workers ?? Self.cpuCount
+        supervision = Supervision(log: { [unowned self] in self.logs.error })
+        do { activation = try SocketActivation.fromEnvironment() } catch {
+            logs.error.log(.error, "socket_activation_failed", "LISTEN_FDS ignored: \(error)")
+        }
         let perWorker = try bindListeners(snapshot.config.listeners.map(ListenKey.init))
+        let addresses = snapshot.config.listeners.compactMap { SocketAddress(ip: $0.address, port: $0.port) }
+        for s in activation.unmatched(by: addresses) {
+            logs.error.log(.warn, "socket_unused", "a socket passed by systemd matches no listen block", [("socket", s.description)])
+        }
         if let address = snapshot.config.admin {
             let list = workerList
             let routes = AdminRoutes(status: status, build: build, scrape: { list.scrape() })
@@ -70,7 +81,9 @@ public final class Gateway {
         }
         workerList.set(handles)
         refreshCertificates()
+        supervision.watch(snapshot.config)
         status.markReady()
+        supervision.ready()
         logs.error.log(.info, "started", "listening", [("workers", String(workerCount)),
             ("listeners", snapshot.config.listeners.map { "\($0.address):\($0.port)" }.joined(separator: " "))])
     }
@@ -79,19 +92,27 @@ public final class Gateway {
 
     /// One socket per worker for each address (SO_REUSEPORT), all bound before any is used:
     /// on a failure every socket bound so far is closed and the error thrown.
-    private func bindListeners(_ keys: [ListenKey]) throws(SystemError) -> [[(Int32, ListenKey)]] {
-        var perWorker: [[(Int32, ListenKey)]] = Array(repeating: [], count: workerCount)
+    /// A socket passed by systemd for that address is used instead of binding: each worker gets
+    /// its own descriptor of it and waits on it with EPOLLEXCLUSIVE (one wake-up per connection).
+    private func bindListeners(_ keys: [ListenKey]) throws(SystemError) -> [[WorkerSocket]] {
+        var perWorker: [[WorkerSocket]] = Array(repeating: [], count: workerCount)
         do throws(SystemError) {
-            for w in 0..<workerCount {
-                for key in keys {
-                    guard let addr = SocketAddress(ip: key.address, port: key.port) else {
-                        throw SystemError("listen", errno: EINVAL, context: key.description)
+            for key in keys {
+                guard let addr = SocketAddress(ip: key.address, port: key.port) else {
+                    throw SystemError("listen", errno: EINVAL, context: key.description)
+                }
+                if let inherited = activation.socket(for: addr) {
+                    for (w, fd) in try inherited.workerDescriptors(count: workerCount).enumerated() {
+                        perWorker[w].append(WorkerSocket(fd: fd, key: key, shared: true))
                     }
-                    perWorker[w].append((try Socket.listen(on: addr, reusePort: true), key))
+                    continue
+                }
+                for w in 0..<workerCount {
+                    perWorker[w].append(WorkerSocket(fd: try Socket.listen(on: addr, reusePort: true), key: key, shared: false))
                 }
             }
         } catch {
-            for fds in perWorker { for (fd, _) in fds { close(fd) } }
+            for socks in perWorker { for s in socks { close(s.fd) } }
             throw error
         }
         return perWorker
@@ -103,8 +124,9 @@ public final class Gateway {
     /// Waits for signals until shutdown; returns the exit status.
     public func waitForShutdown() -> Int32 {
         while true {
-            guard let sig = Signals.wait([SIGTERM, SIGINT, SIGHUP, SIGUSR1], timeoutMs: 1000) else {
+            guard let sig = Signals.wait([SIGTERM, SIGINT, SIGHUP, SIGUSR1], timeoutMs: supervision.tickMs) else {
                 if stopped.value >= threads.count { break }
+                if supervision.tick() { applyReload(trigger: "file_change") }
                 if ticketRotation.rotateIfDue(now: monotonicMilliseconds()) {
                     let ring = ticketRotation.ring
                     for h in handles { h.loop.execute { h.worker.generatedTickets = ring } }
@@ -129,11 +151,13 @@ public final class Gateway {
     /// one task: a listener is matched by address, so a changed block keeps its sockets and
     /// connections and serves the new settings. Any failure keeps the old configuration whole.
     private func applyReload(trigger: String) {
+        supervision.reloading()
+        defer { supervision.ready() }
         guard let next = reload(trigger, snapshot) else { status.reloadFailed(); return }
         let before = Set(snapshot.listeners.keys), after = Set(next.listeners.keys)
         let added = next.config.listeners.map(ListenKey.init).filter { !before.contains($0) }
         let removed = before.subtracting(after)
-        let fds: [[(Int32, ListenKey)]]
+        let fds: [[WorkerSocket]]
         do { fds = try bindListeners(added) } catch {
             next.logs.error.log(.error, "config_rejected", "reload rejected: a new listen address cannot be bound; still serving the previous configuration",
                                 [("file", next.config.files.first ?? ""), ("sha256", next.config.sha256), ("trigger", trigger), ("errors", "\(error)")])
@@ -156,6 +180,7 @@ public final class Gateway {
         admin?.update(next.config.admin, log: next.logs.error)
         status.reloaded(next)
         refreshCertificates()
+        supervision.watch(next.config)
         next.logs.error.log(.info, "reloaded", "new configuration in use for new connections", [("trigger", trigger),
             ("listeners_added", added.map(\.description).joined(separator: " ")),
             ("listeners_removed", removed.map(\.description).sorted().joined(separator: " "))])
@@ -171,6 +196,7 @@ public final class Gateway {
 
     private func shutdown() {
         status.markDraining()
+        supervision.stopping()
         logs.error.log(.info, "shutdown", "stopping: no new connections, finishing in-flight requests")
         for h in handles { h.loop.execute { h.worker.beginDrain() } }
         let deadline = monotonicMilliseconds() + UInt64(snapshot.config.shutdownTimeoutMs)
@@ -186,6 +212,14 @@ public final class Gateway {
         admin?.stop()
         logs.error.log(.info, "stopped", "clean shutdown")
     }
+}
+
+/// A listening descriptor for one worker: its own SO_REUSEPORT socket, or its copy of a socket
+/// systemd passed (`shared`: every worker waits on the same socket, with EPOLLEXCLUSIVE).
+struct WorkerSocket: Sendable {
+    let fd: Int32
+    let key: ListenKey
+    let shared: Bool
 }
 
 /// A worker as seen from the main thread: touched only inside `loop.execute` blocks, which run on its own thread.

@@ -26,7 +26,7 @@ final class Worker {
     /// Ticket keys when no `ticket_key_file` is set: the main thread hands a new ring on rotation.
     var generatedTickets: TicketKeyRing
 
-    init(id: Int, snapshot: RuntimeSnapshot, tickets: TicketKeyRing, listenFDs: [(Int32, ListenKey)]) throws(SystemError) {
+    init(id: Int, snapshot: RuntimeSnapshot, tickets: TicketKeyRing, listenFDs: [WorkerSocket]) throws(SystemError) {
         self.id = id
         self.snapshot = snapshot
         generatedTickets = tickets
@@ -35,10 +35,10 @@ final class Worker {
     }
 
     /// Starts accepting on sockets bound for this worker (at start, or for blocks a reload added).
-    func addListeners(_ fds: [(Int32, ListenKey)]) throws(SystemError) {
-        for (fd, key) in fds {
-            let l = Listener(fd: fd, key: key, worker: self)
-            try loop.register(fd: fd, handler: l, interest: .read)
+    func addListeners(_ sockets: [WorkerSocket]) throws(SystemError) {
+        for s in sockets {
+            let l = Listener(fd: s.fd, key: s.key, worker: self)
+            try loop.register(fd: s.fd, handler: l, interest: s.shared ? [.read, .exclusive] : .read)
             listeners.append(l)
         }
     }
