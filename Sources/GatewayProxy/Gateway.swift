@@ -42,9 +42,7 @@ public final class Gateway {
         Allocator.tuneForServer()
         workerCount = snapshot.config.workers ?? Self.cpuCount
         supervision = Supervision(log: { [unowned self] in self.logs.error })
-        do { activation = try SocketActivation.fromEnvironment() } catch {
-            logs.error.log(.error, "socket_activation_failed", "LISTEN_FDS ignored: \(error)")
-        }
+        activation = try SocketActivation.fromEnvironment()   // a bad LISTEN_FDS fails the start
         let perWorker = try bindListeners(snapshot.config.listeners.map(ListenKey.init))
         let addresses = snapshot.config.listeners.compactMap { SocketAddress(ip: $0.address, port: $0.port) }
         for s in activation.unmatched(by: addresses) {
