@@ -24,7 +24,7 @@ let package = Package(
         .target(name: "GatewaySystem", dependencies: ["CGatewayShims"], swiftSettings: hot),          // syscalls, sockets, epoll loop, timers
         .target(name: "GatewayHTTP", swiftSettings: hot),                                               // HTTP/1.1 byte parser and framing
         .target(name: "GatewayConfig", dependencies: ["COpenSSL"]),                                           // config language -> immutable values
-        .target(name: "GatewayTLS", dependencies: ["COpenSSL", "CGatewayShims", "GatewayConfig"]), // OpenSSL wrappers, policy contexts
+        .target(name: "GatewayTLS", dependencies: ["COpenSSL", "CGatewayShims", "GatewayConfig", "GatewaySystem"]), // OpenSSL wrappers, policy contexts
         .target(name: "GatewayProxy", dependencies: ["GatewaySystem", "GatewayTLS", "GatewayHTTP", "GatewayConfig", "COpenSSL", "CZlib", "CGatewayShims"], swiftSettings: hot),
         .target(name: "GatewayCheck", dependencies: ["GatewayConfig", "GatewayTLS", "GatewayProxy"]),                 // `gateway check` policy rules, text/JSON/SARIF
         .target(name: "GatewayCLI", dependencies: ["GatewayProxy", "GatewayConfig", "GatewayTLS", "GatewayCheck", "COpenSSL",

@@ -47,16 +47,18 @@ final class BackendConnection: EventHandler, TimerTarget {
             Glibc.close(fd)
             throw ProxyFailure(.badGateway, "TLS setup for \(target.label) failed: \(error)", metric: .tls)
         }
-        do { try worker.loop.register(fd: fd, handler: self, interest: .write) } catch {
+        do { try worker.loop.register(fd: fd, handler: self, interest: [.read, .write, .edge]) } catch {
             Glibc.close(fd)
             throw ProxyFailure(.badGateway, "\(error)", metric: .refused)
         }
     }
 
     func handleEvent(readable: Bool, writable: Bool) {
+        if readable { tls.noteReadable() }
         if let owner { owner.drive(); return }
-        // Pooled: any readable event means the server closed it or sent garbage.
-        worker.pool.discard(self)
+        // Pooled: a readable event means the server closed it or sent garbage (a writable edge,
+        // e.g. the ACK of the last request, means nothing).
+        if readable { worker.pool.discard(self) }
     }
 
     func deadlineExpired(now: UInt64) {

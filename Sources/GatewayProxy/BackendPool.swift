@@ -145,7 +145,6 @@ final class BackendPool {
         c.inBuf.releaseIfEmpty()
         c.outBuf.releaseIfEmpty()
         idle[key, default: []].append(c)
-        worker.loop.setInterest(fd: c.fd, .read)
         c.deadline = worker.loop.now + UInt64(c.backend.config.keepaliveTimeoutMs)
         worker.loop.schedule(c)
     }

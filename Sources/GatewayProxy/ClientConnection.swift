@@ -31,13 +31,6 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
     var drainBudget = 64 * 1024
     var deadline: UInt64 = 0
     var scheduledDeadline: UInt64 = 0
-    /// What the last TLS calls on each socket need to continue; becomes the epoll interest.
-    private var clientNeeds: EventLoop.Interest = []
-    private var backendNeeds: EventLoop.Interest = []
-    /// A read already found nothing during this drive: trying again before the next epoll
-    /// event only costs a syscall (it saved one read per request).
-    private var clientReadBlocked = false
-    private var backendReadBlocked = false
     /// Set when `forward` stopped at its round limit with work left (large bodies).
     private var anotherTurn = false
     lazy var clientCertificate: PeerCertificate? = tls.peerCertificate()
@@ -61,7 +54,7 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
             Glibc.close(fd); return
         }
         let c = ClientConnection(fd: fd, peer: peer, tls: tls, snapshot: snapshot, tickets: tickets, worker: worker)
-        do { try worker.loop.register(fd: fd, handler: c, interest: .read) } catch {
+        do { try worker.loop.register(fd: fd, handler: c, interest: [.read, .write, .edge]) } catch {
             worker.logs.error.log(.error, "register_failed", error.description)
             Glibc.close(fd); return
         }
@@ -76,15 +69,14 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
         parser = HTTPRequestParser(limits: HTTPHeadLimits(maxURISize: l.maxURISize, maxHeaderSize: l.maxHeaderSize, maxHeaders: l.maxHeaders))
     }
 
-    func handleEvent(readable: Bool, writable: Bool) { drive() }
+    func handleEvent(readable: Bool, writable: Bool) {
+        if readable { tls.noteReadable() }
+        drive()
+    }
 
     // MARK: - The driver
 
     func drive() {
-        clientNeeds = []
-        backendNeeds = []
-        clientReadBlocked = false
-        backendReadBlocked = false
         var guardCount = 0
         while phase != .closed && guardCount < 64 {
             guardCount += 1
@@ -104,8 +96,6 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
             anotherTurn = false
             worker.loop.execute { [weak self] in self?.drive() }
         }
-        worker.loop.setInterest(fd: fd, clientNeeds)
-        if let b = backend, b.phase != .closed { worker.loop.setInterest(fd: b.fd, backendNeeds) }
     }
 
     private func setDeadline(_ ms: Int) {
@@ -148,8 +138,7 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
             setDeadline(limits.headerTimeoutMs)
             counters.countHandshake(host: tls.host?.index ?? SnapshotCounters.none, version: tls.versionCode,
                                     cipherID: tls.cipherID, cipherName: tls.cipherName, resumed: tls.sessionReused)
-        case .wantRead: clientNeeds.insert(.read)
-        case .wantWrite: clientNeeds.insert(.write)
+        case .wantRead, .wantWrite: break   // the next edge drives it on
         case .closed:
             // A port probe (load balancer, health check) that connects and leaves is not a TLS failure.
             if !tls.nothingReceived { logHandshakeFailure(tls.failureReason ?? "connection closed during handshake") }
@@ -187,16 +176,14 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
     /// Reads what the client sent into `inBuf`; false when nothing more can be read now
     /// (or the connection ended, in which case it is closed).
     private func readClient() -> Bool {
-        if clientReadBlocked { clientNeeds.insert(.read); return false }
         let space = inBuf.writableSpace(minimum: 4096)
         switch tls.read(into: space) {
         case .done(let n): inBuf.didWrite(n); return true
         case .wantRead:
-            clientReadBlocked = true
             // An idle keep-alive connection must not hold a read buffer (memory per idle connection).
             inBuf.releaseIfEmpty()
-            clientNeeds.insert(.read); return false
-        case .wantWrite: clientNeeds.insert(.write); return false
+            return false
+        case .wantWrite: return false
         case .closed, .failed:
             if phase == .forwarding, let ex = exchange, !ex.responseStarted, !ex.requestBodyDone {
                 worker.logs.error.log(.info, "client_aborted", "client closed the connection during the request body")
@@ -354,7 +341,6 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
             let c = try worker.pool.connection(b, server: server)
             c.owner = self
             backend = c
-            backendReadBlocked = false
             setDeadline(c.phase == .ready ? b.config.responseTimeoutMs : b.config.connectTimeoutMs)
         } catch {
             backendFailed(error)
@@ -406,8 +392,7 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
             rounds += 1
             if let b = backend, b.phase != .ready {
                 switch b.advanceHandshake() {
-                case .inProgress(let interest):
-                    backendNeeds = interest
+                case .inProgress:
                     return
                 case .failed(let failure):
                     backendFailed(failure); progress = true; continue
@@ -506,17 +491,10 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
     private func flushBackend() -> Bool {
         guard let b = backend, b.phase == .ready, !b.outBuf.isEmpty else { return false }
         var progress = false
-        while !b.outBuf.isEmpty {
-            switch b.tls.write(b.outBuf.readable) {
-            case .done(let n): b.outBuf.consume(n); progress = true
-            case .wantWrite: backendNeeds.insert(.write); return progress
-            case .wantRead: backendNeeds.insert(.read); return progress
-            case .closed, .failed(_):
-                let failure = ProxyFailure(.badGateway, "backend \(b.server.label) failed while sending the request",
-                                           retryable: b.reused && !(exchange?.bodyForwarded ?? true), metric: .reset)
-                backendFailed(failure)
-                return true
-            }
+        guard b.tls.flush(&b.outBuf, progress: &progress) else {
+            backendFailed(ProxyFailure(.badGateway, "backend \(b.server.label) failed while sending the request",
+                                       retryable: b.reused && !(exchange?.bodyForwarded ?? true), metric: .reset))
+            return true
         }
         b.outBuf.releaseIfEmpty()
         return progress
@@ -538,15 +516,13 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
                 guard b.inBuf.readableCount != before || exchange?.responseDone != wasDone else { break } // needs more bytes
                 progress = true
             }
-            if backendReadBlocked { backendNeeds.insert(.read); return progress }
             let space = b.inBuf.writableSpace(minimum: 16 * 1024)
             switch b.tls.read(into: space) {
             case .done(let n):
                 b.inBuf.didWrite(n)
                 progress = true
                 setDeadline(b.backend.config.responseTimeoutMs)
-            case .wantRead: backendReadBlocked = true; backendNeeds.insert(.read); return progress
-            case .wantWrite: backendNeeds.insert(.write); return progress
+            case .wantRead, .wantWrite: return progress
             case .closed, .failed(_):
                 backendEnded(b)
                 return true
@@ -713,18 +689,10 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
     }
 
     private func flushClient() -> Bool {
+        guard !outBuf.isEmpty else { return false }
         var progress = false
-        while !outBuf.isEmpty {
-            switch tls.write(outBuf.readable) {
-            case .done(let n):
-                outBuf.consume(n); progress = true
-                if phase == .forwarding { setDeadline(max(limits.idleTimeoutMs, 1)) }
-            case .wantWrite: clientNeeds.insert(.write); return progress
-            case .wantRead: clientNeeds.insert(.read); return progress
-            case .closed, .failed(_):
-                close(); return true
-            }
-        }
+        guard tls.flush(&outBuf, progress: &progress) else { close(); return true }
+        if progress && phase == .forwarding { setDeadline(max(limits.idleTimeoutMs, 1)) }
         return progress
     }
 
@@ -771,45 +739,19 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
         var progress = true, open = true
         while progress && open {
             progress = false
-            open = Self.flush(b.tls, &inBuf, &backendNeeds, &progress)
-                && Self.flush(tls, &b.inBuf, &clientNeeds, &progress)
-                && (inBuf.readableCount >= Self.highWater || Self.fill(tls, &inBuf, &clientNeeds, &progress))
-                && (b.inBuf.readableCount >= Self.highWater || Self.fill(b.tls, &b.inBuf, &backendNeeds, &progress))
+            open = b.tls.flush(&inBuf, progress: &progress)
+                && tls.flush(&b.inBuf, progress: &progress)
+                && tls.fill(&inBuf, upTo: Self.highWater, progress: &progress)
+                && b.tls.fill(&b.inBuf, upTo: Self.highWater, progress: &progress)
             if progress { setDeadline(limits.idleTimeoutMs) }
         }
         if !open {
             // One side ended: hand on what is already here, then end the other.
             var ignored = false
-            _ = Self.flush(b.tls, &inBuf, &backendNeeds, &ignored)
-            _ = Self.flush(tls, &b.inBuf, &clientNeeds, &ignored)
+            _ = b.tls.flush(&inBuf, progress: &ignored)
+            _ = tls.flush(&b.inBuf, progress: &ignored)
             close()
         }
-    }
-
-    /// Reads from `src` into `buf` up to the high-water mark; false when `src` closed or failed.
-    private static func fill(_ src: TLSStream, _ buf: inout ByteBuffer, _ needs: inout EventLoop.Interest, _ progress: inout Bool) -> Bool {
-        while buf.readableCount < highWater {
-            switch src.read(into: buf.writableSpace(minimum: 16 * 1024)) {
-            case .done(let n): buf.didWrite(n); progress = true
-            case .wantRead: needs.insert(.read); return true
-            case .wantWrite: needs.insert(.write); return true
-            case .closed, .failed: return false
-            }
-        }
-        return true
-    }
-
-    /// Writes `buf` to `dst`; false when `dst` closed or failed.
-    private static func flush(_ dst: TLSStream, _ buf: inout ByteBuffer, _ needs: inout EventLoop.Interest, _ progress: inout Bool) -> Bool {
-        while !buf.isEmpty {
-            switch dst.write(buf.readable) {
-            case .done(let n): buf.consume(n); progress = true
-            case .wantWrite: needs.insert(.write); return true
-            case .wantRead: needs.insert(.read); return true
-            case .closed, .failed: return false
-            }
-        }
-        return true
     }
 
     // MARK: - Local responses, draining, closing
@@ -850,8 +792,7 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
             let space = inBuf.writableSpace(minimum: 4096)
             switch tls.read(into: space) {
             case .done(let n): drainBudget -= n
-            case .wantRead: clientNeeds.insert(.read); return
-            case .wantWrite: clientNeeds.insert(.write); return
+            case .wantRead, .wantWrite: return
             case .closed, .failed: close(); return
             }
         }

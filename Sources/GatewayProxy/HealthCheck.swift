@@ -72,10 +72,9 @@ final class HealthProbe: BackendUser, TimerTarget {
 
     func drive() {
         guard let c = conn, !finished else { return }
-        let loop = checker.worker.loop
         if c.phase != .ready {
             switch c.advanceHandshake() {
-            case .inProgress(let interest): loop.setInterest(fd: c.fd, interest); return
+            case .inProgress: return   // edge-triggered: the next event drives it on
             case .failed(let f): finish(up: false, reason: f.reason); return
             case .ready: break
             }
@@ -88,8 +87,7 @@ final class HealthProbe: BackendUser, TimerTarget {
         while !c.outBuf.isEmpty {
             switch c.tls.write(c.outBuf.readable) {
             case .done(let n): c.outBuf.consume(n)
-            case .wantWrite: loop.setInterest(fd: c.fd, .write); return
-            case .wantRead: loop.setInterest(fd: c.fd, .read); return
+            case .wantWrite, .wantRead: return
             case .closed, .failed: finish(up: false, reason: "connection lost while sending the check"); return
             }
         }
@@ -104,8 +102,7 @@ final class HealthProbe: BackendUser, TimerTarget {
                 } catch {
                     finish(up: false, reason: "invalid response: \(error.reason)"); return
                 }
-            case .wantRead: loop.setInterest(fd: c.fd, .read); return
-            case .wantWrite: loop.setInterest(fd: c.fd, .write); return
+            case .wantRead, .wantWrite: return
             case .closed: finish(up: false, reason: "closed before a response"); return
             case .failed(let why): finish(up: false, reason: why); return
             }

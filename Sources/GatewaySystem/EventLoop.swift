@@ -63,6 +63,10 @@ public final class EventLoop: @unchecked Sendable {
         public static let read = Interest(rawValue: EPOLLIN.rawValue)
         public static let write = Interest(rawValue: EPOLLOUT.rawValue)
         public static let none: Interest = []
+        /// Edge-triggered: register once for reading and writing, and the loop reports only
+        /// changes; the handler reads and writes until it would block. `setInterest` is then a
+        /// no-op, so a connection makes no `epoll_ctl` per request.
+        public static let edge = Interest(rawValue: EPOLLET.rawValue)
     }
 
     public func register(fd: Int32, handler: EventHandler, interest: Interest) throws(SystemError) {
@@ -85,7 +89,8 @@ public final class EventLoop: @unchecked Sendable {
     /// Changes what the loop waits for on `fd`; no syscall when nothing changes.
     public func setInterest(fd: Int32, _ interest: Interest) {
         let i = Int(fd)
-        guard i < interests.count, handlers[i] != nil, interests[i] != interest.rawValue else { return }
+        guard i < interests.count, handlers[i] != nil, interests[i] != interest.rawValue,
+              interests[i] & Interest.edge.rawValue == 0 else { return }
         interests[i] = interest.rawValue
         var ev = epoll_event()
         ev.events = interest.rawValue

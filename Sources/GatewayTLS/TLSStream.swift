@@ -1,4 +1,5 @@
 import COpenSSL
+import GatewaySystem
 import CGatewayShims
 
 /// One TLS connection over a non-blocking socket that OpenSSL reads and writes itself
@@ -12,6 +13,9 @@ public final class TLSStream {
     public internal(set) var failureReason: String?
     private var handshakeDone = false
     private var broken = false
+    /// The last read would have blocked and no readable event came since: reading again now
+    /// would only cost a syscall (edge-triggered loop: the event loop calls `noteReadable`).
+    public private(set) var readBlocked = false
 
     public enum Status: Equatable {
         case done(Int)          // bytes read or written, or 0 for a finished handshake
@@ -62,9 +66,42 @@ public final class TLSStream {
     }
 
     public func read(into buffer: UnsafeMutableRawBufferPointer) -> Status {
+        if readBlocked { return .wantRead }
         OpenSSLErrors.clear()
         let r = SSL_read(ssl, buffer.baseAddress, Int32(min(buffer.count, Int(Int32.max))))
-        return r > 0 ? .done(Int(r)) : status(r)
+        if r > 0 { return .done(Int(r)) }
+        let s = status(r)
+        if s == .wantRead { readBlocked = true }
+        return s
+    }
+
+    /// The socket became readable: the next `read` tries again.
+    public func noteReadable() { readBlocked = false }
+
+    /// Reads into `buf` until it holds `limit` bytes or the socket would block; false when
+    /// the peer closed or the connection failed. Sets `progress` when a byte arrived.
+    public func fill(_ buf: inout ByteBuffer, upTo limit: Int, progress: inout Bool) -> Bool {
+        while buf.readableCount < limit {
+            switch read(into: buf.writableSpace(minimum: 16 * 1024)) {
+            case .done(let n): buf.didWrite(n); progress = true
+            case .wantRead, .wantWrite: return true
+            case .closed, .failed: return false
+            }
+        }
+        return true
+    }
+
+    /// Writes `buf` until it is empty or the socket would block; false when the connection
+    /// failed. Sets `progress` when a byte went out. The one write loop of every connection.
+    public func flush(_ buf: inout ByteBuffer, progress: inout Bool) -> Bool {
+        while !buf.isEmpty {
+            switch write(buf.readable) {
+            case .done(let n): buf.consume(n); progress = true
+            case .wantWrite, .wantRead: return true
+            case .closed, .failed: return false
+            }
+        }
+        return true
     }
 
     public func write(_ bytes: UnsafeRawBufferPointer) -> Status {
