@@ -61,15 +61,6 @@ extension PolicyCheck {
         return nil
     }
 
-    /// The fields of the 421 rule (SPEC §4; `ClientConnection.samePolicy`) that differ.
-    static func policyDifferences(_ a: TLSPolicy, _ b: TLSPolicy) -> [String] {
-        var out: [String] = []
-        if a.minVersion != b.minVersion { out.append("min_version") }
-        if a.maxVersion != b.maxVersion { out.append("max_version") }
-        if a.ciphers != b.ciphers { out.append("ciphers") }
-        if a.ciphersuites != b.ciphersuites { out.append("ciphersuites") }
-        if a.clientAuth != b.clientAuth { out.append("client_auth") }
-        if a.clientCA != b.clientCA { out.append("client_ca") }
-        return out
-    }
+    /// The fields of the 421 rule that differ (one definition, in GatewayConfig).
+    static func policyDifferences(_ a: TLSPolicy, _ b: TLSPolicy) -> [String] { a.misdirectionDifferences(from: b) }
 }

@@ -77,6 +77,21 @@ public struct TLSPolicy: Sendable, Hashable {
     public static let defaultCiphersuites = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
 }
 
+extension TLSPolicy {
+    /// The fields SPEC §4 names for the 421 rule that differ from `other` (by directive name):
+    /// empty means a connection under one policy may serve requests for a host under the other.
+    public func misdirectionDifferences(from other: TLSPolicy) -> [String] {
+        var out: [String] = []
+        if minVersion != other.minVersion { out.append("min_version") }
+        if maxVersion != other.maxVersion { out.append("max_version") }
+        if ciphers != other.ciphers { out.append("ciphers") }
+        if ciphersuites != other.ciphersuites { out.append("ciphersuites") }
+        if clientAuth != other.clientAuth { out.append("client_auth") }
+        if clientCA != other.clientCA { out.append("client_ca") }
+        return out
+    }
+}
+
 /// The fields of `TLSPolicy` a block may set; nil = inherit.
 public struct TLSPolicyOverrides: Sendable, Hashable {
     public var minVersion: TLSVersion?

@@ -33,23 +33,23 @@ final class BackendConnection: EventHandler, TimerTarget {
 
     var server: ServerTarget { backend.servers[serverIndex] }
 
-    init(worker: Worker, backend: BackendRuntime, serverIndex: Int, session: OpaquePointer?) throws(ProxyFailure) {
+    init(worker: Worker, backend: BackendRuntime, serverIndex: Int, session: OpaquePointer?) throws(ProxyError) {
         self.worker = worker
         self.backend = backend
         self.serverIndex = serverIndex
         let target = backend.servers[serverIndex]
         do { fd = try Socket.connect(to: target.address) } catch {
-            throw ProxyFailure(.badGateway, "connect to \(target.label) failed: \(error)", metric: .refused)
+            throw ProxyError(.badGateway, "connect to \(target.label) failed: \(error)", metric: .refused)
         }
         do {
             tls = try TLSStream(connecting: fd, backend: backend.tls, urlHost: target.config.host, session: session)
         } catch {
             Glibc.close(fd)
-            throw ProxyFailure(.badGateway, "TLS setup for \(target.label) failed: \(error)", metric: .tls)
+            throw ProxyError(.badGateway, "TLS setup for \(target.label) failed: \(error)", metric: .tls)
         }
         do { try worker.loop.register(fd: fd, handler: self, interest: [.read, .write, .edge]) } catch {
             Glibc.close(fd)
-            throw ProxyFailure(.badGateway, "\(error)", metric: .refused)
+            throw ProxyError(.badGateway, "\(error)", metric: .refused)
         }
     }
 
@@ -65,7 +65,7 @@ final class BackendConnection: EventHandler, TimerTarget {
         if owner == nil { worker.pool.discard(self) }
     }
 
-    enum HandshakeProgress { case inProgress(EventLoop.Interest), ready, failed(ProxyFailure) }
+    enum HandshakeProgress { case inProgress(EventLoop.Interest), ready, failed(ProxyError) }
 
     /// Advances connect, then the TLS handshake; says what to wait for next.
     func advanceHandshake() -> HandshakeProgress {
@@ -73,7 +73,7 @@ final class BackendConnection: EventHandler, TimerTarget {
             let err = Socket.pendingError(fd)
             if err == EINPROGRESS || err == EALREADY { return .inProgress(.write) }
             if err != 0 {
-                return .failed(ProxyFailure(.badGateway, "connect to \(server.label) failed: \(String(cString: strerror(err)))", retryable: true,
+                return .failed(ProxyError(.badGateway, "connect to \(server.label) failed: \(String(cString: strerror(err)))", retrySafe: true,
                                          metric: err == ECONNRESET ? .reset : .refused))
             }
             phase = .handshaking
@@ -82,8 +82,8 @@ final class BackendConnection: EventHandler, TimerTarget {
         case .done: phase = .ready; return .ready
         case .wantRead: return .inProgress(.read)
         case .wantWrite: return .inProgress(.write)
-        case .closed: return .failed(ProxyFailure(.badGateway, "backend \(server.label) closed the connection during the TLS handshake", retryable: true, metric: .tls))
-        case .failed(let why): return .failed(ProxyFailure(.badGateway, "backend \(server.label) TLS handshake failed: \(why)", retryable: true, metric: .tls))
+        case .closed: return .failed(ProxyError(.badGateway, "backend \(server.label) closed the connection during the TLS handshake", retrySafe: true, metric: .tls))
+        case .failed(let why): return .failed(ProxyError(.badGateway, "backend \(server.label) TLS handshake failed: \(why)", retrySafe: true, metric: .tls))
         }
     }
 
@@ -93,22 +93,5 @@ final class BackendConnection: EventHandler, TimerTarget {
         deadline = 0
         tls.shutdown()
         worker.loop.closeAndDeregister(fd: fd)
-    }
-}
-
-/// Why an exchange with a backend failed, and what the client gets.
-struct ProxyFailure: Error {
-    enum Kind { case badGateway, unavailable, timeout }
-    let kind: Kind
-    let reason: String
-    /// Nothing of the request reached the server: another server may be tried.
-    var retryable = false
-    /// The metric's failure class; nil when no server was involved (503, no server left).
-    let metric: BackendFailureReason?
-    init(_ kind: Kind, _ reason: String, retryable: Bool = false, metric: BackendFailureReason?) {
-        self.kind = kind; self.reason = reason; self.retryable = retryable; self.metric = metric
-    }
-    var status: Int {
-        switch kind { case .badGateway: 502; case .unavailable: 503; case .timeout: 504 }
     }
 }

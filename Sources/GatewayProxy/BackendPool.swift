@@ -111,7 +111,7 @@ final class BackendPool {
     }
 
     /// A pooled connection to that server, or a new one.
-    func connection(_ backend: BackendRuntime, server: Int) throws(ProxyFailure) -> BackendConnection {
+    func connection(_ backend: BackendRuntime, server: Int) throws(ProxyError) -> BackendConnection {
         let key = backend.servers[server].poolKey
         var conn: BackendConnection?
         while conn == nil, let c = idle[key]?.popLast() {

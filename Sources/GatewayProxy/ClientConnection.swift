@@ -32,18 +32,16 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
     var deadline: UInt64 = 0
     var scheduledDeadline: UInt64 = 0
     /// Set when `forward` stopped at its round limit with work left (large bodies).
-    private var anotherTurn = false
+    var anotherTurn = false
     lazy var clientCertificate: PeerCertificate? = tls.peerCertificate()
     lazy var clientIP = peer.ipString
-    /// The last Host (or authority) asked for on this connection and what it resolved to.
-    private var lastAskedHost: String?
-    private var lastRequested: String?
-    private var lastRequestedHost: TLSHost?
+    /// The 421 rule, with the last Host asked for on this connection remembered.
+    var hostResolver = HostResolver()
 
     /// Bytes buffered toward one side before the gateway stops reading the other side.
-    private static let highWater = 64 * 1024
+    static let highWater = 64 * 1024
 
-    private var limits: Limits { snapshot.config.limits }
+    var limits: Limits { snapshot.config.limits }
     var now: UInt64 { worker.loop.now }
 
     static func start(fd: Int32, peer: SocketAddress, listener: TLSListener, snapshot: RuntimeSnapshot, worker: Worker) {
@@ -62,7 +60,7 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
         c.setDeadline(snapshot.config.limits.handshakeTimeoutMs)
     }
 
-    private init(fd: Int32, peer: SocketAddress, tls: TLSStream, snapshot: RuntimeSnapshot, tickets: TicketKeyRing, worker: Worker) {
+    init(fd: Int32, peer: SocketAddress, tls: TLSStream, snapshot: RuntimeSnapshot, tickets: TicketKeyRing, worker: Worker) {
         self.fd = fd; self.peer = peer; self.tls = tls; self.snapshot = snapshot; self.tickets = tickets; self.worker = worker
         counters = worker.metrics.counters(for: snapshot)
         let l = snapshot.config.limits
@@ -98,7 +96,7 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
         }
     }
 
-    private func setDeadline(_ ms: Int) {
+    func setDeadline(_ ms: Int) {
         deadline = now + UInt64(ms)
         worker.loop.schedule(self)
     }
@@ -122,7 +120,7 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
             let what = backend?.phase == .ready ? "response_timeout" : "connect_timeout"
             let reason = "backend \(backend?.server.label ?? "") timed out (\(what))"
             ex.attempts = 9   // no retry after a timeout
-            backendFailed(ProxyFailure(.timeout, reason, metric: .timeout))
+            backendFailed(ProxyError(.timeout, reason, metric: .timeout))
             drive()
         case .tunnel, .draining, .closed:
             close()
@@ -131,7 +129,7 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
 
     // MARK: - TLS handshake
 
-    private func handshake() {
+    func handshake() {
         switch tls.handshake() {
         case .done:
             phase = .awaitingHead
@@ -149,616 +147,11 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
         }
     }
 
-    // MARK: - Request head
-
-    private func readHead() {
-        while true {
-            if !inBuf.isEmpty {
-                do {
-                    if let head = try parser.parse(inBuf.readable) {
-                        startExchange(head)
-                        return
-                    }
-                } catch {
-                    exchange = Exchange(startedAt: now)
-                    respondLocally(status: error.status, reason: error.reason, close: true)
-                    return
-                }
-            }
-            guard readClient() else { return }
-            if !headBytesSeen {
-                headBytesSeen = true
-                setDeadline(limits.headerTimeoutMs)
-            }
-        }
-    }
-
-    /// Reads what the client sent into `inBuf`; false when nothing more can be read now
-    /// (or the connection ended, in which case it is closed).
-    private func readClient() -> Bool {
-        let space = inBuf.writableSpace(minimum: 4096)
-        switch tls.read(into: space) {
-        case .done(let n): inBuf.didWrite(n); return true
-        case .wantRead:
-            // An idle keep-alive connection must not hold a read buffer (memory per idle connection).
-            inBuf.releaseIfEmpty()
-            return false
-        case .wantWrite: return false
-        case .closed, .failed:
-            if phase == .forwarding, let ex = exchange, !ex.responseStarted, !ex.requestBodyDone {
-                worker.logs.error.log(.info, "client_aborted", "client closed the connection during the request body")
-            }
-            close()
-            return false
-        }
-    }
-
-    private func startExchange(_ head: HTTPRequestHead) {
-        let ex = Exchange(startedAt: now)
-        let b = inBuf.readable
-        if worker.logs.access.enabled { ex.method = String(decoding: b[head.method], as: UTF8.self) }
-        let rawTarget = String(decoding: b[head.target], as: UTF8.self)
-        ex.isHEAD = head.isHEAD
-        ex.upgradeRequested = head.upgrade
-        ex.clientVersionMinor = head.versionMinor
-        ex.clientKeepAlive = head.keepAlive && !worker.draining
-        let hostHeader = head.host.map { String(decoding: b[$0], as: UTF8.self) }
-        ex.host = hostHeader
-        let (authority, path) = Self.splitTarget(rawTarget)
-        ex.path = path
-        ex.requestID = validRequestID(b, head) ?? worker.requestIDs.uuid()
-        switch head.framing {
-        case .contentLength(let n) where n > 0:
-            ex.requestBody = .length(n); ex.requestBodyDone = false
-        case .chunked:
-            ex.requestBody = .chunked(ChunkedDecoder()); ex.requestBodyDone = false
-        default: break
-        }
-        exchange = ex
-        phase = .forwarding
-
-        // Which host block this request is for, and whether this connection may ask for it.
-        let connHost = tls.host
-        let asked = authority ?? hostHeader
-        // Clients send the same Host on every request of a connection: resolve it once.
-        if asked != lastAskedHost {
-            lastAskedHost = asked
-            lastRequested = Self.normaliseHost(asked)
-            lastRequestedHost = lastRequested.flatMap { snapshot.tls.host(named: $0) }
-        }
-        let requested = lastRequested
-        var host = connHost
-        if let requested, let h = lastRequestedHost {
-            if let c = connHost, c !== h, !Self.samePolicy(c.policy, h.policy) {
-                counters.misdirected[c.index, default: 0] += 1
-                inBuf.consume(head.headLength)
-                respondLocally(status: 421, reason: "host \(requested) is not served under this connection's TLS policy (\(c.name))", close: false)
-                return
-            }
-            host = h
-        }
-        ex.hostIndex = host?.index ?? SnapshotCounters.none
-        guard let host else {
-            inBuf.consume(head.headLength)
-            respondLocally(status: 404, reason: "no host", close: false); return
-        }
-        if case .contentLength(let n) = head.framing, n > limits.maxBodySize {
-            respondLocally(status: 413, reason: "body of \(n) bytes over max_body_size", close: true); return
-        }
-        guard let route = Self.route(path, in: host.config.routes), let backend = snapshot.backends[route.backend] else {
-            inBuf.consume(head.headLength)
-            respondLocally(status: 404, reason: "no route for \(path)", close: false); return
-        }
-        var target = path
-        if route.stripPrefix {
-            target = String(path.dropFirst(route.prefix.count))
-            if !target.hasPrefix("/") { target = "/" + target }
-        }
-        if host.config.compression.enabled {
-            ex.compression = host.config.compression
-            ex.acceptsGzip = head.headers.contains { asciiEqualsIgnoringCase(b, $0.name, "accept-encoding")
-                && CompressionDecision.clientAcceptsGzip(b, $0.value) }
-        }
-        var cert: HeadWriter.ClientCertHeaders?
-        if host.policy.clientAuth != .off {
-            let c = clientCertificate
-            cert = HeadWriter.ClientCertHeaders(verify: c == nil ? "NONE" : "SUCCESS", cert: c)
-        }
-        ex.outgoingHead = HeadWriter.request(b, head: head, target: target, hostHeader: hostHeader ?? authority,
-                                                   clientIP: clientIP, requestID: ex.requestID, clientCert: cert)
-        ex.backend = backend
-        inBuf.consume(head.headLength)
-        connectBackend(excluding: nil)
-    }
-
-    private func validRequestID(_ b: UnsafeRawBufferPointer, _ head: HTTPRequestHead) -> String? {
-        guard let h = head.headers.first(where: { asciiEqualsIgnoringCase(b, $0.name, "x-request-id") }) else { return nil }
-        let v = b[h.value]
-        guard (1...128).contains(v.count), v.allSatisfy(Self.isRequestIDByte) else { return nil }
-        return String(decoding: v, as: UTF8.self)
-    }
-
-    private static func isRequestIDByte(_ c: UInt8) -> Bool {
-        switch c {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"): true
-        case UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "-"): true
-        default: false
-        }
-    }
-
-    /// Absolute-form targets carry the authority; the path always goes to the backend in origin form.
-    static func splitTarget(_ t: String) -> (authority: String?, path: String) {
-        guard !t.hasPrefix("/"), let colon = t.firstIndex(of: ":"), t[colon...].hasPrefix("://") else { return (nil, t) }
-        let rest = t[t.index(colon, offsetBy: 3)...]
-        if let slash = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) {
-            let p = String(rest[slash...])
-            return (String(rest[..<slash]), p.hasPrefix("?") ? "/" + p : p)
-        }
-        return (String(rest), "/")
-    }
-
-    /// Lower-cased, `:port` and one trailing dot dropped; IPv6 literals keep their brackets off.
-    static func normaliseHost(_ h: String?) -> String? {
-        guard var h, !h.isEmpty else { return nil }
-        if h.hasPrefix("[") {
-            if let end = h.firstIndex(of: "]") { h = String(h[h.index(after: h.startIndex)..<end]) }
-        } else if let colon = h.lastIndex(of: ":") {
-            h = String(h[..<colon])
-        }
-        return HostTable.normalise(h)
-    }
-
-    /// The fields SPEC §4 names for the 421 rule.
-    static func samePolicy(_ a: TLSPolicy, _ b: TLSPolicy) -> Bool {
-        a.minVersion == b.minVersion && a.maxVersion == b.maxVersion && a.ciphers == b.ciphers
-            && a.ciphersuites == b.ciphersuites && a.clientAuth == b.clientAuth && a.clientCA == b.clientCA
-    }
-
-    /// Longest prefix on a path-segment boundary (routes arrive sorted longest first).
-    static func route(_ path: String, in routes: [Route]) -> Route? {
-        let p = path.utf8
-        for r in routes {
-            let pre = r.prefix.utf8
-            guard p.starts(with: pre) else { continue }
-            if p.count == pre.count || pre.last == UInt8(ascii: "/") { return r }
-            let next = p[p.index(p.startIndex, offsetBy: pre.count)]
-            if next == UInt8(ascii: "/") || next == UInt8(ascii: "?") { return r }
-        }
-        return nil
-    }
-
-    // MARK: - Backend selection
-
-    private func connectBackend(excluding: Int?) {
-        guard let ex = exchange, let b = ex.backend else { return }
-        guard let server = worker.pool.pickServer(b, excluding: excluding) else {
-            backendFailed(ProxyFailure(.unavailable, "backend \(b.config.name) has no server available", metric: nil)); return
-        }
-        ex.attempts += 1
-        ex.serverIndex = server
-        ex.upstreamStartedAt = now
-        do {
-            let c = try worker.pool.connection(b, server: server)
-            c.owner = self
-            backend = c
-            setDeadline(c.phase == .ready ? b.config.responseTimeoutMs : b.config.connectTimeoutMs)
-        } catch {
-            backendFailed(error)
-        }
-    }
-
-    /// Retries once on another server when nothing of the request reached the failed one;
-    /// otherwise answers 502/503/504 and logs why.
-    private func backendFailed(_ failure: ProxyFailure) {
-        guard let ex = exchange else { return }
-        let failedServer = ex.serverIndex
-        let label = backend?.server.label ?? ""
-        let wasPooled = backend?.reused == true
-        // A stale pooled connection says nothing about the server's health; anything else counts.
-        if failure.kind != .unavailable, !(failure.retryable && wasPooled), let b = ex.backend, let s = failedServer {
-            worker.pool.recordFailure(b, server: s)
-            if let m = failure.metric { counters.countBackendFailure(backend: b.index, server: s, m) }
-        }
-        if let c = backend {
-            c.owner = nil
-            worker.pool.discard(c)
-            backend = nil
-        }
-        let other = (ex.backend?.servers.count ?? 0) > 1 ? failedServer : nil
-        // Retry once when nothing was sent: on another server, or on the same one when only a
-        // stale pooled connection failed (a refused connect to the only server is not retried).
-        if failure.retryable && (wasPooled || other != nil) && !ex.bodyForwarded && !ex.responseStarted && ex.attempts < 2, let b = ex.backend,
-           worker.pool.hasUsableServer(b, excluding: other) {
-            ex.headSent = false
-            ex.responseParser.reset()
-            worker.logs.error.log(.warn, "backend_retry", failure.reason, [("backend", b.config.name), ("server", label), ("request_id", ex.requestID)])
-            connectBackend(excluding: other)
-            return
-        }
-        worker.logs.error.log(.error, "backend_error", failure.reason,
-                              [("backend", ex.backend?.config.name ?? ""), ("server", label), ("request_id", ex.requestID)])
-        if ex.responseStarted { abort(); return }
-        respondLocally(status: failure.status, reason: failure.reason, close: false)
-    }
-
-    // MARK: - Forwarding
-
-    private func forward() {
-        guard exchange != nil else { phase = .awaitingHead; return }
-        var progress = true
-        var rounds = 0
-        while progress && phase == .forwarding && rounds < 256 {
-            progress = false
-            rounds += 1
-            if let b = backend, b.phase != .ready {
-                switch b.advanceHandshake() {
-                case .inProgress:
-                    return
-                case .failed(let failure):
-                    backendFailed(failure); progress = true; continue
-                case .ready:
-                    setDeadline(b.backend.config.responseTimeoutMs)
-                }
-            }
-            if sendRequest() { progress = true }
-            if receiveResponse() { progress = true }
-            if flushClient() { progress = true }
-            if finishIfDone() { return }
-        }
-        // Stopped by the round limit (a fair share for other connections) while both sides could
-        // still go on: no epoll event will come for that, so ask the loop for another turn.
-        if progress && phase == .forwarding { anotherTurn = true }
-    }
-
-    /// Head, then body bytes from `inBuf` (decoded and re-framed), then reading more from the client.
-    private func sendRequest() -> Bool {
-        guard let ex = exchange else { return false }
-        var progress = false
-        if let b = backend, b.phase == .ready, !ex.headSent {
-            ex.outgoingHead.withUnsafeBytes { b.outBuf.append($0) }
-            ex.headSent = true
-            progress = true
-        }
-        while true {
-            if consumeRequestBody() { progress = true }
-            if flushBackend() { progress = true }
-            guard let ex = exchange, !ex.requestBodyDone, phase == .forwarding else { break }
-            if let b = backend, b.outBuf.readableCount >= Self.highWater { break }
-            if backend != nil && backend?.phase != .ready { break }
-            guard inBuf.isEmpty else { break }
-            guard readClient() else { break }
-            progress = true
-        }
-        return progress
-    }
-
-    /// Moves request body bytes from `inBuf` to the backend (or drops them for a local response).
-    private func consumeRequestBody() -> Bool {
-        guard let ex = exchange, !ex.requestBodyDone, !inBuf.isEmpty else { return false }
-        let sink = (ex.local || backend == nil) ? nil : backend
-        if let sink, sink.phase != .ready || !ex.headSent { return false }
-        let input = inBuf.readable
-        var consumed = 0
-        switch ex.requestBody {
-        case .none:
-            ex.requestBodyDone = true
-        case .length(let remaining):
-            let n = min(remaining, input.count)
-            sink?.outBuf.append(UnsafeRawBufferPointer(rebasing: input[0..<n]))
-            consumed = n
-            ex.requestBody = .length(remaining - n)
-            ex.requestBodyBytes += n
-            if remaining == n { ex.requestBodyDone = true }
-        case .chunked(var decoder):
-            do {
-                var payload = 0
-                let r = try decoder.decode(input) { range in
-                    payload += range.count
-                    guard let sink else { return }
-                    sink.outBuf.append(hex: range.count)
-                    sink.outBuf.append("\r\n")
-                    sink.outBuf.append(UnsafeRawBufferPointer(rebasing: input[range]))
-                    sink.outBuf.append("\r\n")
-                }
-                consumed = r.consumed
-                ex.requestBodyBytes += payload
-                if r.done {
-                    sink?.outBuf.append("0\r\n\r\n")
-                    ex.requestBodyDone = true
-                }
-                ex.requestBody = .chunked(decoder)
-            } catch {
-                inBuf.consume(input.count)
-                failRequest(status: error.status, reason: error.reason)
-                return true
-            }
-        }
-        if sink != nil && consumed > 0 { ex.bodyForwarded = true }
-        inBuf.consume(consumed)
-        if ex.requestBodyBytes > limits.maxBodySize {
-            failRequest(status: 413, reason: "body over max_body_size")
-        }
-        return consumed > 0
-    }
-
-    /// A request that went bad mid-body: the backend connection is useless, the client's framing is lost.
-    private func failRequest(status: Int, reason: String) {
-        if let c = backend { c.owner = nil; worker.pool.discard(c); backend = nil }
-        if exchange?.responseStarted == true { abort(); return }
-        respondLocally(status: status, reason: reason, close: true)
-    }
-
-    private func flushBackend() -> Bool {
-        guard let b = backend, b.phase == .ready, !b.outBuf.isEmpty else { return false }
-        var progress = false
-        guard b.tls.flush(&b.outBuf, progress: &progress) else {
-            backendFailed(ProxyFailure(.badGateway, "backend \(b.server.label) failed while sending the request",
-                                       retryable: b.reused && !(exchange?.bodyForwarded ?? true), metric: .reset))
-            return true
-        }
-        b.outBuf.releaseIfEmpty()
-        return progress
-    }
-
-    /// Reads the backend's response while the client keeps up, turning it into the client's framing.
-    private func receiveResponse() -> Bool {
-        guard let b = backend, b.phase == .ready, let ex = exchange, !ex.responseDone, ex.headSent else { return false }
-        var progress = false
-        while outBuf.readableCount < Self.highWater {
-            // Hand on everything already buffered (a head and its body often share one read)
-            // before reading again.
-            while !b.inBuf.isEmpty && outBuf.readableCount < Self.highWater {
-                let before = b.inBuf.readableCount
-                let wasDone = exchange?.responseDone ?? true
-                processResponseBytes(b)
-                guard backend === b, phase == .forwarding else { return true }
-                if exchange?.responseDone ?? true { return true }
-                guard b.inBuf.readableCount != before || exchange?.responseDone != wasDone else { break } // needs more bytes
-                progress = true
-            }
-            let space = b.inBuf.writableSpace(minimum: 16 * 1024)
-            switch b.tls.read(into: space) {
-            case .done(let n):
-                b.inBuf.didWrite(n)
-                progress = true
-                setDeadline(b.backend.config.responseTimeoutMs)
-            case .wantRead, .wantWrite: return progress
-            case .closed, .failed(_):
-                backendEnded(b)
-                return true
-            }
-        }
-        return progress
-    }
-
-    /// The backend closed (or broke) its connection.
-    private func backendEnded(_ b: BackendConnection) {
-        guard let ex = exchange else { return }
-        if case .untilClose = ex.responseBody {
-            ex.responseBody = .done
-            endResponseBody(ex)
-            ex.backendKeepAlive = false
-            return
-        }
-        if case .awaitingHead = ex.responseBody {
-            let stale = b.reused && b.inBuf.isEmpty && !ex.bodyForwarded
-            backendFailed(ProxyFailure(.badGateway, "backend \(b.server.label) closed the connection before responding", retryable: stale, metric: .reset))
-            return
-        }
-        worker.logs.error.log(.error, "backend_error", "backend \(b.server.label) closed the connection mid-response",
-                              [("request_id", ex.requestID)])
-        counters.countBackendFailure(backend: b.backend.index, server: b.serverIndex, .reset)
-        abort()
-    }
-
-    private func processResponseBytes(_ b: BackendConnection) {
-        guard let ex = exchange else { return }
-        let input = b.inBuf.readable
-        switch ex.responseBody {
-        case .awaitingHead:
-            let head: HTTPResponseHead?
-            do { head = try ex.responseParser.parse(input, requestWasHEAD: ex.isHEAD) } catch {
-                b.inBuf.consume(input.count)
-                backendFailed(ProxyFailure(.badGateway, "backend \(b.server.label) sent an invalid response: \(error.reason)", metric: .protocol))
-                return
-            }
-            guard let head else { return }
-            if head.status == 101 && ex.upgradeRequested {
-                // Switching protocols: the head goes to the client, then bytes flow both ways as they are.
-                HeadWriter.response(input, head: head, chunked: false, close: false, into: &outBuf)
-                b.inBuf.consume(head.headLength)
-                ex.status = 101
-                ex.upstreamMs = Int(now - ex.upstreamStartedAt)
-                ex.responseStarted = true
-                ex.responseBody = .done
-                ex.requestBodyDone = true
-                return
-            }
-            if head.status >= 100 && head.status < 200 {
-                // Interim responses (100 Continue, 103) pass through to HTTP/1.1 clients.
-                if head.status != 101 && ex.clientVersionMinor >= 1 {
-                    HeadWriter.response(input, head: head, chunked: false, close: false, into: &outBuf)
-                }
-                b.inBuf.consume(head.headLength)
-                ex.responseParser.reset()
-                return
-            }
-            ex.status = head.status
-            ex.backendKeepAlive = head.keepAlive
-            ex.upstreamMs = Int(now - ex.upstreamStartedAt)
-            switch head.framing {
-            case .none: ex.responseBody = .done; ex.clientFraming = .asIs
-            case .contentLength(let n): ex.responseBody = n == 0 ? .done : .length(n); ex.clientFraming = .asIs
-            case .chunked: ex.responseBody = .chunked(ChunkedDecoder())
-                ex.clientFraming = ex.clientVersionMinor >= 1 ? .chunked : .close
-            case .untilClose: ex.responseBody = .untilClose
-                ex.clientFraming = ex.clientVersionMinor >= 1 ? .chunked : .close
-            }
-            let (gzip, vary) = compressionFor(head, input, ex)
-            if gzip {
-                ex.gzip = GzipStream()
-                ex.clientFraming = ex.clientVersionMinor >= 1 ? .chunked : .close
-            }
-            if ex.clientFraming == .close { closeAfterResponse = true }
-            let closing = closeAfterResponse || !ex.clientKeepAlive
-            HeadWriter.response(input, head: head, chunked: ex.clientFraming == .chunked, close: closing,
-                                gzip: ex.gzip != nil, vary: vary, into: &outBuf)
-            ex.responseStarted = true
-            ex.outgoingHead = []
-            b.inBuf.consume(head.headLength)
-        case .length(let remaining):
-            let n = min(remaining, input.count)
-            appendBody(UnsafeRawBufferPointer(rebasing: input[0..<n]), framing: ex.clientFraming)
-            ex.bytesOut += n
-            b.inBuf.consume(n)
-            if remaining == n { ex.responseBody = .done; endResponseBody(ex) } else { ex.responseBody = .length(remaining - n) }
-        case .chunked(var decoder):
-            do {
-                let framing = ex.clientFraming
-                var out = 0
-                let r = try decoder.decode(input) { range in
-                    appendBody(UnsafeRawBufferPointer(rebasing: input[range]), framing: framing)
-                    out += range.count
-                }
-                ex.bytesOut += out
-                b.inBuf.consume(r.consumed)
-                if r.done {
-                    ex.responseBody = .done
-                    endResponseBody(ex)
-                } else {
-                    ex.responseBody = .chunked(decoder)
-                }
-            } catch {
-                worker.logs.error.log(.error, "backend_error", "backend \(b.server.label) sent a bad chunk: \(error.reason)")
-                counters.countBackendFailure(backend: b.backend.index, server: b.serverIndex, .protocol)
-                abort(); return
-            }
-        case .untilClose:
-            appendBody(input, framing: ex.clientFraming)
-            ex.bytesOut += input.count
-            b.inBuf.consume(input.count)
-        case .done:
-            break
-        }
-    }
-
-    private func appendBody(_ bytes: UnsafeRawBufferPointer, framing: Exchange.ClientFraming) {
-        guard bytes.count > 0 else { return }
-        if let gzip = exchange?.gzip {
-            gzip.compress(bytes) { appendFramed($0, framing: framing) }
-        } else {
-            appendFramed(bytes, framing: framing)
-        }
-    }
-
-    /// The last bytes of a response body: the gzip trailer, then the last chunk.
-    private func endResponseBody(_ ex: Exchange) {
-        if let gzip = ex.gzip {
-            gzip.finish { appendFramed($0, framing: ex.clientFraming) }
-            ex.gzip = nil
-        }
-        if ex.clientFraming == .chunked { outBuf.append("0\r\n\r\n") }
-    }
-
-    /// SPEC §5 gzip: (compress this response, add Vary).
-    private func compressionFor(_ head: HTTPResponseHead, _ b: UnsafeRawBufferPointer, _ ex: Exchange) -> (Bool, Bool) {
-        guard let c = ex.compression, !ex.isHEAD, head.status == 200 else { return (false, false) }
-        var type = "", encoded = false
-        for h in head.headers {
-            if asciiEqualsIgnoringCase(b, h.name, "content-type") { type = String(decoding: b[h.value], as: UTF8.self) }
-            if asciiEqualsIgnoringCase(b, h.name, "content-encoding") { encoded = true }
-        }
-        guard !encoded, CompressionDecision.typeListed(type, in: c.types) else { return (false, false) }
-        switch head.framing {
-        case .none: return (false, true)
-        case .contentLength(let n) where n < max(c.minLength, 1): return (false, true)
-        default: return (ex.acceptsGzip, true)
-        }
-    }
-
-    private func appendFramed(_ bytes: UnsafeRawBufferPointer, framing: Exchange.ClientFraming) {
-        guard bytes.count > 0 else { return }
-        if framing == .chunked {
-            outBuf.append(hex: bytes.count)
-            outBuf.append("\r\n")
-            outBuf.append(bytes)
-            outBuf.append("\r\n")
-        } else {
-            outBuf.append(bytes)
-        }
-    }
-
-    private func flushClient() -> Bool {
-        guard !outBuf.isEmpty else { return false }
-        var progress = false
-        guard tls.flush(&outBuf, progress: &progress) else { close(); return true }
-        if progress && phase == .forwarding { setDeadline(max(limits.idleTimeoutMs, 1)) }
-        return progress
-    }
-
-    /// Response fully written and request fully read: log, recycle, and get ready for the next request.
-    private func finishIfDone() -> Bool {
-        guard let ex = exchange, ex.responseDone, ex.requestBodyDone || ex.local, outBuf.isEmpty, phase == .forwarding else { return false }
-        record(ex)
-        if ex.status == 101, ex.upgradeRequested, backend != nil {
-            exchange = nil
-            phase = .tunnel
-            setDeadline(limits.idleTimeoutMs)
-            return true
-        }
-        if let b = backend {
-            backend = nil
-            worker.pool.recordSuccess(b.backend, server: b.serverIndex)
-            if ex.requestBodyDone && ex.backendKeepAlive && b.phase == .ready && !worker.draining {
-                worker.pool.release(b)
-            } else {
-                b.owner = nil
-                worker.pool.discard(b)
-            }
-        }
-        exchange = nil
-        if closeAfterResponse || !ex.clientKeepAlive || !ex.requestBodyDone || worker.draining {
-            beginClose()
-            return true
-        }
-        phase = .awaitingHead
-        headBytesSeen = !inBuf.isEmpty
-        parser.reset()
-        inBuf.releaseIfEmpty()
-        outBuf.releaseIfEmpty()
-        setDeadline(headBytesSeen ? limits.headerTimeoutMs : limits.idleTimeoutMs)
-        return true
-    }
-
-    // MARK: - Upgraded connections
-
-    /// After a 101: client bytes go to the backend and backend bytes to the client, unchanged,
-    /// each direction pausing at the high-water mark, until either side closes.
-    private func tunnel() {
-        guard let b = backend, b.phase == .ready else { close(); return }
-        var progress = true, open = true
-        while progress && open {
-            progress = false
-            open = b.tls.flush(&inBuf, progress: &progress)
-                && tls.flush(&b.inBuf, progress: &progress)
-                && tls.fill(&inBuf, upTo: Self.highWater, progress: &progress)
-                && b.tls.fill(&b.inBuf, upTo: Self.highWater, progress: &progress)
-            if progress { setDeadline(limits.idleTimeoutMs) }
-        }
-        if !open {
-            // One side ended: hand on what is already here, then end the other.
-            var ignored = false
-            _ = b.tls.flush(&inBuf, progress: &ignored)
-            _ = tls.flush(&b.inBuf, progress: &ignored)
-            close()
-        }
-    }
-
     // MARK: - Local responses, draining, closing
 
     /// An error response from the gateway itself. With `close`, the framing is lost or untrusted:
     /// stop reading, then drain briefly so the client can read the response before the close.
-    private func respondLocally(status: Int, reason: String, close: Bool) {
+    func respondLocally(status: Int, reason: String, close: Bool) {
         guard let ex = exchange else { return }
         if ex.responseStarted { abort(); return }
         ex.local = true
@@ -776,13 +169,13 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
     }
 
     /// After the last response: flush, send close_notify, read and discard at most 64 KiB or 1 s, close.
-    private func beginClose() {
+    func beginClose() {
         phase = .draining
         drainBudget = 64 * 1024
         setDeadline(1000)
     }
 
-    private func drain() {
+    func drain() {
         _ = flushClient()
         guard phase == .draining else { return }
         if !outBuf.isEmpty { return }
@@ -814,7 +207,7 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
         close()
     }
 
-    private func close() {
+    func close() {
         guard phase != .closed else { return }
         phase = .closed
         deadline = 0

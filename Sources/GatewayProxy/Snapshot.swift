@@ -74,6 +74,8 @@ public final class RuntimeSnapshot: Sendable {
     public let config: GatewayConfiguration
     public let tls: TLSServerContexts
     public let backends: [String: BackendRuntime]
+    /// Each host's effective policy, by host index (the 421 rule).
+    public let hostPolicies: [TLSPolicy]
     /// The same backends in configuration order.
     public let backendList: [BackendRuntime]
     public let generation: Int
@@ -93,6 +95,7 @@ public final class RuntimeSnapshot: Sendable {
         self.generation = generation
         self.logs = logs
         tls = try TLSServerContexts(config: config)
+        hostPolicies = tls.hosts.map(\.policy)
         var backends: [String: BackendRuntime] = [:]
         var errors: [ConfigDiagnostic] = []
         switch config.ticketKeyFile.map(TicketKeys.load) {

@@ -37,7 +37,8 @@ struct ReloadTests {
             while reloads() < n && Date() < end { usleep(1_000) }
             if reloads() < n { throw HarnessError("reload \(n) not seen") }
         }
-        #expect(try s.curl("/ok").out == "ok\n")
+        // No request before the measurement: a pooled backend connection expiring during the
+        // run would change the descriptor count for a reason that is not a leak.
         for n in 1...10 { try reload(n) }
         let base = Self.rssAndFDs(pid)
         for n in 11...1000 { try reload(n) }

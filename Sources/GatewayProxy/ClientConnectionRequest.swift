@@ -1,0 +1,136 @@
+import Glibc
+import GatewayConfig
+import GatewayHTTP
+import GatewaySystem
+import GatewayTLS
+
+/// Reading a request head and turning it into an exchange: the 421 rule (HostResolver), the
+/// route (Router) and the upstream head (HeadWriter), then the backend connection.
+extension ClientConnection {
+    // MARK: - Request head
+
+    func readHead() {
+        while true {
+            if !inBuf.isEmpty {
+                do {
+                    if let head = try parser.parse(inBuf.readable) {
+                        startExchange(head)
+                        return
+                    }
+                } catch {
+                    exchange = Exchange(startedAt: now)
+                    respondLocally(status: error.status, reason: error.reason, close: true)
+                    return
+                }
+            }
+            guard readClient() else { return }
+            if !headBytesSeen {
+                headBytesSeen = true
+                setDeadline(limits.headerTimeoutMs)
+            }
+        }
+    }
+
+    /// Reads what the client sent into `inBuf`; false when nothing more can be read now
+    /// (or the connection ended, in which case it is closed).
+    func readClient() -> Bool {
+        let space = inBuf.writableSpace(minimum: 4096)
+        switch tls.read(into: space) {
+        case .done(let n): inBuf.didWrite(n); return true
+        case .wantRead:
+            // An idle keep-alive connection must not hold a read buffer (memory per idle connection).
+            inBuf.releaseIfEmpty()
+            return false
+        case .wantWrite: return false
+        case .closed, .failed:
+            if phase == .forwarding, let ex = exchange, !ex.responseStarted, !ex.requestBodyDone {
+                worker.logs.error.log(.info, "client_aborted", "client closed the connection during the request body")
+            }
+            close()
+            return false
+        }
+    }
+
+    func startExchange(_ head: HTTPRequestHead) {
+        let ex = Exchange(startedAt: now)
+        let b = inBuf.readable
+        if worker.logs.access.enabled { ex.method = String(decoding: b[head.method], as: UTF8.self) }
+        let rawTarget = String(decoding: b[head.target], as: UTF8.self)
+        ex.isHEAD = head.isHEAD
+        ex.upgradeRequested = head.upgrade
+        ex.clientVersionMinor = head.versionMinor
+        ex.clientKeepAlive = head.keepAlive && !worker.draining
+        let hostHeader = head.host.map { String(decoding: b[$0], as: UTF8.self) }
+        ex.host = hostHeader
+        let (authority, path) = Router.splitTarget(rawTarget)
+        ex.path = path
+        ex.requestID = validRequestID(b, head) ?? worker.requestIDs.uuid()
+        switch head.framing {
+        case .contentLength(let n) where n > 0:
+            ex.requestBody = .length(n); ex.requestBodyDone = false
+        case .chunked:
+            ex.requestBody = .chunked(ChunkedDecoder()); ex.requestBodyDone = false
+        default: break
+        }
+        exchange = ex
+        phase = .forwarding
+
+        // Which host block this request is for, and whether this connection may ask for it.
+        let hosts = snapshot.tls.hosts
+        let decision = hostResolver.resolve(asked: authority ?? hostHeader, connectionHost: tls.host?.index,
+                                            table: snapshot.tls.table, policies: snapshot.hostPolicies)
+        var host: TLSHost?
+        switch decision {
+        case .misdirected(let requested):
+            let c = tls.host!
+            counters.misdirected[c.index, default: 0] += 1
+            inBuf.consume(head.headLength)
+            respondLocally(status: 421, reason: "host \(requested) is not served under this connection's TLS policy (\(c.name))", close: false)
+            return
+        case .serve(let i): host = i.map { hosts[$0] }
+        }
+        ex.hostIndex = host?.index ?? SnapshotCounters.none
+        guard let host else {
+            inBuf.consume(head.headLength)
+            respondLocally(status: 404, reason: "no host", close: false); return
+        }
+        if case .contentLength(let n) = head.framing, n > limits.maxBodySize {
+            respondLocally(status: 413, reason: "body of \(n) bytes over max_body_size", close: true); return
+        }
+        guard let route = Router.route(path, in: host.config.routes), let backend = snapshot.backends[route.backend] else {
+            inBuf.consume(head.headLength)
+            respondLocally(status: 404, reason: "no route for \(path)", close: false); return
+        }
+        let target = Router.upstreamPath(path, route)
+        if host.config.compression.enabled {
+            ex.compression = host.config.compression
+            ex.acceptsGzip = head.headers.contains { asciiEqualsIgnoringCase(b, $0.name, "accept-encoding")
+                && CompressionDecision.clientAcceptsGzip(b, $0.value) }
+        }
+        var cert: HeadWriter.ClientCertHeaders?
+        if host.policy.clientAuth != .off {
+            let c = clientCertificate
+            cert = HeadWriter.ClientCertHeaders(verify: c == nil ? "NONE" : "SUCCESS", cert: c)
+        }
+        ex.outgoingHead = HeadWriter.request(b, head: head, target: target, hostHeader: hostHeader ?? authority,
+                                                   clientIP: clientIP, requestID: ex.requestID, clientCert: cert)
+        ex.backend = backend
+        inBuf.consume(head.headLength)
+        connectBackend(excluding: nil)
+    }
+
+    func validRequestID(_ b: UnsafeRawBufferPointer, _ head: HTTPRequestHead) -> String? {
+        guard let h = head.headers.first(where: { asciiEqualsIgnoringCase(b, $0.name, "x-request-id") }) else { return nil }
+        let v = b[h.value]
+        guard (1...128).contains(v.count), v.allSatisfy(Self.isRequestIDByte) else { return nil }
+        return String(decoding: v, as: UTF8.self)
+    }
+
+    static func isRequestIDByte(_ c: UInt8) -> Bool {
+        switch c {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"): true
+        case UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "-"): true
+        default: false
+        }
+    }
+}
