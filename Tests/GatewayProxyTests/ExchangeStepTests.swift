@@ -1,0 +1,121 @@
+import Testing
+@testable import GatewayProxy
+import GatewayConfig
+import GatewayTLS
+
+/// The pure steps of an exchange, without sockets.
+@Suite struct HostResolverTests {
+    // 0: api.example.test (mTLS), 1: *.example.test, 2: other.example.test (same policy as 1), 3: strict.test (TLS 1.3)
+    let table = HostTable(names: [["api.example.test"], ["*.example.test"], ["other.example.test", "alias.test"], ["strict.test"]])
+    var policies: [TLSPolicy] {
+        var mtls = TLSPolicy(); mtls.clientAuth = .required; mtls.clientCA = "/ca.pem"
+        var strict = TLSPolicy(); strict.minVersion = .tls1_3
+        return [mtls, TLSPolicy(), TLSPolicy(), strict]
+    }
+
+    func decide(_ asked: String?, on connection: Int?) -> HostResolver.Decision {
+        var r = HostResolver()
+        return r.resolve(asked: asked, connectionHost: connection, table: table, policies: policies)
+    }
+
+    @Test func misdirectionMatrix() {
+        // (Host sent, connection's SNI host, expected)
+        let cases: [(String?, Int?, HostResolver.Decision)] = [
+            ("api.example.test", 0, .serve(0)),
+            ("API.Example.Test.:8443", 0, .serve(0)),                  // case, trailing dot and port do not matter
+            ("api.example.test", 1, .misdirected(requested: "api.example.test")),  // SNI public, Host mTLS: the bypass
+            ("foo.example.test", 0, .misdirected(requested: "foo.example.test")),
+            ("bar.example.test", 1, .serve(1)),                          // same wildcard block
+            ("other.example.test", 1, .serve(2)),                        // another block, identical policy
+            ("alias.test", 1, .serve(2)),
+            ("strict.test", 2, .misdirected(requested: "strict.test")),
+            ("a.b.example.test", 0, .serve(0)),                          // matches no block: the connection's host
+            ("127.0.0.1:8443", 3, .serve(3)),
+            ("[::1]:8443", 1, .serve(1)),
+            (nil, 1, .serve(1)),                                         // HTTP/1.0 without Host
+            ("api.example.test", nil, .serve(0)),                        // no connection host at all
+        ]
+        for (asked, conn, expected) in cases {
+            #expect(decide(asked, on: conn) == expected, "Host \(asked ?? "none") on host \(conn.map(String.init) ?? "none")")
+        }
+    }
+
+    @Test func decisionIsKeptForARepeatedHost() {
+        var r = HostResolver()
+        #expect(r.resolve(asked: "api.example.test", connectionHost: 1, table: table, policies: policies) == .misdirected(requested: "api.example.test"))
+        #expect(r.resolve(asked: "bar.example.test", connectionHost: 1, table: table, policies: policies) == .serve(1))
+        #expect(r.resolve(asked: "api.example.test", connectionHost: 1, table: table, policies: policies) == .misdirected(requested: "api.example.test"))
+    }
+
+    @Test func normalisation() {
+        #expect(HostResolver.normaliseHost("Example.TEST.:443") == "example.test")
+        #expect(HostResolver.normaliseHost("[2001:DB8::1]:443") == "2001:db8::1")
+        #expect(HostResolver.normaliseHost("") == nil)
+        #expect(HostResolver.normaliseHost(nil) == nil)
+    }
+}
+
+@Suite struct RouterTests {
+    let here = SourceLocation(file: "t", line: 1, column: 1)
+    var routes: [Route] {
+        [Route(prefix: "/echo/deep", backend: "deep", stripPrefix: false, location: here),
+         Route(prefix: "/strip", backend: "s", stripPrefix: true, location: here),
+         Route(prefix: "/echo", backend: "echo", stripPrefix: false, location: here),
+         Route(prefix: "/dir/", backend: "dir", stripPrefix: false, location: here),
+         Route(prefix: "/", backend: "root", stripPrefix: false, location: here)]
+    }
+
+    @Test func longestPrefixOnSegmentBoundary() {
+        let cases: [(String, String)] = [
+            ("/echo", "echo"), ("/echo/x", "echo"), ("/echo?q=1", "echo"), ("/echoes", "root"),
+            ("/echo/deep/er", "deep"), ("/echo/deeper", "echo"), ("/dir/a", "dir"), ("/Echo", "root"), ("/", "root"),
+        ]
+        for (path, backend) in cases { #expect(Router.route(path, in: routes)?.backend == backend, "\(path)") }
+        #expect(Router.route("/x", in: Array(routes.dropLast())) == nil)
+    }
+
+    @Test func stripPrefixLeavesAtLeastASlash() {
+        let strip = routes[1]
+        #expect(Router.upstreamPath("/strip", strip) == "/")
+        #expect(Router.upstreamPath("/strip?q=1", strip) == "/?q=1")
+        #expect(Router.upstreamPath("/strip/x", strip) == "/x")
+        #expect(Router.upstreamPath("/echo/x", routes[2]) == "/echo/x")
+    }
+
+    @Test func absoluteFormTargets() {
+        #expect(Router.splitTarget("/a?b") == (nil, "/a?b"))
+        #expect(Router.splitTarget("https://api.example.test:8443/a/b?c") == ("api.example.test:8443", "/a/b?c"))
+        #expect(Router.splitTarget("https://api.example.test?x") == ("api.example.test", "/?x"))
+        #expect(Router.splitTarget("https://api.example.test") == ("api.example.test", "/"))
+    }
+}
+
+@Suite struct RetryPolicyTests {
+    func attempt(_ f: ProxyError, pooled: Bool = false, servers: Int = 2, body: Bool = false, started: Bool = false, attempts: Int = 1) -> RetryPolicy.Attempt {
+        RetryPolicy.Attempt(failure: f, pooled: pooled, failedServer: 0, serverCount: servers, bodyForwarded: body,
+                            responseStarted: started, attempts: attempts)
+    }
+    let refused = ProxyError(.badGateway, "refused", retrySafe: true, metric: .refused)
+    let midBody = ProxyError(.badGateway, "reset", retrySafe: false, metric: .reset)
+    let timeout = ProxyError(.timeout, "timeout", metric: .timeout)
+
+    @Test func decisions() {
+        #expect(RetryPolicy.decide(attempt(refused), usable: { _ in true }) == .retry(excluding: 0), "another server")
+        #expect(RetryPolicy.decide(attempt(refused, servers: 1), usable: { _ in true }) == .fail, "a refused only server is not retried")
+        #expect(RetryPolicy.decide(attempt(refused, pooled: true, servers: 1), usable: { _ in true }) == .retry(excluding: nil),
+                "a stale pooled connection: the same server again")
+        #expect(RetryPolicy.decide(attempt(refused, body: true), usable: { _ in true }) == .fail, "body already sent")
+        #expect(RetryPolicy.decide(attempt(refused, started: true), usable: { _ in true }) == .fail)
+        #expect(RetryPolicy.decide(attempt(refused, attempts: 2), usable: { _ in true }) == .fail, "once only")
+        #expect(RetryPolicy.decide(attempt(refused), usable: { _ in false }) == .fail, "no other server usable")
+        #expect(RetryPolicy.decide(attempt(midBody), usable: { _ in true }) == .fail)
+        #expect(RetryPolicy.decide(attempt(timeout), usable: { _ in true }) == .fail)
+    }
+
+    @Test func healthAccounting() {
+        #expect(RetryPolicy.countsAgainstServer(attempt(refused)))
+        #expect(!RetryPolicy.countsAgainstServer(attempt(refused, pooled: true)), "a stale pooled connection says nothing")
+        #expect(!RetryPolicy.countsAgainstServer(attempt(ProxyError(.unavailable, "none", metric: nil))))
+        #expect(RetryPolicy.countsAgainstServer(attempt(timeout)))
+    }
+}
