@@ -139,6 +139,32 @@ def start_proxy(name, work, pki, port, origin_ports, cert, gateway_bin):
     }}
   }}"""
         p = start_nginx(d, body, 0)
+    elif name == "haproxy":
+        with open(f"{d}/cert.pem", "w") as f:
+            f.write(open(f"{pki}/{cert}.pem").read() + open(f"{pki}/{cert}.key").read())
+        servers = "\n    ".join(f"server b{i} 127.0.0.1:{p} ssl verify required ca-file {pki}/backend-ca.pem sni str(backend.test) verifyhost backend.test"
+                                for i, p in enumerate(origin_ports))
+        with open(f"{d}/haproxy.cfg", "w") as f:
+            f.write(f"""global
+    nbthread 1
+    maxconn 9000
+    ssl-default-bind-options ssl-min-ver TLSv1.2
+defaults
+    mode http
+    option http-keep-alive
+    timeout connect 5s
+    timeout client 300s
+    timeout server 300s
+    timeout http-keep-alive 300s
+    http-reuse always
+frontend fe
+    bind 127.0.0.1:{port} ssl crt {d}/cert.pem alpn http/1.1
+    default_backend be
+backend be
+    {servers}
+""")
+        p = subprocess.Popen(pinned(0, ["haproxy", "-db", "-f", f"{d}/haproxy.cfg"]),
+                             stdout=subprocess.DEVNULL, stderr=open(f"{d}/stderr", "w"))
     else:
         servers = "\n    ".join(f"server https://127.0.0.1:{p};" for p in origin_ports)
         conf = f"""workers 1;
@@ -241,13 +267,28 @@ def wrk(port, path, seconds, close=False, nosession=None, conns=50):
             "errors": (errors.group(1) if errors else "") + (f" non2xx {non2xx.group(1)}" if non2xx else "")}
 
 
-def measure_wrk(proc, port, path, seconds, close=False, nosession=None, conns=50):
+def measure_wrk(proc, port, path, seconds, close=False, nosession=None, conns=50, syscalls=False):
     wrk(port, path, 2, close, nosession, conns)          # warm-up: pools, caches, page faults
+    # Syscalls of the proxy's whole tree, counted by perf's tracepoint (no ptrace: full speed).
+    perf = None
+    if syscalls and shutil.which("perf"):
+        pids = ",".join(str(x) for x in tree(proc.pid))
+        perf_out = tempfile.mktemp(prefix="perf-", suffix=".txt")
+        perf = subprocess.Popen(["perf", "stat", "-x,", "-e", "raw_syscalls:sys_enter", "-p", pids, "-o", perf_out],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.3)
     c0, t0 = cpu_seconds(proc.pid), time.time()
     r = wrk(port, path, seconds, close, nosession, conns)
     cpu, wall = cpu_seconds(proc.pid) - c0, time.time() - t0
     r.update(rps=r["requests"] / wall, proxy_cpu_s=cpu, proxy_cores=cpu / wall,
-             req_per_cpu_s=r["requests"] / cpu if cpu > 0 else None)
+             req_per_cpu_s=r["requests"] / cpu if cpu > 0 else None,
+             us_per_req=cpu / r["requests"] * 1e6 if r["requests"] else None)
+    if perf:
+        perf.send_signal(2)
+        perf.wait()
+        m = re.search(r"^([\d.]+),", open(perf_out).read(), re.M)
+        r["syscalls_per_req"] = float(m.group(1)) / r["requests"] if m and r["requests"] else None
+        os.unlink(perf_out)
     return r
 
 
@@ -292,32 +333,48 @@ def run_scenario(name, proxy, args, work, pki, origin_ports, nosession):
             return r
         path = "/16k" if name == "ka_16k" else "/ok"
         close = name.startswith("hs_")
-        return measure_wrk(p, port, path, args.duration, close, nosession if name in ("hs_full", "hs_rsa") else None)
+        return measure_wrk(p, port, path, args.duration, close, nosession if name in ("hs_full", "hs_rsa") else None,
+                           syscalls=name.startswith("ka_"))
     finally:
         stop(p)
 
 
-def summarize(results, scenarios):
+def summarize(results, scenarios, proxies):
+    """Medians over rounds, and the gateway's ratio to each anchor as the median of the
+    per-round ratios (the VM's speed drifts between minutes; a round's proxies run back to back)."""
     def med(xs):
         xs = [x for x in xs if x is not None]
         return statistics.median(xs) if xs else None
 
-    def fmt(x, unit=""):
-        return "-" if x is None else (f"{x:,.0f}{unit}" if abs(x) >= 100 else f"{x:.2f}{unit}")
+    def fmt(x):
+        return "-" if x is None else (f"{x:,.0f}" if abs(x) >= 100 else f"{x:.2f}")
 
-    rows = ["| scenario | metric | gateway | nginx | gateway / nginx |", "|---|---|---|---|---|"]
+    def value(proxy, s, key, rnd=None):
+        return med([r.get(key) for r in results if r["proxy"] == proxy and r["scenario"] == s and (rnd is None or r["round"] == rnd)])
+
+    anchors = [p for p in proxies if p != "gateway"]
+    head = "| scenario | metric | " + " | ".join(proxies) + " | " + " | ".join(f"gateway / {a} (per round)" for a in anchors) + " |"
+    rows = [head, "|" + "---|" * (2 + len(proxies) + len(anchors))]
+    rounds = sorted({r["round"] for r in results})
     for s in scenarios:
         if s == "mem_idle":
-            metrics = [("bytes_per_conn", "bytes per idle TLS connection")]
+            metrics = [("bytes_per_conn", "bytes per idle TLS connection (lower is better)")]
         elif s == "body_20m":
-            metrics = [("mb_per_s", "MB/s through the proxy"), ("req_per_cpu_s", "bodies per proxy CPU-second")]
+            metrics = [("mb_per_s", "MB/s through the proxy"), ("us_per_req", "proxy CPU µs per body")]
         else:
-            metrics = [("rps", "requests/s"), ("req_per_cpu_s", "requests per proxy CPU-second"), ("p50_ms", "p50 latency ms")]
+            metrics = [("us_per_req", "proxy CPU µs per request (lower is better)"), ("rps", "requests/s"), ("p50_ms", "p50 latency ms")]
+            if s.startswith("ka_"):
+                metrics.append(("syscalls_per_req", "syscalls per request (perf)"))
         for key, label in metrics:
-            g = med([r[key] for r in results if r["proxy"] == "gateway" and r["scenario"] == s])
-            n = med([r[key] for r in results if r["proxy"] == "nginx" and r["scenario"] == s])
-            ratio = f"{g / n:.2f}" if g is not None and n else "-"
-            rows.append(f"| {s} | {label} | {fmt(g)} | {fmt(n)} | {ratio} |")
+            cells = [fmt(value(p, s, key)) for p in proxies]
+            for a in anchors:
+                per = []
+                for rnd in rounds:
+                    g, n = value("gateway", s, key, rnd), value(a, s, key, rnd)
+                    if g is not None and n:
+                        per.append(g / n)
+                cells.append("-" if not per else f"{statistics.median(per):.2f} ({' / '.join(f'{x:.2f}' for x in per)})")
+            rows.append(f"| {s} | {label} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
 
@@ -330,10 +387,12 @@ def main():
     ap.add_argument("--mem-conns", type=int, default=1000)
     ap.add_argument("--quick", action="store_true", help="1 round of 3 s runs")
     ap.add_argument("--out", default=None, help="JSON lines of every run (default: a file under /tmp)")
+    ap.add_argument("--proxies", default="gateway,nginx,haproxy", help="which proxies (haproxy is skipped when not installed)")
     args = ap.parse_args()
     if args.quick:
         args.rounds, args.duration = 1, 3
     scenarios = [s for s in args.scenarios.split(",") if s]
+    proxies = [p for p in args.proxies.split(",") if p and (p != "haproxy" or shutil.which("haproxy"))]
     for s in scenarios:
         if s not in SCENARIOS:
             sys.exit(f"unknown scenario {s}; known: {', '.join(SCENARIOS)}")
@@ -353,7 +412,7 @@ def main():
     try:
         with open(out_path, "w") as out:
             for rnd in range(args.rounds):
-                order = ["gateway", "nginx"] if rnd % 2 == 0 else ["nginx", "gateway"]
+                order = proxies if rnd % 2 == 0 else list(reversed(proxies))
                 for s in scenarios:
                     for proxy in order:
                         r = run_scenario(s, proxy, args, work, pki, origin_ports, nosession)
@@ -370,7 +429,7 @@ def main():
         shutil.rmtree(work, ignore_errors=True)
     print(f"\n{args.rounds} round(s) of {args.duration} s, one worker each, proxy pinned to CPU 0"
           f" ({CPUS} CPUs); medians. Raw runs: {out_path}\n")
-    print(summarize(results, scenarios))
+    print(summarize(results, scenarios, proxies))
 
 
 if __name__ == "__main__":
