@@ -15,6 +15,8 @@ public final class FileWatcher {
     private var names: [Int32: Set<String>] = [:]
     /// Directories that could not be watched by the last `rewatch` (e.g. removed), for a log line.
     public private(set) var failures: [SystemError] = []
+    /// Reused by every `drain` (the main thread drains ten times a second).
+    private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 8)
 
     static let mask: UInt32 = UInt32(IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_MOVED_FROM
                                      | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
@@ -27,7 +29,7 @@ public final class FileWatcher {
         rewatch(paths: paths)
     }
 
-    deinit { close(fd) }
+    deinit { close(fd); buffer.deallocate() }
 
     /// Replaces the watched set (after a reload: the files can change) and resolves every symlink
     /// chain again. Directories no longer needed are unwatched.
@@ -58,9 +60,7 @@ public final class FileWatcher {
     /// chains are resolved again, so a `..data` swap moves the watch to the new target directory.
     public func drain() -> Bool {
         var relevant = false
-        let size = 64 * 1024
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 8)
-        defer { buffer.deallocate() }
+        let size = buffer.count
         while true {
             let n = read(fd, buffer.baseAddress, size)
             if n <= 0 { break }   // EAGAIN: drained (EINTR: the next drain picks the rest up)
