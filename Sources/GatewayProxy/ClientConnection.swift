@@ -220,6 +220,8 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
         let (authority, path) = Self.splitTarget(rawTarget)
         ex.path = path
         ex.requestID = validRequestID(b, head) ?? worker.requestIDs.uuid()
+        let clientTrace = TraceHeaders.incoming(b, head.headers)   // SPEC §11 trace context
+        ex.trace = clientTrace ?? worker.traceIDs.next()
         switch head.framing {
         case .contentLength(let n) where n > 0:
             ex.requestBody = .length(n); ex.requestBodyDone = false
@@ -278,7 +280,8 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
             cert = HeadWriter.ClientCertHeaders(verify: c == nil ? "NONE" : "SUCCESS", cert: c)
         }
         ex.outgoingHead = HeadWriter.request(b, head: head, target: target, hostHeader: hostHeader ?? authority,
-                                                   clientIP: clientIP, requestID: ex.requestID, clientCert: cert)
+                                                   clientIP: clientIP, requestID: ex.requestID, clientCert: cert,
+                                                   trace: ex.trace.map { .init(context: $0, clientKept: clientTrace != nil) })
         ex.backend = backend
         inBuf.consume(head.headLength)
         connectBackend(excluding: nil)
@@ -325,6 +328,7 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
     static func samePolicy(_ a: TLSPolicy, _ b: TLSPolicy) -> Bool {
         a.minVersion == b.minVersion && a.maxVersion == b.maxVersion && a.ciphers == b.ciphers
             && a.ciphersuites == b.ciphersuites && a.clientAuth == b.clientAuth && a.clientCA == b.clientCA
+            && a.clientAllow == b.clientAllow && a.groups == b.groups   // SPEC §11: both are part of the policy
     }
 
     /// Longest prefix on a path-segment boundary (routes arrive sorted longest first).

@@ -18,6 +18,7 @@ final class Worker {
     var connectionCount: Int { live.count }
     var draining = false
     var requestIDs = RequestIDGenerator()
+    var traceIDs = TraceIDGenerator()
     /// Reused for every read: a connection only keeps bytes it could not hand on.
     let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
     private var live: [ObjectIdentifier: ClientConnection] = [:]
