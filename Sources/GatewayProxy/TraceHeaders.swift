@@ -24,10 +24,11 @@ enum TraceHeaders {
 /// drawn 64 contexts' worth at a time so a request costs no RAND_bytes call of its own.
 struct TraceIDGenerator {
     private var pool = [UInt8](repeating: 0, count: TraceContext.randomByteCount * 64)
-    private var used = Int.max
+    /// Bytes of `pool` already handed out; starts spent, so the first call fills it.
+    private var used = TraceContext.randomByteCount * 64
 
     mutating func next() -> TraceContext {
-        if used + TraceContext.randomByteCount > pool.count {
+        if pool.count - used < TraceContext.randomByteCount {
             let ok = pool.withUnsafeMutableBytes { SecureRandom.fill($0) }
             // RAND_bytes fails only when the CSPRNG cannot be seeded; fall back to the system generator.
             if !ok {
