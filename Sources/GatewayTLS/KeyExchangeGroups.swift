@@ -9,7 +9,9 @@ public enum KeyExchangeGroups {
         let lower = name.lowercased()
         if lower == "x25519" || lower == "x448" { return keyBits(algorithm: lower.uppercased(), group: nil) }
         if lower.hasPrefix("ffdhe") { return paramBits(algorithm: "DH", group: lower) }
-        if let bits = paramBits(algorithm: "EC", group: name) { return bits }
+        // TLS calls two curves by their SECG names, which OpenSSL's EC code knows by their X9.62 ones.
+        let curve = ["secp256r1": "prime256v1", "secp192r1": "prime192v1"][lower] ?? name
+        if let bits = paramBits(algorithm: "EC", group: curve) { return bits }
         // Provider groups (post-quantum hybrids where this OpenSSL has them) name their own algorithm.
         return keyBits(algorithm: name, group: nil)
     }
