@@ -23,9 +23,10 @@ let package = Package(
         // Swift modules, one job each.
         .target(name: "GatewaySystem", dependencies: ["CGatewayShims"], swiftSettings: hot),          // syscalls, sockets, epoll loop, timers
         .target(name: "GatewayHTTP", swiftSettings: hot),                                               // HTTP/1.1 byte parser and framing
+        .target(name: "GatewayProxyProtocol"),                                                          // PROXY protocol v1/v2 byte parser
         .target(name: "GatewayConfig", dependencies: ["COpenSSL"]),                                           // config language -> immutable values
         .target(name: "GatewayTLS", dependencies: ["COpenSSL", "CGatewayShims", "GatewayConfig", "GatewaySystem"]), // OpenSSL wrappers, policy contexts
-        .target(name: "GatewayProxy", dependencies: ["GatewaySystem", "GatewayTLS", "GatewayHTTP", "GatewayConfig", "COpenSSL", "CZlib", "CGatewayShims"], swiftSettings: hot),
+        .target(name: "GatewayProxy", dependencies: ["GatewaySystem", "GatewayTLS", "GatewayHTTP", "GatewayProxyProtocol", "GatewayConfig", "COpenSSL", "CZlib", "CGatewayShims"], swiftSettings: hot),
         .target(name: "GatewayCheck", dependencies: ["GatewayConfig", "GatewayTLS", "GatewayProxy"]),                 // `gateway check` policy rules, text/JSON/SARIF
         .target(name: "GatewayCLI", dependencies: ["GatewayProxy", "GatewayConfig", "GatewayTLS", "GatewayCheck", "COpenSSL",
                                                   .product(name: "ArgumentParser", package: "swift-argument-parser")]),
@@ -37,6 +38,7 @@ let package = Package(
         .testTarget(name: "GatewayHTTPTests", dependencies: ["GatewayHTTP"]),
         .testTarget(name: "GatewayProxyTests", dependencies: ["GatewayProxy", "GatewayTLS", "GatewayConfig"],
                     exclude: ["Captures"]),   // ClientHellos read by path
+        .testTarget(name: "GatewayProxyProtocolTests", dependencies: ["GatewayProxyProtocol"]),
         // A temporary PKI made with the openssl command, for the check rule and integration tests.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "GatewayCheckTests", dependencies: ["GatewayCheck", "GatewayConfig", "GatewayTLS", "GatewayProxy", "TestSupport"]),

@@ -94,13 +94,13 @@ public enum RuleCatalog {
                        trigger: "`admin` on a non-loopback TCP address without `admin_token_file`",
                        fix: "Bind `admin` to 127.0.0.1, ::1 or `unix:PATH`, or set `admin_token_file PATH;`."),
         RuleDefinition("GW.Listen.ProxyProtocolOpen", .critical, "PROXY protocol accepted from anyone",
-                       trigger: "`proxy_protocol on` without `proxy_protocol_from` (a load error)",
+                       trigger: "`proxy_protocol on` in a `listen` block without `proxy_protocol_from`: any peer could claim any client address",
                        fix: "List the load balancers' addresses with `proxy_protocol_from CIDR ...;`.",
-                       status: .pending(directive: "proxy_protocol")),
+                       status: .loadError),
         RuleDefinition("GW.mTLS.AllowWithoutAuth", .high, "client_allow without client_auth",
-                       trigger: "`client_allow` on a host whose `client_auth` is `off` (a load error)",
+                       trigger: "`client_allow` on a host whose effective `client_auth` is `off` (its own or inherited)",
                        fix: "Set `client_auth required;` (and `client_ca`) on that host, or remove `client_allow`.",
-                       status: .pending(directive: "client_allow")),
+                       status: .loadError),
         RuleDefinition("GW.Host.Fronting", .medium, "Two host blocks cover one name with different policies",
                        trigger: "certificates of two host blocks whose effective policies differ both cover one name (the 421 rule protects, but clients that reuse connections will see 421s)",
                        fix: "Give the hosts certificates that do not overlap (e.g. no wildcard over a stricter host), or the same policy."),
@@ -108,8 +108,8 @@ public enum RuleCatalog {
                        trigger: "`session_tickets on` with more than one `listen` address and no `ticket_key_file` (tickets do not survive a restart or cross a fleet)",
                        fix: "Set `ticket_key_file PATH;` in `tls_defaults` (160 hex digits: `openssl rand -hex 80`), or `session_tickets off;`."),
         RuleDefinition("GW.Host.Groups", .low, "No key-exchange group of 128-bit strength",
-                       trigger: "a host's `groups` allows no group of at least 128-bit strength",
-                       fix: "Include X25519 or P-256 in `groups`.", status: .pending(directive: "groups")),
+                       trigger: "a host's effective `groups` (its own or inherited; default `X25519:P-256:P-384`) has no group of at least 128-bit strength as this OpenSSL rates it (e.g. only `ffdhe2048`, `P-224`)",
+                       fix: "Include X25519, P-256 or P-384 (or ffdhe3072 and up) in `groups`."),
     ]
 
     public static func rule(_ id: String) -> RuleDefinition? { all.first { $0.id == id } }

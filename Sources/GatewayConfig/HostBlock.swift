@@ -116,6 +116,17 @@ struct ListenBlock {
         },
         "allow": Rule(1...1, repeatable: true) { l, d, ctx in l.addRule(allow: true, d, ctx) },
         "deny": Rule(1...1, repeatable: true) { l, d, ctx in l.addRule(allow: false, d, ctx) },
+        "proxy_protocol": Rule(1...1) { l, d, ctx in
+            if let on = ctx.flag(d) { l.config.proxyProtocol = on }
+        },
+        // The load balancers allowed to send a PROXY header; anyone else is refused before the handshake.
+        "proxy_protocol_from": Rule(1...Int.max, repeatable: true) { l, d, ctx in
+            for i in d.args.indices {
+                if let n = ctx.value(d, i, Values.network, expected: "a CIDR (10.0.0.0/8) or an IP address") {
+                    l.config.proxyProtocolFrom.append(n)
+                }
+            }
+        },
     ]
 
     /// nil when the address is bad (already reported).

@@ -71,8 +71,13 @@ public struct TLSPolicy: Sendable, Hashable {
     public var verifyDepth: Int = 3
     public var crl: String? = nil
     public var sessionTickets: Bool = true
+    /// `client_allow`: with entries, a verified client certificate must match one (SPEC §11).
+    public var clientAllow: [ClientAllowEntry] = []
+    /// `groups`: key-exchange groups in OpenSSL's colon-separated form.
+    public var groups: String = TLSPolicy.defaultGroups
     public init() {}
 
+    public static let defaultGroups = "X25519:P-256:P-384"
     public static let defaultCiphers = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
     public static let defaultCiphersuites = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
 }
@@ -88,6 +93,8 @@ extension TLSPolicy {
         if ciphersuites != other.ciphersuites { out.append("ciphersuites") }
         if clientAuth != other.clientAuth { out.append("client_auth") }
         if clientCA != other.clientCA { out.append("client_ca") }
+        if clientAllow != other.clientAllow { out.append("client_allow") }   // SPEC §11: both are part of the policy
+        if groups != other.groups { out.append("groups") }
         return out
     }
 }
@@ -103,6 +110,9 @@ public struct TLSPolicyOverrides: Sendable, Hashable {
     public var verifyDepth: Int?
     public var crl: String?
     public var sessionTickets: Bool?
+    /// A block's own `client_allow` lines replace the inherited list as a whole.
+    public var clientAllow: [ClientAllowEntry]?
+    public var groups: String?
     public init() {}
 
     public func applied(to base: TLSPolicy) -> TLSPolicy {
@@ -116,6 +126,8 @@ public struct TLSPolicyOverrides: Sendable, Hashable {
         if let v = verifyDepth { p.verifyDepth = v }
         if let v = crl { p.crl = v }
         if let v = sessionTickets { p.sessionTickets = v }
+        if let v = clientAllow { p.clientAllow = v }
+        if let v = groups { p.groups = v }
         return p
     }
 }
@@ -203,6 +215,9 @@ public struct ListenConfig: Sendable, Hashable {
     public var defaultHost: String?
     public var unknownSNI: UnknownSNI = .reject
     public var access: [AccessRule] = []
+    /// `proxy_protocol on`: every connection starts with a PROXY v1/v2 header from a peer in `proxyProtocolFrom`.
+    public var proxyProtocol = false
+    public var proxyProtocolFrom: [IPNetwork] = []
     public var location: SourceLocation
     public init(address: String, port: UInt16, location: SourceLocation) {
         self.address = address; self.port = port; self.location = location

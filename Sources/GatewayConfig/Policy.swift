@@ -31,6 +31,21 @@ enum PolicyRules {
             "session_tickets": Rule(1...1) { t, d, ctx in
                 if let v = ctx.flag(d) { t.overrides.sessionTickets = v }
             },
+            // `client_allow KIND VALUE;`, repeatable: the block's lines together replace the inherited list.
+            "client_allow": Rule(2...2, repeatable: true) { t, d, ctx in
+                switch ClientAllowEntry.parse(kind: d.args[0].text, value: d.args[1].text) {
+                case .success(let e): t.overrides.clientAllow = (t.overrides.clientAllow ?? []) + [e]
+                case .failure(let f):
+                    let knownKind = ["san_dns", "san_uri", "cn", "spki_sha256"].contains(d.args[0].text)
+                    ctx.error(d.args[knownKind ? 1 : 0].location, f.message)
+                }
+            },
+            // Checked against this OpenSSL with a real SSL_CTX, so a typo fails the load, not a handshake.
+            "groups": Rule(1...1) { t, d, ctx in
+                if let why = GroupList.problem(d.args[0].text) { ctx.error(d.args[0].location, why) } else {
+                    t.overrides.groups = d.args[0].text
+                }
+            },
         ]
     }
 

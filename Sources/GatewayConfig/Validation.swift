@@ -45,6 +45,7 @@ struct Validation {
     private func hosts(defaults: TLSPolicy, backendNames: [String]) -> [HostConfig] {
         var byName: [String: SourceLocation] = [:]
         var out: [HostConfig] = []
+        var allowReported = false
         for h in draft.hosts {
             for n in h.names {
                 if let first = byName[n.name] {
@@ -67,6 +68,7 @@ struct Validation {
                 PolicyRules.checkVersions(host.policy, seen: h.seen, fallback: h.location, ctx)
             }
             checkClientCA(host.policy, block: h, label: label)
+            checkClientAllow(host.policy, block: h, label: label, reported: &allowReported)
             if !h.names.isEmpty { out.append(host) }
         }
         return out
@@ -80,6 +82,20 @@ struct Validation {
         } else {
             ctx.error(h.location, "\(label) inherits client_auth \(policy.clientAuth.rawValue) from tls_defaults "
                       + "but has no client_ca (GW.mTLS.NoCA)")
+        }
+    }
+
+    /// `client_allow` only means something when client certificates are asked for (GW.mTLS.AllowWithoutAuth).
+    /// Reported where the host says so, else once at the `tls_defaults` line both came from.
+    private func checkClientAllow(_ policy: TLSPolicy, block h: HostBlock, label: String, reported: inout Bool) {
+        guard !policy.clientAllow.isEmpty, policy.clientAuth == .off else { return }
+        if let at = h.seen["client_allow"] {
+            ctx.error(at, "client_allow on \(label) whose client_auth is off: no certificate is asked for (GW.mTLS.AllowWithoutAuth)")
+        } else if let at = h.seen["client_auth"] {
+            ctx.error(at, "client_auth off on \(label), which inherits client_allow from tls_defaults (GW.mTLS.AllowWithoutAuth)")
+        } else if !reported, let at = draft.defaults.seen["client_allow"] {
+            reported = true
+            ctx.error(at, "client_allow in tls_defaults with client_auth off: no certificate is asked for (GW.mTLS.AllowWithoutAuth)")
         }
     }
 
@@ -102,6 +118,11 @@ struct Validation {
             }
             if l.config.unknownSNI == .default, l.config.defaultHost == nil {
                 ctx.error(l.seen["unknown_sni"] ?? l.config.location, "unknown_sni default needs a default_host")
+            }
+            // Anyone could claim any client address otherwise (GW.Listen.ProxyProtocolOpen).
+            if l.config.proxyProtocol, l.config.proxyProtocolFrom.isEmpty, !l.seen.keys.contains("proxy_protocol_from") {
+                ctx.error(l.seen["proxy_protocol"] ?? l.config.location,
+                          "proxy_protocol on without proxy_protocol_from: any peer could claim any client address (GW.Listen.ProxyProtocolOpen)")
             }
             out.append(l.config)
         }

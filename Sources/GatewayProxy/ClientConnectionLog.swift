@@ -49,6 +49,7 @@ extension ClientConnection {
         if let u = ex.upstreamMs { j.field("upstream_ms", u) } else { j.field("upstream_ms", nil as String?) }
         j.field("total_ms", totalMs)
         j.field("request_id", ex.requestID)
+        j.field("trace_id", ex.trace?.traceIDHex)
         return j.finished()
     }
 

@@ -65,6 +65,8 @@ extension ClientConnection {
         let (authority, path) = Router.splitTarget(rawTarget)
         ex.path = path
         ex.requestID = validRequestID(b, head) ?? worker.requestIDs.uuid()
+        let clientTrace = TraceHeaders.incoming(b, head.headers)   // SPEC §11 trace context
+        ex.trace = clientTrace ?? worker.traceIDs.next()
         switch head.framing {
         case .contentLength(let n) where n > 0:
             ex.requestBody = .length(n); ex.requestBodyDone = false
@@ -113,7 +115,8 @@ extension ClientConnection {
             cert = HeadWriter.ClientCertHeaders(verify: c == nil ? "NONE" : "SUCCESS", cert: c)
         }
         ex.outgoingHead = HeadWriter.request(b, head: head, target: target, hostHeader: hostHeader ?? authority,
-                                                   clientIP: clientIP, requestID: ex.requestID, clientCert: cert)
+                                                   clientIP: clientIP, requestID: ex.requestID, clientCert: cert,
+                                                   trace: ex.trace.map { .init(context: $0, clientKept: clientTrace != nil) })
         ex.backend = backend
         inBuf.consume(head.headLength)
         connectBackend(excluding: nil)

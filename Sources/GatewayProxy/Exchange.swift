@@ -17,6 +17,8 @@ final class Exchange {
     /// The host block that answers (metric label), or `SnapshotCounters.none`.
     var hostIndex = SnapshotCounters.none
     var requestID = ""
+    /// The traceparent sent to the backend (the client's or a new one), for the access log's `trace_id`.
+    var trace: TraceContext?
     let startedAt: UInt64
     var isHEAD = false
     /// `Connection: upgrade` + `Upgrade`: a 101 from the backend turns the connection into a tunnel.

@@ -38,13 +38,20 @@ enum HeadWriter {
         return tokens.contains(name)
     }
 
+    /// The trace context sent on: the client's own (`clientKept`: its `tracestate` goes along) or a new one.
+    struct TraceHeadersOut {
+        var context: TraceContext
+        var clientKept: Bool
+    }
+
     struct ClientCertHeaders {
         var verify: String
         var cert: PeerCertificate?
     }
 
     static func request(_ b: UnsafeRawBufferPointer, head: HTTPRequestHead, target: String, hostHeader: String?,
-                        clientIP: String, requestID: String, clientCert: ClientCertHeaders?) -> [UInt8] {
+                        clientIP: String, requestID: String, clientCert: ClientCertHeaders?,
+                        trace: TraceHeadersOut? = nil) -> [UInt8] {
         // An upgrade (WebSocket) keeps its Upgrade header and says so in Connection.
         let upgrade = head.upgrade
         var out = [UInt8]()
@@ -58,6 +65,9 @@ enum HeadWriter {
         for h in head.headers {
             let keep = upgrade && asciiEqualsIgnoringCase(b, h.name, "upgrade")
             if !keep && (isHopByHop(b, h.name) || isGatewayOwned(b, h.name) || isListed(b, h.name, in: tokens)) { continue }
+            // traceparent is written below; tracestate only travels with the client's own valid traceparent.
+            if let trace, TraceHeaders.isTraceHeader(b, h.name),
+               !trace.clientKept || asciiEqualsIgnoringCase(b, h.name, "traceparent") { continue }
             if asciiEqualsIgnoringCase(b, h.name, "host") { sawHost = true }
             out.append(contentsOf: UnsafeRawBufferPointer(rebasing: b[h.name]))
             out.append(UInt8(ascii: ":")); out.append(UInt8(ascii: " "))
@@ -75,7 +85,14 @@ enum HeadWriter {
             if let c = cc.cert {
                 out += "X-Client-Cert-Subject: \(c.subject)\r\nX-Client-Cert-Issuer: \(c.issuer)\r\n".utf8
                 out += "X-Client-Cert-Serial: \(c.serial)\r\nX-Client-Cert-SHA256: \(c.sha256)\r\n".utf8
+                if let uri = c.uri { out += "X-Client-Cert-URI: \(uri)\r\n".utf8 }
+                if !c.dnsNames.isEmpty { out += "X-Client-Cert-DNS: \(c.dnsNames.joined(separator: ","))\r\n".utf8 }
             }
+        }
+        if let trace {
+            out += "traceparent: ".utf8
+            trace.context.write(into: &out)
+            out.append(13); out.append(10)
         }
         out += "\r\n".utf8
         return out

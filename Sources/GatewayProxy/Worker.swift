@@ -18,6 +18,7 @@ final class Worker {
     var connectionCount: Int { live.count }
     var draining = false
     var requestIDs = RequestIDGenerator()
+    var traceIDs = TraceIDGenerator()
     /// Reused for every read: a connection only keeps bytes it could not hand on.
     let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
     private var live: [ObjectIdentifier: ClientConnection] = [:]
@@ -127,11 +128,13 @@ final class Listener: EventHandler {
                 return
             }
             guard let (cfd, peer) = accepted else { return }
-            if !allowed(peer, listenConfig.access) || worker.connectionCount >= snap.config.limits.maxConnections {
+            // With proxy_protocol the client's address is in the header: allow/deny wait for it (ProxyProtocolReader).
+            if (!listenConfig.proxyProtocol && !allowed(peer, listenConfig.access)) || worker.connectionCount >= snap.config.limits.maxConnections {
                 Glibc.close(cfd)
                 continue
             }
             Socket.setNoDelay(cfd)
+            if listenConfig.proxyProtocol { ProxyProtocolReader.start(fd: cfd, peer: peer, listener: listener, snapshot: snap, worker: worker); continue }
             ClientConnection.start(fd: cfd, peer: peer, listener: listener.tls, snapshot: snap, worker: worker)
         }
     }

@@ -98,6 +98,14 @@ public final class EventLoop: @unchecked Sendable {
         _ = epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev)
     }
 
+    /// Forgets `fd` without closing it: another handler registers it next (a hand-over).
+    public func deregister(fd: Int32) {
+        let i = Int(fd)
+        guard i < handlers.count, handlers[i] != nil else { return }
+        handlers[i] = nil
+        _ = epoll_ctl(epfd, EPOLL_CTL_DEL, fd, nil)
+    }
+
     /// Forgets `fd` and closes it.
     public func closeAndDeregister(fd: Int32) {
         let i = Int(fd)

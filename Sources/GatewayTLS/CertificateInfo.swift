@@ -151,7 +151,7 @@ public struct CertificateInfo: Sendable, Hashable {
         return (name, OBJ_nid2sn(md).map { String(cString: $0) })
     }
 
-    private static func subjectAltNames(_ x509: OpaquePointer) -> [SubjectAltName] {
+    static func subjectAltNames(_ x509: OpaquePointer) -> [SubjectAltName] {
         guard let raw = X509_get_ext_d2i(x509, NID_subject_alt_name, nil, nil) else { return [] }
         let stack = OpaquePointer(raw)
         defer { GENERAL_NAMES_free(stack) }

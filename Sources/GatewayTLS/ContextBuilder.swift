@@ -22,7 +22,7 @@ struct ContextBuilder {
                                   | gw_ssl_op_cipher_server_preference() | gw_ssl_op_ignore_unexpected_eof())
         _ = gw_ssl_ctx_set_mode(ctx, gw_ssl_mode_release_buffers() | gw_ssl_mode_enable_partial_write()
                                      | gw_ssl_mode_accept_moving_write_buffer())
-        _ = gw_ssl_ctx_set1_groups_list(ctx, "X25519:P-256:P-384")
+        _ = gw_ssl_ctx_set1_groups_list(ctx, TLSPolicy.defaultGroups)
         // One read syscall per record instead of two. Safe because the connection driver retries
         // reads whenever it wants input, never only on epoll readiness (OpenSSL may hold the bytes).
         gw_ssl_ctx_set_read_ahead(ctx, 1)
@@ -38,6 +38,11 @@ struct ContextBuilder {
         _ = gw_ssl_ctx_set_max_proto_version(ctx, Int32(max.rawValue))
         // TLSv1/TLSv1.1 need security level 0 (SHA-1 signatures); only for a context that asks for them.
         SSL_CTX_set_security_level(ctx, min < .tls1_2 ? 0 : 1)
+    }
+
+    /// Key-exchange groups (already checked at parse time; a failure here is reported all the same).
+    mutating func groups(_ list: String) {
+        if list != TLSPolicy.defaultGroups, gw_ssl_ctx_set1_groups_list(ctx, list) != 1 { fail("invalid groups \"\(list)\"") }
     }
 
     mutating func ciphers(_ list: String?, suites: String?) {

@@ -10,6 +10,10 @@ public struct PeerCertificate: Sendable {
     public let serial: String
     /// Lower-case hex SHA-256 of the DER encoding.
     public let sha256: String
+    /// The first URI subject alternative name (a SPIFFE ID, say), for `X-Client-Cert-URI`.
+    public let uri: String?
+    /// The DNS subject alternative names, for `X-Client-Cert-DNS` (comma-separated there).
+    public let dnsNames: [String]
 
     init(x509: OpaquePointer) {
         subject = X509Name.rfc4514(X509_get_subject_name(x509))
@@ -31,5 +35,19 @@ public struct PeerCertificate: Sendable {
             let h = String(b, radix: 16)
             return h.count == 1 ? "0" + h : h
         }.joined()
+        // Only values that are safe as one header field: visible ASCII, and no comma in a list element.
+        var uri: String?
+        var dns: [String] = []
+        for san in CertificateInfo.subjectAltNames(x509) {
+            switch san {
+            case .uri(let u) where uri == nil && Self.isHeaderSafe(u): uri = u
+            case .dns(let d) where Self.isHeaderSafe(d) && !d.contains(","): dns.append(d)
+            default: break
+            }
+        }
+        self.uri = uri
+        dnsNames = dns
     }
+
+    static func isHeaderSafe(_ s: String) -> Bool { !s.isEmpty && s.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F } }
 }

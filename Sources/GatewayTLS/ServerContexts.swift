@@ -18,6 +18,11 @@ public final class TLSHost: @unchecked Sendable {
         verifyMode = Self.verifyMode(config.policy.clientAuth)
     }
 
+    /// The allow-list check in OpenSSL's verify path, for a policy with `client_allow` only.
+    static func verifyCallback(_ p: TLSPolicy) -> SSL_verify_cb? {
+        p.clientAllow.isEmpty || p.clientAuth == .off ? nil : clientAllowVerifyCallback
+    }
+
     static func verifyMode(_ auth: ClientAuth) -> Int32 {
         switch auth {
         case .off: SSL_VERIFY_NONE
@@ -135,7 +140,8 @@ public final class TLSServerContexts: @unchecked Sendable {
             caNames = SSL_load_client_CA_file(ca)
             if let caNames { SSL_CTX_set_client_CA_list(b.ctx, SSL_dup_CA_list(caNames)) } else { b.fail("no CA names in \(ca)") }
         }
-        SSL_CTX_set_verify(b.ctx, TLSHost.verifyMode(p.clientAuth), nil)
+        b.groups(p.groups)
+        SSL_CTX_set_verify(b.ctx, TLSHost.verifyMode(p.clientAuth), TLSHost.verifyCallback(p))
         SSL_CTX_set_verify_depth(b.ctx, Int32(p.verifyDepth))
         if !p.sessionTickets {
             _ = SSL_CTX_set_options(b.ctx, gw_ssl_op_no_ticket())
@@ -143,7 +149,10 @@ public final class TLSServerContexts: @unchecked Sendable {
         }
         // One session id context per distinct policy: a session never resumes under another policy.
         // A digest of the policy's text, so it is the same in every process of a fleet and after a reload.
-        let policyText = "\(p.minVersion)|\(p.maxVersion)|\(p.ciphers)|\(p.ciphersuites)|\(p.clientAuth)|\(p.clientCA ?? "")|\(p.verifyDepth)|\(p.crl ?? "")|\(p.sessionTickets)"
+        var policyText = "\(p.minVersion)|\(p.maxVersion)|\(p.ciphers)|\(p.ciphersuites)|\(p.clientAuth)|\(p.clientCA ?? "")|\(p.verifyDepth)|\(p.crl ?? "")|\(p.sessionTickets)"
+        // Appended only when set, so the contexts (and the sessions) of policies without them stay as they were.
+        if !p.clientAllow.isEmpty { policyText += "|allow:" + p.clientAllow.map(\.description).joined(separator: ",") }
+        if p.groups != TLSPolicy.defaultGroups { policyText += "|groups:" + p.groups }
         var sid = [UInt8](repeating: 0, count: 32)
         _ = SHA256(policyText, policyText.utf8.count, &sid)
         _ = SSL_CTX_set_session_id_context(b.ctx, sid, UInt32(sid.count))
@@ -201,11 +210,11 @@ private func clientHelloCallback(_ ssl: OpaquePointer?, _ alert: UnsafeMutablePo
     stream?.host = host
     // The listener's context already carries the entry host's policy: nothing to re-apply
     // (SSL_set_cipher_list re-parses its string on every call, so skipping it matters).
-    if host !== listener.entryHost { apply(host, to: ssl) }
+    if host !== listener.entryHost { apply(host, to: ssl, entry: listener.entryHost) }
     return gw_ssl_client_hello_success()
 }
 
-private func apply(_ host: TLSHost, to ssl: OpaquePointer) {
+private func apply(_ host: TLSHost, to ssl: OpaquePointer, entry: TLSHost?) {
     let p = host.policy
     _ = SSL_set_SSL_CTX(ssl, host.ctx)
     _ = gw_ssl_set_min_proto_version(ssl, Int32(p.minVersion.rawValue))
@@ -213,7 +222,9 @@ private func apply(_ host: TLSHost, to ssl: OpaquePointer) {
     SSL_set_security_level(ssl, p.minVersion < .tls1_2 ? 0 : 1)
     _ = SSL_set_cipher_list(ssl, p.ciphers)
     _ = SSL_set_ciphersuites(ssl, p.ciphersuites)
-    SSL_set_verify(ssl, host.verifyMode, nil)
+    SSL_set_verify(ssl, host.verifyMode, TLSHost.verifyCallback(p))
+    // The SSL starts with the entry context's groups: a list is parsed only when it differs.
+    if p.groups != (entry?.policy.groups ?? TLSPolicy.defaultGroups) { _ = gw_ssl_set1_groups_list(ssl, p.groups) }
     SSL_set_verify_depth(ssl, Int32(p.verifyDepth))
     if let names = host.caNames { SSL_set_client_CA_list(ssl, SSL_dup_CA_list(names)) }
     if !p.sessionTickets {

@@ -12,7 +12,8 @@ final class TLSTestClient {
     struct Failure: Error, CustomStringConvertible { let description: String }
 
     init(port: UInt16, serverName: String?, caFile: String = Repo.cert("ca.pem"),
-         certificate: (String, String)? = nil, timeoutSeconds: Int = 10) throws {
+         certificate: (String, String)? = nil, timeoutSeconds: Int = 10, groups: String? = nil,
+         preamble: ((Int32) throws -> Void)? = nil) throws {
         guard let fd = connectLoopback(port) else { throw Failure(description: "connect to \(port) failed") }
         self.fd = fd
         var tv = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
@@ -29,6 +30,9 @@ final class TLSTestClient {
         self.ssl = ssl
         SSL_set_fd(ssl, fd)
         if let serverName { _ = gw_ssl_set_tlsext_host_name(ssl, serverName) }
+        if let groups { _ = gw_ssl_set1_groups_list(ssl, groups) }
+        // Bytes the test writes on the raw socket before the ClientHello (a PROXY protocol header).
+        try preamble?(fd)
         if SSL_connect(ssl) != 1 {
             var reasons: [String] = []
             while case let e = ERR_get_error(), e != 0 { reasons.append(ERR_reason_error_string(e).map { String(cString: $0) } ?? "?") }
