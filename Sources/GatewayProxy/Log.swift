@@ -125,12 +125,15 @@ public func timestampNow() -> String {
 }
 
 /// Common Log Format time, e.g. 01/Dec/2026:20:42:30 +0000 (the text access log).
-public func commonLogTime() -> String {
-    var t = time(nil)
+public func commonLogTime() -> String { utcTime(Int64(time(nil)), format: "%d/%b/%Y:%H:%M:%S +0000") }
+
+/// Unix seconds in UTC through strftime's `format`.
+public func utcTime(_ t: Int64, format: String) -> String {
+    var s = time_t(t)
     var tm = tm()
-    gmtime_r(&t, &tm)
-    var buf = [Int8](repeating: 0, count: 32)
-    let n = strftime(&buf, buf.count, "%d/%b/%Y:%H:%M:%S +0000", &tm)
+    gmtime_r(&s, &tm)
+    var buf = [Int8](repeating: 0, count: 64)
+    let n = strftime(&buf, buf.count, format, &tm)
     return String(decoding: buf.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }
 

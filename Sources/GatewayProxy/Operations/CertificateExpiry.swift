@@ -29,12 +29,5 @@ public enum CertificateExpiryWatch {
     }
 
     /// `2027-03-01T12:00:00Z`.
-    public static func isoDate(_ t: Int64) -> String {
-        var s = time_t(t)
-        var tm = tm()
-        gmtime_r(&s, &tm)
-        var buf = [Int8](repeating: 0, count: 32)
-        let n = strftime(&buf, buf.count, "%Y-%m-%dT%H:%M:%SZ", &tm)
-        return String(decoding: buf.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
+    public static func isoDate(_ t: Int64) -> String { utcTime(t, format: "%Y-%m-%dT%H:%M:%SZ") }
 }
