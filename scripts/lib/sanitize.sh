@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scripts/test --sanitize address|thread: builds with the sanitizer in .build-asan / .build-tsan,
 # runs the integration tests against those binaries (the harness starts them as child processes,
-# which inherit *SAN_OPTIONS), and fails if any process left a report in the log directory.
+# which inherit *SAN_OPTIONS), and fails if gateway or gateway-echo left a report in the log directory.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 cd "$ROOT"
@@ -23,7 +23,11 @@ export GATEWAY_BIN_DIR="$ROOT/$scratch/debug"
 status=0
 [[ $# -gt 0 ]] || set -- --filter IntegrationTests
 swift test --skip-build --sanitize="$kind" --scratch-path "$scratch" "$@" || status=$?
-reports=$(find "$logs" -type f | sort)
+# The gateway's and gateway-echo's reports count; the test runner's own (Foundation's Data in
+# the harness, XCTest) are listed but do not fail the run: they are not the product.
+others=$(find "$logs" -type f ! -name 'report.gateway*' | sort)
+[[ -z $others ]] || echo "sanitize ($kind): test-runner reports, not counted: $others" >&2
+reports=$(find "$logs" -type f -name 'report.gateway*' | sort)
 if [[ -n $reports ]]; then
     echo "sanitize ($kind): $(echo "$reports" | wc -l) report(s):" >&2
     for r in $reports; do echo "== $r" >&2; grep -E "^(WARNING|ERROR|SUMMARY|    #[0-3] )" "$r" | head -12 >&2 || true; done
