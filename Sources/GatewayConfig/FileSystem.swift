@@ -7,7 +7,8 @@ import Glibc
 enum FileSystem {
     /// The whole file, or the reason it could not be read.
     static func read(_ path: String) -> Result<[UInt8], FileProblem> {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        // O_NONBLOCK: opening a FIFO must not wait for a writer (notRegularFile then refuses it).
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { return .failure(FileProblem(errno: errno)) }
         defer { close(fd) }
         if let problem = notRegularFile(fd) { return .failure(problem) }
@@ -27,7 +28,7 @@ enum FileSystem {
     /// Whether the file can be opened for reading now (the TLS layer reads it later).
     /// Opening, rather than `access(R_OK)`, gives the same answer the TLS layer will get.
     static func checkReadable(_ path: String) -> FileProblem? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { return FileProblem(errno: errno) }
         defer { close(fd) }
         return notRegularFile(fd)
@@ -75,6 +76,8 @@ enum FileSystem {
         var st = stat()
         guard fstat(fd, &st) == 0 else { return FileProblem(errno: errno) }
         if (st.st_mode & S_IFMT) == S_IFDIR { return FileProblem(errno: EISDIR) }
+        // A device or FIFO never ends (`include /dev/zero;` hung the loader and grew without bound).
+        if (st.st_mode & S_IFMT) != S_IFREG { return FileProblem(reason: "not a regular file") }
         return nil
     }
 }
@@ -83,4 +86,5 @@ enum FileSystem {
 struct FileProblem: Error, Equatable {
     var reason: String
     init(errno code: Int32) { reason = String(cString: strerror(code)) }
+    init(reason: String) { self.reason = reason }
 }

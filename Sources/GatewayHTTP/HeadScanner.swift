@@ -1,5 +1,27 @@
 // Finds where a head ends, incrementally, and splits it into header fields. Shared by the
 // request and the response parser: both heads are a start line, field lines, a blank line.
+//
+// Every check that can fail before the head is complete runs once per byte, in byte order,
+// so the verdict is a function of the bytes alone, never of how TCP segmented them: the
+// first failing byte decides (a parser that sees only a prefix can answer no other way).
+
+/// Checks a start line as its bytes arrive (the request line: 414 before the line ends).
+protocol StartLineChecker {
+    /// One byte of the start line, in order; a CR only when the next byte showed it is not a line end.
+    mutating func byte(_ c: UInt8, at index: Int) throws(HTTPParseError)
+    /// The start line `bytes[line]` is complete (its CRLF excluded).
+    mutating func end(_ bytes: UnsafeRawBufferPointer, _ line: Range<Int>) throws(HTTPParseError)
+}
+
+/// Limits applied while scanning: the head's size counts from the first byte of the buffer
+/// (empty lines before a request line included, so a stream of CRLFs cannot grow the buffer).
+struct HeadScanLimits {
+    var maxHeadSize: Int
+    var maxFields: Int
+    /// The status for either limit: 431 for a request, 502 for a response.
+    var status: Int
+    var what: String
+}
 
 /// Scans bytes as they arrive; each call looks only at bytes it has not seen before.
 struct HeadScanner: Sendable {
@@ -14,23 +36,36 @@ struct HeadScanner: Sendable {
     mutating func reset() { self = HeadScanner() }
 
     /// Returns the head's length (through the blank line) once complete, nil while incomplete.
-    /// A line must end in CRLF; more than `maxFields` field lines is a 431.
-    mutating func scan(_ bytes: UnsafeRawBufferPointer, maxFields: Int, tooManyStatus: Int) throws(HTTPParseError) -> Int? {
+    /// A line must end in CRLF; more than `maxFields` field lines or a head over `maxHeadSize` bytes
+    /// fails with the limits' status.
+    mutating func scan<C: StartLineChecker>(_ bytes: UnsafeRawBufferPointer, _ limits: HeadScanLimits,
+                                            _ checker: inout C) throws(HTTPParseError) -> Int? {
         var i = scanned
         let count = bytes.count
         while i < count {
-            if bytes[i] == ASCII.lf {
+            guard i < limits.maxHeadSize else {
+                throw HTTPParseError(limits.status, "\(limits.what) head over \(limits.maxHeadSize) bytes")
+            }
+            let c = bytes[i]
+            if c == ASCII.lf {
                 guard i > lineStart, bytes[i - 1] == ASCII.cr else { throw .bad("bare LF in the head") }
                 if i - 1 == lineStart {
                     if startLineEnd != nil { scanned = i + 1; return i + 1 }
                     headStart = i + 1 // RFC 9112 §2.2: ignore empty lines before a request line
                 } else if startLineEnd == nil {
                     startLineEnd = i - 1
+                    try checker.end(bytes, headStart..<i - 1)
                 } else {
                     fieldLines += 1
-                    if fieldLines > maxFields { throw HTTPParseError(tooManyStatus, "more than \(maxFields) header fields") }
+                    if fieldLines > limits.maxFields {
+                        throw HTTPParseError(limits.status, "more than \(limits.maxFields) header fields")
+                    }
                 }
                 lineStart = i + 1
+            } else if startLineEnd == nil {
+                // A CR is a line end only if LF follows: until then it is held back.
+                if i > lineStart && bytes[i - 1] == ASCII.cr { try checker.byte(ASCII.cr, at: i - 1) }
+                if c != ASCII.cr { try checker.byte(c, at: i) }
             }
             i += 1
         }

@@ -12,12 +12,10 @@ public struct HTTPResponseParser: Sendable {
     /// nil: incomplete. Throws (status 502) when the backend's response cannot be framed.
     public mutating func parse(_ bytes: UnsafeRawBufferPointer, requestWasHEAD: Bool) throws(HTTPParseError) -> HTTPResponseHead? {
         do throws(HTTPParseError) {
-            guard let end = try scanner.scan(bytes, maxFields: 1000, tooManyStatus: 502) else {
-                if bytes.count > maxHeadSize { throw HTTPParseError(502, "response head over \(maxHeadSize) bytes") }
-                return nil
-            }
+            var noCheck = NoStartLineCheck()
+            let limits = HeadScanLimits(maxHeadSize: maxHeadSize, maxFields: 1000, status: 502, what: "response")
+            guard let end = try scanner.scan(bytes, limits, &noCheck) else { return nil }
             defer { scanner.reset() }
-            guard end <= maxHeadSize else { throw HTTPParseError(502, "response head over \(maxHeadSize) bytes") }
             let (minor, status) = try Self.statusLine(bytes, scanner.headStart..<scanner.startLineEnd!)
             let fields = try scanner.fields(bytes, headLength: end)
             let h = try FramingHeaders(bytes, fields)

@@ -28,7 +28,13 @@ public final class EventLoop: @unchecked Sendable {
     private var handlers: [EventHandler?] = []
     private var generations: [UInt32] = []
     private var interests: [UInt32] = []
-    private var timers: [(deadline: UInt64, target: TimerTarget)] = []
+    /// Weak: a closed connection's entry must not keep it (its SSL and buffers) alive until its
+    /// old deadline; under a connection storm that held hundreds of MB (found by scripts/soak).
+    private struct TimerEntry {
+        let deadline: UInt64
+        weak var target: TimerTarget?
+    }
+    private var timers: [TimerEntry] = []
     private var events: UnsafeMutablePointer<epoll_event>
     private let maxEvents = 256
     private let taskLock = Mutex()
@@ -123,7 +129,7 @@ public final class EventLoop: @unchecked Sendable {
         let s = target.scheduledDeadline
         if s != 0 && s <= d { return }   // an earlier entry exists: it re-arms when it fires
         target.scheduledDeadline = d
-        timers.append((d, target))
+        timers.append(TimerEntry(deadline: d, target: target))
         siftUp(timers.count - 1)
     }
 
@@ -179,8 +185,8 @@ public final class EventLoop: @unchecked Sendable {
 
     private func fireTimers() {
         while let first = timers.first, first.deadline <= now {
-            let target = first.target
             popMin()
+            guard let target = first.target else { continue }   // gone: nothing to do
             guard target.scheduledDeadline == first.deadline else { continue }  // superseded by an earlier entry
             target.scheduledDeadline = 0
             let d = target.deadline

@@ -1,6 +1,6 @@
 /// The server_name extension of a ClientHello (RFC 6066 §3), parsed strictly:
-/// every length is checked, the name must be non-empty, at most 255 bytes, without NUL,
-/// and is returned lower-cased without a trailing dot.
+/// every length is checked, the name must be non-empty, at most 255 bytes, without NUL or
+/// empty labels, and is returned lower-cased without a trailing dot.
 public enum ServerNameParser {
     public enum Result: Equatable, Sendable {
         case name(String)
@@ -34,6 +34,13 @@ public enum ServerNameParser {
                 }
                 if bytes.last == UInt8(ascii: ".") { bytes.removeLast() }
                 guard !bytes.isEmpty else { return .malformed("empty server name") }
+                // `a..` would come out as `a.`, a name no lookup or Host header normalises to (found by fuzzing).
+                var previous = UInt8(ascii: ".")
+                for b in bytes {
+                    if b == UInt8(ascii: ".") && previous == b { return .malformed("empty label in server name") }
+                    previous = b
+                }
+                guard previous != UInt8(ascii: ".") else { return .malformed("empty label in server name") }
                 found = String(decoding: bytes, as: UTF8.self)
             }
             i += len

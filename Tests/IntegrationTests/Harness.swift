@@ -15,6 +15,12 @@ enum Repo {
     static func cert(_ name: String) -> String { "\(certs)/\(name)" }
 
     static func binary(_ name: String) throws -> String {
+        // scripts/test --sanitize builds into its own scratch path and names the directory here.
+        if let dir = ProcessInfo.processInfo.environment["GATEWAY_BIN_DIR"] {
+            let p = "\(dir)/\(name)"
+            guard FileManager.default.isExecutableFile(atPath: p) else { throw HarnessError("\(p) is not built") }
+            return p
+        }
         for config in ["debug", "release"] {
             let p = root.appendingPathComponent(".build/\(config)/\(name)").path
             if FileManager.default.isExecutableFile(atPath: p) { return p }

@@ -234,7 +234,14 @@ struct PolicyTests {
                 return h
             }
         }
+        // An empty label (found by fuzzing: `f.example.test..` came out as `f.example.test.`, a name nothing matches).
+        #expect(throws: (any Error).self) {
+            _ = try SplitHelloClient.handshake(port: s.gatewayPort, serverName: name, pieces: 1) { hello in
+                SplitHelloClient.replacing(Array(name.utf8), with: Array("f.example.test..".utf8), in: hello)
+            }
+        }
         #expect(eventually { s.gateway!.stdout.contains("malformed server_name") }, "\(s.gateway!.stdout)")
+        #expect(eventually { s.gateway!.stdout.contains("malformed server_name: empty label") }, "\(s.gateway!.stdout)")
         #expect(try SplitHelloClient.handshake(port: s.gatewayPort, serverName: name, pieces: 1) == "TLSv1.2 CN=*.example.test")
     }
 

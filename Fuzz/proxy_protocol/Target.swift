@@ -2,7 +2,7 @@
 // Besides "no crash", it checks the invariants the connection reader relies on: a header never
 // claims more bytes than it was given, every strict prefix of a header is still needMore, and
 // `needMore` is only ever said of bytes that could all belong to the header.
-import GatewayProxyProtocol
+// Built into one module with Sources/GatewayProxyProtocol by scripts/fuzz: no import.
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzProxyProtocol(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
