@@ -14,6 +14,8 @@ final class FuzzServer: @unchecked Sendable {
     // @unchecked: libFuzzer calls the target from one thread.
     let listener: TLSListener
     let contexts: TLSServerContexts
+    /// The ticket keys every fuzzed SSL carries, as a connection's do.
+    let tickets = TicketKeyRing([[UInt8](repeating: 7, count: TicketKeys.keySize)])
 
     init() {
         guard let root = getenv("GATEWAY_FUZZ_ROOT").map({ String(cString: $0) }) else {
@@ -25,7 +27,6 @@ final class FuzzServer: @unchecked Sendable {
         } catch {
             fatalError("fuzz-config.conf does not load (run scripts/gen-certs): \(error)")
         }
-        TicketKeys.install([[UInt8](repeating: 7, count: TicketKeys.keySize)])
         listener = contexts.listeners[0]
     }
 }
@@ -41,6 +42,7 @@ public func fuzzClientHello(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 
     guard let rbio = BIO_new(BIO_s_mem()), let wbio = BIO_new(BIO_s_mem()) else { fatalError("BIO_new") }
     SSL_set_bio(ssl, rbio, wbio)  // the SSL owns both BIOs now
     SSL_set_accept_state(ssl)
+    server.tickets.attach(to: ssl)
     _ = flight.withUnsafeBytes { BIO_write(rbio, $0.baseAddress, Int32($0.count)) }
     // A few turns: OpenSSL answers (ServerHello ... or an alert) and then wants the client's next flight.
     for _ in 0..<4 {
