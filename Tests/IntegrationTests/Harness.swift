@@ -40,8 +40,15 @@ struct HarnessError: Error, CustomStringConvertible {
     init(_ d: String) { description = d }
 }
 
+/// Tests write to sockets the gateway may already have closed (refused handshakes, drained
+/// errors): that must be an error return, not SIGPIPE killing the whole test process.
+enum ProcessSetup {
+    static let ignoreSIGPIPE: Void = { signal(SIGPIPE, SIG_IGN); return () }()
+}
+
 /// A free TCP port on 127.0.0.1 (bound to 0, read back, released).
 func freePort() -> UInt16 {
+    ProcessSetup.ignoreSIGPIPE
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(fd) }
     var a = sockaddr_in()
@@ -66,6 +73,7 @@ func eventually(_ seconds: Double = 2, _ condition: () -> Bool) -> Bool {
 
 /// A blocking TCP socket connected to 127.0.0.1:port, or nil (the caller closes it).
 func connectLoopback(_ port: UInt16) -> Int32? {
+    ProcessSetup.ignoreSIGPIPE
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     var a = sockaddr_in()
     a.sin_family = sa_family_t(AF_INET)
