@@ -35,6 +35,7 @@ final class ProxyProtocolReader: EventHandler, TimerTarget {
             worker.logs.error.log(.error, "register_failed", error.description)
             Glibc.close(fd); return
         }
+        worker.proxyReaders[ObjectIdentifier(r)] = r   // counts toward max_connections; closed by a drain
         r.deadline = worker.loop.now + UInt64(snapshot.config.limits.handshakeTimeoutMs)
         worker.loop.schedule(r)
         r.read()   // the header usually arrived with the connection
@@ -93,6 +94,7 @@ final class ProxyProtocolReader: EventHandler, TimerTarget {
     private func handOver(_ header: ProxyHeader) {
         finished = true
         deadline = 0
+        worker.proxyReaders[ObjectIdentifier(self)] = nil
         var client = peer
         if header.command == .proxy, let source = header.source, let address = SocketAddress(proxied: source) { client = address }
         worker.loop.deregister(fd: fd)
@@ -107,9 +109,12 @@ final class ProxyProtocolReader: EventHandler, TimerTarget {
         end()
     }
 
-    private func end() {
+    /// Closes the connection (also from a drain: a header that has not arrived yet is not in flight).
+    func end() {
+        guard !finished || worker.proxyReaders[ObjectIdentifier(self)] != nil else { return }
         finished = true
         deadline = 0
+        worker.proxyReaders[ObjectIdentifier(self)] = nil
         worker.loop.closeAndDeregister(fd: fd)
     }
 

@@ -15,7 +15,9 @@ final class Worker {
     lazy var pool = BackendPool(worker: self)
     let metrics = WorkerMetrics()
     var listeners: [Listener] = []
-    var connectionCount: Int { live.count }
+    var connectionCount: Int { live.count + proxyReaders.count }
+    /// Connections still waiting for their PROXY header (before TLS).
+    var proxyReaders: [ObjectIdentifier: ProxyProtocolReader] = [:]
     var draining = false
     var requestIDs = RequestIDGenerator()
     var traceIDs = TraceIDGenerator()
@@ -88,6 +90,7 @@ final class Worker {
         healthCheckers = []
         for l in listeners { loop.closeAndDeregister(fd: l.fd) }
         listeners = []
+        for r in Array(proxyReaders.values) { r.end() }
         for c in Array(live.values) { c.shutdownRequested() }
         if live.isEmpty { finishDrain() }
     }

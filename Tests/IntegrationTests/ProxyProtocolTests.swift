@@ -131,4 +131,24 @@ struct ProxyProtocolTests {
         }
         #expect(!log.contains("tls_handshake_failed"), "no handshake was ever started")
     }
+
+    /// A connection waiting for its header counts toward max_connections, and a drain closes it
+    /// at once instead of waiting for handshake_timeout.
+    @Test func waitingForTheHeaderCountsAndIsDrained() throws {
+        let s = try Stack()
+        try s.startEcho()
+        try s.startGateway(s.config()
+            .replacingOccurrences(of: "limits { header_timeout 2s;", with: "limits { max_connections 1; handshake_timeout 20s; header_timeout 2s;")
+            .replacingOccurrences(of: "unknown_sni reject; }", with: "unknown_sni reject; proxy_protocol on; proxy_protocol_from 127.0.0.1; }"))
+        let waiting = try #require(connectLoopback(s.gatewayPort))
+        defer { close(waiting) }
+        Self.sendRaw(waiting, Array("PROXY TCP4 ".utf8))   // a header that has not finished arriving
+        usleep(200_000)
+        #expect(Self.refused(s.gatewayPort, Array("PROXY TCP4 1.2.3.4 127.0.0.1 1 2\r\n".utf8), wait: 2) == nil,
+                "the second connection is over max_connections 1")
+        let started = Date()
+        s.gateway!.signal(SIGTERM)
+        #expect(s.gateway!.waitForExit(timeout: 10) == 0)
+        #expect(Date().timeIntervalSince(started) < 5, "the drain closed the waiting connection (handshake_timeout is 20 s)")
+    }
 }
