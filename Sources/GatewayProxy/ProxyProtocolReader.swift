@@ -140,24 +140,5 @@ enum AccessRules {
 
 extension SocketAddress {
     /// The address a PROXY header carries, as the kernel would have given it for a direct client.
-    init?(proxied a: ProxyAddress) {
-        var st = sockaddr_storage()
-        if a.bytes.count == 4 {
-            var sin = sockaddr_in()
-            sin.sin_family = sa_family_t(AF_INET)
-            sin.sin_port = a.port.bigEndian
-            withUnsafeMutableBytes(of: &sin.sin_addr) { $0.copyBytes(from: a.bytes) }
-            withUnsafeBytes(of: sin) { src in withUnsafeMutableBytes(of: &st) { $0.copyMemory(from: src) } }
-            self.init(storage: st, length: socklen_t(MemoryLayout<sockaddr_in>.size))
-        } else if a.bytes.count == 16 {
-            var sin6 = sockaddr_in6()
-            sin6.sin6_family = sa_family_t(AF_INET6)
-            sin6.sin6_port = a.port.bigEndian
-            withUnsafeMutableBytes(of: &sin6.sin6_addr) { $0.copyBytes(from: a.bytes) }
-            withUnsafeBytes(of: sin6) { src in withUnsafeMutableBytes(of: &st) { $0.copyMemory(from: src) } }
-            self.init(storage: st, length: socklen_t(MemoryLayout<sockaddr_in6>.size))
-        } else {
-            return nil
-        }
-    }
+    init?(proxied a: ProxyAddress) { self.init(addressBytes: a.bytes, port: a.port) }
 }

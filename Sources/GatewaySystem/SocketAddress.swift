@@ -9,21 +9,35 @@ public struct SocketAddress: Sendable, CustomStringConvertible {
 
     /// Numeric IPv4 or IPv6 literal (no brackets) and a port; nil if the text is not an IP literal.
     public init?(ip: String, port: UInt16) {
-        var st = sockaddr_storage()
+        var bytes = [UInt8](repeating: 0, count: 16)
         if ip.contains(":") {
-            var a = sockaddr_in6()
-            a.sin6_family = sa_family_t(AF_INET6)
-            a.sin6_port = port.bigEndian
-            guard inet_pton(AF_INET6, ip, &a.sin6_addr) == 1 else { return nil }
-            withUnsafeBytes(of: a) { src in withUnsafeMutableBytes(of: &st) { $0.copyMemory(from: src) } }
+            guard inet_pton(AF_INET6, ip, &bytes) == 1 else { return nil }
+        } else {
+            guard inet_pton(AF_INET, ip, &bytes) == 1 else { return nil }
+            bytes.removeLast(12)
+        }
+        self.init(addressBytes: bytes, port: port)
+    }
+
+    /// An address from its 4 (IPv4) or 16 (IPv6) bytes in network order; nil for another length.
+    public init?(addressBytes a: [UInt8], port: UInt16) {
+        var st = sockaddr_storage()
+        if a.count == 4 {
+            var sin = sockaddr_in()
+            sin.sin_family = sa_family_t(AF_INET)
+            sin.sin_port = port.bigEndian
+            withUnsafeMutableBytes(of: &sin.sin_addr) { $0.copyBytes(from: a) }
+            withUnsafeBytes(of: sin) { src in withUnsafeMutableBytes(of: &st) { $0.copyMemory(from: src) } }
+            self.init(storage: st, length: socklen_t(MemoryLayout<sockaddr_in>.size))
+        } else if a.count == 16 {
+            var sin6 = sockaddr_in6()
+            sin6.sin6_family = sa_family_t(AF_INET6)
+            sin6.sin6_port = port.bigEndian
+            withUnsafeMutableBytes(of: &sin6.sin6_addr) { $0.copyBytes(from: a) }
+            withUnsafeBytes(of: sin6) { src in withUnsafeMutableBytes(of: &st) { $0.copyMemory(from: src) } }
             self.init(storage: st, length: socklen_t(MemoryLayout<sockaddr_in6>.size))
         } else {
-            var a = sockaddr_in()
-            a.sin_family = sa_family_t(AF_INET)
-            a.sin_port = port.bigEndian
-            guard inet_pton(AF_INET, ip, &a.sin_addr) == 1 else { return nil }
-            withUnsafeBytes(of: a) { src in withUnsafeMutableBytes(of: &st) { $0.copyMemory(from: src) } }
-            self.init(storage: st, length: socklen_t(MemoryLayout<sockaddr_in>.size))
+            return nil
         }
     }
 
