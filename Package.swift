@@ -35,10 +35,10 @@ let package = Package(
 
         .testTarget(name: "GatewaySystemTests", dependencies: ["GatewaySystem"]),
         .testTarget(name: "GatewayConfigTests", dependencies: ["GatewayConfig"]),
-        .testTarget(name: "GatewayHTTPTests", dependencies: ["GatewayHTTP"]),
+        .testTarget(name: "GatewayHTTPTests", dependencies: ["GatewayHTTP", "TestSupport"]),
         .testTarget(name: "GatewayProxyTests", dependencies: ["GatewayProxy", "GatewayTLS", "GatewayConfig"],
                     exclude: ["Captures"]),   // ClientHellos read by path
-        .testTarget(name: "GatewayProxyProtocolTests", dependencies: ["GatewayProxyProtocol"]),
+        .testTarget(name: "GatewayProxyProtocolTests", dependencies: ["GatewayProxyProtocol", "TestSupport"]),
         // A temporary PKI made with the openssl command, for the check rule and integration tests.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "GatewayCheckTests", dependencies: ["GatewayCheck", "GatewayConfig", "GatewayTLS", "GatewayProxy", "TestSupport"]),

@@ -79,8 +79,6 @@ public final class RuntimeSnapshot: Sendable {
     /// The same backends in configuration order.
     public let backendList: [BackendRuntime]
     public let generation: Int
-    /// From `ticket_key_file`; nil: the gateway's generated, rotating keys.
-    public let ticketKeys: [[UInt8]]?
     public let logs: Logs
     /// Each `listen` block by its address: workers find their listener's settings by address,
     /// so a reload that reorders, changes, adds or removes blocks applies to the right socket.
@@ -99,9 +97,9 @@ public final class RuntimeSnapshot: Sendable {
         var backends: [String: BackendRuntime] = [:]
         var errors: [ConfigDiagnostic] = []
         switch config.ticketKeyFile.map(TicketKeys.load) {
-        case .failure(let e): errors += e.diagnostics; ticketKeys = nil
-        case .success(let k): ticketKeys = k
-        case nil: ticketKeys = nil
+        case .failure(let e): errors += e.diagnostics; fileTicketRing = nil
+        case .success(let k): fileTicketRing = TicketKeyRing(k)
+        case nil: fileTicketRing = nil
         }
         adminToken = config.adminTokenFile.flatMap(readFirstLine)
         if config.adminTokenFile != nil && (adminToken ?? []).isEmpty {
@@ -122,7 +120,6 @@ public final class RuntimeSnapshot: Sendable {
         var byAddress: [ListenKey: ListenerRuntime] = [:]
         for (l, t) in zip(config.listeners, tls.listeners) { byAddress[ListenKey(l)] = ListenerRuntime(config: l, tls: t) }
         listeners = byAddress
-        fileTicketRing = ticketKeys.map(TicketKeyRing.init)
     }
 }
 

@@ -132,7 +132,7 @@ final class Listener: EventHandler {
             }
             guard let (cfd, peer) = accepted else { return }
             // With proxy_protocol the client's address is in the header: allow/deny wait for it (ProxyProtocolReader).
-            if (!listenConfig.proxyProtocol && !allowed(peer, listenConfig.access)) || worker.connectionCount >= snap.config.limits.maxConnections {
+            if (!listenConfig.proxyProtocol && !AccessRules.allows(peer.ipBytes, listenConfig.access)) || worker.connectionCount >= snap.config.limits.maxConnections {
                 Glibc.close(cfd)
                 continue
             }
@@ -140,13 +140,6 @@ final class Listener: EventHandler {
             if listenConfig.proxyProtocol { ProxyProtocolReader.start(fd: cfd, peer: peer, listener: listener, snapshot: snap, worker: worker); continue }
             ClientConnection.start(fd: cfd, peer: peer, listener: listener.tls, snapshot: snap, worker: worker)
         }
-    }
-
-    private func allowed(_ peer: SocketAddress, _ rules: [AccessRule]) -> Bool {
-        guard !rules.isEmpty else { return true }
-        let ip = peer.ipBytes
-        for r in rules where r.network.map({ $0.contains(ip) }) ?? true { return r.allow }
-        return true
     }
 }
 

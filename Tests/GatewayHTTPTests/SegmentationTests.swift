@@ -1,4 +1,5 @@
 import Testing
+import TestSupport
 @testable import GatewayHTTP
 
 // A verdict must not depend on TCP segmentation: every input below is parsed whole, split in
@@ -117,15 +118,3 @@ func expectSegmentationIndependent(_ bytes: [UInt8], limits: HTTPHeadLimits = li
     }
 }
 
-/// A small deterministic generator, so a failure is reproducible.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

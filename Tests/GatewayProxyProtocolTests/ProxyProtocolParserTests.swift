@@ -1,4 +1,5 @@
 import Testing
+import TestSupport
 @testable import GatewayProxyProtocol
 
 /// Headers as real senders write them (HAProxy `send-proxy` / `send-proxy-v2`, an AWS NLB-style v2
@@ -154,15 +155,3 @@ import Testing
     }
 }
 
-/// A tiny deterministic generator for the random splits (reproducible failures).
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed &+ 0x9E37_79B9_7F4A_7C15 }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
