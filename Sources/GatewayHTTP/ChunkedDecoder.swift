@@ -23,15 +23,27 @@ public struct ChunkedDecoder: Sendable {
     /// Returns the bytes consumed and whether the last chunk and trailers are complete;
     /// the caller keeps unconsumed bytes and calls again when more arrive.
     public mutating func decode(_ bytes: UnsafeRawBufferPointer, onData: (Range<Int>) -> Void) throws(HTTPParseError) -> (consumed: Int, done: Bool) {
+        var offset = 0
+        while true {
+            let rest = UnsafeRawBufferPointer(rebasing: bytes[offset...])
+            let r = try nextRun(rest)
+            if let data = r.data { onData(data.lowerBound + offset..<data.upperBound + offset) }
+            offset += r.consumed
+            if r.done || r.data == nil { return (offset, r.done) }
+        }
+    }
+
+    /// Consumes framing up to and including the next run of payload, which it returns as a
+    /// range of `bytes`: one step for a caller that handles each run before reading on.
+    /// `data` is nil when `bytes` ran out (or the body ended) first.
+    public mutating func nextRun(_ bytes: UnsafeRawBufferPointer) throws(HTTPParseError) -> (consumed: Int, data: Range<Int>?, done: Bool) {
         var i = 0
         let count = bytes.count
         while i < count {
             if case .data(let remaining) = state {
                 let take = min(remaining, count - i)
-                onData(i..<i + take)
-                i += take
                 state = remaining == take ? .dataCR : .data(remaining - take)
-                continue
+                return (i + take, i..<i + take, false)
             }
             let c = bytes[i]
             switch state {
@@ -76,15 +88,15 @@ public struct ChunkedDecoder: Sendable {
                 }
             case .trailerLF(let emptyLine):
                 guard c == ASCII.lf else { throw .bad("bare CR in a trailer") }
-                if emptyLine { state = .done; return (i + 1, true) }
+                if emptyLine { state = .done; return (i + 1, nil, true) }
                 state = .trailerLineStart
             case .done:
-                return (i, true)
+                return (i, nil, true)
             }
             i += 1
         }
-        if case .done = state { return (i, true) }
-        return (i, false)
+        if case .done = state { return (i, nil, true) }
+        return (i, nil, false)
     }
 
     private mutating func countTrailer() throws(HTTPParseError) {

@@ -1,4 +1,5 @@
 import Glibc
+import GatewayHTTP
 import GatewaySystem
 import GatewayTLS
 
@@ -20,6 +21,8 @@ final class BackendConnection: EventHandler, TimerTarget {
     var phase: Phase = .connecting
     var inBuf = ByteBuffer()
     var outBuf = ByteBuffer()
+    /// The backend's bytes as response parts; set up for each request sent on this connection.
+    var codec = HTTP1ClientCodec()
     /// What uses it now (a client connection, or a health probe); nil while pooled.
     weak var owner: (any BackendUser)?
     /// Whether it was taken from the pool (a failure before any response byte may then be retried).

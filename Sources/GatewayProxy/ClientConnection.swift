@@ -23,7 +23,8 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
     var phase: Phase = .handshaking
     var inBuf = ByteBuffer()
     var outBuf = ByteBuffer()
-    var parser: HTTPRequestParser
+    /// The client's bytes as request parts (HTTP/1: one stream at a time).
+    var codec: HTTP1ServerCodec
     var exchange: Exchange?
     var backend: BackendConnection?
     var headBytesSeen = false
@@ -64,7 +65,7 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
         self.fd = fd; self.peer = peer; self.tls = tls; self.snapshot = snapshot; self.tickets = tickets; self.worker = worker
         counters = worker.metrics.counters(for: snapshot)
         let l = snapshot.config.limits
-        parser = HTTPRequestParser(limits: HTTPHeadLimits(maxURISize: l.maxURISize, maxHeaderSize: l.maxHeaderSize, maxHeaders: l.maxHeaders))
+        codec = HTTP1ServerCodec(limits: HTTPHeadLimits(maxURISize: l.maxURISize, maxHeaderSize: l.maxHeaderSize, maxHeaders: l.maxHeaders))
     }
 
     func handleEvent(readable: Bool, writable: Bool) {
@@ -156,9 +157,9 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
         if ex.responseStarted { abort(); return }
         ex.local = true
         ex.status = status
-        ex.responseBody = .done
+        ex.responseEnded = true
         ex.responseStarted = true
-        if close { ex.requestBodyDone = true; closeAfterResponse = true }
+        if close { ex.requestEnded = true; closeAfterResponse = true }
         ex.bytesOut += HeadWriter.errorResponse(status: status, message: reason, close: close || closeAfterResponse, into: &outBuf)
         if status >= 500 || status == 400 || status == 421 || status == 408 || status == 413 || status == 414 || status == 431 {
             worker.logs.error.log(status >= 500 ? .error : .info, "request_error", reason,

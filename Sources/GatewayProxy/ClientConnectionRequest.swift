@@ -13,7 +13,7 @@ extension ClientConnection {
         while true {
             if !inBuf.isEmpty {
                 do {
-                    if let head = try parser.parse(inBuf.readable) {
+                    if case .head(let head)? = try codec.next(inBuf.readable).part {
                         startExchange(head)
                         return
                     }
@@ -43,7 +43,7 @@ extension ClientConnection {
             return false
         case .wantWrite: return false
         case .closed, .failed:
-            if phase == .forwarding, let ex = exchange, !ex.responseStarted, !ex.requestBodyDone {
+            if phase == .forwarding, let ex = exchange, !ex.responseStarted, !ex.requestEnded {
                 worker.logs.error.log(.info, "client_aborted", "client closed the connection during the request body")
             }
             close()
@@ -68,10 +68,8 @@ extension ClientConnection {
         let clientTrace = TraceHeaders.incoming(b, head.headers)   // SPEC §11 trace context
         ex.trace = clientTrace ?? worker.traceIDs.next()
         switch head.framing {
-        case .contentLength(let n) where n > 0:
-            ex.requestBody = .length(n); ex.requestBodyDone = false
-        case .chunked:
-            ex.requestBody = .chunked(ChunkedDecoder()); ex.requestBodyDone = false
+        case .contentLength(let n) where n > 0: ex.requestEnded = false
+        case .chunked: ex.requestEnded = false; ex.requestChunked = true
         default: break
         }
         exchange = ex

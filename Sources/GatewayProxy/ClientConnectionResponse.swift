@@ -9,19 +9,16 @@ import GatewayTLS
 extension ClientConnection {
     /// Reads the backend's response while the client keeps up, turning it into the client's framing.
     func receiveResponse() -> Bool {
-        guard let b = backend, b.phase == .ready, let ex = exchange, !ex.responseDone, ex.headSent else { return false }
+        guard let b = backend, b.phase == .ready, let ex = exchange, !ex.responseEnded, ex.headSent else { return false }
         var progress = false
         while outBuf.readableCount < Self.highWater {
-            // Hand on everything already buffered (a head and its body often share one read)
+            // Hand on every part already buffered (a head and its body often share one read)
             // before reading again.
-            while !b.inBuf.isEmpty && outBuf.readableCount < Self.highWater {
-                let before = b.inBuf.readableCount
-                let wasDone = exchange?.responseDone ?? true
-                processResponseBytes(b)
-                guard backend === b, phase == .forwarding else { return true }
-                if exchange?.responseDone ?? true { return true }
-                guard b.inBuf.readableCount != before || exchange?.responseDone != wasDone else { break } // needs more bytes
+            while outBuf.readableCount < Self.highWater {
+                guard let more = handOnResponsePart(b, ex) else { return true }
+                guard more else { break }
                 progress = true
+                if ex.responseEnded { return true }
             }
             let space = b.inBuf.writableSpace(minimum: 16 * 1024)
             switch b.tls.read(into: space) {
@@ -41,13 +38,13 @@ extension ClientConnection {
     /// The backend closed (or broke) its connection.
     func backendEnded(_ b: BackendConnection) {
         guard let ex = exchange else { return }
-        if case .untilClose = ex.responseBody {
-            ex.responseBody = .done
+        if b.codec.inputEnded() != nil {
+            ex.responseEnded = true
             endResponseBody(ex)
             ex.backendKeepAlive = false
             return
         }
-        if case .awaitingHead = ex.responseBody {
+        if b.codec.awaitingHead {
             let stale = b.reused && b.inBuf.isEmpty && !ex.bodyForwarded
             backendFailed(ProxyError(.badGateway, "backend \(b.server.label) closed the connection before responding", retrySafe: stale, metric: .reset))
             return
@@ -58,95 +55,71 @@ extension ClientConnection {
         abort()
     }
 
-    func processResponseBytes(_ b: BackendConnection) {
-        guard let ex = exchange else { return }
+    /// Takes the next response part from the backend's buffered bytes to the client.
+    /// true: a part was handed on; false: more bytes are needed; nil: the exchange failed.
+    func handOnResponsePart(_ b: BackendConnection, _ ex: Exchange) -> Bool? {
         let input = b.inBuf.readable
-        switch ex.responseBody {
-        case .awaitingHead:
-            let head: HTTPResponseHead?
-            do { head = try ex.responseParser.parse(input, requestWasHEAD: ex.isHEAD) } catch {
-                b.inBuf.consume(input.count)
-                backendFailed(ProxyError(.badGateway, "backend \(b.server.label) sent an invalid response: \(error.reason)", metric: .protocol))
-                return
-            }
-            guard let head else { return }
-            if head.status == 101 && ex.upgradeRequested {
-                // Switching protocols: the head goes to the client, then bytes flow both ways as they are.
-                HeadWriter.response(input, head: head, chunked: false, close: false, into: &outBuf)
-                b.inBuf.consume(head.headLength)
-                ex.status = 101
-                ex.upstreamMs = Int(now - ex.upstreamStartedAt)
-                ex.responseStarted = true
-                ex.responseBody = .done
-                ex.requestBodyDone = true
-                return
-            }
-            if head.status >= 100 && head.status < 200 {
-                // Interim responses (100 Continue, 103) pass through to HTTP/1.1 clients.
-                if head.status != 101 && ex.clientVersionMinor >= 1 {
-                    HeadWriter.response(input, head: head, chunked: false, close: false, into: &outBuf)
-                }
-                b.inBuf.consume(head.headLength)
-                ex.responseParser.reset()
-                return
-            }
-            ex.status = head.status
-            ex.backendKeepAlive = head.keepAlive
-            ex.upstreamMs = Int(now - ex.upstreamStartedAt)
-            switch head.framing {
-            case .none: ex.responseBody = .done; ex.clientFraming = .asIs
-            case .contentLength(let n): ex.responseBody = n == 0 ? .done : .length(n); ex.clientFraming = .asIs
-            case .chunked: ex.responseBody = .chunked(ChunkedDecoder())
-                ex.clientFraming = ex.clientVersionMinor >= 1 ? .chunked : .close
-            case .untilClose: ex.responseBody = .untilClose
-                ex.clientFraming = ex.clientVersionMinor >= 1 ? .chunked : .close
-            }
-            let (gzip, vary) = compressionFor(head, input, ex)
-            if gzip {
-                ex.gzip = GzipStream()
-                ex.clientFraming = ex.clientVersionMinor >= 1 ? .chunked : .close
-            }
-            if ex.clientFraming == .close { closeAfterResponse = true }
-            let closing = closeAfterResponse || !ex.clientKeepAlive
-            HeadWriter.response(input, head: head, chunked: ex.clientFraming == .chunked, close: closing,
-                                gzip: ex.gzip != nil, vary: vary, into: &outBuf)
-            ex.responseStarted = true
-            ex.outgoingHead = []
-            b.inBuf.consume(head.headLength)
-        case .length(let remaining):
-            let n = min(remaining, input.count)
-            appendBody(UnsafeRawBufferPointer(rebasing: input[0..<n]), framing: ex.clientFraming)
-            ex.bytesOut += n
-            b.inBuf.consume(n)
-            if remaining == n { ex.responseBody = .done; endResponseBody(ex) } else { ex.responseBody = .length(remaining - n) }
-        case .chunked(var decoder):
-            do {
-                let framing = ex.clientFraming
-                var out = 0
-                let r = try decoder.decode(input) { range in
-                    appendBody(UnsafeRawBufferPointer(rebasing: input[range]), framing: framing)
-                    out += range.count
-                }
-                ex.bytesOut += out
-                b.inBuf.consume(r.consumed)
-                if r.done {
-                    ex.responseBody = .done
-                    endResponseBody(ex)
-                } else {
-                    ex.responseBody = .chunked(decoder)
-                }
-            } catch {
-                worker.logs.error.log(.error, "backend_error", "backend \(b.server.label) sent a bad chunk: \(error.reason)")
-                counters.countBackendFailure(backend: b.backend.index, server: b.serverIndex, .protocol)
-                abort(); return
-            }
-        case .untilClose:
-            appendBody(input, framing: ex.clientFraming)
-            ex.bytesOut += input.count
+        let step: (part: HTTP1ClientCodec.Part?, consumed: Int)
+        do { step = try b.codec.next(input) } catch {
             b.inBuf.consume(input.count)
-        case .done:
-            break
+            if !ex.responseStarted {
+                backendFailed(ProxyError(.badGateway, "backend \(b.server.label) sent an invalid response: \(error.reason)", metric: .protocol))
+                return nil
+            }
+            worker.logs.error.log(.error, "backend_error", "backend \(b.server.label) sent a bad chunk: \(error.reason)")
+            counters.countBackendFailure(backend: b.backend.index, server: b.serverIndex, .protocol)
+            abort(); return nil
         }
+        switch step.part {
+        case nil:
+            b.inBuf.consume(step.consumed)
+            return step.consumed > 0
+        case .interim(let head)?:
+            // Interim responses (100 Continue, 103) pass through to HTTP/1.1 clients; a 101 nobody asked for does not.
+            if head.status != 101 && ex.clientVersionMinor >= 1 {
+                HeadWriter.response(input, head: head, chunked: false, close: false, into: &outBuf)
+            }
+        case .switched(let head)?:
+            // Switching protocols: the head goes to the client, then bytes flow both ways as they are.
+            HeadWriter.response(input, head: head, chunked: false, close: false, into: &outBuf)
+            ex.status = 101
+            ex.upstreamMs = Int(now - ex.upstreamStartedAt)
+            ex.responseStarted = true
+            ex.responseEnded = true
+            ex.requestEnded = true
+        case .head(let head)?:
+            startResponse(head, input, ex)
+        case .body(let range)?:
+            appendBody(UnsafeRawBufferPointer(rebasing: input[range]), framing: ex.clientFraming)
+            ex.bytesOut += range.count
+        case .end?:
+            ex.responseEnded = true
+            endResponseBody(ex)
+        }
+        b.inBuf.consume(step.consumed)
+        return true
+    }
+
+    /// The final response head: the client's framing (re-chunked, gzipped or close-delimited) and the head itself.
+    func startResponse(_ head: HTTPResponseHead, _ input: UnsafeRawBufferPointer, _ ex: Exchange) {
+        ex.status = head.status
+        ex.backendKeepAlive = head.keepAlive
+        ex.upstreamMs = Int(now - ex.upstreamStartedAt)
+        switch head.framing {
+        case .none, .contentLength: ex.clientFraming = .asIs
+        case .chunked, .untilClose: ex.clientFraming = ex.clientVersionMinor >= 1 ? .chunked : .close
+        }
+        let (gzip, vary) = compressionFor(head, input, ex)
+        if gzip {
+            ex.gzip = GzipStream()
+            ex.clientFraming = ex.clientVersionMinor >= 1 ? .chunked : .close
+        }
+        if ex.clientFraming == .close { closeAfterResponse = true }
+        let closing = closeAfterResponse || !ex.clientKeepAlive
+        HeadWriter.response(input, head: head, chunked: ex.clientFraming == .chunked, close: closing,
+                            gzip: ex.gzip != nil, vary: vary, into: &outBuf)
+        ex.responseStarted = true
+        ex.outgoingHead = []
     }
 
     func appendBody(_ bytes: UnsafeRawBufferPointer, framing: Exchange.ClientFraming) {
@@ -205,7 +178,7 @@ extension ClientConnection {
 
     /// Response fully written and request fully read: log, recycle, and get ready for the next request.
     func finishIfDone() -> Bool {
-        guard let ex = exchange, ex.responseDone, ex.requestBodyDone || ex.local, outBuf.isEmpty, phase == .forwarding else { return false }
+        guard let ex = exchange, ex.responseEnded, ex.requestEnded || ex.local, outBuf.isEmpty, phase == .forwarding else { return false }
         record(ex)
         if ex.status == 101, ex.upgradeRequested, backend != nil {
             exchange = nil
@@ -216,7 +189,7 @@ extension ClientConnection {
         if let b = backend {
             backend = nil
             worker.pool.recordSuccess(b.backend, server: b.serverIndex)
-            if ex.requestBodyDone && ex.backendKeepAlive && b.phase == .ready && !worker.draining {
+            if ex.requestEnded && ex.backendKeepAlive && b.phase == .ready && !worker.draining {
                 worker.pool.release(b)
             } else {
                 b.owner = nil
@@ -224,13 +197,13 @@ extension ClientConnection {
             }
         }
         exchange = nil
-        if closeAfterResponse || !ex.clientKeepAlive || !ex.requestBodyDone || worker.draining {
+        if closeAfterResponse || !ex.clientKeepAlive || !ex.requestEnded || worker.draining {
             beginClose()
             return true
         }
         phase = .awaitingHead
         headBytesSeen = !inBuf.isEmpty
-        parser.reset()
+        codec.reset()
         inBuf.releaseIfEmpty()
         outBuf.releaseIfEmpty()
         setDeadline(headBytesSeen ? limits.headerTimeoutMs : limits.idleTimeoutMs)

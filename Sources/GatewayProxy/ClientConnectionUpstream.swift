@@ -47,7 +47,6 @@ extension ClientConnection {
         if let b = ex.backend,
            case .retry(let other) = RetryPolicy.decide(attempt, usable: { worker.pool.hasUsableServer(b, excluding: $0) }) {
             ex.headSent = false
-            ex.responseParser.reset()
             worker.logs.error.log(.warn, "backend_retry", failure.reason, [("backend", b.config.name), ("server", label), ("request_id", ex.requestID)])
             connectBackend(excluding: other)
             return
@@ -93,13 +92,14 @@ extension ClientConnection {
         var progress = false
         if let b = backend, b.phase == .ready, !ex.headSent {
             ex.outgoingHead.withUnsafeBytes { b.outBuf.append($0) }
+            b.codec.expectResponse(toHEAD: ex.isHEAD, upgradeRequested: ex.upgradeRequested)
             ex.headSent = true
             progress = true
         }
         while true {
             if consumeRequestBody() { progress = true }
             if flushBackend() { progress = true }
-            guard let ex = exchange, !ex.requestBodyDone, phase == .forwarding else { break }
+            guard let ex = exchange, !ex.requestEnded, phase == .forwarding else { break }
             if let b = backend, b.outBuf.readableCount >= Self.highWater { break }
             if backend != nil && backend?.phase != .ready { break }
             guard inBuf.isEmpty else { break }
@@ -109,53 +109,44 @@ extension ClientConnection {
         return progress
     }
 
-    /// Moves request body bytes from `inBuf` to the backend (or drops them for a local response).
+    /// Moves request body parts from `inBuf` to the backend (re-chunked when the client
+    /// chunked it), or drops them for a local response.
     func consumeRequestBody() -> Bool {
-        guard let ex = exchange, !ex.requestBodyDone, !inBuf.isEmpty else { return false }
+        guard let ex = exchange, !ex.requestEnded, !inBuf.isEmpty else { return false }
         let sink = (ex.local || backend == nil) ? nil : backend
         if let sink, sink.phase != .ready || !ex.headSent { return false }
-        let input = inBuf.readable
-        var consumed = 0
-        switch ex.requestBody {
-        case .none:
-            ex.requestBodyDone = true
-        case .length(let remaining):
-            let n = min(remaining, input.count)
-            sink?.outBuf.append(UnsafeRawBufferPointer(rebasing: input[0..<n]))
-            consumed = n
-            ex.requestBody = .length(remaining - n)
-            ex.requestBodyBytes += n
-            if remaining == n { ex.requestBodyDone = true }
-        case .chunked(var decoder):
-            do {
-                var payload = 0
-                let r = try decoder.decode(input) { range in
-                    payload += range.count
-                    guard let sink else { return }
-                    sink.outBuf.append(hex: range.count)
-                    sink.outBuf.append("\r\n")
-                    sink.outBuf.append(UnsafeRawBufferPointer(rebasing: input[range]))
-                    sink.outBuf.append("\r\n")
-                }
-                consumed = r.consumed
-                ex.requestBodyBytes += payload
-                if r.done {
-                    sink?.outBuf.append("0\r\n\r\n")
-                    ex.requestBodyDone = true
-                }
-                ex.requestBody = .chunked(decoder)
-            } catch {
-                inBuf.consume(input.count)
+        var progress = false
+        while !ex.requestEnded {
+            let step: (part: HTTP1ServerCodec.Part?, consumed: Int)
+            do { step = try codec.next(inBuf.readable) } catch {
+                inBuf.consume(inBuf.readableCount)
                 failRequest(status: error.status, reason: error.reason)
                 return true
             }
+            switch step.part {
+            case .body(let range)?:
+                let run = UnsafeRawBufferPointer(rebasing: inBuf.readable[range])
+                if let sink {
+                    if ex.requestChunked { sink.outBuf.append(hex: run.count); sink.outBuf.append("\r\n") }
+                    sink.outBuf.append(run)
+                    if ex.requestChunked { sink.outBuf.append("\r\n") }
+                    ex.bodyForwarded = true
+                }
+                ex.requestBodyBytes += run.count
+            case .end?:
+                if ex.requestChunked { sink?.outBuf.append("0\r\n\r\n") }
+                ex.requestEnded = true
+            case .head?, nil:
+                break
+            }
+            inBuf.consume(step.consumed)
+            if step.consumed > 0 { progress = true }
+            if step.part == nil { break }
         }
-        if sink != nil && consumed > 0 { ex.bodyForwarded = true }
-        inBuf.consume(consumed)
         if ex.requestBodyBytes > limits.maxBodySize {
             failRequest(status: 413, reason: "body over max_body_size")
         }
-        return consumed > 0
+        return progress
     }
 
     /// A request that went bad mid-body: the backend connection is useless, the client's framing is lost.

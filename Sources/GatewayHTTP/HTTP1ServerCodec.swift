@@ -1,0 +1,71 @@
+// The server side of one HTTP/1.1 connection as a value state machine: bytes the client
+// sent go in, request parts come out (head, body runs, end). It does no I/O and keeps no
+// bytes: every part is a range of the buffer it was given, and the caller consumes what
+// `next` says was used. The same parts an HTTP/2 codec would produce for one stream.
+
+public struct HTTP1ServerCodec: Sendable {
+    public enum Part: Sendable {
+        case head(HTTPRequestHead)
+        /// Body payload (de-chunked), a range of the bytes passed to `next`.
+        case body(Range<Int>)
+        /// The request is complete; the next one starts after `reset`.
+        case end
+    }
+
+    private enum State: Sendable {
+        case head
+        case length(remaining: Int)
+        case chunked(ChunkedDecoder)
+        /// The body is complete; `.end` is the next part.
+        case endPending
+        /// `.end` was given: bytes that follow belong to the next request (pipelining).
+        case ended
+    }
+
+    private var parser: HTTPRequestParser
+    private var state = State.head
+
+    public init(limits: HTTPHeadLimits) { parser = HTTPRequestParser(limits: limits) }
+
+    /// Waiting for a request head (nothing of the current request is pending).
+    public var awaitingHead: Bool { if case .head = state { return true }; return false }
+    /// `.end` was given for the current request.
+    public var requestEnded: Bool { if case .ended = state { return true }; return false }
+
+    /// Ready for the next request on the connection.
+    public mutating func reset() {
+        parser.reset()
+        state = .head
+    }
+
+    /// The next part found in `bytes` (everything unconsumed so far) and how many bytes it
+    /// used; the part is nil when more bytes are needed (some framing may still be consumed).
+    /// Throws the status and reason to answer with; the connection's framing is lost then.
+    public mutating func next(_ bytes: UnsafeRawBufferPointer) throws(HTTPParseError) -> (part: Part?, consumed: Int) {
+        switch state {
+        case .head:
+            guard let head = try parser.parse(bytes) else { return (nil, 0) }
+            switch head.framing {
+            case .contentLength(let n) where n > 0: state = .length(remaining: n)
+            case .chunked: state = .chunked(ChunkedDecoder())
+            default: state = .endPending
+            }
+            return (.head(head), head.headLength)
+        case .length(let remaining):
+            guard bytes.count > 0 else { return (nil, 0) }
+            let n = min(remaining, bytes.count)
+            state = remaining == n ? .endPending : .length(remaining: remaining - n)
+            return (.body(0..<n), n)
+        case .chunked(var decoder):
+            let r = try decoder.nextRun(bytes)
+            if let data = r.data { state = .chunked(decoder); return (.body(data), r.consumed) }
+            state = r.done ? .ended : .chunked(decoder)
+            return (r.done ? .end : nil, r.consumed)
+        case .endPending:
+            state = .ended
+            return (.end, 0)
+        case .ended:
+            return (nil, 0)
+        }
+    }
+}
