@@ -37,7 +37,7 @@ let package = Package(
         .testTarget(name: "GatewayConfigTests", dependencies: ["GatewayConfig"]),
         .testTarget(name: "GatewayHTTPTests", dependencies: ["GatewayHTTP", "TestSupport"],
                     exclude: ["Captures"]),   // captured byte streams read by path
-        .testTarget(name: "GatewayProxyTests", dependencies: ["GatewayProxy", "GatewayTLS", "GatewayConfig"],
+        .testTarget(name: "GatewayProxyTests", dependencies: ["GatewayProxy", "GatewayTLS", "GatewayConfig", "GatewaySystem"],
                     exclude: ["Captures"]),   // ClientHellos read by path
         .testTarget(name: "GatewayProxyProtocolTests", dependencies: ["GatewayProxyProtocol", "TestSupport"]),
         // A temporary PKI made with the openssl command, for the check rule and integration tests.

@@ -75,8 +75,10 @@ struct HeadScanner: Sendable {
 
     /// Splits the complete head's field lines (after the start line) into fields, rejecting what
     /// could be read two ways: obsolete folding, whitespace before the colon, bad names, bare CR, controls.
-    func fields(_ bytes: UnsafeRawBufferPointer, headLength: Int) throws(HTTPParseError) -> [HTTPHeaderField] {
-        var fields: [HTTPHeaderField] = []
+    /// The field lines into `fields` (emptied first, its storage kept: a parser reuses one array
+    /// for every head, so a head costs no allocation once its predecessor is gone).
+    func fields(_ bytes: UnsafeRawBufferPointer, headLength: Int, into fields: inout [HTTPHeaderField]) throws(HTTPParseError) {
+        fields.removeAll(keepingCapacity: true)
         fields.reserveCapacity(fieldLines)
         var ls = startLineEnd! + 2
         let end = headLength - 2
@@ -101,7 +103,6 @@ struct HeadScanner: Sendable {
             fields.append(HTTPHeaderField(name: ls..<colon, value: lo..<hi))
             ls = le + 2
         }
-        return fields
     }
 }
 

@@ -4,6 +4,8 @@
 public struct HTTPRequestParser: Sendable {
     public let limits: HTTPHeadLimits
     private var scanner = HeadScanner()
+    /// Reused for every head (see `HeadScanner.fields`).
+    private var fields: [HTTPHeaderField] = []
     private var line: RequestLineChecker
 
     public init(limits: HTTPHeadLimits) {
@@ -34,8 +36,8 @@ public struct HTTPRequestParser: Sendable {
     }
 
     /// The head is complete and its request line valid: the field lines and the framing rules.
-    private func complete(_ bytes: UnsafeRawBufferPointer, end: Int) throws(HTTPParseError) -> HTTPRequestHead {
-        let fields = try scanner.fields(bytes, headLength: end)
+    private mutating func complete(_ bytes: UnsafeRawBufferPointer, end: Int) throws(HTTPParseError) -> HTTPRequestHead {
+        try scanner.fields(bytes, headLength: end, into: &fields)
         let h = try FramingHeaders(bytes, fields)
         let minor = line.versionMinor
 

@@ -4,6 +4,8 @@
 public struct HTTPResponseParser: Sendable {
     public let maxHeadSize: Int
     private var scanner = HeadScanner()
+    /// Reused for every head (see `HeadScanner.fields`).
+    private var fields: [HTTPHeaderField] = []
 
     public init(maxHeadSize: Int) { self.maxHeadSize = maxHeadSize }
 
@@ -17,7 +19,7 @@ public struct HTTPResponseParser: Sendable {
             guard let end = try scanner.scan(bytes, limits, &noCheck) else { return nil }
             defer { scanner.reset() }
             let (minor, status) = try Self.statusLine(bytes, scanner.headStart..<scanner.startLineEnd!)
-            let fields = try scanner.fields(bytes, headLength: end)
+            try scanner.fields(bytes, headLength: end, into: &fields)
             let h = try FramingHeaders(bytes, fields)
             var keepAlive = minor == 1 ? !h.connectionClose : (h.connectionKeepAlive && !h.connectionClose)
             let framing: BodyFraming

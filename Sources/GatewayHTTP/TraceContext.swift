@@ -41,28 +41,33 @@ public struct TraceContext: Sendable, Hashable {
     }
 
     /// The header value (55 bytes).
+    /// The 55 bytes of the header value, written into `out` (which must hold that many); no allocation.
+    public func write(into out: UnsafeMutableRawBufferPointer) {
+        out[0] = UInt8(ascii: "0"); out[1] = UInt8(ascii: "0"); out[2] = UInt8(ascii: "-")
+        Self.writeHex(traceIDHigh, 16, out, at: 3); Self.writeHex(traceIDLow, 16, out, at: 19)
+        out[35] = UInt8(ascii: "-")
+        Self.writeHex(parentID, 16, out, at: 36)
+        out[52] = UInt8(ascii: "-")
+        Self.writeHex(UInt64(flags), 2, out, at: 53)
+    }
+
     public func write(into out: inout [UInt8]) {
-        out.append(UInt8(ascii: "0")); out.append(UInt8(ascii: "0")); out.append(UInt8(ascii: "-"))
-        Self.appendHex(traceIDHigh, 16, &out); Self.appendHex(traceIDLow, 16, &out)
-        out.append(UInt8(ascii: "-"))
-        Self.appendHex(parentID, 16, &out)
-        out.append(UInt8(ascii: "-"))
-        Self.appendHex(UInt64(flags), 2, &out)
+        let start = out.count
+        out += repeatElement(0, count: Self.length)
+        out.withUnsafeMutableBytes { write(into: UnsafeMutableRawBufferPointer(rebasing: $0[start...])) }
     }
 
     public var headerValue: String {
-        var out: [UInt8] = []
-        out.reserveCapacity(Self.length)
-        write(into: &out)
-        return String(decoding: out, as: UTF8.self)
+        String(unsafeUninitializedCapacity: Self.length) { write(into: UnsafeMutableRawBufferPointer($0)); return Self.length }
     }
 
     /// The trace-id as 32 lower-case hex digits (the access log's `trace_id`).
     public var traceIDHex: String {
-        var out: [UInt8] = []
-        out.reserveCapacity(32)
-        Self.appendHex(traceIDHigh, 16, &out); Self.appendHex(traceIDLow, 16, &out)
-        return String(decoding: out, as: UTF8.self)
+        String(unsafeUninitializedCapacity: 32) { out in
+            let raw = UnsafeMutableRawBufferPointer(out)
+            Self.writeHex(traceIDHigh, 16, raw, at: 0); Self.writeHex(traceIDLow, 16, raw, at: 16)
+            return 32
+        }
     }
 
     private static func hex(_ b: UnsafeRawBufferPointer, _ at: Int, _ n: Int) -> UInt64? {
@@ -78,10 +83,10 @@ public struct TraceContext: Sendable, Hashable {
         return v
     }
 
-    private static func appendHex(_ v: UInt64, _ digits: Int, _ out: inout [UInt8]) {
+    private static func writeHex(_ v: UInt64, _ digits: Int, _ out: UnsafeMutableRawBufferPointer, at: Int) {
         let table: StaticString = "0123456789abcdef"
-        for i in stride(from: digits - 1, through: 0, by: -1) {
-            out.append(table.utf8Start[Int((v >> UInt64(i * 4)) & 0xF)])
+        for i in 0..<digits {
+            out[at + i] = table.utf8Start[Int((v >> UInt64((digits - 1 - i) * 4)) & 0xF)]
         }
     }
 }

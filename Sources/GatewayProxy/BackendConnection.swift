@@ -19,8 +19,8 @@ final class BackendConnection: EventHandler, TimerTarget {
     let serverIndex: Int
     unowned let worker: Worker
     var phase: Phase = .connecting
-    var inBuf = ByteBuffer()
-    var outBuf = ByteBuffer()
+    var inBuf: ByteBuffer
+    var outBuf: ByteBuffer
     /// The backend's bytes as response parts; set up for each request sent on this connection.
     var codec = HTTP1ClientCodec()
     /// What uses it now (a client connection, or a health probe); nil while pooled.
@@ -38,6 +38,7 @@ final class BackendConnection: EventHandler, TimerTarget {
 
     init(worker: Worker, backend: BackendRuntime, serverIndex: Int, session: OpaquePointer?) throws(ProxyError) {
         self.worker = worker
+        inBuf = ByteBuffer(pool: worker.buffers); outBuf = ByteBuffer(pool: worker.buffers)
         self.backend = backend
         self.serverIndex = serverIndex
         let target = backend.servers[serverIndex]

@@ -8,7 +8,9 @@ import COpenSSL
 /// name and address, plus the TLS settings for connections and sessions), not by the objects
 /// of one snapshot: a reload keeps the state, and holds no old snapshot alive through it.
 final class BackendPool {
-    private var idle: [Int: [BackendConnection]] = [:]
+    /// Idle connections by pool key (small dense ids): an array, so taking and returning a
+    /// connection mutates a list in place and allocates nothing.
+    private var idle: [[BackendConnection]] = []
     private var sessions: [Int: OpaquePointer] = [:]
     private var cursor: [Int: Int] = [:]
     unowned let worker: Worker
@@ -114,7 +116,7 @@ final class BackendPool {
     func connection(_ backend: BackendRuntime, server: Int) throws(ProxyError) -> BackendConnection {
         let key = backend.servers[server].poolKey
         var conn: BackendConnection?
-        while conn == nil, let c = idle[key]?.popLast() {
+        while conn == nil, key < idle.count, let c = idle[key].popLast() {
             if c.phase == .ready {
                 c.reused = true
                 c.deadline = 0
@@ -139,19 +141,23 @@ final class BackendPool {
         // whether or not the connection itself is kept.
         if !c.reused && c.phase == .ready { rememberSession(of: c) }
         guard c.phase == .ready, c.inBuf.isEmpty, c.outBuf.isEmpty, !c.tls.hasPending,
-              idle[key, default: []].count < c.backend.config.keepalive else {
+              idleCount(key) < c.backend.config.keepalive else {
             c.close(); return
         }
         c.inBuf.releaseIfEmpty()
         c.outBuf.releaseIfEmpty()
-        idle[key, default: []].append(c)
+        if key >= idle.count { idle += Array(repeating: [], count: key + 1 - idle.count) }
+        idle[key].append(c)
         c.deadline = worker.loop.now + UInt64(c.backend.config.keepaliveTimeoutMs)
         worker.loop.schedule(c)
     }
 
+    private func idleCount(_ key: Int) -> Int { key < idle.count ? idle[key].count : 0 }
+
     func discard(_ c: BackendConnection) {
         finished(c)
-        idle[c.server.poolKey]?.removeAll { $0 === c }
+        let key = c.server.poolKey
+        if key < idle.count { idle[key].removeAll { $0 === c } }
         c.close()
     }
 
@@ -163,7 +169,7 @@ final class BackendPool {
     }
 
     func closeAll() {
-        for list in idle.values { for c in list { c.close() } }
-        idle = [:]
+        for list in idle { for c in list { c.close() } }
+        idle = []
     }
 }

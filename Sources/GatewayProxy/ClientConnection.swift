@@ -21,11 +21,13 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
     /// This worker's metric counters for this connection's snapshot.
     let counters: SnapshotCounters
     var phase: Phase = .handshaking
-    var inBuf = ByteBuffer()
-    var outBuf = ByteBuffer()
+    var inBuf: ByteBuffer
+    var outBuf: ByteBuffer
     /// The client's bytes as request parts (HTTP/1: one stream at a time).
     var codec: HTTP1ServerCodec
-    var exchange: Exchange?
+    /// HTTP/1: one exchange at a time, on stream 1.
+    var exchanges = ExchangeTable()
+    var exchange: Exchange? { exchanges[ExchangeTable.http1Stream] }
     var backend: BackendConnection?
     var headBytesSeen = false
     var closeAfterResponse = false
@@ -63,6 +65,7 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
 
     init(fd: Int32, peer: SocketAddress, tls: TLSStream, snapshot: RuntimeSnapshot, tickets: TicketKeyRing, worker: Worker) {
         self.fd = fd; self.peer = peer; self.tls = tls; self.snapshot = snapshot; self.tickets = tickets; self.worker = worker
+        inBuf = ByteBuffer(pool: worker.buffers); outBuf = ByteBuffer(pool: worker.buffers)
         counters = worker.metrics.counters(for: snapshot)
         let l = snapshot.config.limits
         codec = HTTP1ServerCodec(limits: HTTPHeadLimits(maxURISize: l.maxURISize, maxHeaderSize: l.maxHeaderSize, maxHeaders: l.maxHeaders))
@@ -109,7 +112,7 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
             close()
         case .awaitingHead:
             if headBytesSeen {
-                exchange = Exchange(startedAt: now)
+                openExchange()
                 respondLocally(status: 408, reason: "request head not received within header_timeout", close: true)
                 drive()
             } else {
@@ -163,7 +166,7 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
         ex.bytesOut += HeadWriter.errorResponse(status: status, message: reason, close: close || closeAfterResponse, into: &outBuf)
         if status >= 500 || status == 400 || status == 421 || status == 408 || status == 413 || status == 414 || status == 431 {
             worker.logs.error.log(status >= 500 ? .error : .info, "request_error", reason,
-                                  [("status", String(status)), ("client", clientIP), ("request_id", ex.requestID)])
+                                  [("status", String(status)), ("client", clientIP), ("request_id", ex.requestID.text)])
         }
         phase = .forwarding
         if close { inBuf.clear() }
@@ -204,9 +207,16 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
     /// Ends the connection at once (e.g. a backend broke mid-response: the client must not see a truncated body as complete).
     func abort() {
         if let ex = exchange, ex.status != 0 { record(ex) }
-        exchange = nil
+        closeExchange()
         close()
     }
+
+    @discardableResult
+    func openExchange() -> Exchange {
+        exchanges.open(ExchangeTable.http1Stream, startedAt: now, pool: worker.exchangePool)
+    }
+
+    func closeExchange() { exchanges.close(ExchangeTable.http1Stream, pool: worker.exchangePool) }
 
     func close() {
         guard phase != .closed else { return }

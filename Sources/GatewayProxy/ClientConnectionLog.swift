@@ -48,7 +48,7 @@ extension ClientConnection {
         j.field("server", ex.local ? nil : ex.serverIndex.flatMap { i in ex.backend.map { $0.servers[i].label } })
         if let u = ex.upstreamMs { j.field("upstream_ms", u) } else { j.field("upstream_ms", nil as String?) }
         j.field("total_ms", totalMs)
-        j.field("request_id", ex.requestID)
+        j.field("request_id", ex.requestID.text)
         j.field("trace_id", ex.trace?.traceIDHex)
         return j.finished()
     }

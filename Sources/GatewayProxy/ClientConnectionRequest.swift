@@ -18,7 +18,7 @@ extension ClientConnection {
                         return
                     }
                 } catch {
-                    exchange = Exchange(startedAt: now)
+                    openExchange()
                     respondLocally(status: error.status, reason: error.reason, close: true)
                     return
                 }
@@ -52,32 +52,33 @@ extension ClientConnection {
     }
 
     func startExchange(_ head: HTTPRequestHead) {
-        let ex = Exchange(startedAt: now)
+        let ex = openExchange()
         let b = inBuf.readable
-        if worker.logs.access.enabled { ex.method = String(decoding: b[head.method], as: UTF8.self) }
-        let rawTarget = String(decoding: b[head.target], as: UTF8.self)
+        let (authority, path) = Router.splitTarget(b, head.target)
+        if worker.logs.access.enabled {
+            ex.method = String(decoding: b[head.method], as: UTF8.self)
+            ex.path = path.string(b)
+            ex.host = head.host.map { String(decoding: b[$0], as: UTF8.self) }
+        }
         ex.isHEAD = head.isHEAD
         ex.upgradeRequested = head.upgrade
         ex.clientVersionMinor = head.versionMinor
         ex.clientKeepAlive = head.keepAlive && !worker.draining
-        let hostHeader = head.host.map { String(decoding: b[$0], as: UTF8.self) }
-        ex.host = hostHeader
-        let (authority, path) = Router.splitTarget(rawTarget)
-        ex.path = path
-        ex.requestID = validRequestID(b, head) ?? worker.requestIDs.uuid()
+        ex.requestID = clientRequestID(b, head) ?? worker.requestIDs.uuid()
         let clientTrace = TraceHeaders.incoming(b, head.headers)   // SPEC §11 trace context
-        ex.trace = clientTrace ?? worker.traceIDs.next()
+        let trace = clientTrace ?? worker.traceIDs.next()
+        ex.trace = trace
         switch head.framing {
         case .contentLength(let n) where n > 0: ex.requestEnded = false
         case .chunked: ex.requestEnded = false; ex.requestChunked = true
         default: break
         }
-        exchange = ex
         phase = .forwarding
 
         // Which host block this request is for, and whether this connection may ask for it.
         let hosts = snapshot.tls.hosts
-        let decision = hostResolver.resolve(asked: authority ?? hostHeader, connectionHost: tls.host?.index,
+        let asked = (authority ?? head.host).map { UnsafeRawBufferPointer(rebasing: b[$0]) }
+        let decision = hostResolver.resolve(asked: asked, connectionHost: tls.host?.index,
                                             table: snapshot.tls.table, policies: snapshot.hostPolicies)
         var host: TLSHost?
         switch decision {
@@ -97,11 +98,11 @@ extension ClientConnection {
         if case .contentLength(let n) = head.framing, n > limits.maxBodySize {
             respondLocally(status: 413, reason: "body of \(n) bytes over max_body_size", close: true); return
         }
-        guard let route = Router.route(path, in: host.config.routes), let backend = snapshot.backends[route.backend] else {
+        guard let route = Router.route(b, path, in: host.config.routes), let backend = snapshot.backends[route.backend] else {
+            let shown = path.string(b)
             inBuf.consume(head.headLength)
-            respondLocally(status: 404, reason: "no route for \(path)", close: false); return
+            respondLocally(status: 404, reason: "no route for \(shown)", close: false); return
         }
-        let target = Router.upstreamPath(path, route)
         if host.config.compression.enabled {
             ex.compression = host.config.compression
             ex.acceptsGzip = head.headers.contains { asciiEqualsIgnoringCase(b, $0.name, "accept-encoding")
@@ -112,26 +113,17 @@ extension ClientConnection {
             let c = clientCertificate
             cert = HeadWriter.ClientCertHeaders(verify: c == nil ? "NONE" : "SUCCESS", cert: c)
         }
-        ex.outgoingHead = HeadWriter.request(b, head: head, target: target, hostHeader: hostHeader ?? authority,
-                                                   clientIP: clientIP, requestID: ex.requestID, clientCert: cert,
-                                                   trace: ex.trace.map { .init(context: $0, clientKept: clientTrace != nil) })
+        HeadWriter.request(b, head: head, path: path, route: route, host: head.host ?? authority, clientIP: clientIP,
+                           requestID: ex.requestID, clientCert: cert,
+                           trace: .init(context: trace, clientKept: clientTrace != nil), into: &ex.outgoingHead)
         ex.backend = backend
         inBuf.consume(head.headLength)
         connectBackend(excluding: nil)
     }
 
-    func validRequestID(_ b: UnsafeRawBufferPointer, _ head: HTTPRequestHead) -> String? {
+    /// The client's X-Request-ID when it is valid (SPEC §10), kept for the backend and the logs.
+    func clientRequestID(_ b: UnsafeRawBufferPointer, _ head: HTTPRequestHead) -> RequestID? {
         guard let h = head.headers.first(where: { asciiEqualsIgnoringCase(b, $0.name, "x-request-id") }) else { return nil }
-        let v = b[h.value]
-        guard (1...128).contains(v.count), v.allSatisfy(Self.isRequestIDByte) else { return nil }
-        return String(decoding: v, as: UTF8.self)
-    }
-
-    static func isRequestIDByte(_ c: UInt8) -> Bool {
-        switch c {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"): true
-        case UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "-"): true
-        default: false
-        }
+        return RequestID.client(UnsafeRawBufferPointer(rebasing: b[h.value]))
     }
 }

@@ -50,7 +50,7 @@ extension ClientConnection {
             return
         }
         worker.logs.error.log(.error, "backend_error", "backend \(b.server.label) closed the connection mid-response",
-                              [("request_id", ex.requestID)])
+                              [("request_id", ex.requestID.text)])
         counters.countBackendFailure(backend: b.backend.index, server: b.serverIndex, .reset)
         abort()
     }
@@ -119,7 +119,8 @@ extension ClientConnection {
         HeadWriter.response(input, head: head, chunked: ex.clientFraming == .chunked, close: closing,
                             gzip: ex.gzip != nil, vary: vary, into: &outBuf)
         ex.responseStarted = true
-        ex.outgoingHead = []
+        ex.outgoingHead.clear()
+        ex.outgoingHead.releaseIfEmpty()
     }
 
     func appendBody(_ bytes: UnsafeRawBufferPointer, framing: Exchange.ClientFraming) {
@@ -178,14 +179,33 @@ extension ClientConnection {
 
     /// Response fully written and request fully read: log, recycle, and get ready for the next request.
     func finishIfDone() -> Bool {
-        guard let ex = exchange, ex.responseEnded, ex.requestEnded || ex.local, outBuf.isEmpty, phase == .forwarding else { return false }
-        record(ex)
-        if ex.status == 101, ex.upgradeRequested, backend != nil {
-            exchange = nil
+        guard let next = settleExchange() else { return false }
+        closeExchange()   // after `settleExchange` returned: nothing holds the exchange, so it is reused
+        switch next {
+        case .tunnel:
             phase = .tunnel
             setDeadline(limits.idleTimeoutMs)
-            return true
+        case .close:
+            beginClose()
+        case .nextRequest:
+            phase = .awaitingHead
+            headBytesSeen = !inBuf.isEmpty
+            codec.reset()
+            inBuf.releaseIfEmpty()
+            outBuf.releaseIfEmpty()
+            setDeadline(headBytesSeen ? limits.headerTimeoutMs : limits.idleTimeoutMs)
         }
+        return true
+    }
+
+    enum AfterExchange { case tunnel, close, nextRequest }
+
+    /// When the exchange is complete: records it, returns the backend connection to the pool
+    /// (or drops it), and says what the connection does next. nil: not complete yet.
+    private func settleExchange() -> AfterExchange? {
+        guard let ex = exchange, ex.responseEnded, ex.requestEnded || ex.local, outBuf.isEmpty, phase == .forwarding else { return nil }
+        record(ex)
+        if ex.status == 101, ex.upgradeRequested, backend != nil { return .tunnel }
         if let b = backend {
             backend = nil
             worker.pool.recordSuccess(b.backend, server: b.serverIndex)
@@ -196,17 +216,6 @@ extension ClientConnection {
                 worker.pool.discard(b)
             }
         }
-        exchange = nil
-        if closeAfterResponse || !ex.clientKeepAlive || !ex.requestEnded || worker.draining {
-            beginClose()
-            return true
-        }
-        phase = .awaitingHead
-        headBytesSeen = !inBuf.isEmpty
-        codec.reset()
-        inBuf.releaseIfEmpty()
-        outBuf.releaseIfEmpty()
-        setDeadline(headBytesSeen ? limits.headerTimeoutMs : limits.idleTimeoutMs)
-        return true
+        return closeAfterResponse || !ex.clientKeepAlive || !ex.requestEnded || worker.draining ? .close : .nextRequest
     }
 }

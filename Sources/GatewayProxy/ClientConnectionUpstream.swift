@@ -47,12 +47,12 @@ extension ClientConnection {
         if let b = ex.backend,
            case .retry(let other) = RetryPolicy.decide(attempt, usable: { worker.pool.hasUsableServer(b, excluding: $0) }) {
             ex.headSent = false
-            worker.logs.error.log(.warn, "backend_retry", failure.reason, [("backend", b.config.name), ("server", label), ("request_id", ex.requestID)])
+            worker.logs.error.log(.warn, "backend_retry", failure.reason, [("backend", b.config.name), ("server", label), ("request_id", ex.requestID.text)])
             connectBackend(excluding: other)
             return
         }
         worker.logs.error.log(.error, "backend_error", failure.reason,
-                              [("backend", ex.backend?.config.name ?? ""), ("server", label), ("request_id", ex.requestID)])
+                              [("backend", ex.backend?.config.name ?? ""), ("server", label), ("request_id", ex.requestID.text)])
         if ex.responseStarted { abort(); return }
         respondLocally(status: failure.status, reason: failure.reason, close: false)
     }
@@ -91,7 +91,7 @@ extension ClientConnection {
         guard let ex = exchange else { return false }
         var progress = false
         if let b = backend, b.phase == .ready, !ex.headSent {
-            ex.outgoingHead.withUnsafeBytes { b.outBuf.append($0) }
+            b.outBuf.append(ex.outgoingHead.readable)
             b.codec.expectResponse(toHEAD: ex.isHEAD, upgradeRequested: ex.upgradeRequested)
             ex.headSent = true
             progress = true

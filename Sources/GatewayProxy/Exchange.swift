@@ -1,30 +1,33 @@
 import GatewayConfig
 import GatewayHTTP
+import GatewaySystem
 import GatewayTLS
 
-/// One request/response on a client connection: what was asked, where it goes, how far
-/// both bodies have got, and what the access log will say. A class: the connection
-/// updates it in place from many steps, and copying a struct this size per step showed
-/// up in profiles.
+/// One request/response on a client connection, protocol-neutral: what was asked, where it
+/// goes, how far both bodies have got, and what the access log will say. A class: the
+/// connection updates it in place from many steps (copying a struct this size per step
+/// showed up in profiles), and the connection's `ExchangeTable` reuses it for the next
+/// request, so a keep-alive request allocates no exchange.
 final class Exchange {
     enum ClientFraming { case asIs, chunked, close }
 
+    var startedAt: UInt64 = 0
+    /// For the access log only (filled when it is on): no String per request otherwise.
     var method = ""
     var path = ""
     var host: String?
     /// The host block that answers (metric label), or `SnapshotCounters.none`.
     var hostIndex = SnapshotCounters.none
-    var requestID = ""
+    var requestID = RequestID.none
     /// The traceparent sent to the backend (the client's or a new one), for the access log's `trace_id`.
     var trace: TraceContext?
-    let startedAt: UInt64
     var isHEAD = false
     /// `Connection: upgrade` + `Upgrade`: a 101 from the backend turns the connection into a tunnel.
     var upgradeRequested = false
-    /// The host's `compress` settings when on, whether the client accepts gzip, and the
-    /// compressor once the response is being gzipped.
+    /// The host's `compress` settings when on, and whether the client accepts gzip.
     var compression: CompressionSettings?
     var acceptsGzip = false
+    /// The response's body filter once it is being gzipped.
     var gzip: GzipStream?
     var clientKeepAlive = true
     var clientVersionMinor = 1
@@ -35,8 +38,8 @@ final class Exchange {
     var upstreamStartedAt: UInt64 = 0
     var upstreamMs: Int?
 
-    /// The rewritten head for the backend; kept until the response starts, for a retry.
-    var outgoingHead: [UInt8] = []
+    /// The head for the backend, built once; kept until the response starts, for a retry.
+    var outgoingHead: ByteBuffer
     var headSent = false
     /// The client's body is chunked: it goes to the backend re-chunked (sizes checked, extensions dropped).
     var requestChunked = false
@@ -56,5 +59,71 @@ final class Exchange {
     var responseStarted = false
     var bytesOut = 0
 
-    init(startedAt: UInt64) { self.startedAt = startedAt }
+    init(buffers: BufferPool) { outgoingHead = ByteBuffer(pool: buffers) }
+
+    /// Ready for the next request: every field back to its initial value.
+    func reset(startedAt: UInt64) {
+        self.startedAt = startedAt
+        method = ""; path = ""; host = nil; hostIndex = SnapshotCounters.none
+        requestID = .none; trace = nil; isHEAD = false; upgradeRequested = false
+        compression = nil; acceptsGzip = false; gzip = nil; clientKeepAlive = true; clientVersionMinor = 1
+        backend = nil; serverIndex = nil; attempts = 0; upstreamStartedAt = 0; upstreamMs = nil
+        outgoingHead.clear(); outgoingHead.releaseIfEmpty(); headSent = false
+        requestChunked = false; requestBodyBytes = 0; requestEnded = true; bodyForwarded = false
+        responseEnded = false; clientFraming = .asIs; backendKeepAlive = false; local = false
+        status = 0; responseStarted = false; bytesOut = 0
+    }
+}
+
+/// Finished exchanges of one worker, reset and handed out again: a keep-alive request
+/// allocates no exchange, and an idle connection holds none. One loop thread: no locks.
+final class ExchangePool {
+    private var spare: [Exchange] = []
+    private let buffers: BufferPool
+    private let limit = 256
+
+    init(buffers: BufferPool) { self.buffers = buffers }
+
+    func take(startedAt: UInt64) -> Exchange {
+        let ex = spare.popLast() ?? Exchange(buffers: buffers)
+        ex.reset(startedAt: startedAt)
+        return ex
+    }
+
+    func give(_ ex: Exchange) {
+        ex.gzip = nil   // the compressor's memory goes now, not at the next request
+        ex.outgoingHead.clear(); ex.outgoingHead.releaseIfEmpty()
+        if spare.count < limit { spare.append(ex) }
+    }
+}
+
+/// A connection's exchanges by stream. HTTP/1 is the single-stream case (one exchange at a
+/// time, stream 1 again for every request); an HTTP/2 codec would keep one per open stream.
+struct ExchangeTable {
+    typealias StreamID = UInt32
+    static let http1Stream: StreamID = 1
+
+    private var first: (stream: StreamID, exchange: Exchange)?
+    private var more: [StreamID: Exchange] = [:]
+
+    subscript(stream: StreamID) -> Exchange? {
+        if let f = first, f.stream == stream { return f.exchange }
+        return more.isEmpty ? nil : more[stream]
+    }
+
+    mutating func open(_ stream: StreamID, startedAt: UInt64, pool: ExchangePool) -> Exchange {
+        let ex = pool.take(startedAt: startedAt)
+        if first == nil { first = (stream, ex) } else { more[stream] = ex }
+        return ex
+    }
+
+    /// The stream's exchange is over. The pool gets it back only when nothing else still holds
+    /// it (a step further up the stack): a reused exchange must never be seen by an old holder.
+    mutating func close(_ stream: StreamID, pool: ExchangePool) {
+        var taken: Exchange?
+        if let f = first, f.stream == stream { taken = f.exchange; first = nil } else { taken = more.removeValue(forKey: stream) }
+        guard var ex = taken else { return }
+        taken = nil
+        if isKnownUniquelyReferenced(&ex) { pool.give(ex) }
+    }
 }

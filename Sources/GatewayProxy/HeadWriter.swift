@@ -1,3 +1,4 @@
+import GatewayConfig
 import GatewayHTTP
 import GatewaySystem
 import GatewayTLS
@@ -49,53 +50,62 @@ enum HeadWriter {
         var cert: PeerCertificate?
     }
 
-    static func request(_ b: UnsafeRawBufferPointer, head: HTTPRequestHead, target: String, hostHeader: String?,
-                        clientIP: String, requestID: String, clientCert: ClientCertHeaders?,
-                        trace: TraceHeadersOut? = nil) -> [UInt8] {
+    /// The request head toward the backend, written into `out` straight from the client's bytes.
+    /// `host`: the authority to send when the client sent no Host (an absolute-form target).
+    static func request(_ b: UnsafeRawBufferPointer, head: HTTPRequestHead, path: Router.Path, route: Route,
+                        host: Range<Int>?, clientIP: String, requestID: RequestID, clientCert: ClientCertHeaders?,
+                        trace: TraceHeadersOut, into out: inout ByteBuffer) {
         // An upgrade (WebSocket) keeps its Upgrade header and says so in Connection.
         let upgrade = head.upgrade
-        var out = [UInt8]()
-        out.reserveCapacity(head.headLength + 256)
-        out.append(contentsOf: UnsafeRawBufferPointer(rebasing: b[head.method]))
-        out.append(0x20)
-        out += target.utf8
-        out += " HTTP/1.1\r\n".utf8
+        out.append(UnsafeRawBufferPointer(rebasing: b[head.method]))
+        out.append(byte: 0x20)
+        Router.writeUpstreamPath(b, path, route, into: &out)
+        out.append(" HTTP/1.1\r\n")
         let tokens = connectionTokens(b, head.headers)
         var sawHost = false
         for h in head.headers {
             let keep = upgrade && asciiEqualsIgnoringCase(b, h.name, "upgrade")
             if !keep && (isHopByHop(b, h.name) || isGatewayOwned(b, h.name) || isListed(b, h.name, in: tokens)) { continue }
             // traceparent is written below; tracestate only travels with the client's own valid traceparent.
-            if let trace, TraceHeaders.isTraceHeader(b, h.name),
+            if TraceHeaders.isTraceHeader(b, h.name),
                !trace.clientKept || asciiEqualsIgnoringCase(b, h.name, "traceparent") { continue }
             if asciiEqualsIgnoringCase(b, h.name, "host") { sawHost = true }
-            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: b[h.name]))
-            out.append(UInt8(ascii: ":")); out.append(UInt8(ascii: " "))
-            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: b[h.value]))
-            out.append(13); out.append(10)
+            field(UnsafeRawBufferPointer(rebasing: b[h.name]), UnsafeRawBufferPointer(rebasing: b[h.value]), into: &out)
         }
-        if !sawHost, let hostHeader { out += "Host: \(hostHeader)\r\n".utf8 }
-        if case .chunked = head.framing { out += "Transfer-Encoding: chunked\r\n".utf8 }
-        if upgrade { out += "Connection: upgrade\r\n".utf8 }
-        out += "X-Forwarded-For: \(clientIP)\r\nX-Forwarded-Proto: https\r\n".utf8
-        if let hostHeader { out += "X-Forwarded-Host: \(hostHeader)\r\n".utf8 }
-        out += "X-Request-Id: \(requestID)\r\n".utf8
+        let hostBytes = host.map { UnsafeRawBufferPointer(rebasing: b[$0]) }
+        if !sawHost, let hostBytes { field("Host", hostBytes, into: &out) }
+        if case .chunked = head.framing { out.append("Transfer-Encoding: chunked\r\n") }
+        if upgrade { out.append("Connection: upgrade\r\n") }
+        out.append("X-Forwarded-For: "); out.append(clientIP); out.append("\r\nX-Forwarded-Proto: https\r\n")
+        if let hostBytes { field("X-Forwarded-Host", hostBytes, into: &out) }
+        out.append("X-Request-Id: "); requestID.write(into: &out); out.append("\r\n")
         if let cc = clientCert {
-            out += "X-Client-Cert-Verify: \(cc.verify)\r\n".utf8
+            out.append("X-Client-Cert-Verify: "); out.append(cc.verify); out.append("\r\n")
             if let c = cc.cert {
-                out += "X-Client-Cert-Subject: \(c.subject)\r\nX-Client-Cert-Issuer: \(c.issuer)\r\n".utf8
-                out += "X-Client-Cert-Serial: \(c.serial)\r\nX-Client-Cert-SHA256: \(c.sha256)\r\n".utf8
-                if let uri = c.uri { out += "X-Client-Cert-URI: \(uri)\r\n".utf8 }
-                if !c.dnsNames.isEmpty { out += "X-Client-Cert-DNS: \(c.dnsNames.joined(separator: ","))\r\n".utf8 }
+                out.append("X-Client-Cert-Subject: "); out.append(c.subject)
+                out.append("\r\nX-Client-Cert-Issuer: "); out.append(c.issuer)
+                out.append("\r\nX-Client-Cert-Serial: "); out.append(c.serial)
+                out.append("\r\nX-Client-Cert-SHA256: "); out.append(c.sha256); out.append("\r\n")
+                if let uri = c.uri { out.append("X-Client-Cert-URI: "); out.append(uri); out.append("\r\n") }
+                if !c.dnsNames.isEmpty {
+                    out.append("X-Client-Cert-DNS: ")
+                    for (i, name) in c.dnsNames.enumerated() { if i > 0 { out.append(byte: UInt8(ascii: ",")) }; out.append(name) }
+                    out.append("\r\n")
+                }
             }
         }
-        if let trace {
-            out += "traceparent: ".utf8
-            trace.context.write(into: &out)
-            out.append(13); out.append(10)
-        }
-        out += "\r\n".utf8
-        return out
+        out.append("traceparent: ")
+        trace.context.write(into: out.writableSpace(minimum: TraceContext.length))
+        out.didWrite(TraceContext.length)
+        out.append("\r\n\r\n")
+    }
+
+    private static func field(_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, into out: inout ByteBuffer) {
+        out.append(name); out.append(": "); out.append(value); out.append("\r\n")
+    }
+
+    private static func field(_ name: StaticString, _ value: UnsafeRawBufferPointer, into out: inout ByteBuffer) {
+        out.append(name); out.append(": "); out.append(value); out.append("\r\n")
     }
 
     /// The response head toward the client; `chunked` / `close` say how the gateway frames the body.

@@ -7,6 +7,10 @@ import GatewayTLS
 /// connections, its backend pool. Nothing here is shared with other workers.
 final class Worker {
     let loop: EventLoop
+    /// Buffer blocks for this worker's connections (one loop thread).
+    let buffers = BufferPool()
+    /// Finished exchanges, reused by the next request on any of this worker's connections.
+    lazy var exchangePool = ExchangePool(buffers: buffers)
     let id: Int
     /// New connections take the current snapshot; a reload replaces it through `loop.execute`.
     var snapshot: RuntimeSnapshot { didSet { startHealthChecks() } }
@@ -171,40 +175,5 @@ public struct Logs: Sendable {
     /// SIGUSR1: every log file is opened again at its path (logrotate's `postrotate`).
     public func reopen() -> Bool {
         error.sink.reopen() && access.reopen()
-    }
-}
-
-/// Random UUIDs (version 4) for X-Request-Id, from a per-worker xorshift generator seeded once.
-struct RequestIDGenerator {
-    private var state: (UInt64, UInt64)
-    init() {
-        var rng = SystemRandomNumberGenerator()
-        state = (rng.next() | 1, rng.next())
-    }
-    private mutating func next() -> UInt64 {
-        var x = state.0
-        let y = state.1
-        state.0 = y
-        x ^= x << 23
-        state.1 = x ^ y ^ (x >> 17) ^ (y >> 26)
-        return state.1 &+ y
-    }
-    /// A version-4 UUID in its hyphenated form, written straight into the string's storage.
-    mutating func uuid() -> String {
-        var words = (next(), next())
-        return withUnsafeMutableBytes(of: &words) { r in
-            r[6] = r[6] & 0x0F | 0x40
-            r[8] = r[8] & 0x3F | 0x80
-            return String(unsafeUninitializedCapacity: 36) { out in
-                let hex: StaticString = "0123456789abcdef"
-                var j = 0
-                for i in 0..<16 {
-                    if i == 4 || i == 6 || i == 8 || i == 10 { out[j] = UInt8(ascii: "-"); j += 1 }
-                    out[j] = hex.utf8Start[Int(r[i] >> 4)]; out[j + 1] = hex.utf8Start[Int(r[i] & 15)]
-                    j += 2
-                }
-                return j
-            }
-        }
     }
 }

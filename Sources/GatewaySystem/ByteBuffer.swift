@@ -1,15 +1,22 @@
 import Glibc
 
-/// A growable byte buffer with read and write indices, allocated only while it holds data
-/// (an idle keep-alive connection owns no buffer memory).
+/// A growable byte buffer with read and write indices, holding memory only while it holds
+/// data (an idle keep-alive connection owns no buffer memory). With a pool, its first block
+/// comes from and goes back to the loop thread's `BufferPool` instead of the allocator.
 public struct ByteBuffer: ~Copyable {
     public private(set) var base: UnsafeMutableRawPointer?
     public private(set) var capacity = 0
     public private(set) var readIndex = 0
     public private(set) var writeIndex = 0
+    /// The loop thread's pool (a strong reference: one retain per buffer, not per use).
+    private let pool: BufferPool?
 
-    public init() {}
-    deinit { base?.deallocate() }
+    public init(pool: BufferPool? = nil) { self.pool = pool }
+    deinit { if let b = base { free(b, capacity) } }
+
+    private func free(_ block: UnsafeMutableRawPointer, _ size: Int) {
+        if let pool, size == BufferPool.blockSize { pool.give(block) } else { block.deallocate() }
+    }
 
     public var readableCount: Int { writeIndex - readIndex }
     public var isEmpty: Bool { readIndex == writeIndex }
@@ -78,7 +85,7 @@ public struct ByteBuffer: ~Copyable {
     /// Frees the memory once nothing is left in it.
     public mutating func releaseIfEmpty() {
         guard isEmpty, let b = base else { return }
-        b.deallocate()
+        free(b, capacity)
         base = nil; capacity = 0; readIndex = 0; writeIndex = 0
     }
 
@@ -91,12 +98,13 @@ public struct ByteBuffer: ~Copyable {
             readIndex = 0; writeIndex = live
             return
         }
-        var newCap = max(capacity * 2, 16 * 1024)
+        var newCap = max(capacity * 2, BufferPool.blockSize)
         while newCap - live < n { newCap *= 2 }
-        let nb = UnsafeMutableRawPointer.allocate(byteCount: newCap, alignment: 16)
+        let nb = newCap == BufferPool.blockSize && pool != nil ? pool!.take()
+            : UnsafeMutableRawPointer.allocate(byteCount: newCap, alignment: 16)
         if let b = base {
             nb.copyMemory(from: b + readIndex, byteCount: live)
-            b.deallocate()
+            free(b, capacity)
         }
         base = nb; capacity = newCap; readIndex = 0; writeIndex = live
     }

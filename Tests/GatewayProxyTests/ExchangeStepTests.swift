@@ -1,7 +1,16 @@
 import Testing
+import GatewaySystem
 @testable import GatewayProxy
 import GatewayConfig
 import GatewayTLS
+
+/// The resolver as the connection calls it (with the asked authority's bytes), from a String.
+extension HostResolver {
+    mutating func resolve(asked: String?, connectionHost: Int?, table: HostTable, policies: [TLSPolicy]) -> Decision {
+        guard let asked else { return resolve(asked: nil as UnsafeRawBufferPointer?, connectionHost: connectionHost, table: table, policies: policies) }
+        return Array(asked.utf8).withUnsafeBytes { resolve(asked: $0, connectionHost: connectionHost, table: table, policies: policies) }
+    }
+}
 
 /// The pure steps of an exchange, without sockets.
 @Suite struct HostResolverTests {
@@ -55,6 +64,26 @@ import GatewayTLS
     }
 }
 
+/// The byte-level Router steps on a String, for readable cases.
+enum Routing {
+    static func route(_ target: String, in routes: [Route]) -> Route? {
+        Array(target.utf8).withUnsafeBytes { b in Router.route(b, Router.splitTarget(b, 0..<b.count).path, in: routes) }
+    }
+    static func upstreamPath(_ target: String, _ route: Route) -> String {
+        Array(target.utf8).withUnsafeBytes { b in
+            var out = ByteBuffer()
+            Router.writeUpstreamPath(b, Router.splitTarget(b, 0..<b.count).path, route, into: &out)
+            return String(decoding: out.readable, as: UTF8.self)
+        }
+    }
+    static func splitTarget(_ target: String) -> (String?, String) {
+        Array(target.utf8).withUnsafeBytes { b in
+            let (authority, path) = Router.splitTarget(b, 0..<b.count)
+            return (authority.map { String(decoding: b[$0], as: UTF8.self) }, path.string(b))
+        }
+    }
+}
+
 @Suite struct RouterTests {
     let here = SourceLocation(file: "t", line: 1, column: 1)
     var routes: [Route] {
@@ -70,23 +99,25 @@ import GatewayTLS
             ("/echo", "echo"), ("/echo/x", "echo"), ("/echo?q=1", "echo"), ("/echoes", "root"),
             ("/echo/deep/er", "deep"), ("/echo/deeper", "echo"), ("/dir/a", "dir"), ("/Echo", "root"), ("/", "root"),
         ]
-        for (path, backend) in cases { #expect(Router.route(path, in: routes)?.backend == backend, "\(path)") }
-        #expect(Router.route("/x", in: Array(routes.dropLast())) == nil)
+        for (path, backend) in cases { #expect(Routing.route(path, in: routes)?.backend == backend, "\(path)") }
+        #expect(Routing.route("/x", in: Array(routes.dropLast())) == nil)
     }
 
     @Test func stripPrefixLeavesAtLeastASlash() {
         let strip = routes[1]
-        #expect(Router.upstreamPath("/strip", strip) == "/")
-        #expect(Router.upstreamPath("/strip?q=1", strip) == "/?q=1")
-        #expect(Router.upstreamPath("/strip/x", strip) == "/x")
-        #expect(Router.upstreamPath("/echo/x", routes[2]) == "/echo/x")
+        #expect(Routing.upstreamPath("/strip", strip) == "/")
+        #expect(Routing.upstreamPath("/strip?q=1", strip) == "/?q=1")
+        #expect(Routing.upstreamPath("/strip/x", strip) == "/x")
+        #expect(Routing.upstreamPath("/echo/x", routes[2]) == "/echo/x")
     }
 
     @Test func absoluteFormTargets() {
-        #expect(Router.splitTarget("/a?b") == (nil, "/a?b"))
-        #expect(Router.splitTarget("https://api.example.test:8443/a/b?c") == ("api.example.test:8443", "/a/b?c"))
-        #expect(Router.splitTarget("https://api.example.test?x") == ("api.example.test", "/?x"))
-        #expect(Router.splitTarget("https://api.example.test") == ("api.example.test", "/"))
+        #expect(Routing.splitTarget("/a?b") == (nil, "/a?b"))
+        #expect(Routing.splitTarget("https://api.example.test:8443/a/b?c") == ("api.example.test:8443", "/a/b?c"))
+        #expect(Routing.splitTarget("https://api.example.test?x") == ("api.example.test", "/?x"))
+        #expect(Routing.splitTarget("https://api.example.test") == ("api.example.test", "/"))
+        #expect(Routing.route("https://api.example.test?x", in: routes)?.backend == "root")
+        #expect(Routing.upstreamPath("https://api.example.test/strip/x?y", routes[1]) == "/x?y")
     }
 }
 

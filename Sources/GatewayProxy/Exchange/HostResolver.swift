@@ -1,3 +1,4 @@
+import Glibc
 import GatewayConfig
 import GatewayTLS
 
@@ -13,17 +14,25 @@ struct HostResolver {
         case misdirected(requested: String)
     }
 
-    private var lastAsked: String?
+    /// The bytes of the last authority asked for (clients send the same Host every time):
+    /// a repeat costs a compare, not a String.
+    private var lastAsked: [UInt8]?
     private var lastDecision: Decision?
 
-    /// `asked`: the absolute-form authority or the Host header, as sent. `connectionHost`: the
-    /// SNI host's index (nil when the connection has none).
-    mutating func resolve(asked: String?, connectionHost: Int?, table: HostTable, policies: [TLSPolicy]) -> Decision {
-        if let d = lastDecision, asked == lastAsked { return d }   // the connection's host never changes
-        let d = Self.decide(asked: asked, connectionHost: connectionHost, table: table, policies: policies)
-        lastAsked = asked
+    /// `asked`: the request's authority (absolute-form target) or Host header bytes, nil when absent.
+    mutating func resolve(asked: UnsafeRawBufferPointer?, connectionHost: Int?, table: HostTable, policies: [TLSPolicy]) -> Decision {
+        if let d = lastDecision, Self.same(asked, lastAsked) { return d }   // the connection's host never changes
+        let d = Self.decide(asked: asked.map { String(decoding: $0, as: UTF8.self) }, connectionHost: connectionHost,
+                            table: table, policies: policies)
+        lastAsked = asked.map { Array($0) }
         lastDecision = d
         return d
+    }
+
+    private static func same(_ a: UnsafeRawBufferPointer?, _ b: [UInt8]?) -> Bool {
+        guard let a, let b else { return a == nil && b == nil }
+        guard a.count == b.count else { return false }
+        return a.count == 0 || b.withUnsafeBytes { memcmp($0.baseAddress!, a.baseAddress!, a.count) == 0 }
     }
 
     static func decide(asked: String?, connectionHost: Int?, table: HostTable, policies: [TLSPolicy]) -> Decision {

@@ -1,36 +1,66 @@
 import GatewayConfig
+import GatewaySystem
 
-/// Routing as pure steps (SPEC §10): the request target split into authority and path, the
-/// longest route prefix on a path-segment boundary, and the path the backend gets.
+/// Routing as pure steps (SPEC §10) over the request's bytes, without building a String: the
+/// request target split into authority and path, the longest route prefix on a path-segment
+/// boundary, and the path the backend gets.
 enum Router {
-    /// Absolute-form targets carry the authority; the path always goes to the backend in origin form.
-    static func splitTarget(_ t: String) -> (authority: String?, path: String) {
-        guard !t.hasPrefix("/"), let colon = t.firstIndex(of: ":"), t[colon...].hasPrefix("://") else { return (nil, t) }
-        let rest = t[t.index(colon, offsetBy: 3)...]
-        if let slash = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) {
-            let p = String(rest[slash...])
-            return (String(rest[..<slash]), p.hasPrefix("?") ? "/" + p : p)
+    /// The path part of a target in origin form: `impliedSlash` + the bytes of `range`
+    /// (an absolute-form target `https://h?q` has the path `/?q`, `https://h` the path `/`).
+    struct Path: Equatable {
+        var range: Range<Int>
+        var impliedSlash = false
+        var count: Int { range.count + (impliedSlash ? 1 : 0) }
+        func byte(_ b: UnsafeRawBufferPointer, _ i: Int) -> UInt8 {
+            impliedSlash ? (i == 0 ? UInt8(ascii: "/") : b[range.lowerBound + i - 1]) : b[range.lowerBound + i]
         }
-        return (String(rest), "/")
+        func string(_ b: UnsafeRawBufferPointer) -> String {
+            (impliedSlash ? "/" : "") + String(decoding: b[range], as: UTF8.self)
+        }
     }
 
-    /// Longest prefix on a path-segment boundary (routes arrive sorted longest first); case-sensitive.
-    static func route(_ path: String, in routes: [Route]) -> Route? {
-        let p = path.utf8
-        for r in routes {
-            let pre = r.prefix.utf8
-            guard p.starts(with: pre) else { continue }
-            if p.count == pre.count || pre.last == UInt8(ascii: "/") { return r }
-            let next = p[p.index(p.startIndex, offsetBy: pre.count)]
+    /// Absolute-form targets carry the authority; the path always goes to the backend in origin form.
+    static func splitTarget(_ b: UnsafeRawBufferPointer, _ t: Range<Int>) -> (authority: Range<Int>?, path: Path) {
+        guard let first = t.first, b[first] != UInt8(ascii: "/"),
+              let colon = t.first(where: { b[$0] == UInt8(ascii: ":") }),
+              colon + 3 <= t.upperBound, b[colon + 1] == UInt8(ascii: "/"), b[colon + 2] == UInt8(ascii: "/")
+        else { return (nil, Path(range: t)) }
+        let rest = colon + 3..<t.upperBound
+        guard let slash = rest.first(where: { b[$0] == UInt8(ascii: "/") || b[$0] == UInt8(ascii: "?") }) else {
+            return (rest, Path(range: t.upperBound..<t.upperBound, impliedSlash: true))
+        }
+        return (rest.lowerBound..<slash, Path(range: slash..<t.upperBound, impliedSlash: b[slash] == UInt8(ascii: "?")))
+    }
+
+    /// The longest-prefix route (routes are kept longest first) whose prefix ends on a segment boundary.
+    static func route(_ b: UnsafeRawBufferPointer, _ path: Path, in routes: [Route]) -> Route? {
+        for r in routes where hasPrefix(b, path, r.prefix) {
+            let n = r.prefix.utf8.count
+            if path.count == n || r.prefix.utf8.last == UInt8(ascii: "/") { return r }
+            let next = path.byte(b, n)
             if next == UInt8(ascii: "/") || next == UInt8(ascii: "?") { return r }
         }
         return nil
     }
 
-    /// The path toward the backend: with `strip_prefix` the prefix is removed, leaving at least `/`.
-    static func upstreamPath(_ path: String, _ route: Route) -> String {
-        guard route.stripPrefix else { return path }
-        let rest = String(path.dropFirst(route.prefix.count))
-        return rest.hasPrefix("/") ? rest : "/" + rest
+    private static func hasPrefix(_ b: UnsafeRawBufferPointer, _ path: Path, _ prefix: String) -> Bool {
+        var i = 0
+        for c in prefix.utf8 {
+            guard i < path.count, path.byte(b, i) == c else { return false }
+            i += 1
+        }
+        return true
+    }
+
+    /// Writes the path the backend gets: `strip_prefix` removes the route's prefix, leaving at least `/`.
+    static func writeUpstreamPath(_ b: UnsafeRawBufferPointer, _ path: Path, _ route: Route, into out: inout ByteBuffer) {
+        var from = 0
+        if route.stripPrefix {
+            from = route.prefix.utf8.count
+            if from >= path.count || path.byte(b, from) != UInt8(ascii: "/") { out.append(byte: UInt8(ascii: "/")) }
+        }
+        if path.impliedSlash && from == 0 { out.append(byte: UInt8(ascii: "/")); from = 1 }
+        let skip = from - (path.impliedSlash ? 1 : 0)
+        out.append(UnsafeRawBufferPointer(rebasing: b[path.range.lowerBound + skip..<path.range.upperBound]))
     }
 }
