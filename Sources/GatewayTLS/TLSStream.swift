@@ -3,7 +3,7 @@ import GatewaySystem
 import CGatewayShims
 
 /// One TLS connection over a non-blocking socket that OpenSSL reads and writes itself
-/// (SSL_set_fd: no copy through memory BIOs). Server or client side.
+/// (a socket BIO: no copy through memory BIOs). Server or client side.
 public final class TLSStream {
     public let ssl: OpaquePointer
     /// Server side: the host chosen by the ClientHello callback, and the SNI the client sent.
@@ -16,6 +16,8 @@ public final class TLSStream {
     /// The last read would have blocked and no readable event came since: reading again now
     /// would only cost a syscall (edge-triggered loop: the event loop calls `noteReadable`).
     public private(set) var readBlocked = false
+    /// The socket BIO (gateway's own, socket_bio.c): it tells when a read drained the socket.
+    private var bio: OpaquePointer?
 
     public enum Status: Equatable {
         case done(Int)          // bytes read or written, or 0 for a finished handshake
@@ -52,7 +54,9 @@ public final class TLSStream {
     }
 
     private func attach(_ fd: Int32) throws(TLSError) {
-        guard SSL_set_fd(ssl, fd) == 1 else { SSL_free(ssl); throw TLSError("SSL_set_fd") }
+        guard let b = gw_socket_bio_new(fd) else { SSL_free(ssl); throw TLSError("BIO_new") }
+        bio = b
+        SSL_set_bio(ssl, bio, bio)   // one reference, owned by the SSL from here on
         _ = SSL_set_ex_data(ssl, Self.exIndex, Unmanaged.passUnretained(self).toOpaque())
     }
 
@@ -68,8 +72,14 @@ public final class TLSStream {
     public func read(into buffer: UnsafeMutableRawBufferPointer) -> Status {
         if readBlocked { return .wantRead }
         OpenSSLErrors.clear()
+        gw_socket_bio_clear_drained(bio)
         let r = SSL_read(ssl, buffer.baseAddress, Int32(min(buffer.count, Int(Int32.max))))
-        if r > 0 { return .done(Int(r)) }
+        if r > 0 {
+            // This call's socket read came back short and OpenSSL holds nothing more: the next
+            // read would find EAGAIN, so it waits for the next edge instead (one syscall less).
+            if gw_socket_bio_drained(bio) == 1 && SSL_has_pending(ssl) == 0 { readBlocked = true }
+            return .done(Int(r))
+        }
         let s = status(r)
         if s == .wantRead { readBlocked = true }
         return s

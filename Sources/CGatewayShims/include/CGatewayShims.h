@@ -34,6 +34,10 @@ int gw_ssl_set1_groups_list(struct ssl_st *ssl, const char *list);
 int gw_ssl_get_ex_new_index(void);
 int gw_ssl_ctx_get_ex_new_index(void);
 long gw_bio_get_mem_data(struct bio_st *bio, char **data);
+// A socket BIO that knows whether its last read drained the socket (socket_bio.c).
+struct bio_st *gw_socket_bio_new(int fd);
+void gw_socket_bio_clear_drained(struct bio_st *bio);
+int gw_socket_bio_drained(struct bio_st *bio);
 void gw_openssl_free(void *ptr);
 unsigned long gw_xn_flag_rfc2253(void);  // XN_FLAG_RFC2253 without ASN1_STRFLGS_ESC_MSB (UTF-8 kept)
 

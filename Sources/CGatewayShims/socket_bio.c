@@ -1,0 +1,88 @@
+// A socket BIO that remembers whether its last read drained the socket. With edge-triggered
+// epoll, a read(2) that returns fewer bytes than asked for proves the receive queue was empty
+// at that moment (epoll(7)), and the next arrival brings a new edge: the read after it that
+// would only find EAGAIN need not be made. OpenSSL's own socket BIO cannot say this.
+#include "CGatewayShims.h"
+#include <openssl/bio.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+typedef struct {
+    int fd;
+    int drained;   // the last read returned less than asked for (or EAGAIN)
+} gw_socket_state;
+
+static BIO_METHOD *method;
+static pthread_once_t method_once = PTHREAD_ONCE_INIT;
+
+static int sock_read(BIO *b, char *out, int len) {
+    gw_socket_state *s = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    ssize_t n = read(s->fd, out, (size_t)len);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+            BIO_set_retry_read(b);
+            s->drained = errno != EINTR;
+        }
+        return -1;
+    }
+    s->drained = n < len;
+    return (int)n;
+}
+
+static int sock_write(BIO *b, const char *in, int len) {
+    gw_socket_state *s = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    ssize_t n = write(s->fd, in, (size_t)len);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) BIO_set_retry_write(b);
+    return (int)n;
+}
+
+static long sock_ctrl(BIO *b, int cmd, long num, void *ptr) {
+    gw_socket_state *s = BIO_get_data(b);
+    switch (cmd) {
+    case BIO_CTRL_FLUSH: return 1;
+    case BIO_C_GET_FD:
+        if (ptr) *(int *)ptr = s->fd;
+        return s->fd;
+    default: return 0;   // no KTLS, no EOF peeking, nothing pushed
+    }
+}
+
+static int sock_destroy(BIO *b) {
+    free(BIO_get_data(b));   // the descriptor belongs to the connection, which closes it
+    BIO_set_data(b, NULL);
+    return 1;
+}
+
+static void make_method(void) {
+    method = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR, "gateway socket");
+    BIO_meth_set_read(method, sock_read);
+    BIO_meth_set_write(method, sock_write);
+    BIO_meth_set_ctrl(method, sock_ctrl);
+    BIO_meth_set_destroy(method, sock_destroy);
+}
+
+struct bio_st *gw_socket_bio_new(int fd) {
+    pthread_once(&method_once, make_method);
+    gw_socket_state *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    BIO *b = BIO_new(method);
+    if (!b) { free(s); return NULL; }
+    s->fd = fd;
+    BIO_set_data(b, s);
+    BIO_set_init(b, 1);
+    return b;
+}
+
+void gw_socket_bio_clear_drained(struct bio_st *b) {
+    gw_socket_state *s = BIO_get_data(b);
+    if (s) s->drained = 0;
+}
+
+int gw_socket_bio_drained(struct bio_st *b) {
+    gw_socket_state *s = BIO_get_data(b);
+    return s ? s->drained : 0;
+}
