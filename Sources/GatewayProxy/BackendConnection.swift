@@ -13,7 +13,7 @@ final class BackendConnection: EventHandler, TimerTarget {
     enum Phase { case connecting, handshaking, ready, closed }
 
     let fd: Int32
-    let tls: TLSStream
+    let tls: TLSSession
     let backend: BackendRuntime
     let serverIndex: Int
     unowned let worker: Worker
@@ -42,7 +42,7 @@ final class BackendConnection: EventHandler, TimerTarget {
             throw ProxyError(.badGateway, "connect to \(target.label) failed: \(error)", metric: .refused)
         }
         do {
-            tls = try TLSStream(connecting: fd, backend: backend.tls, urlHost: target.config.host, session: session)
+            tls = try TLSSession(connecting: fd, backend: backend.tls, urlHost: target.config.host, session: session)
         } catch {
             Glibc.close(fd)
             throw ProxyError(.badGateway, "TLS setup for \(target.label) failed: \(error)", metric: .tls)

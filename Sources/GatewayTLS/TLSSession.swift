@@ -4,8 +4,9 @@ import CGatewayShims
 
 /// One TLS connection over a non-blocking socket that OpenSSL reads and writes itself
 /// (SSL_set_fd: no copy through memory BIOs). Server or client side.
-public final class TLSStream {
-    public let ssl: OpaquePointer
+public final class TLSSession {
+    /// Internal: callers see the session, never the SSL (the callbacks and tests reach it in-module).
+    let ssl: OpaquePointer
     /// Server side: the host chosen by the ClientHello callback, and the SNI the client sent.
     public internal(set) var host: TLSHost?
     public internal(set) var serverName: String?
@@ -26,9 +27,9 @@ public final class TLSStream {
 
     private static let exIndex: Int32 = gw_ssl_get_ex_new_index()
 
-    static func from(_ ssl: OpaquePointer) -> TLSStream? {
+    static func from(_ ssl: OpaquePointer) -> TLSSession? {
         guard let p = SSL_get_ex_data(ssl, exIndex) else { return nil }
-        return Unmanaged<TLSStream>.fromOpaque(p).takeUnretainedValue()
+        return Unmanaged<TLSSession>.fromOpaque(p).takeUnretainedValue()
     }
 
     /// Server side, starting from a listener's context.
