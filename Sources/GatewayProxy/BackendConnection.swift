@@ -83,7 +83,7 @@ final class BackendConnection: EventHandler, TimerTarget {
         case .wantRead: return .inProgress(.read)
         case .wantWrite: return .inProgress(.write)
         case .closed: return .failed(ProxyError(.badGateway, "backend \(server.label) closed the connection during the TLS handshake", retrySafe: true, metric: .tls))
-        case .failed(let why): return .failed(ProxyError(.badGateway, "backend \(server.label) TLS handshake failed: \(why)", retrySafe: true, metric: .tls))
+        case .failed(let why): return .failed(ProxyError(.badGateway, "backend \(server.label) TLS handshake failed: \(why.description)", retrySafe: true, metric: .tls))
         }
     }
 

@@ -139,10 +139,10 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
         case .wantRead, .wantWrite: break   // the next edge drives it on
         case .closed:
             // A port probe (load balancer, health check) that connects and leaves is not a TLS failure.
-            if !tls.nothingReceived { logHandshakeFailure(tls.failureReason ?? "connection closed during handshake") }
+            if !tls.nothingReceived { logHandshakeFailure(tls.failureReason?.description ?? "connection closed during handshake") }
             close()
         case .failed(let why):
-            logHandshakeFailure(why)
+            logHandshakeFailure(why.description)
             close()
         }
     }

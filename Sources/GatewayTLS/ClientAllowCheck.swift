@@ -4,8 +4,6 @@ import GatewayConfig
 /// `client_allow` (SPEC §11) in OpenSSL's verify path: once the chain verified, the leaf must
 /// match one entry, or the verification fails and OpenSSL ends the handshake with its alert.
 enum ClientAllowCheck {
-    static let notAllowed = "client certificate not allowed"
-
     /// Whether the certificate matches any entry (any entry matching allows).
     static func allows(_ x509: OpaquePointer, _ entries: [ClientAllowEntry]) -> Bool {
         let sans = CertificateInfo.subjectAltNames(x509)
@@ -80,7 +78,7 @@ func clientAllowVerifyCallback(_ preverifyOK: Int32, _ store: OpaquePointer?) ->
           let session = TLSSession.from(OpaquePointer(raw)),
           let entries = session.host?.policy.clientAllow, !entries.isEmpty else { return preverifyOK }
     guard let cert = X509_STORE_CTX_get_current_cert(store), ClientAllowCheck.allows(cert, entries) else {
-        session.failureReason = ClientAllowCheck.notAllowed
+        session.failureReason = .notAllowed
         X509_STORE_CTX_set_error(store, X509_V_ERR_APPLICATION_VERIFICATION)
         return 0
     }

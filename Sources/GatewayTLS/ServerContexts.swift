@@ -184,7 +184,7 @@ private func clientHelloCallback(_ ssl: OpaquePointer?, _ alert: UnsafeMutablePo
     if SSL_client_hello_get0_ext(ssl, 0, &ext, &extLen) == 1, let ext {
         switch ServerNameParser.parse(UnsafeRawBufferPointer(start: ext, count: extLen)) {
         case .malformed(let why):
-            session?.failureReason = "malformed server_name: \(why)"
+            session?.failureReason = .malformedServerName(why)
             alert?.pointee = gw_ssl_ad_decode_error()
             return gw_ssl_client_hello_error()
         case .name(let name):
@@ -192,7 +192,7 @@ private func clientHelloCallback(_ ssl: OpaquePointer?, _ alert: UnsafeMutablePo
             host = listener.contexts.host(named: name)
             if host == nil {
                 guard listener.unknownSNI == .default else {
-                    session?.failureReason = "unrecognized name"
+                    session?.failureReason = .unrecognizedName
                     alert?.pointee = gw_ssl_ad_unrecognized_name()
                     return gw_ssl_client_hello_error()
                 }
@@ -203,7 +203,7 @@ private func clientHelloCallback(_ ssl: OpaquePointer?, _ alert: UnsafeMutablePo
         host = listener.defaultHost
     }
     guard let host else {
-        session?.failureReason = "no host for this connection"
+        session?.failureReason = .noHost
         alert?.pointee = gw_ssl_ad_unrecognized_name()
         return gw_ssl_client_hello_error()
     }

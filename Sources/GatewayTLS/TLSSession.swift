@@ -10,8 +10,9 @@ public final class TLSSession {
     /// Server side: the host chosen by the ClientHello callback, and the SNI the client sent.
     public internal(set) var host: TLSHost?
     public internal(set) var serverName: String?
-    /// Set by a callback that refused the handshake, for the log.
-    public internal(set) var failureReason: String?
+    /// Set by a callback that refused the handshake (ClientHello, client_allow): the failure the
+    /// handshake reports, whatever OpenSSL queued after the callback said no.
+    public internal(set) var failureReason: TLSFailure?
     private var handshakeDone = false
     private var broken = false
     /// The last read would have blocked and no readable event came since: reading again now
@@ -22,7 +23,7 @@ public final class TLSSession {
         case done(Int)          // bytes read or written, or 0 for a finished handshake
         case wantRead, wantWrite
         case closed             // orderly close_notify or EOF
-        case failed(String)
+        case failed(TLSFailure)
     }
 
     private static let exIndex: Int32 = gw_ssl_get_ex_new_index()
@@ -135,42 +136,16 @@ public final class TLSSession {
         case SSL_ERROR_ZERO_RETURN: OpenSSLErrors.clear(); return .closed
         case SSL_ERROR_SYSCALL:
             broken = true
-            let reasons = OpenSSLErrors.drain()
-            if !reasons.isEmpty { return .failed(reasons) }
-            return errno == 0 ? .closed : .failed(String(cString: strerror(errno)))
+            let err = errno   // before anything else can overwrite it
+            return TLSFailure.syscall(codes: OpenSSLErrors.drainCodes(), errno: err).map { .failed($0) } ?? .closed
         default:
             broken = true
             if let f = failureReason { OpenSSLErrors.clear(); return .failed(f) }
             let verify = SSL_get_verify_result(ssl)
-            let reasons = OpenSSLErrors.drain()
-            if SSL_is_server(ssl) == 1 { return .failed(Self.clientFailureReason(reasons, verify: verify, handshakeDone: handshakeDone)) }
-            if verify != X509_V_OK {
-                return .failed("certificate verify failed: \(String(cString: X509_verify_cert_error_string(verify)))")
-            }
-            return .failed(reasons.isEmpty ? "TLS error \(e)" : reasons)
+            let codes = OpenSSLErrors.drainCodes()
+            if SSL_is_server(ssl) == 1 { return .failed(TLSFailure.refusedClient(codes: codes, verify: verify)) }
+            return .failed(TLSFailure.backend(codes: codes, verify: verify, sslError: e))
         }
-    }
-
-    /// The short reasons the access log gives for a refused client (SPEC §4/§10), with
-    /// OpenSSL's own words kept for anything else.
-    static func clientFailureReason(_ reasons: String, verify: Int, handshakeDone: Bool) -> String {
-        if reasons.contains("unsupported protocol") || reasons.contains("wrong version number") || reasons.contains("version too low") {
-            return "protocol version"
-        }
-        if reasons.contains("no shared cipher") { return "no shared cipher" }
-        if reasons.contains("peer did not return a certificate") { return "certificate required" }
-        if reasons.contains("certificate verify failed") || verify != X509_V_OK {
-            switch Int32(verify) {
-            case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY, X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT,
-                 X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN, X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT,
-                 X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
-                return "unknown ca"
-            case X509_V_ERR_CERT_REVOKED: return "certificate revoked"
-            case X509_V_ERR_CERT_HAS_EXPIRED: return "certificate expired"
-            default: return "bad certificate: \(String(cString: X509_verify_cert_error_string(verify)))"
-            }
-        }
-        return reasons.isEmpty ? "TLS error" : reasons
     }
 
     // MARK: - What the handshake negotiated (for logs and headers)
