@@ -3,7 +3,8 @@ import GatewaySystem
 import CGatewayShims
 
 /// One TLS connection over a non-blocking socket that OpenSSL reads and writes itself
-/// (SSL_set_fd: no copy through memory BIOs). Server or client side.
+/// (SSL_set_fd: no copy through memory BIOs; a BIO pair only in the unit tests). Server or
+/// client side; a failure says why as a TLSFailure.
 public final class TLSSession {
     /// Internal: callers see the session, never the SSL (the callbacks and tests reach it in-module).
     let ssl: OpaquePointer
@@ -33,28 +34,49 @@ public final class TLSSession {
         return Unmanaged<TLSSession>.fromOpaque(p).takeUnretainedValue()
     }
 
+    /// Where the records go: a socket OpenSSL reads and writes itself, or one end of a BIO pair
+    /// (the unit tests: a real handshake between two sessions in one thread, without a socket).
+    enum Transport {
+        case socket(Int32)
+        case memory(OpaquePointer)   // a BIO; the session owns it from then on
+    }
+
     /// Server side, starting from a listener's context.
     /// `tickets`: the keys this connection's tickets are sealed and opened with (the caller keeps it alive).
-    public init(accepting fd: Int32, listener: TLSListener, tickets: TicketKeyRing) throws(TLSError) {
+    public convenience init(accepting fd: Int32, listener: TLSListener, tickets: TicketKeyRing) throws(TLSError) {
+        try self.init(accepting: .socket(fd), listener: listener, tickets: tickets)
+    }
+
+    /// Client side toward a backend server.
+    public convenience init(connecting fd: Int32, backend: TLSBackendContext, urlHost: String, session: OpaquePointer?) throws(TLSError) {
+        try self.init(connecting: .socket(fd), backend: backend, urlHost: urlHost, session: session)
+    }
+
+    init(accepting transport: Transport, listener: TLSListener, tickets: TicketKeyRing) throws(TLSError) {
         guard let s = SSL_new(listener.ctx) else { throw TLSError("SSL_new") }
         ssl = s
         SSL_set_accept_state(s)
         tickets.attach(to: s)
-        try attach(fd)
+        try attach(transport)
     }
 
-    /// Client side toward a backend server.
-    public init(connecting fd: Int32, backend: TLSBackendContext, urlHost: String, session: OpaquePointer?) throws(TLSError) {
+    init(connecting transport: Transport, backend: TLSBackendContext, urlHost: String, session: OpaquePointer?) throws(TLSError) {
         guard let s = SSL_new(backend.ctx) else { throw TLSError("SSL_new") }
         ssl = s
         SSL_set_connect_state(s)
-        try attach(fd)
+        try attach(transport)
         backend.prepare(s, urlHost: urlHost)
         if let session { _ = SSL_set_session(s, session) }
     }
 
-    private func attach(_ fd: Int32) throws(TLSError) {
-        guard SSL_set_fd(ssl, fd) == 1 else { SSL_free(ssl); throw TLSError("SSL_set_fd") }
+    /// No SSL_free on failure: `ssl` is set, so the deinit of the half-made session frees it.
+    private func attach(_ transport: Transport) throws(TLSError) {
+        switch transport {
+        case .socket(let fd):
+            guard SSL_set_fd(ssl, fd) == 1 else { throw TLSError("SSL_set_fd") }
+        case .memory(let bio):
+            SSL_set_bio(ssl, bio, bio)   // one BIO for both directions: one reference taken
+        }
         _ = SSL_set_ex_data(ssl, Self.exIndex, Unmanaged.passUnretained(self).toOpaque())
     }
 
