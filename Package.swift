@@ -36,6 +36,8 @@ let package = Package(
         .testTarget(name: "GatewaySystemTests", dependencies: ["GatewaySystem"]),
         .testTarget(name: "GatewayConfigTests", dependencies: ["GatewayConfig"]),
         .testTarget(name: "GatewayHTTPTests", dependencies: ["GatewayHTTP", "TestSupport"]),
+        // Real OpenSSL client and server sessions over memory BIOs: the typed handshake failures.
+        .testTarget(name: "GatewayTLSTests", dependencies: ["GatewayTLS", "GatewayConfig", "COpenSSL", "CGatewayShims", "TestSupport"]),
         .testTarget(name: "GatewayProxyTests", dependencies: ["GatewayProxy", "GatewayTLS", "GatewayConfig"],
                     exclude: ["Captures"]),   // ClientHellos read by path
         .testTarget(name: "GatewayProxyProtocolTests", dependencies: ["GatewayProxyProtocol", "TestSupport"]),
