@@ -37,6 +37,8 @@ let package = Package(
         .testTarget(name: "GatewayConfigTests", dependencies: ["GatewayConfig"]),
         .testTarget(name: "GatewayHTTPTests", dependencies: ["GatewayHTTP", "TestSupport"],
                     exclude: ["Captures"]),   // captured byte streams read by path
+        // Real OpenSSL client and server sessions over memory BIOs: the typed handshake failures.
+        .testTarget(name: "GatewayTLSTests", dependencies: ["GatewayTLS", "GatewayConfig", "COpenSSL", "CGatewayShims", "TestSupport"]),
         .testTarget(name: "GatewayProxyTests", dependencies: ["GatewayProxy", "GatewayTLS", "GatewayConfig", "GatewaySystem"],
                     exclude: ["Captures"]),   // ClientHellos read by path
         .testTarget(name: "GatewayProxyProtocolTests", dependencies: ["GatewayProxyProtocol", "TestSupport"]),

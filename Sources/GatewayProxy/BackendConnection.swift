@@ -14,7 +14,7 @@ final class BackendConnection: EventHandler, TimerTarget {
     enum Phase { case connecting, handshaking, ready, closed }
 
     let fd: Int32
-    let tls: TLSStream
+    let tls: TLSSession
     let backend: BackendRuntime
     let serverIndex: Int
     unowned let worker: Worker
@@ -46,7 +46,7 @@ final class BackendConnection: EventHandler, TimerTarget {
             throw ProxyError(.badGateway, "connect to \(target.label) failed: \(error)", metric: .refused)
         }
         do {
-            tls = try TLSStream(connecting: fd, backend: backend.tls, urlHost: target.config.host, session: session)
+            tls = try TLSSession(connecting: fd, backend: backend.tls, urlHost: target.config.host, session: session)
         } catch {
             Glibc.close(fd)
             throw ProxyError(.badGateway, "TLS setup for \(target.label) failed: \(error)", metric: .tls)
@@ -87,7 +87,7 @@ final class BackendConnection: EventHandler, TimerTarget {
         case .wantRead: return .inProgress(.read)
         case .wantWrite: return .inProgress(.write)
         case .closed: return .failed(ProxyError(.badGateway, "backend \(server.label) closed the connection during the TLS handshake", retrySafe: true, metric: .tls))
-        case .failed(let why): return .failed(ProxyError(.badGateway, "backend \(server.label) TLS handshake failed: \(why)", retrySafe: true, metric: .tls))
+        case .failed(let why): return .failed(ProxyError(.badGateway, "backend \(server.label) TLS handshake failed: \(why.description)", retrySafe: true, metric: .tls))
         }
     }
 

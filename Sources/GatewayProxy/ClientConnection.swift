@@ -13,7 +13,7 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
 
     let fd: Int32
     let peer: SocketAddress
-    let tls: TLSStream
+    let tls: TLSSession
     let snapshot: RuntimeSnapshot
     unowned let worker: Worker
     /// The ticket keys attached to this connection's SSL: kept alive as long as it is.
@@ -48,9 +48,9 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
     var now: UInt64 { worker.loop.now }
 
     static func start(fd: Int32, peer: SocketAddress, listener: TLSListener, snapshot: RuntimeSnapshot, worker: Worker) {
-        let tls: TLSStream
+        let tls: TLSSession
         let tickets = worker.tickets
-        do { tls = try TLSStream(accepting: fd, listener: listener, tickets: tickets) } catch {
+        do { tls = try TLSSession(accepting: fd, listener: listener, tickets: tickets) } catch {
             worker.logs.error.log(.error, "tls_setup_failed", error.description)
             Glibc.close(fd); return
         }
@@ -63,7 +63,7 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
         c.setDeadline(snapshot.config.limits.handshakeTimeoutMs)
     }
 
-    init(fd: Int32, peer: SocketAddress, tls: TLSStream, snapshot: RuntimeSnapshot, tickets: TicketKeyRing, worker: Worker) {
+    init(fd: Int32, peer: SocketAddress, tls: TLSSession, snapshot: RuntimeSnapshot, tickets: TicketKeyRing, worker: Worker) {
         self.fd = fd; self.peer = peer; self.tls = tls; self.snapshot = snapshot; self.tickets = tickets; self.worker = worker
         inBuf = ByteBuffer(pool: worker.buffers); outBuf = ByteBuffer(pool: worker.buffers)
         counters = worker.metrics.counters(for: snapshot)
@@ -143,10 +143,10 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
         case .wantRead, .wantWrite: break   // the next edge drives it on
         case .closed:
             // A port probe (load balancer, health check) that connects and leaves is not a TLS failure.
-            if !tls.nothingReceived { logHandshakeFailure(tls.failureReason ?? "connection closed during handshake") }
+            if !tls.nothingReceived { logHandshakeFailure(tls.failureReason?.description ?? "connection closed during handshake") }
             close()
         case .failed(let why):
-            logHandshakeFailure(why)
+            logHandshakeFailure(why.description)
             close()
         }
     }

@@ -104,7 +104,7 @@ final class HealthProbe: BackendUser, TimerTarget {
                 }
             case .wantRead, .wantWrite: return
             case .closed: finish(up: false, reason: "closed before a response"); return
-            case .failed(let why): finish(up: false, reason: why); return
+            case .failed(let why): finish(up: false, reason: why.description); return
             }
         }
     }

@@ -4,8 +4,6 @@ import GatewayConfig
 /// `client_allow` (SPEC §11) in OpenSSL's verify path: once the chain verified, the leaf must
 /// match one entry, or the verification fails and OpenSSL ends the handshake with its alert.
 enum ClientAllowCheck {
-    static let notAllowed = "client certificate not allowed"
-
     /// Whether the certificate matches any entry (any entry matching allows).
     static func allows(_ x509: OpaquePointer, _ entries: [ClientAllowEntry]) -> Bool {
         let sans = CertificateInfo.subjectAltNames(x509)
@@ -77,10 +75,10 @@ enum HostNames {
 func clientAllowVerifyCallback(_ preverifyOK: Int32, _ store: OpaquePointer?) -> Int32 {
     guard preverifyOK == 1, let store, X509_STORE_CTX_get_error_depth(store) == 0 else { return preverifyOK }
     guard let raw = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()),
-          let stream = TLSStream.from(OpaquePointer(raw)),
-          let entries = stream.host?.policy.clientAllow, !entries.isEmpty else { return preverifyOK }
+          let session = TLSSession.from(OpaquePointer(raw)),
+          let entries = session.host?.policy.clientAllow, !entries.isEmpty else { return preverifyOK }
     guard let cert = X509_STORE_CTX_get_current_cert(store), ClientAllowCheck.allows(cert, entries) else {
-        stream.failureReason = ClientAllowCheck.notAllowed
+        session.failureReason = .notAllowed
         X509_STORE_CTX_set_error(store, X509_V_ERR_APPLICATION_VERIFICATION)
         return 0
     }

@@ -12,18 +12,23 @@ public struct TLSError: Error, CustomStringConvertible, Sendable {
 
 enum OpenSSLErrors {
     /// Empties the thread's error queue and returns its reasons, most specific first
-    /// (e.g. "no shared cipher", "certificate verify failed").
-    static func drain() -> String {
+    /// (e.g. "no shared cipher", "certificate verify failed"): for setup errors and diagnostics.
+    static func drain() -> String { text(drainCodes()) }
+
+    /// Empties the thread's error queue and returns its packed codes, oldest (innermost) first:
+    /// what TLSFailure is decided from (ERR_GET_LIB / ERR_GET_REASON).
+    static func drainCodes() -> [UInt] {
+        var codes: [UInt] = []
+        while case let e = ERR_get_error(), e != 0 { codes.append(e) }
+        return codes
+    }
+
+    /// OpenSSL's words for the codes, each reason once, "; " between them.
+    static func text(_ codes: [UInt]) -> String {
         var reasons: [String] = []
-        while true {
-            let e = ERR_get_error()
-            if e == 0 { break }
-            if let r = ERR_reason_error_string(e) {
-                let s = String(cString: r)
-                if !reasons.contains(s) { reasons.append(s) }
-            } else {
-                reasons.append("error \(e)")
-            }
+        for e in codes {
+            let s = ERR_reason_error_string(e).map { String(cString: $0) } ?? "error \(e)"
+            if !reasons.contains(s) { reasons.append(s) }
         }
         return reasons.joined(separator: "; ")
     }

@@ -177,22 +177,22 @@ let x509NameFree = unsafeBitCast(X509_NAME_free as (@convention(c) (OpaquePointe
 private func clientHelloCallback(_ ssl: OpaquePointer?, _ alert: UnsafeMutablePointer<Int32>?, _ arg: UnsafeMutableRawPointer?) -> Int32 {
     guard let ssl, let arg else { return gw_ssl_client_hello_error() }
     let listener = Unmanaged<TLSListener>.fromOpaque(arg).takeUnretainedValue()
-    let stream = TLSStream.from(ssl)
+    let session = TLSSession.from(ssl)
     var ext: UnsafePointer<UInt8>?
     var extLen = 0
     var host: TLSHost?
     if SSL_client_hello_get0_ext(ssl, 0, &ext, &extLen) == 1, let ext {
         switch ServerNameParser.parse(UnsafeRawBufferPointer(start: ext, count: extLen)) {
         case .malformed(let why):
-            stream?.failureReason = "malformed server_name: \(why)"
+            session?.failureReason = .malformedServerName(why)
             alert?.pointee = gw_ssl_ad_decode_error()
             return gw_ssl_client_hello_error()
         case .name(let name):
-            stream?.serverName = name
+            session?.serverName = name
             host = listener.contexts.host(named: name)
             if host == nil {
                 guard listener.unknownSNI == .default else {
-                    stream?.failureReason = "unrecognized name"
+                    session?.failureReason = .unrecognizedName
                     alert?.pointee = gw_ssl_ad_unrecognized_name()
                     return gw_ssl_client_hello_error()
                 }
@@ -203,11 +203,11 @@ private func clientHelloCallback(_ ssl: OpaquePointer?, _ alert: UnsafeMutablePo
         host = listener.defaultHost
     }
     guard let host else {
-        stream?.failureReason = "no host for this connection"
+        session?.failureReason = .noHost
         alert?.pointee = gw_ssl_ad_unrecognized_name()
         return gw_ssl_client_hello_error()
     }
-    stream?.host = host
+    session?.host = host
     // The listener's context already carries the entry host's policy: nothing to re-apply
     // (SSL_set_cipher_list re-parses its string on every call, so skipping it matters).
     if host !== listener.entryHost { apply(host, to: ssl, entry: listener.entryHost) }

@@ -39,20 +39,30 @@ public final class TestPKI: Sendable {
     public func path(_ name: String) -> String { "\(dir)/\(name)" }
 
     /// `NAME.pem` + `NAME.key` signed by the CA: SANs like `DNS:a.test,IP:127.0.0.1`, valid until
-    /// an hour before now + `days` (so whole days left = days - 1 whatever the second; negative: expired), key `ec` | `rsa1024` | `rsa2048`, digest `sha256` | `sha1`.
+    /// an hour before now + `days` (so whole days left = days - 1 whatever the second; negative: expired), key `ec` | `rsa1024` | `rsa2048`, digest `sha256` | `sha1`,
+    /// `extensions` more x509v3 lines (e.g. `extendedKeyUsage=serverAuth`).
     @discardableResult
     public func leaf(_ name: String, sans: String, days: Double = 400, key type: String = "ec", digest: String = "sha256",
-              cn: String? = nil) throws -> (cert: String, key: String) {
+              cn: String? = nil, extensions: [String] = []) throws -> (cert: String, key: String) {
         if FileManager.default.fileExists(atPath: path("\(name).pem")) { return (path("\(name).pem"), path("\(name).key")) }
         try key(name, type)
         try openssl(["req", "-new", "-key", path("\(name).key"), "-subj", "/CN=\(cn ?? name)", "-out", path("\(name).csr")])
-        try "basicConstraints=CA:FALSE\nsubjectAltName=\(sans)\n".write(toFile: path("\(name).ext"), atomically: true, encoding: .utf8)
+        try (["basicConstraints=CA:FALSE", "subjectAltName=\(sans)"] + extensions).map { $0 + "\n" }.joined().write(toFile: path("\(name).ext"), atomically: true, encoding: .utf8)
         let notBefore = Date().addingTimeInterval(min(-86_400 * 2, days * 86_400 - 86_400))
         try openssl(["ca", "-batch", "-notext", "-config", path("ca.cnf"), "-cert", path("ca.pem"), "-keyfile", path("ca.key"),
                      "-in", path("\(name).csr"), "-out", path("\(name).pem"), "-extfile", path("\(name).ext"),
                      "-startdate", Self.asn1(notBefore), "-enddate", Self.asn1(Date().addingTimeInterval(days * 86_400 - 3_600)),
                      "-md", digest])
         return (path("\(name).pem"), path("\(name).key"))
+    }
+
+    /// Revokes the leaf `NAME` and returns the path of a CRL (valid 30 days) listing every
+    /// certificate revoked so far, for a host's `crl`.
+    public func crl(revoking name: String) throws -> String {
+        let ca = ["-config", path("ca.cnf"), "-cert", path("ca.pem"), "-keyfile", path("ca.key")]
+        try openssl(["ca"] + ca + ["-revoke", path("\(name).pem")])
+        try openssl(["ca"] + ca + ["-gencrl", "-crldays", "30", "-out", path("ca.crl")])
+        return path("ca.crl")
     }
 
     private func key(_ name: String, _ type: String) throws {

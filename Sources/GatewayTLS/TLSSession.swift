@@ -3,60 +3,85 @@ import GatewaySystem
 import CGatewayShims
 
 /// One TLS connection over a non-blocking socket that OpenSSL reads and writes itself
-/// (a socket BIO: no copy through memory BIOs). Server or client side.
-public final class TLSStream {
-    public let ssl: OpaquePointer
+/// (a socket BIO: no copy through memory BIOs; a BIO pair only in the unit tests). Server or
+/// client side; a failure says why as a TLSFailure.
+public final class TLSSession {
+    /// Internal: callers see the session, never the SSL (the callbacks and tests reach it in-module).
+    let ssl: OpaquePointer
     /// Server side: the host chosen by the ClientHello callback, and the SNI the client sent.
     public internal(set) var host: TLSHost?
     public internal(set) var serverName: String?
-    /// Set by a callback that refused the handshake, for the log.
-    public internal(set) var failureReason: String?
+    /// Set by a callback that refused the handshake (ClientHello, client_allow): the failure the
+    /// handshake reports, whatever OpenSSL queued after the callback said no.
+    public internal(set) var failureReason: TLSFailure?
     private var handshakeDone = false
     private var broken = false
     /// The last read would have blocked and no readable event came since: reading again now
     /// would only cost a syscall (edge-triggered loop: the event loop calls `noteReadable`).
     public private(set) var readBlocked = false
-    /// The socket BIO (gateway's own, socket_bio.c): it tells when a read drained the socket.
-    private var bio: OpaquePointer?
+    /// The socket BIO (the gateway's own, socket_bio.c): it tells when a read drained the socket.
+    /// nil over a memory BIO (unit tests).
+    private var socketBIO: OpaquePointer?
 
     public enum Status: Equatable {
         case done(Int)          // bytes read or written, or 0 for a finished handshake
         case wantRead, wantWrite
         case closed             // orderly close_notify or EOF
-        case failed(String)
+        case failed(TLSFailure)
     }
 
     private static let exIndex: Int32 = gw_ssl_get_ex_new_index()
 
-    static func from(_ ssl: OpaquePointer) -> TLSStream? {
+    static func from(_ ssl: OpaquePointer) -> TLSSession? {
         guard let p = SSL_get_ex_data(ssl, exIndex) else { return nil }
-        return Unmanaged<TLSStream>.fromOpaque(p).takeUnretainedValue()
+        return Unmanaged<TLSSession>.fromOpaque(p).takeUnretainedValue()
+    }
+
+    /// Where the records go: a socket OpenSSL reads and writes itself, or one end of a BIO pair
+    /// (the unit tests: a real handshake between two sessions in one thread, without a socket).
+    enum Transport {
+        case socket(Int32)
+        case memory(OpaquePointer)   // a BIO; the session owns it from then on
     }
 
     /// Server side, starting from a listener's context.
     /// `tickets`: the keys this connection's tickets are sealed and opened with (the caller keeps it alive).
-    public init(accepting fd: Int32, listener: TLSListener, tickets: TicketKeyRing) throws(TLSError) {
+    public convenience init(accepting fd: Int32, listener: TLSListener, tickets: TicketKeyRing) throws(TLSError) {
+        try self.init(accepting: .socket(fd), listener: listener, tickets: tickets)
+    }
+
+    /// Client side toward a backend server.
+    public convenience init(connecting fd: Int32, backend: TLSBackendContext, urlHost: String, session: OpaquePointer?) throws(TLSError) {
+        try self.init(connecting: .socket(fd), backend: backend, urlHost: urlHost, session: session)
+    }
+
+    init(accepting transport: Transport, listener: TLSListener, tickets: TicketKeyRing) throws(TLSError) {
         guard let s = SSL_new(listener.ctx) else { throw TLSError("SSL_new") }
         ssl = s
         SSL_set_accept_state(s)
         tickets.attach(to: s)
-        try attach(fd)
+        try attach(transport)
     }
 
-    /// Client side toward a backend server.
-    public init(connecting fd: Int32, backend: TLSBackendContext, urlHost: String, session: OpaquePointer?) throws(TLSError) {
+    init(connecting transport: Transport, backend: TLSBackendContext, urlHost: String, session: OpaquePointer?) throws(TLSError) {
         guard let s = SSL_new(backend.ctx) else { throw TLSError("SSL_new") }
         ssl = s
         SSL_set_connect_state(s)
-        try attach(fd)
+        try attach(transport)
         backend.prepare(s, urlHost: urlHost)
         if let session { _ = SSL_set_session(s, session) }
     }
 
-    private func attach(_ fd: Int32) throws(TLSError) {
-        guard let b = gw_socket_bio_new(fd) else { SSL_free(ssl); throw TLSError("BIO_new") }
-        bio = b
-        SSL_set_bio(ssl, bio, bio)   // one reference, owned by the SSL from here on
+    /// No SSL_free on failure: `ssl` is set, so the deinit of the half-made session frees it.
+    private func attach(_ transport: Transport) throws(TLSError) {
+        switch transport {
+        case .socket(let fd):
+            guard let b = gw_socket_bio_new(fd) else { throw TLSError("BIO_new") }
+            socketBIO = b
+            SSL_set_bio(ssl, b, b)   // one BIO for both directions: one reference, owned by the SSL
+        case .memory(let bio):
+            SSL_set_bio(ssl, bio, bio)
+        }
         _ = SSL_set_ex_data(ssl, Self.exIndex, Unmanaged.passUnretained(self).toOpaque())
     }
 
@@ -72,12 +97,12 @@ public final class TLSStream {
     public func read(into buffer: UnsafeMutableRawBufferPointer) -> Status {
         if readBlocked { return .wantRead }
         OpenSSLErrors.clear()
-        gw_socket_bio_clear_drained(bio)
+        if let socketBIO { gw_socket_bio_clear_drained(socketBIO) }
         let r = SSL_read(ssl, buffer.baseAddress, Int32(min(buffer.count, Int(Int32.max))))
         if r > 0 {
             // This call's socket read came back short and OpenSSL holds nothing more: the next
             // read would find EAGAIN, so it waits for the next edge instead (one syscall less).
-            if gw_socket_bio_drained(bio) == 1 && SSL_has_pending(ssl) == 0 { readBlocked = true }
+            if let socketBIO, gw_socket_bio_drained(socketBIO) == 1, SSL_has_pending(ssl) == 0 { readBlocked = true }
             return .done(Int(r))
         }
         let s = status(r)
@@ -144,42 +169,16 @@ public final class TLSStream {
         case SSL_ERROR_ZERO_RETURN: OpenSSLErrors.clear(); return .closed
         case SSL_ERROR_SYSCALL:
             broken = true
-            let reasons = OpenSSLErrors.drain()
-            if !reasons.isEmpty { return .failed(reasons) }
-            return errno == 0 ? .closed : .failed(String(cString: strerror(errno)))
+            let err = errno   // before anything else can overwrite it
+            return TLSFailure.syscall(codes: OpenSSLErrors.drainCodes(), errno: err).map { .failed($0) } ?? .closed
         default:
             broken = true
             if let f = failureReason { OpenSSLErrors.clear(); return .failed(f) }
             let verify = SSL_get_verify_result(ssl)
-            let reasons = OpenSSLErrors.drain()
-            if SSL_is_server(ssl) == 1 { return .failed(Self.clientFailureReason(reasons, verify: verify, handshakeDone: handshakeDone)) }
-            if verify != X509_V_OK {
-                return .failed("certificate verify failed: \(String(cString: X509_verify_cert_error_string(verify)))")
-            }
-            return .failed(reasons.isEmpty ? "TLS error \(e)" : reasons)
+            let codes = OpenSSLErrors.drainCodes()
+            if SSL_is_server(ssl) == 1 { return .failed(TLSFailure.refusedClient(codes: codes, verify: verify)) }
+            return .failed(TLSFailure.backend(codes: codes, verify: verify, sslError: e))
         }
-    }
-
-    /// The short reasons the access log gives for a refused client (SPEC §4/§10), with
-    /// OpenSSL's own words kept for anything else.
-    static func clientFailureReason(_ reasons: String, verify: Int, handshakeDone: Bool) -> String {
-        if reasons.contains("unsupported protocol") || reasons.contains("wrong version number") || reasons.contains("version too low") {
-            return "protocol version"
-        }
-        if reasons.contains("no shared cipher") { return "no shared cipher" }
-        if reasons.contains("peer did not return a certificate") { return "certificate required" }
-        if reasons.contains("certificate verify failed") || verify != X509_V_OK {
-            switch Int32(verify) {
-            case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY, X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT,
-                 X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN, X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT,
-                 X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
-                return "unknown ca"
-            case X509_V_ERR_CERT_REVOKED: return "certificate revoked"
-            case X509_V_ERR_CERT_HAS_EXPIRED: return "certificate expired"
-            default: return "bad certificate: \(String(cString: X509_verify_cert_error_string(verify)))"
-            }
-        }
-        return reasons.isEmpty ? "TLS error" : reasons
     }
 
     // MARK: - What the handshake negotiated (for logs and headers)
