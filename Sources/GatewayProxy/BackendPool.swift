@@ -10,7 +10,7 @@ import COpenSSL
 final class BackendPool {
     /// Idle connections by pool key (small dense ids): an array, so taking and returning a
     /// connection mutates a list in place and allocates nothing.
-    private var idle: [[BackendConnection]] = []
+    private var idle: [[UpstreamSession]] = []
     private var sessions: [Int: OpaquePointer] = [:]
     private var cursor: [Int: Int] = [:]
     unowned let worker: Worker
@@ -106,16 +106,16 @@ final class BackendPool {
         if health[key] != nil { health[key] = nil }
     }
 
-    private func finished(_ c: BackendConnection) {
+    private func finished(_ c: UpstreamSession) {
         guard c.inFlight else { return }
         c.inFlight = false
         busy[c.server.healthKey, default: 1] -= 1
     }
 
     /// A pooled connection to that server, or a new one.
-    func connection(_ backend: BackendRuntime, server: Int) throws(ProxyError) -> BackendConnection {
+    func connection(_ backend: BackendRuntime, server: Int) throws(ProxyError) -> UpstreamSession {
         let key = backend.servers[server].poolKey
-        var conn: BackendConnection?
+        var conn: UpstreamSession?
         while conn == nil, key < idle.count, let c = idle[key].popLast() {
             if c.phase == .ready {
                 c.reused = true
@@ -125,7 +125,7 @@ final class BackendPool {
         }
         if conn == nil {
             let session = backend.config.tls.sessionReuse ? sessions[key] : nil
-            conn = try BackendConnection(worker: worker, backend: backend, serverIndex: server, session: session)
+            conn = try UpstreamSession(worker: worker, backend: backend, serverIndex: server, session: session)
         }
         conn!.inFlight = true
         busy[backend.servers[server].healthKey, default: 0] += 1
@@ -133,19 +133,19 @@ final class BackendPool {
     }
 
     /// Keeps a connection whose last exchange ended cleanly, up to `keepalive` per server.
-    func release(_ c: BackendConnection) {
+    func release(_ c: UpstreamSession) {
         c.owner = nil
         finished(c)
         let key = c.server.poolKey
         // TLS 1.3 tickets arrive after the handshake: by now the session is resumable,
         // whether or not the connection itself is kept.
         if !c.reused && c.phase == .ready { rememberSession(of: c) }
-        guard c.phase == .ready, c.inBuf.isEmpty, c.outBuf.isEmpty, !c.tls.hasPending,
+        guard c.phase == .ready, c.io.input.isEmpty, c.io.output.isEmpty, !c.tls.hasPending,
               idleCount(key) < c.backend.config.keepalive else {
             c.close(); return
         }
-        c.inBuf.releaseIfEmpty()
-        c.outBuf.releaseIfEmpty()
+        c.io.input.releaseIfEmpty()
+        c.io.output.releaseIfEmpty()
         if key >= idle.count { idle += Array(repeating: [], count: key + 1 - idle.count) }
         idle[key].append(c)
         c.deadline = worker.loop.now + UInt64(c.backend.config.keepaliveTimeoutMs)
@@ -154,14 +154,14 @@ final class BackendPool {
 
     private func idleCount(_ key: Int) -> Int { key < idle.count ? idle[key].count : 0 }
 
-    func discard(_ c: BackendConnection) {
+    func discard(_ c: UpstreamSession) {
         finished(c)
         let key = c.server.poolKey
         if key < idle.count { idle[key].removeAll { $0 === c } }
         c.close()
     }
 
-    private func rememberSession(of c: BackendConnection) {
+    private func rememberSession(of c: UpstreamSession) {
         guard c.backend.config.tls.sessionReuse, let s = c.tls.copySession() else { return }
         let key = c.server.poolKey
         if let old = sessions[key] { SSL_SESSION_free(old) }

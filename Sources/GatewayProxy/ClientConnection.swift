@@ -13,7 +13,9 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
 
     let fd: Int32
     let peer: SocketAddress
-    let tls: TLSSession
+    /// The client's TLS session and the bytes read from and waiting for it.
+    var io: Transport
+    var tls: TLSSession { io.session }
     let snapshot: RuntimeSnapshot
     unowned let worker: Worker
     /// The ticket keys attached to this connection's SSL: kept alive as long as it is.
@@ -21,14 +23,12 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
     /// This worker's metric counters for this connection's snapshot.
     let counters: SnapshotCounters
     var phase: Phase = .handshaking
-    var inBuf: ByteBuffer
-    var outBuf: ByteBuffer
     /// The client's bytes as request parts (HTTP/1: one stream at a time).
     var codec: HTTP1ServerCodec
     /// HTTP/1: one exchange at a time, on stream 1.
     var exchanges = ExchangeTable()
     var exchange: Exchange? { exchanges[ExchangeTable.http1Stream] }
-    var backend: BackendConnection?
+    var backend: UpstreamSession?
     var headBytesSeen = false
     var closeAfterResponse = false
     var drainBudget = 64 * 1024
@@ -64,8 +64,8 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
     }
 
     init(fd: Int32, peer: SocketAddress, tls: TLSSession, snapshot: RuntimeSnapshot, tickets: TicketKeyRing, worker: Worker) {
-        self.fd = fd; self.peer = peer; self.tls = tls; self.snapshot = snapshot; self.tickets = tickets; self.worker = worker
-        inBuf = ByteBuffer(pool: worker.buffers); outBuf = ByteBuffer(pool: worker.buffers)
+        self.fd = fd; self.peer = peer; self.snapshot = snapshot; self.tickets = tickets; self.worker = worker
+        io = Transport(tls, buffers: worker.buffers)
         counters = worker.metrics.counters(for: snapshot)
         let l = snapshot.config.limits
         codec = HTTP1ServerCodec(limits: HTTPHeadLimits(maxURISize: l.maxURISize, maxHeaderSize: l.maxHeaderSize, maxHeaders: l.maxHeaders))
@@ -163,13 +163,13 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
         ex.responseEnded = true
         ex.responseStarted = true
         if close { ex.requestEnded = true; closeAfterResponse = true }
-        ex.bytesOut += HeadWriter.errorResponse(status: status, message: reason, close: close || closeAfterResponse, into: &outBuf)
+        ex.bytesOut += HeadWriter.errorResponse(status: status, message: reason, close: close || closeAfterResponse, into: &io.output)
         if status >= 500 || status == 400 || status == 421 || status == 408 || status == 413 || status == 414 || status == 431 {
             worker.logs.error.log(status >= 500 ? .error : .info, "request_error", reason,
                                   [("status", String(status)), ("client", clientIP), ("request_id", ex.requestID.text)])
         }
         phase = .forwarding
-        if close { inBuf.clear() }
+        if close { io.input.clear() }
     }
 
     /// After the last response: flush, send close_notify, read and discard at most 64 KiB or 1 s, close.
@@ -182,12 +182,11 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
     func drain() {
         _ = flushClient()
         guard phase == .draining else { return }
-        if !outBuf.isEmpty { return }
+        if !io.output.isEmpty { return }
         tls.shutdown()
         while drainBudget > 0 {
-            inBuf.clear()
-            let space = inBuf.writableSpace(minimum: 4096)
-            switch tls.read(into: space) {
+            io.input.clear()
+            switch io.read(minimum: 4096) {
             case .done(let n): drainBudget -= n
             case .wantRead, .wantWrite: return
             case .closed, .failed: close(); return

@@ -11,9 +11,9 @@ extension ClientConnection {
 
     func readHead() {
         while true {
-            if !inBuf.isEmpty {
+            if !io.input.isEmpty {
                 do {
-                    if case .head(let head)? = try codec.next(inBuf.readable).part {
+                    if case .head(let head)? = try codec.next(io.input.readable).part {
                         startExchange(head)
                         return
                     }
@@ -31,15 +31,14 @@ extension ClientConnection {
         }
     }
 
-    /// Reads what the client sent into `inBuf`; false when nothing more can be read now
+    /// Reads what the client sent into `io.input`; false when nothing more can be read now
     /// (or the connection ended, in which case it is closed).
     func readClient() -> Bool {
-        let space = inBuf.writableSpace(minimum: 4096)
-        switch tls.read(into: space) {
-        case .done(let n): inBuf.didWrite(n); return true
+        switch io.read(minimum: 4096) {
+        case .done: return true
         case .wantRead:
             // An idle keep-alive connection must not hold a read buffer (memory per idle connection).
-            inBuf.releaseIfEmpty()
+            io.input.releaseIfEmpty()
             return false
         case .wantWrite: return false
         case .closed, .failed:
@@ -53,7 +52,7 @@ extension ClientConnection {
 
     func startExchange(_ head: HTTPRequestHead) {
         let ex = openExchange()
-        let b = inBuf.readable
+        let b = io.input.readable
         let (authority, path) = Router.splitTarget(b, head.target)
         if worker.logs.access.enabled {
             ex.method = String(decoding: b[head.method], as: UTF8.self)
@@ -85,14 +84,14 @@ extension ClientConnection {
         case .misdirected(let requested):
             let c = tls.host!
             counters.misdirected[c.index, default: 0] += 1
-            inBuf.consume(head.headLength)
+            io.input.consume(head.headLength)
             respondLocally(status: 421, reason: "host \(requested) is not served under this connection's TLS policy (\(c.name))", close: false)
             return
         case .serve(let i): host = i.map { hosts[$0] }
         }
         ex.hostIndex = host?.index ?? SnapshotCounters.none
         guard let host else {
-            inBuf.consume(head.headLength)
+            io.input.consume(head.headLength)
             respondLocally(status: 404, reason: "no host", close: false); return
         }
         if case .contentLength(let n) = head.framing, n > limits.maxBodySize {
@@ -100,7 +99,7 @@ extension ClientConnection {
         }
         guard let route = Router.route(b, path, in: host.config.routes), let backend = snapshot.backends[route.backend] else {
             let shown = path.string(b)
-            inBuf.consume(head.headLength)
+            io.input.consume(head.headLength)
             respondLocally(status: 404, reason: "no route for \(shown)", close: false); return
         }
         if host.config.compression.enabled {
@@ -117,7 +116,7 @@ extension ClientConnection {
                            requestID: ex.requestID, clientCert: cert,
                            trace: .init(context: trace, clientKept: clientTrace != nil), into: &ex.outgoingHead)
         ex.backend = backend
-        inBuf.consume(head.headLength)
+        io.input.consume(head.headLength)
         connectBackend(excluding: nil)
     }
 

@@ -11,19 +11,17 @@ extension ClientConnection {
     func receiveResponse() -> Bool {
         guard let b = backend, b.phase == .ready, let ex = exchange, !ex.responseEnded, ex.headSent else { return false }
         var progress = false
-        while outBuf.readableCount < Self.highWater {
+        while io.output.readableCount < Self.highWater {
             // Hand on every part already buffered (a head and its body often share one read)
             // before reading again.
-            while outBuf.readableCount < Self.highWater {
+            while io.output.readableCount < Self.highWater {
                 guard let more = handOnResponsePart(b, ex) else { return true }
                 guard more else { break }
                 progress = true
                 if ex.responseEnded { return true }
             }
-            let space = b.inBuf.writableSpace(minimum: 16 * 1024)
-            switch b.tls.read(into: space) {
-            case .done(let n):
-                b.inBuf.didWrite(n)
+            switch b.io.read() {
+            case .done:
                 progress = true
                 setDeadline(b.backend.config.responseTimeoutMs)
             case .wantRead, .wantWrite: return progress
@@ -36,16 +34,16 @@ extension ClientConnection {
     }
 
     /// The backend closed (or broke) its connection.
-    func backendEnded(_ b: BackendConnection) {
+    func backendEnded(_ b: UpstreamSession) {
         guard let ex = exchange else { return }
         if b.codec.inputEnded() != nil {
             ex.responseEnded = true
-            endResponseBody(ex)
+            ex.body.finish(into: &io.output)
             ex.backendKeepAlive = false
             return
         }
         if b.codec.awaitingHead {
-            let stale = b.reused && b.inBuf.isEmpty && !ex.bodyForwarded
+            let stale = b.reused && b.io.input.isEmpty && !ex.bodyForwarded
             backendFailed(ProxyError(.badGateway, "backend \(b.server.label) closed the connection before responding", retrySafe: stale, metric: .reset))
             return
         }
@@ -57,11 +55,11 @@ extension ClientConnection {
 
     /// Takes the next response part from the backend's buffered bytes to the client.
     /// true: a part was handed on; false: more bytes are needed; nil: the exchange failed.
-    func handOnResponsePart(_ b: BackendConnection, _ ex: Exchange) -> Bool? {
-        let input = b.inBuf.readable
+    func handOnResponsePart(_ b: UpstreamSession, _ ex: Exchange) -> Bool? {
+        let input = b.io.input.readable
         let step: (part: HTTP1ClientCodec.Part?, consumed: Int)
         do { step = try b.codec.next(input) } catch {
-            b.inBuf.consume(input.count)
+            b.io.input.consume(input.count)
             if !ex.responseStarted {
                 backendFailed(ProxyError(.badGateway, "backend \(b.server.label) sent an invalid response: \(error.reason)", metric: .protocol))
                 return nil
@@ -72,16 +70,16 @@ extension ClientConnection {
         }
         switch step.part {
         case nil:
-            b.inBuf.consume(step.consumed)
+            b.io.input.consume(step.consumed)
             return step.consumed > 0
         case .interim(let head)?:
             // Interim responses (100 Continue, 103) pass through to HTTP/1.1 clients; a 101 nobody asked for does not.
             if head.status != 101 && ex.clientVersionMinor >= 1 {
-                HeadWriter.response(input, head: head, chunked: false, close: false, into: &outBuf)
+                HeadWriter.response(input, head: head, chunked: false, close: false, into: &io.output)
             }
         case .switched(let head)?:
             // Switching protocols: the head goes to the client, then bytes flow both ways as they are.
-            HeadWriter.response(input, head: head, chunked: false, close: false, into: &outBuf)
+            HeadWriter.response(input, head: head, chunked: false, close: false, into: &io.output)
             ex.status = 101
             ex.upstreamMs = Int(now - ex.upstreamStartedAt)
             ex.responseStarted = true
@@ -90,13 +88,13 @@ extension ClientConnection {
         case .head(let head)?:
             startResponse(head, input, ex)
         case .body(let range)?:
-            appendBody(UnsafeRawBufferPointer(rebasing: input[range]), framing: ex.clientFraming)
+            ex.body.write(UnsafeRawBufferPointer(rebasing: input[range]), into: &io.output)
             ex.bytesOut += range.count
         case .end?:
             ex.responseEnded = true
-            endResponseBody(ex)
+            ex.body.finish(into: &io.output)
         }
-        b.inBuf.consume(step.consumed)
+        b.io.input.consume(step.consumed)
         return true
     }
 
@@ -106,39 +104,21 @@ extension ClientConnection {
         ex.backendKeepAlive = head.keepAlive
         ex.upstreamMs = Int(now - ex.upstreamStartedAt)
         switch head.framing {
-        case .none, .contentLength: ex.clientFraming = .asIs
-        case .chunked, .untilClose: ex.clientFraming = ex.clientVersionMinor >= 1 ? .chunked : .close
+        case .none, .contentLength: ex.body.framing = .asIs
+        case .chunked, .untilClose: ex.body.framing = ex.clientVersionMinor >= 1 ? .chunked : .close
         }
         let (gzip, vary) = compressionFor(head, input, ex)
         if gzip {
-            ex.gzip = GzipStream()
-            ex.clientFraming = ex.clientVersionMinor >= 1 ? .chunked : .close
+            ex.body.gzip = GzipStream()
+            ex.body.framing = ex.clientVersionMinor >= 1 ? .chunked : .close
         }
-        if ex.clientFraming == .close { closeAfterResponse = true }
+        if ex.body.framing == .close { closeAfterResponse = true }
         let closing = closeAfterResponse || !ex.clientKeepAlive
-        HeadWriter.response(input, head: head, chunked: ex.clientFraming == .chunked, close: closing,
-                            gzip: ex.gzip != nil, vary: vary, into: &outBuf)
+        HeadWriter.response(input, head: head, chunked: ex.body.framing == .chunked, close: closing,
+                            gzip: ex.body.gzip != nil, vary: vary, into: &io.output)
         ex.responseStarted = true
         ex.outgoingHead.clear()
         ex.outgoingHead.releaseIfEmpty()
-    }
-
-    func appendBody(_ bytes: UnsafeRawBufferPointer, framing: Exchange.ClientFraming) {
-        guard bytes.count > 0 else { return }
-        if let gzip = exchange?.gzip {
-            gzip.compress(bytes) { appendFramed($0, framing: framing) }
-        } else {
-            appendFramed(bytes, framing: framing)
-        }
-    }
-
-    /// The last bytes of a response body: the gzip trailer, then the last chunk.
-    func endResponseBody(_ ex: Exchange) {
-        if let gzip = ex.gzip {
-            gzip.finish { appendFramed($0, framing: ex.clientFraming) }
-            ex.gzip = nil
-        }
-        if ex.clientFraming == .chunked { outBuf.append("0\r\n\r\n") }
     }
 
     /// SPEC §5 gzip: (compress this response, add Vary).
@@ -157,22 +137,10 @@ extension ClientConnection {
         }
     }
 
-    func appendFramed(_ bytes: UnsafeRawBufferPointer, framing: Exchange.ClientFraming) {
-        guard bytes.count > 0 else { return }
-        if framing == .chunked {
-            outBuf.append(hex: bytes.count)
-            outBuf.append("\r\n")
-            outBuf.append(bytes)
-            outBuf.append("\r\n")
-        } else {
-            outBuf.append(bytes)
-        }
-    }
-
     func flushClient() -> Bool {
-        guard !outBuf.isEmpty else { return false }
+        guard !io.output.isEmpty else { return false }
         var progress = false
-        guard tls.flush(&outBuf, progress: &progress) else { close(); return true }
+        guard io.flush(progress: &progress) else { close(); return true }
         if progress && phase == .forwarding { setDeadline(max(limits.idleTimeoutMs, 1)) }
         return progress
     }
@@ -189,10 +157,10 @@ extension ClientConnection {
             beginClose()
         case .nextRequest:
             phase = .awaitingHead
-            headBytesSeen = !inBuf.isEmpty
+            headBytesSeen = !io.input.isEmpty
             codec.reset()
-            inBuf.releaseIfEmpty()
-            outBuf.releaseIfEmpty()
+            io.input.releaseIfEmpty()
+            io.output.releaseIfEmpty()
             setDeadline(headBytesSeen ? limits.headerTimeoutMs : limits.idleTimeoutMs)
         }
         return true
@@ -203,7 +171,7 @@ extension ClientConnection {
     /// When the exchange is complete: records it, returns the backend connection to the pool
     /// (or drops it), and says what the connection does next. nil: not complete yet.
     private func settleExchange() -> AfterExchange? {
-        guard let ex = exchange, ex.responseEnded, ex.requestEnded || ex.local, outBuf.isEmpty, phase == .forwarding else { return nil }
+        guard let ex = exchange, ex.responseEnded, ex.requestEnded || ex.local, io.output.isEmpty, phase == .forwarding else { return nil }
         record(ex)
         if ex.status == 101, ex.upgradeRequested, backend != nil { return .tunnel }
         if let b = backend {

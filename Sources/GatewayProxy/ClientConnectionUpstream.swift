@@ -86,12 +86,12 @@ extension ClientConnection {
         if progress && phase == .forwarding { anotherTurn = true }
     }
 
-    /// Head, then body bytes from `inBuf` (decoded and re-framed), then reading more from the client.
+    /// Head, then body bytes from `io.input` (decoded and re-framed), then reading more from the client.
     func sendRequest() -> Bool {
         guard let ex = exchange else { return false }
         var progress = false
         if let b = backend, b.phase == .ready, !ex.headSent {
-            b.outBuf.append(ex.outgoingHead.readable)
+            b.io.output.append(ex.outgoingHead.readable)
             b.codec.expectResponse(toHEAD: ex.isHEAD, upgradeRequested: ex.upgradeRequested)
             ex.headSent = true
             progress = true
@@ -100,46 +100,46 @@ extension ClientConnection {
             if consumeRequestBody() { progress = true }
             if flushBackend() { progress = true }
             guard let ex = exchange, !ex.requestEnded, phase == .forwarding else { break }
-            if let b = backend, b.outBuf.readableCount >= Self.highWater { break }
+            if let b = backend, b.io.output.readableCount >= Self.highWater { break }
             if backend != nil && backend?.phase != .ready { break }
-            guard inBuf.isEmpty else { break }
+            guard io.input.isEmpty else { break }
             guard readClient() else { break }
             progress = true
         }
         return progress
     }
 
-    /// Moves request body parts from `inBuf` to the backend (re-chunked when the client
+    /// Moves request body parts from `io.input` to the backend (re-chunked when the client
     /// chunked it), or drops them for a local response.
     func consumeRequestBody() -> Bool {
-        guard let ex = exchange, !ex.requestEnded, !inBuf.isEmpty else { return false }
+        guard let ex = exchange, !ex.requestEnded, !io.input.isEmpty else { return false }
         let sink = (ex.local || backend == nil) ? nil : backend
         if let sink, sink.phase != .ready || !ex.headSent { return false }
         var progress = false
         while !ex.requestEnded {
             let step: (part: HTTP1ServerCodec.Part?, consumed: Int)
-            do { step = try codec.next(inBuf.readable) } catch {
-                inBuf.consume(inBuf.readableCount)
+            do { step = try codec.next(io.input.readable) } catch {
+                io.input.consume(io.input.readableCount)
                 failRequest(status: error.status, reason: error.reason)
                 return true
             }
             switch step.part {
             case .body(let range)?:
-                let run = UnsafeRawBufferPointer(rebasing: inBuf.readable[range])
+                let run = UnsafeRawBufferPointer(rebasing: io.input.readable[range])
                 if let sink {
-                    if ex.requestChunked { sink.outBuf.append(hex: run.count); sink.outBuf.append("\r\n") }
-                    sink.outBuf.append(run)
-                    if ex.requestChunked { sink.outBuf.append("\r\n") }
+                    if ex.requestChunked { sink.io.output.append(hex: run.count); sink.io.output.append("\r\n") }
+                    sink.io.output.append(run)
+                    if ex.requestChunked { sink.io.output.append("\r\n") }
                     ex.bodyForwarded = true
                 }
                 ex.requestBodyBytes += run.count
             case .end?:
-                if ex.requestChunked { sink?.outBuf.append("0\r\n\r\n") }
+                if ex.requestChunked { sink?.io.output.append("0\r\n\r\n") }
                 ex.requestEnded = true
             case .head?, nil:
                 break
             }
-            inBuf.consume(step.consumed)
+            io.input.consume(step.consumed)
             if step.consumed > 0 { progress = true }
             if step.part == nil { break }
         }
@@ -157,14 +157,14 @@ extension ClientConnection {
     }
 
     func flushBackend() -> Bool {
-        guard let b = backend, b.phase == .ready, !b.outBuf.isEmpty else { return false }
+        guard let b = backend, b.phase == .ready, !b.io.output.isEmpty else { return false }
         var progress = false
-        guard b.tls.flush(&b.outBuf, progress: &progress) else {
+        guard b.io.flush(progress: &progress) else {
             backendFailed(ProxyError(.badGateway, "backend \(b.server.label) failed while sending the request",
                                        retrySafe: b.reused && !(exchange?.bodyForwarded ?? true), metric: .reset))
             return true
         }
-        b.outBuf.releaseIfEmpty()
+        b.io.output.releaseIfEmpty()
         return progress
     }
 }

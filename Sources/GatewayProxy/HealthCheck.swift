@@ -50,7 +50,7 @@ final class HealthProbe: BackendUser, TimerTarget {
     let server: Int
     var deadline: UInt64
     var scheduledDeadline: UInt64 = 0
-    private var conn: BackendConnection?
+    private var conn: UpstreamSession?
     private var sent = false
     private var parser = HTTPResponseParser(maxHeadSize: 16 * 1024)
     private var finished = false
@@ -62,7 +62,7 @@ final class HealthProbe: BackendUser, TimerTarget {
         deadline = loop.now + UInt64(max(checker.check.timeoutMs, 1))
         loop.schedule(self)
         do {
-            let c = try BackendConnection(worker: checker.worker, backend: checker.backend, serverIndex: server, session: nil)
+            let c = try UpstreamSession(worker: checker.worker, backend: checker.backend, serverIndex: server, session: nil)
             c.owner = self
             conn = c
         } catch {
@@ -81,22 +81,17 @@ final class HealthProbe: BackendUser, TimerTarget {
         }
         if !sent {
             let host = checker.backend.config.tls.serverName ?? checker.backend.servers[server].config.host
-            c.outBuf.append("GET \(checker.check.path) HTTP/1.1\r\nHost: \(host)\r\nUser-Agent: tls-gateway-health-check\r\nConnection: close\r\n\r\n")
+            c.io.output.append("GET \(checker.check.path) HTTP/1.1\r\nHost: \(host)\r\nUser-Agent: tls-gateway-health-check\r\nConnection: close\r\n\r\n")
             sent = true
         }
-        while !c.outBuf.isEmpty {
-            switch c.tls.write(c.outBuf.readable) {
-            case .done(let n): c.outBuf.consume(n)
-            case .wantWrite, .wantRead: return
-            case .closed, .failed: finish(up: false, reason: "connection lost while sending the check"); return
-            }
-        }
+        var progress = false
+        guard c.io.flush(progress: &progress) else { finish(up: false, reason: "connection lost while sending the check"); return }
+        guard c.io.output.isEmpty else { return }
         while true {
-            switch c.tls.read(into: c.inBuf.writableSpace(minimum: 4096)) {
-            case .done(let n):
-                c.inBuf.didWrite(n)
+            switch c.io.read(minimum: 4096) {
+            case .done:
                 do {
-                    if let head = try parser.parse(c.inBuf.readable, requestWasHEAD: false) {
+                    if let head = try parser.parse(c.io.input.readable, requestWasHEAD: false) {
                         finish(up: head.status < 400, reason: "status \(head.status)"); return
                     }
                 } catch {

@@ -39,7 +39,7 @@ public final class TLSSession {
 
     /// Where the records go: a socket OpenSSL reads and writes itself, or one end of a BIO pair
     /// (the unit tests: a real handshake between two sessions in one thread, without a socket).
-    enum Transport {
+    enum Wire {
         case socket(Int32)
         case memory(OpaquePointer)   // a BIO; the session owns it from then on
     }
@@ -55,26 +55,26 @@ public final class TLSSession {
         try self.init(connecting: .socket(fd), backend: backend, urlHost: urlHost, session: session)
     }
 
-    init(accepting transport: Transport, listener: TLSListener, tickets: TicketKeyRing) throws(TLSError) {
+    init(accepting wire: Wire, listener: TLSListener, tickets: TicketKeyRing) throws(TLSError) {
         guard let s = SSL_new(listener.ctx) else { throw TLSError("SSL_new") }
         ssl = s
         SSL_set_accept_state(s)
         tickets.attach(to: s)
-        try attach(transport)
+        try attach(wire)
     }
 
-    init(connecting transport: Transport, backend: TLSBackendContext, urlHost: String, session: OpaquePointer?) throws(TLSError) {
+    init(connecting wire: Wire, backend: TLSBackendContext, urlHost: String, session: OpaquePointer?) throws(TLSError) {
         guard let s = SSL_new(backend.ctx) else { throw TLSError("SSL_new") }
         ssl = s
         SSL_set_connect_state(s)
-        try attach(transport)
+        try attach(wire)
         backend.prepare(s, urlHost: urlHost)
         if let session { _ = SSL_set_session(s, session) }
     }
 
     /// No SSL_free on failure: `ssl` is set, so the deinit of the half-made session frees it.
-    private func attach(_ transport: Transport) throws(TLSError) {
-        switch transport {
+    private func attach(_ wire: Wire) throws(TLSError) {
+        switch wire {
         case .socket(let fd):
             guard let b = gw_socket_bio_new(fd) else { throw TLSError("BIO_new") }
             socketBIO = b
@@ -112,32 +112,6 @@ public final class TLSSession {
 
     /// The socket became readable: the next `read` tries again.
     public func noteReadable() { readBlocked = false }
-
-    /// Reads into `buf` until it holds `limit` bytes or the socket would block; false when
-    /// the peer closed or the connection failed. Sets `progress` when a byte arrived.
-    public func fill(_ buf: inout ByteBuffer, upTo limit: Int, progress: inout Bool) -> Bool {
-        while buf.readableCount < limit {
-            switch read(into: buf.writableSpace(minimum: 16 * 1024)) {
-            case .done(let n): buf.didWrite(n); progress = true
-            case .wantRead, .wantWrite: return true
-            case .closed, .failed: return false
-            }
-        }
-        return true
-    }
-
-    /// Writes `buf` until it is empty or the socket would block; false when the connection
-    /// failed. Sets `progress` when a byte went out. The one write loop of every connection.
-    public func flush(_ buf: inout ByteBuffer, progress: inout Bool) -> Bool {
-        while !buf.isEmpty {
-            switch write(buf.readable) {
-            case .done(let n): buf.consume(n); progress = true
-            case .wantWrite, .wantRead: return true
-            case .closed, .failed: return false
-            }
-        }
-        return true
-    }
 
     public func write(_ bytes: UnsafeRawBufferPointer) -> Status {
         guard bytes.count > 0 else { return .done(0) }

@@ -10,17 +10,17 @@ protocol BackendUser: AnyObject {
 
 /// One TLS connection to a backend server. While a request uses it, its events go to
 /// that client connection; while it idles in the pool, it only watches for the server closing it.
-final class BackendConnection: EventHandler, TimerTarget {
+final class UpstreamSession: EventHandler, TimerTarget {
     enum Phase { case connecting, handshaking, ready, closed }
 
     let fd: Int32
-    let tls: TLSSession
+    /// The backend's TLS session and the bytes read from and waiting for it.
+    var io: Transport
+    var tls: TLSSession { io.session }
     let backend: BackendRuntime
     let serverIndex: Int
     unowned let worker: Worker
     var phase: Phase = .connecting
-    var inBuf: ByteBuffer
-    var outBuf: ByteBuffer
     /// The backend's bytes as response parts; set up for each request sent on this connection.
     var codec = HTTP1ClientCodec()
     /// What uses it now (a client connection, or a health probe); nil while pooled.
@@ -38,7 +38,6 @@ final class BackendConnection: EventHandler, TimerTarget {
 
     init(worker: Worker, backend: BackendRuntime, serverIndex: Int, session: OpaquePointer?) throws(ProxyError) {
         self.worker = worker
-        inBuf = ByteBuffer(pool: worker.buffers); outBuf = ByteBuffer(pool: worker.buffers)
         self.backend = backend
         self.serverIndex = serverIndex
         let target = backend.servers[serverIndex]
@@ -46,7 +45,7 @@ final class BackendConnection: EventHandler, TimerTarget {
             throw ProxyError(.badGateway, "connect to \(target.label) failed: \(error)", metric: .refused)
         }
         do {
-            tls = try TLSSession(connecting: fd, backend: backend.tls, urlHost: target.config.host, session: session)
+            io = Transport(try TLSSession(connecting: fd, backend: backend.tls, urlHost: target.config.host, session: session), buffers: worker.buffers)
         } catch {
             Glibc.close(fd)
             throw ProxyError(.badGateway, "TLS setup for \(target.label) failed: \(error)", metric: .tls)
