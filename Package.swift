@@ -39,7 +39,7 @@ let package = Package(
                     exclude: ["Captures"]),   // captured byte streams read by path
         // Real OpenSSL client and server sessions over memory BIOs: the typed handshake failures.
         .testTarget(name: "GatewayTLSTests", dependencies: ["GatewayTLS", "GatewayConfig", "COpenSSL", "CGatewayShims", "TestSupport"]),
-        .testTarget(name: "GatewayProxyTests", dependencies: ["GatewayProxy", "GatewayTLS", "GatewayConfig", "GatewaySystem"],
+        .testTarget(name: "GatewayProxyTests", dependencies: ["GatewayProxy", "GatewayTLS", "GatewayConfig", "GatewaySystem", "GatewayHTTP"],
                     exclude: ["Captures"]),   // ClientHellos read by path
         .testTarget(name: "GatewayProxyProtocolTests", dependencies: ["GatewayProxyProtocol", "TestSupport"]),
         // A temporary PKI made with the openssl command, for the check rule and integration tests.

@@ -113,7 +113,7 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
         case .awaitingHead:
             if headBytesSeen {
                 openExchange()
-                respondLocally(status: 408, reason: "request head not received within header_timeout", close: true)
+                respondLocally(.client(408, "request head not received within header_timeout"), close: true)
                 drive()
             } else {
                 close()   // idle keep-alive connection
@@ -155,18 +155,22 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
 
     /// An error response from the gateway itself. With `close`, the framing is lost or untrusted:
     /// stop reading, then drain briefly so the client can read the response before the close.
-    func respondLocally(status: Int, reason: String, close: Bool) {
+    func respondLocally(_ failure: ProxyError, close: Bool) {
         guard let ex = exchange else { return }
         if ex.responseStarted { abort(); return }
+        let status = failure.status
         ex.local = true
         ex.status = status
         ex.responseEnded = true
         ex.responseStarted = true
         if close { ex.requestEnded = true; closeAfterResponse = true }
-        ex.bytesOut += HeadWriter.errorResponse(status: status, message: reason, close: close || closeAfterResponse, into: &io.output)
-        if status >= 500 || status == 400 || status == 421 || status == 408 || status == 413 || status == 414 || status == 431 {
-            worker.logs.error.log(status >= 500 ? .error : .info, "request_error", reason,
-                                  [("status", String(status)), ("client", clientIP), ("request_id", ex.requestID.text)])
+        ex.bytesOut += HeadWriter.errorResponse(status: status, message: failure.reason, close: close || closeAfterResponse, into: &io.output)
+        // A 404 is an answer, not an incident; any other refusal is worth a line, at error level
+        // only when the gateway's or a backend's side failed.
+        if status != 404 {
+            worker.logs.error.log(failure.side == .client ? .info : .error, "request_error", failure.reason,
+                                  [("status", String(status)), ("side", failure.side.rawValue), ("client", clientIP),
+                                   ("request_id", ex.requestID.text)])
         }
         phase = .forwarding
         if close { io.input.clear() }

@@ -19,7 +19,7 @@ extension ClientConnection {
                     }
                 } catch {
                     openExchange()
-                    respondLocally(status: error.status, reason: error.reason, close: true)
+                    respondLocally(.client(error), close: true)
                     return
                 }
             }
@@ -85,22 +85,22 @@ extension ClientConnection {
             let c = tls.host!
             counters.misdirected[c.index, default: 0] += 1
             io.input.consume(head.headLength)
-            respondLocally(status: 421, reason: "host \(requested) is not served under this connection's TLS policy (\(c.name))", close: false)
+            respondLocally(.client(421, "host \(requested) is not served under this connection's TLS policy (\(c.name))"), close: false)
             return
         case .serve(let i): host = i.map { hosts[$0] }
         }
         ex.hostIndex = host?.index ?? SnapshotCounters.none
         guard let host else {
             io.input.consume(head.headLength)
-            respondLocally(status: 404, reason: "no host", close: false); return
+            respondLocally(.client(404, "no host"), close: false); return
         }
         if case .contentLength(let n) = head.framing, n > limits.maxBodySize {
-            respondLocally(status: 413, reason: "body of \(n) bytes over max_body_size", close: true); return
+            respondLocally(.client(413, "body of \(n) bytes over max_body_size"), close: true); return
         }
         guard let route = Router.route(b, path, in: host.config.routes), let backend = snapshot.backends[route.backend] else {
             let shown = path.string(b)
             io.input.consume(head.headLength)
-            respondLocally(status: 404, reason: "no route for \(shown)", close: false); return
+            respondLocally(.client(404, "no route for \(shown)"), close: false); return
         }
         if host.config.compression.enabled {
             ex.compression = host.config.compression

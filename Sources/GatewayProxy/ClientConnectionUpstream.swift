@@ -54,7 +54,7 @@ extension ClientConnection {
         worker.logs.error.log(.error, "backend_error", failure.reason,
                               [("backend", ex.backend?.config.name ?? ""), ("server", label), ("request_id", ex.requestID.text)])
         if ex.responseStarted { abort(); return }
-        respondLocally(status: failure.status, reason: failure.reason, close: false)
+        respondLocally(failure, close: false)
     }
 
     // MARK: - Forwarding
@@ -120,7 +120,7 @@ extension ClientConnection {
             let step: (part: HTTP1ServerCodec.Part?, consumed: Int)
             do { step = try codec.next(io.input.readable) } catch {
                 io.input.consume(io.input.readableCount)
-                failRequest(status: error.status, reason: error.reason)
+                failRequest(.client(error))
                 return true
             }
             switch step.part {
@@ -144,16 +144,16 @@ extension ClientConnection {
             if step.part == nil { break }
         }
         if ex.requestBodyBytes > limits.maxBodySize {
-            failRequest(status: 413, reason: "body over max_body_size")
+            failRequest(.client(413, "body over max_body_size"))
         }
         return progress
     }
 
     /// A request that went bad mid-body: the backend connection is useless, the client's framing is lost.
-    func failRequest(status: Int, reason: String) {
+    func failRequest(_ failure: ProxyError) {
         if let c = backend { c.owner = nil; worker.pool.discard(c); backend = nil }
         if exchange?.responseStarted == true { abort(); return }
-        respondLocally(status: status, reason: reason, close: true)
+        respondLocally(failure, close: true)
     }
 
     func flushBackend() -> Bool {

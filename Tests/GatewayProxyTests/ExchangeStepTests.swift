@@ -3,6 +3,7 @@ import GatewaySystem
 @testable import GatewayProxy
 import GatewayConfig
 import GatewayTLS
+import GatewayHTTP
 
 /// The resolver as the connection calls it (with the asked authority's bytes), from a String.
 extension HostResolver {
@@ -148,5 +149,17 @@ enum Routing {
         #expect(!RetryPolicy.countsAgainstServer(attempt(refused, pooled: true)), "a stale pooled connection says nothing")
         #expect(!RetryPolicy.countsAgainstServer(attempt(ProxyError(.unavailable, "none", metric: nil))))
         #expect(RetryPolicy.countsAgainstServer(attempt(timeout)))
+    }
+}
+
+@Suite struct ProxyErrorTests {
+    @Test func sideKindAndStatus() {
+        let parse = ProxyError.client(HTTPParseError(431, "too many headers"))
+        #expect(parse.side == .client && parse.status == 431 && !parse.retrySafe && parse.metric == nil)
+        #expect(ProxyError.client(421, "misdirected").kind == .refused(status: 421))
+        let refused = ProxyError(.badGateway, "refused", retrySafe: true, metric: .refused)
+        #expect(refused.side == .backend && refused.status == 502 && refused.retrySafe)
+        #expect(ProxyError(.unavailable, "none", metric: nil).status == 503)
+        #expect(ProxyError(.timeout, "slow", metric: .timeout).status == 504)
     }
 }

@@ -1,8 +1,17 @@
-/// Why an exchange with a backend failed, after Pingora's error type: what kind of failure it
-/// is (hence the status the client gets) and whether trying again is safe (nothing of the
-/// request reached the server). Client-side errors are `HTTPParseError`s answered locally.
+import GatewayHTTP
+
+/// Why an exchange failed, after Pingora's error type: which side caused it (the client's
+/// request, the backend, or the gateway itself), what kind of failure it is (hence the
+/// status the client gets) and whether trying again is safe (nothing of the request reached
+/// the server). The side decides how it is logged: a client's mistake is news, not an alarm.
 struct ProxyError: Error {
-    enum Kind { case badGateway, unavailable, timeout }
+    enum Side: String { case client, backend, gateway }
+    enum Kind: Equatable {
+        /// The request cannot be served as sent: its status (400, 404, 408, 413, 414, 421, 431, 501, 505).
+        case refused(status: Int)
+        case badGateway, unavailable, timeout
+    }
+    let side: Side
     let kind: Kind
     let reason: String
     /// Nothing of the request reached the server: another attempt cannot duplicate it.
@@ -10,11 +19,26 @@ struct ProxyError: Error {
     /// The metric's failure class; nil when no server was involved (503, no server left).
     let metric: BackendFailureReason?
 
+    /// A backend failure (502, 503, 504).
     init(_ kind: Kind, _ reason: String, retrySafe: Bool = false, metric: BackendFailureReason?) {
+        side = .backend
         self.kind = kind; self.reason = reason; self.retrySafe = retrySafe; self.metric = metric
     }
 
+    /// A request the gateway refuses, with the status it answers.
+    static func client(_ status: Int, _ reason: String) -> ProxyError { ProxyError(side: .client, .refused(status: status), reason) }
+    static func client(_ e: HTTPParseError) -> ProxyError { client(e.status, e.reason) }
+
+    private init(side: Side, _ kind: Kind, _ reason: String) {
+        self.side = side; self.kind = kind; self.reason = reason; metric = nil
+    }
+
     var status: Int {
-        switch kind { case .badGateway: 502; case .unavailable: 503; case .timeout: 504 }
+        switch kind {
+        case .refused(let status): status
+        case .badGateway: 502
+        case .unavailable: 503
+        case .timeout: 504
+        }
     }
 }
