@@ -13,7 +13,8 @@ final class BackendPool {
     private var idle: [[UpstreamSession]] = []
     private var sessions: [Int: OpaquePointer] = [:]
     private var cursor: [Int: Int] = [:]
-    unowned let worker: Worker
+    /// unowned(unsafe): a worker lives as long as the process, beyond all its connections (no refcount traffic per use).
+    unowned(unsafe) let worker: Worker
 
     init(worker: Worker) { self.worker = worker }
 

@@ -17,7 +17,8 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
     var io: Transport
     var tls: TLSSession { io.session }
     let snapshot: RuntimeSnapshot
-    unowned let worker: Worker
+    /// unowned(unsafe): a worker lives as long as the process, beyond all its connections (no refcount traffic per use).
+    unowned(unsafe) let worker: Worker
     /// The ticket keys attached to this connection's SSL: kept alive as long as it is.
     let tickets: TicketKeyRing
     /// This worker's metric counters for this connection's snapshot.
@@ -33,7 +34,7 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
     var closeAfterResponse = false
     var drainBudget = 64 * 1024
     var deadline: UInt64 = 0
-    var scheduledDeadline: UInt64 = 0
+    var timerSlot = 0
     /// Set when `forward` stopped at its round limit with work left (large bodies).
     var anotherTurn = false
     lazy var clientCertificate: PeerCertificate? = tls.peerCertificate()
@@ -96,7 +97,8 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
         guard phase != .closed else { return }
         if anotherTurn {
             anotherTurn = false
-            worker.loop.execute { [weak self] in self?.drive() }
+            // Strong: kept until the turn runs (soon), where a closed connection does nothing.
+            worker.loop.execute { self.drive() }
         }
     }
 
@@ -225,6 +227,7 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
         guard phase != .closed else { return }
         phase = .closed
         deadline = 0
+        worker.loop.cancel(self)
         if let b = backend { b.owner = nil; worker.pool.discard(b); backend = nil }
         worker.loop.closeAndDeregister(fd: fd)
         worker.remove(self)

@@ -11,7 +11,7 @@ final class HealthChecker: TimerTarget {
     let backend: BackendRuntime
     let check: HealthCheck
     var deadline: UInt64
-    var scheduledDeadline: UInt64 = 0
+    var timerSlot = 0
     private var probes: [Int: HealthProbe] = [:]
     private var stopped = false
 
@@ -39,6 +39,7 @@ final class HealthChecker: TimerTarget {
     func stop() {
         stopped = true
         deadline = 0
+        worker.loop.cancel(self)
         for p in probes.values { p.cancel() }
         probes = [:]
     }
@@ -49,7 +50,7 @@ final class HealthProbe: BackendUser, TimerTarget {
     unowned let checker: HealthChecker
     let server: Int
     var deadline: UInt64
-    var scheduledDeadline: UInt64 = 0
+    var timerSlot = 0
     private var conn: UpstreamSession?
     private var sent = false
     private var parser = HTTPResponseParser(maxHeadSize: 16 * 1024)
@@ -111,6 +112,7 @@ final class HealthProbe: BackendUser, TimerTarget {
     func cancel() {
         finished = true
         deadline = 0
+        checker.worker.loop.cancel(self)
         conn?.owner = nil
         conn?.close()
         conn = nil

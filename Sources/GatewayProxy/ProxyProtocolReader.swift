@@ -22,7 +22,7 @@ final class ProxyProtocolReader: EventHandler, TimerTarget {
     private var consumed: [UInt8] = []
     private var finished = false
     var deadline: UInt64 = 0
-    var scheduledDeadline: UInt64 = 0
+    var timerSlot = 0
 
     static func start(fd: Int32, peer: SocketAddress, listener: ListenerRuntime, snapshot: RuntimeSnapshot, worker: Worker) {
         guard listener.config.proxyProtocolFrom.contains(where: { $0.contains(peer.ipBytes) }) else {
@@ -94,6 +94,7 @@ final class ProxyProtocolReader: EventHandler, TimerTarget {
     private func handOver(_ header: ProxyHeader) {
         finished = true
         deadline = 0
+        worker.loop.cancel(self)
         worker.proxyReaders[ObjectIdentifier(self)] = nil
         var client = peer
         if header.command == .proxy, let source = header.source, let address = SocketAddress(proxied: source) { client = address }
@@ -114,6 +115,7 @@ final class ProxyProtocolReader: EventHandler, TimerTarget {
         guard !finished || worker.proxyReaders[ObjectIdentifier(self)] != nil else { return }
         finished = true
         deadline = 0
+        worker.loop.cancel(self)
         worker.proxyReaders[ObjectIdentifier(self)] = nil
         worker.loop.closeAndDeregister(fd: fd)
     }

@@ -19,12 +19,14 @@ final class UpstreamSession: EventHandler, TimerTarget {
     var tls: TLSSession { io.session }
     let backend: BackendRuntime
     let serverIndex: Int
-    unowned let worker: Worker
+    /// unowned(unsafe): a worker lives as long as the process, beyond all its connections (no refcount traffic per use).
+    unowned(unsafe) let worker: Worker
     var phase: Phase = .connecting
     /// The backend's bytes as response parts; set up for each request sent on this connection.
     var codec = HTTP1ClientCodec()
     /// What uses it now (a client connection, or a health probe); nil while pooled.
-    weak var owner: (any BackendUser)?
+    /// Strong: the owner detaches (sets nil) whenever it lets the connection go, and `close` clears it.
+    var owner: (any BackendUser)?
     /// Whether it was taken from the pool (a failure before any response byte may then be retried).
     var reused = false
     /// Counted in the pool's in-flight numbers (least_conn) while a request uses it.
@@ -32,7 +34,7 @@ final class UpstreamSession: EventHandler, TimerTarget {
     var lastReadWantedWrite = false
     var lastWriteWantedRead = false
     var deadline: UInt64 = 0
-    var scheduledDeadline: UInt64 = 0
+    var timerSlot = 0
 
     var server: ServerTarget { backend.servers[serverIndex] }
 
@@ -94,6 +96,8 @@ final class UpstreamSession: EventHandler, TimerTarget {
         guard phase != .closed else { return }
         phase = .closed
         deadline = 0
+        worker.loop.cancel(self)
+        owner = nil   // breaks the owner ↔ backend cycle for good
         tls.shutdown()
         worker.loop.closeAndDeregister(fd: fd)
     }

@@ -7,14 +7,15 @@ public protocol EventHandler: AnyObject {
     func handleEvent(readable: Bool, writable: Bool)
 }
 
-/// Something with a deadline. The loop keeps a min-heap of deadlines; pushing a later deadline
-/// is free (the entry fires early, sees the later `deadline`, and re-arms), so resetting an idle
-/// timer on every request costs a store, not a heap operation.
+/// Something with a deadline. The loop keeps a min-heap with at most one entry per target;
+/// pushing a later deadline is free (the entry fires early, sees the later `deadline`, and
+/// re-arms), so resetting an idle timer on every request costs a store, not a heap operation.
+/// A target that closes calls `cancel`: its entry goes at once, not at its old deadline.
 public protocol TimerTarget: AnyObject {
     /// Monotonic ms, or 0 for none.
     var deadline: UInt64 { get }
-    /// Bookkeeping for the loop: the deadline of this target's live heap entry, 0 if none.
-    var scheduledDeadline: UInt64 { get set }
+    /// Bookkeeping for the loop: 1 + the index of this target's heap entry, 0 if none.
+    var timerSlot: Int { get set }
     func deadlineExpired(now: UInt64)
 }
 
@@ -28,11 +29,13 @@ public final class EventLoop: @unchecked Sendable {
     private var handlers: [EventHandler?] = []
     private var generations: [UInt32] = []
     private var interests: [UInt32] = []
-    /// Weak: a closed connection's entry must not keep it (its SSL and buffers) alive until its
-    /// old deadline; under a connection storm that held hundreds of MB (found by scripts/soak).
+    /// Strong, and removed by `cancel` when the target closes: a closed connection must not live
+    /// (its SSL and buffers) until its old deadline — under a connection storm that held hundreds
+    /// of MB (found by scripts/soak). Not weak: a weak reference gives every connection a side
+    /// table, and then each retain and release of it takes the slow path.
     private struct TimerEntry {
-        let deadline: UInt64
-        weak var target: TimerTarget?
+        var deadline: UInt64
+        let target: TimerTarget
     }
     private var timers: [TimerEntry] = []
     private var events: UnsafeMutablePointer<epoll_event>
@@ -126,11 +129,25 @@ public final class EventLoop: @unchecked Sendable {
     public func schedule(_ target: TimerTarget) {
         let d = target.deadline
         guard d != 0 else { return }
-        let s = target.scheduledDeadline
-        if s != 0 && s <= d { return }   // an earlier entry exists: it re-arms when it fires
-        target.scheduledDeadline = d
+        let slot = target.timerSlot
+        if slot != 0 {
+            let i = slot - 1
+            if timers[i].deadline <= d { return }   // fires early and re-arms then
+            timers[i].deadline = d
+            siftUp(i)
+            return
+        }
         timers.append(TimerEntry(deadline: d, target: target))
+        target.timerSlot = timers.count
         siftUp(timers.count - 1)
+    }
+
+    /// Forgets the target's entry (it closed): the heap no longer holds it.
+    public func cancel(_ target: TimerTarget) {
+        let slot = target.timerSlot
+        guard slot != 0 else { return }
+        target.timerSlot = 0
+        remove(at: slot - 1)
     }
 
     /// Runs `task` on the loop's thread soon. Callable from any thread.
@@ -185,19 +202,28 @@ public final class EventLoop: @unchecked Sendable {
 
     private func fireTimers() {
         while let first = timers.first, first.deadline <= now {
-            popMin()
-            guard let target = first.target else { continue }   // gone: nothing to do
-            guard target.scheduledDeadline == first.deadline else { continue }  // superseded by an earlier entry
-            target.scheduledDeadline = 0
+            let target = first.target
+            target.timerSlot = 0
+            remove(at: 0)
             let d = target.deadline
             if d == 0 { continue }
             if d > now { schedule(target) } else { target.deadlineExpired(now: now) }
         }
     }
 
-    private func popMin() {
+    private func remove(at i: Int) {
         let last = timers.removeLast()
-        if !timers.isEmpty { timers[0] = last; siftDown(0) }
+        guard i < timers.count else { return }
+        timers[i] = last
+        last.target.timerSlot = i + 1
+        siftDown(i)
+        siftUp(i)
+    }
+
+    private func swapEntries(_ a: Int, _ b: Int) {
+        timers.swapAt(a, b)
+        timers[a].target.timerSlot = a + 1
+        timers[b].target.timerSlot = b + 1
     }
 
     private func siftUp(_ start: Int) {
@@ -205,7 +231,7 @@ public final class EventLoop: @unchecked Sendable {
         while i > 0 {
             let p = (i - 1) / 2
             if timers[p].deadline <= timers[i].deadline { break }
-            timers.swapAt(p, i); i = p
+            swapEntries(p, i); i = p
         }
     }
 
@@ -218,7 +244,7 @@ public final class EventLoop: @unchecked Sendable {
             if l < n && timers[l].deadline < timers[m].deadline { m = l }
             if r < n && timers[r].deadline < timers[m].deadline { m = r }
             if m == i { return }
-            timers.swapAt(m, i); i = m
+            swapEntries(m, i); i = m
         }
     }
 }

@@ -33,7 +33,8 @@ enum OpenSSLErrors {
         return reasons.joined(separator: "; ")
     }
 
-    static func clear() { ERR_clear_error() }
+    /// Peeks first: the queue is almost always empty, and ERR_clear_error walks all its slots.
+    static func clear() { if ERR_peek_error() != 0 { ERR_clear_error() } }
 }
 
 public enum OpenSSLInfo {

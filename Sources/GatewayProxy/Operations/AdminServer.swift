@@ -92,7 +92,7 @@ final class AdminConnection: EventHandler, TimerTarget {
     private var parser = HTTPRequestParser(limits: HTTPHeadLimits(maxURISize: 4096, maxHeaderSize: 16 * 1024, maxHeaders: 64))
     private var done = false
     var deadline: UInt64 = 0
-    var scheduledDeadline: UInt64 = 0
+    var timerSlot = 0
 
     init(fd: Int32, server: AdminServer) { self.fd = fd; self.server = server }
 
@@ -141,6 +141,7 @@ final class AdminConnection: EventHandler, TimerTarget {
         guard !done else { return }
         done = true
         deadline = 0
+        server.loop.cancel(self)
         server.closed(self)
     }
 }
