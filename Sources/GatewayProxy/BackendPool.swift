@@ -14,9 +14,8 @@ final class BackendPool {
     private var sessions: [Int: OpaquePointer] = [:]
     private var cursor: [Int: Int] = [:]
     /// unowned(unsafe): a worker lives as long as the process, beyond all its connections (no refcount traffic per use).
-    unowned(unsafe) let worker: Worker
-
-    init(worker: Worker) { self.worker = worker }
+    /// Set by the worker as it starts; never nil after that.
+    unowned(unsafe) var worker: Worker!
 
     deinit { for s in sessions.values { SSL_SESSION_free(s) } }
 

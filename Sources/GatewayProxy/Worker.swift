@@ -10,13 +10,14 @@ final class Worker {
     /// Buffer blocks for this worker's connections (one loop thread).
     let buffers = BufferPool()
     /// Finished exchanges, reused by the next request on any of this worker's connections.
-    lazy var exchangePool = ExchangePool(buffers: buffers)
+    let exchangePool: ExchangePool
     let id: Int
     /// New connections take the current snapshot; a reload replaces it through `loop.execute`.
     var snapshot: RuntimeSnapshot { didSet { startHealthChecks() } }
     private var healthCheckers: [HealthChecker] = []
     var logs: Logs { snapshot.logs }
-    lazy var pool = BackendPool(worker: self)
+    /// A `let` (not lazy): read on every request, it must cost no optional check and no retain.
+    let pool = BackendPool()
     let metrics = WorkerMetrics()
     var listeners: [Listener] = []
     var connectionCount: Int { live.count + proxyReaders.count }
@@ -37,7 +38,9 @@ final class Worker {
         self.id = id
         self.snapshot = snapshot
         generatedTickets = tickets
+        exchangePool = ExchangePool(buffers: buffers)
         loop = try EventLoop()
+        pool.worker = self
         try addListeners(listenFDs)
     }
 
