@@ -148,6 +148,18 @@ final class ServerProcess: @unchecked Sendable {
         throw HarnessError("port \(port) not open after \(timeout)s: \(stderr)")
     }
 
+    /// Waits until the process has written `text` to stderr. The gateway's `"event":"started"`
+    /// line comes once every listen block is bound, where `waitForPort` sees one port only.
+    func waitForStderr(_ text: String, timeout: Double = 15) throws {
+        let end = Date().addingTimeInterval(timeout)
+        while Date() < end {
+            if stderr.contains(text) { return }
+            if !process.isRunning { throw HarnessError("process exited (\(process.terminationStatus)): \(stderr)") }
+            usleep(20_000)
+        }
+        throw HarnessError("\(text) not on stderr after \(timeout)s: \(stderr)")
+    }
+
     var stdout: String { (try? String(contentsOfFile: stdoutPath, encoding: .utf8)) ?? "" }
     var stderr: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
 

@@ -19,6 +19,11 @@ struct ProxyProtocolTests {
             listen 127.0.0.1:\(untrustedPort) { default_host api.example.test; proxy_protocol on; proxy_protocol_from 10.0.0.0/8; }
             """)
         try s.startGateway(text)
+        // startGateway saw the first port accept; the tests go straight to the second. Under load
+        // (an ASan build on busy cores) the gateway can be descheduled between binding the two, and
+        // that connect was refused. "started" is logged once every listener is bound (and it is
+        // this gateway's own line, not another process that happens to hold the port).
+        try s.gateway!.waitForStderr(#""event":"started""#)
         return (s, untrustedPort, adminPort)
     }
 
