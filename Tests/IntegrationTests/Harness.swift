@@ -62,6 +62,16 @@ enum Sanitizer {
     /// The gateway's RSS at start was 48 MB under ASan against 22 MB in a plain build (measured
     /// 2026-12-02 in the slow-reader test, whose peak was then 81 MB and 23 MB): 26 MB, rounded up.
     static let asanRuntimeBytes = 32 << 20
+
+    /// The environment of a process a test starts: under a sanitizer, with the options meant for
+    /// the product (GATEWAY_SANITIZER_OPTIONS: sanitize.sh gives the test runner itself a copy
+    /// whose reports cannot fail the run); nil, inherit everything, otherwise.
+    static let childEnvironment: [String: String]? = {
+        var env = ProcessInfo.processInfo.environment
+        guard let kind, let options = env["GATEWAY_SANITIZER_OPTIONS"] else { return nil }
+        env[kind == "thread" ? "TSAN_OPTIONS" : "ASAN_OPTIONS"] = options
+        return env
+    }()
 }
 
 struct HarnessError: Error, CustomStringConvertible {
@@ -133,6 +143,7 @@ final class ServerProcess: @unchecked Sendable {
         _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = args
+        process.environment = Sanitizer.childEnvironment
         process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: stdoutPath))
         process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: stderrPath))
         try process.run()
@@ -187,6 +198,7 @@ func run(_ args: [String], stdin: Data? = nil, timeout: Double = 60) throws -> (
     let p = Process()
     p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     p.arguments = args
+    p.environment = Sanitizer.childEnvironment
     let dir = NSTemporaryDirectory()
     let id = UUID().uuidString
     let outPath = "\(dir)/run-\(id).out", errPath = "\(dir)/run-\(id).err"
