@@ -40,10 +40,10 @@ struct AdminTests {
         #expect(defaults["groups"] as? String == "X25519:P-256:P-384", "the default groups")
         // The start-up table shows the same, column by column.
         let log = s.gateway!.stderr
-        #expect(PolicyTests.tableCell(log, host: "api.example.test", column: "client_allow") == "san_uri spiffe://example.test/*, san_dns worker.example.test", "\(log)")
-        #expect(PolicyTests.tableCell(log, host: "api.example.test", column: "groups") == "P-256:X25519")
-        #expect(PolicyTests.tableCell(log, host: "*.example.test", column: "client_allow") == "-")
-        #expect(PolicyTests.tableCell(log, host: "*.example.test", column: "groups") == "X25519:P-256:P-384")
+        #expect(policyTableCell(log, host: "api.example.test", column: "client_allow") == "san_uri spiffe://example.test/*, san_dns worker.example.test", "\(log)")
+        #expect(policyTableCell(log, host: "api.example.test", column: "groups") == "P-256:X25519")
+        #expect(policyTableCell(log, host: "*.example.test", column: "client_allow") == "-")
+        #expect(policyTableCell(log, host: "*.example.test", column: "groups") == "X25519:P-256:P-384")
         #expect(try a.get("/hosts/nope.test").code == 404)
         #expect(try a.get("/nope").code == 404)
         #expect(try a.get("/metrics", extra: ["-X", "POST"]).code == 405)

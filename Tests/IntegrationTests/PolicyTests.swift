@@ -98,20 +98,8 @@ struct PolicyTests {
         // The start-up table shows what inheritance produced.
         #expect(s.gateway!.stderr.contains("effective TLS policy per host"))
         #expect(s.gateway!.stderr.split(separator: "\n").contains { $0.hasPrefix("other.test") && $0.contains("TLSv1.2-TLSv1.3") })
-        #expect(Self.tableCell(s.gateway!.stderr, host: "other.test", column: "groups") == "X25519:P-256:P-384", "\(s.gateway!.stderr)")
-        #expect(Self.tableCell(s.gateway!.stderr, host: "other.test", column: "client_allow") == "-")
-    }
-
-    /// One cell of the start-up policy table in `log`: the row that starts with `host`, at the
-    /// offset where `column` starts in the header (cells are padded to their column's width).
-    static func tableCell(_ log: String, host: String, column: String) -> String? {
-        let lines = log.split(separator: "\n").map(String.init)
-        guard let header = lines.first(where: { $0.hasPrefix("host ") && $0.contains("certificates") }),
-              let start = header.range(of: " \(column) ").map({ header.distance(from: header.startIndex, to: $0.lowerBound) + 1 }),
-              let row = lines.first(where: { $0.hasPrefix(host + " ") }), row.count > start else { return nil }
-        let rest = row.dropFirst(start)
-        // The cell ends where two spaces start the next column (cells hold single spaces only).
-        return String(rest.range(of: "  ").map { rest[..<$0.lowerBound] } ?? rest)
+        #expect(policyTableCell(s.gateway!.stderr, host: "other.test", column: "groups") == "X25519:P-256:P-384", "\(s.gateway!.stderr)")
+        #expect(policyTableCell(s.gateway!.stderr, host: "other.test", column: "client_allow") == "-")
     }
 
     @Test func noSNIGetsTheDefaultHostAndItsPolicy() throws {
