@@ -4,7 +4,8 @@ import GatewayConfig
 /// sees what inheritance produced (SPEC §4) without reading the configuration twice.
 enum PolicyTable {
     static func render(_ config: GatewayConfiguration) -> String {
-        let header = ["host", "versions", "TLS1.2 ciphers", "TLS1.3 suites", "client_auth", "client_ca", "tickets", "certificates"]
+        let header = ["host", "versions", "TLS1.2 ciphers", "TLS1.3 suites", "groups", "client_auth", "client_ca", "client_allow",
+                      "tickets", "certificates"]
         var rows = [header]
         for h in config.hosts {
             let p = h.policy
@@ -13,8 +14,11 @@ enum PolicyTable {
                 p.minVersion == p.maxVersion ? "\(p.minVersion)" : "\(p.minVersion)-\(p.maxVersion)",
                 p.ciphers == TLSPolicy.defaultCiphers ? "default (ECDHE+AEAD)" : p.ciphers,
                 p.ciphersuites == TLSPolicy.defaultCiphersuites ? "default" : p.ciphersuites,
+                p.groups,   // short enough to show as is, and which groups are allowed is the point
                 p.clientAuth.rawValue,
                 p.clientCA.map(lastComponent) ?? "-",
+                // Entries contain a space (`san_uri spiffe://example.test/*`): a comma separates them.
+                p.clientAllow.isEmpty ? "-" : p.clientAllow.map(\.description).joined(separator: ", "),
                 p.sessionTickets ? "on" : "off",
                 String(h.certificates.count),
             ])

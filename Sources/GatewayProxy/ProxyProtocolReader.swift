@@ -26,7 +26,7 @@ final class ProxyProtocolReader: EventHandler, TimerTarget {
 
     static func start(fd: Int32, peer: SocketAddress, listener: ListenerRuntime, snapshot: RuntimeSnapshot, worker: Worker) {
         guard listener.config.proxyProtocolFrom.contains(where: { $0.contains(peer.ipBytes) }) else {
-            logRejected(worker, peer, "peer not in proxy_protocol_from")
+            rejected(worker, snapshot, listener, peer, .untrustedPeer, "peer not in proxy_protocol_from")
             Glibc.close(fd)
             return
         }
@@ -48,7 +48,7 @@ final class ProxyProtocolReader: EventHandler, TimerTarget {
     func handleEvent(readable: Bool, writable: Bool) { read() }
 
     func deadlineExpired(now: UInt64) {
-        reject(consumed.isEmpty ? "no PROXY header within handshake_timeout" : "PROXY header not complete within handshake_timeout")
+        reject(.timeout, consumed.isEmpty ? "no PROXY header within handshake_timeout" : "PROXY header not complete within handshake_timeout")
     }
 
     private func read() {
@@ -61,15 +61,15 @@ final class ProxyProtocolReader: EventHandler, TimerTarget {
             case .wouldBlock: return
             case .closed:
                 // A port probe that connects and leaves says nothing: not worth a log line.
-                if consumed.isEmpty { end() } else { reject("connection closed inside the PROXY header") }
+                if consumed.isEmpty { end() } else { reject(.closed, "connection closed inside the PROXY header") }
                 return
-            case .failed(let e): reject("recv: \(e)"); return
+            case .failed(let e): reject(.closed, "recv: \(e)"); return   // a reset, in practice
             case .bytes(let k): n = k
             }
             let peeked = UnsafeRawBufferPointer(rebasing: scratch[0..<n])
             let result = consumed.isEmpty ? ProxyProtocolParser.parse(peeked) : ProxyProtocolParser.parse(consumed + peeked)
             switch result {
-            case .invalid(let why): reject(why); return
+            case .invalid(let why): reject(.malformed, why); return
             case .needMore:
                 consumed += peeked
                 guard take(n) else { return }
@@ -86,7 +86,7 @@ final class ProxyProtocolReader: EventHandler, TimerTarget {
         guard count > 0 else { return true }
         let window = UnsafeMutableRawBufferPointer(rebasing: worker.scratch[0..<count])
         guard case .bytes(let n) = Socket.receive(fd, into: window, peek: false), n == count else {
-            reject("short read consuming the PROXY header"); return false
+            reject(.closed, "short read consuming the PROXY header"); return false
         }
         return true
     }
@@ -104,9 +104,9 @@ final class ProxyProtocolReader: EventHandler, TimerTarget {
         ClientConnection.start(fd: fd, peer: client, listener: listener.tls, snapshot: snapshot, worker: worker)
     }
 
-    private func reject(_ reason: String) {
+    private func reject(_ reason: ProxyRejectReason, _ detail: String) {
         guard !finished else { return }
-        Self.logRejected(worker, peer, reason)
+        Self.rejected(worker, snapshot, listener, peer, reason, detail)
         end()
     }
 
@@ -120,8 +120,12 @@ final class ProxyProtocolReader: EventHandler, TimerTarget {
         worker.loop.closeAndDeregister(fd: fd)
     }
 
-    /// `{"event": "proxy_protocol_rejected", "peer", "reason"}` in the access log (JSON whatever its format, like handshake failures).
-    static func logRejected(_ worker: Worker, _ peer: SocketAddress, _ reason: String) {
+    /// Counts a rejection (`gateway_proxy_protocol_rejected_total`, by listener and reason) and logs
+    /// `{"event": "proxy_protocol_rejected", "peer", "reason"}` with the detailed `reason` text in the
+    /// access log (JSON whatever its format, like handshake failures).
+    static func rejected(_ worker: Worker, _ snapshot: RuntimeSnapshot, _ listener: ListenerRuntime, _ peer: SocketAddress,
+                         _ metric: ProxyRejectReason, _ reason: String) {
+        worker.metrics.counters(for: snapshot).countProxyRejected(listener: listener.index, metric)
         guard worker.logs.access.enabled else { return }
         var j = JSONLine()
         j.field("time", timestampNow())

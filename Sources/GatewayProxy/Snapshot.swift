@@ -118,7 +118,7 @@ public final class RuntimeSnapshot: Sendable {
         self.backends = backends
         backendList = list
         var byAddress: [ListenKey: ListenerRuntime] = [:]
-        for (l, t) in zip(config.listeners, tls.listeners) { byAddress[ListenKey(l)] = ListenerRuntime(config: l, tls: t) }
+        for (i, (l, t)) in zip(config.listeners, tls.listeners).enumerated() { byAddress[ListenKey(l)] = ListenerRuntime(config: l, tls: t, index: i) }
         listeners = byAddress
     }
 }
@@ -134,6 +134,8 @@ public struct ListenKey: Hashable, Sendable, CustomStringConvertible {
 public struct ListenerRuntime: Sendable {
     public let config: ListenConfig
     public let tls: TLSListener
+    /// Position in the configuration's listener list (metric keys).
+    public let index: Int
 }
 
 /// Resolves a backend host once, at load (blocking is fine off the event loops).

@@ -53,3 +53,15 @@ struct MetricsPage {
 func jsonLines(_ text: String) -> [[String: Any]] {
     text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
 }
+
+/// One cell of the start-up policy table in `log`: the row that starts with `host`, at the
+/// offset where `column` starts in the header (cells are padded to their column's width).
+func policyTableCell(_ log: String, host: String, column: String) -> String? {
+    let lines = log.split(separator: "\n").map(String.init)
+    guard let header = lines.first(where: { $0.hasPrefix("host ") && $0.contains("certificates") }),
+          let start = header.range(of: " \(column) ").map({ header.distance(from: header.startIndex, to: $0.lowerBound) + 1 }),
+          let row = lines.first(where: { $0.hasPrefix(host + " ") }), row.count > start else { return nil }
+    let rest = row.dropFirst(start)
+    // The cell ends where two spaces start the next column (cells hold single spaces only).
+    return String(rest.range(of: "  ").map { rest[..<$0.lowerBound] } ?? rest)
+}

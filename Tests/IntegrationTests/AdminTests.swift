@@ -4,11 +4,16 @@ import Testing
 /// The admin endpoint (SPEC §7.1) against the real gateway: probes, token, pages, slow clients.
 @Suite(.serialized)
 struct AdminTests {
+    /// api.example.test sets client_allow and groups; *.example.test has the defaults.
     @Test func probesPagesAndHostsOverTCP() throws {
         let s = try Stack()
         let port = freePort()
         try s.startEcho()
-        try s.startGateway(s.config(topExtra: "admin 127.0.0.1:\(port);"))
+        try s.startGateway(s.config(hostExtra: """
+            client_allow san_uri spiffe://example.test/*;
+            client_allow san_dns Worker.Example.Test;
+            groups P-256:X25519;
+            """, topExtra: "admin 127.0.0.1:\(port);"))
         let a = Admin(port: port)
         #expect(try a.get("/healthz").code == 200)
         #expect(try a.get("/readyz").code == 200)
@@ -25,7 +30,20 @@ struct AdminTests {
         let tls = try #require((try JSONSerialization.jsonObject(with: Data(host.body.utf8)) as? [String: Any])?["tls"] as? [String: Any])
         #expect(tls["client_auth"] as? String == "optional")
         #expect(tls["min_version"] as? String == "TLSv1.2")
-        #expect(try a.get("/hosts/*.example.test").code == 200)
+        #expect(tls["client_allow"] as? [String] == ["san_uri spiffe://example.test/*", "san_dns worker.example.test"], "\(host.body)")
+        #expect(tls["groups"] as? String == "P-256:X25519")
+        #expect((hosts.first?["tls"] as? [String: Any])?["client_allow"] as? [String] == tls["client_allow"] as? [String], "/config shows the same")
+        let wildcard = try a.get("/hosts/*.example.test")
+        #expect(wildcard.code == 200)
+        let defaults = try #require((try JSONSerialization.jsonObject(with: Data(wildcard.body.utf8)) as? [String: Any])?["tls"] as? [String: Any])
+        #expect(defaults["client_allow"] as? [String] == [], "no client_allow: any verified certificate")
+        #expect(defaults["groups"] as? String == "X25519:P-256:P-384", "the default groups")
+        // The start-up table shows the same, column by column.
+        let log = s.gateway!.stderr
+        #expect(policyTableCell(log, host: "api.example.test", column: "client_allow") == "san_uri spiffe://example.test/*, san_dns worker.example.test", "\(log)")
+        #expect(policyTableCell(log, host: "api.example.test", column: "groups") == "P-256:X25519")
+        #expect(policyTableCell(log, host: "*.example.test", column: "client_allow") == "-")
+        #expect(policyTableCell(log, host: "*.example.test", column: "groups") == "X25519:P-256:P-384")
         #expect(try a.get("/hosts/nope.test").code == 404)
         #expect(try a.get("/nope").code == 404)
         #expect(try a.get("/metrics", extra: ["-X", "POST"]).code == 405)

@@ -98,6 +98,8 @@ struct PolicyTests {
         // The start-up table shows what inheritance produced.
         #expect(s.gateway!.stderr.contains("effective TLS policy per host"))
         #expect(s.gateway!.stderr.split(separator: "\n").contains { $0.hasPrefix("other.test") && $0.contains("TLSv1.2-TLSv1.3") })
+        #expect(policyTableCell(s.gateway!.stderr, host: "other.test", column: "groups") == "X25519:P-256:P-384", "\(s.gateway!.stderr)")
+        #expect(policyTableCell(s.gateway!.stderr, host: "other.test", column: "client_allow") == "-")
     }
 
     @Test func noSNIGetsTheDefaultHostAndItsPolicy() throws {

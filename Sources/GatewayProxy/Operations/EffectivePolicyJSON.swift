@@ -42,8 +42,13 @@ enum EffectivePolicyJSON {
             ("max_version", .string(p.maxVersion.description)),
             ("ciphers", .string(p.ciphers)),
             ("ciphersuites", .string(p.ciphersuites)),
+            ("groups", .string(p.groups)),
             ("client_auth", .string(p.clientAuth.rawValue)),
             ("client_ca", .string(p.clientCA)),
+            // In the configuration's syntax, normalised (`san_uri spiffe://example.test/*`, san_dns
+            // lower-cased); [] when any verified certificate is allowed. Names and SPKI hashes are
+            // public: nothing to redact.
+            ("client_allow", .array(p.clientAllow.map { .string($0.description) })),
             ("verify_depth", .int(p.verifyDepth)),
             ("crl", .string(p.crl)),
             ("session_tickets", .bool(p.sessionTickets)),

@@ -15,6 +15,28 @@ enum BackendFailureReason: Int, CaseIterable {
     }
 }
 
+/// Why the PROXY protocol reader closed a connection before its TLS handshake, as the `reason`
+/// label of `gateway_proxy_protocol_rejected_total`: a fixed set, so the series stay few whatever
+/// peers send (the access log line keeps the detailed text).
+enum ProxyRejectReason: Int, CaseIterable {
+    /// The peer is not in `proxy_protocol_from`.
+    case untrustedPeer
+    /// The first bytes are not a valid v1 or v2 header.
+    case malformed
+    /// No complete header within `handshake_timeout`.
+    case timeout
+    /// The peer closed or reset the connection inside the header.
+    case closed
+    var label: String {
+        switch self {
+        case .untrustedPeer: "untrusted_peer"
+        case .malformed: "malformed"
+        case .timeout: "timeout"
+        case .closed: "closed"
+        }
+    }
+}
+
 /// One worker's counters for the connections of one snapshot. Touched only on the worker's
 /// thread (plain integers, no lock, no atomic); keys are indices into the snapshot's hosts and
 /// backends packed into one integer, so counting a request hashes a `UInt64`, never a `String`.
@@ -23,6 +45,7 @@ final class SnapshotCounters {
     let hostNames: [String]
     let backendNames: [String]
     let serverLabels: [[String]]
+    let listenLabels: [String]
 
     var requests: [UInt64: Int] = [:]            // host << 32 | backend << 16 | code
     var handshakes: [UInt64: Int] = [:]          // host << 40 | resumed << 32 | version << 16 | cipher id
@@ -30,6 +53,7 @@ final class SnapshotCounters {
     var handshakeFailures: [FailureKey: Int] = [:]
     var misdirected: [Int: Int] = [:]
     var backendFailures: [UInt64: Int] = [:]     // backend << 32 | server << 16 | reason
+    var proxyRejected: [Int: Int] = [:]          // listener << 8 | reason
 
     struct FailureKey: Hashable { let host: Int; let reason: String }
     /// The index used for "no host" / "no backend" (a request refused before routing).
@@ -40,6 +64,7 @@ final class SnapshotCounters {
         hostNames = snapshot.tls.hosts.map(\.name)
         backendNames = snapshot.backendList.map(\.config.name)
         serverLabels = snapshot.backendList.map { $0.servers.map(\.label) }
+        listenLabels = snapshot.config.listeners.map { ListenKey($0).description }
     }
 
     @inline(__always) func countRequest(host: Int, backend: Int, status: Int) {
@@ -54,6 +79,10 @@ final class SnapshotCounters {
 
     func countBackendFailure(backend: Int, server: Int, _ reason: BackendFailureReason) {
         backendFailures[UInt64(backend) << 32 | UInt64(server) << 16 | UInt64(reason.rawValue), default: 0] += 1
+    }
+
+    func countProxyRejected(listener: Int, _ reason: ProxyRejectReason) {
+        proxyRejected[listener << 8 | reason.rawValue, default: 0] += 1
     }
 
     private func host(_ i: Int) -> String { i < hostNames.count ? hostNames[i] : "" }
@@ -77,6 +106,11 @@ final class SnapshotCounters {
             let server = b < serverLabels.count && srv < serverLabels[b].count ? serverLabels[b][srv] : ""
             let reason = BackendFailureReason(rawValue: Int(k & 0xFFFF))?.label ?? ""
             s.backendFailures[[backend(b), server, reason], default: 0] += n
+        }
+        for (k, n) in proxyRejected {
+            let l = k >> 8
+            let listen = l < listenLabels.count ? listenLabels[l] : ""
+            s.proxyRejected[[listen, ProxyRejectReason(rawValue: k & 0xFF)?.label ?? ""], default: 0] += n
         }
     }
 
@@ -156,6 +190,7 @@ struct MetricsSample {
     var handshakeFailures: [[String]: Int] = [:]   // host, reason
     var misdirected: [[String]: Int] = [:]         // host
     var backendFailures: [[String]: Int] = [:]     // backend, server, reason
+    var proxyRejected: [[String]: Int] = [:]       // listen, reason
     var backendUp: [[String]: Int] = [:]           // backend, server: 1 while every worker has it in rotation
     var durations = DurationHistogram()
     var connectionsActive = 0
@@ -166,6 +201,7 @@ struct MetricsSample {
         handshakeFailures.merge(o.handshakeFailures, uniquingKeysWith: +)
         misdirected.merge(o.misdirected, uniquingKeysWith: +)
         backendFailures.merge(o.backendFailures, uniquingKeysWith: +)
+        proxyRejected.merge(o.proxyRejected, uniquingKeysWith: +)
         backendUp.merge(o.backendUp, uniquingKeysWith: min)
         durations.add(o.durations)
         connectionsActive += o.connectionsActive

@@ -22,6 +22,9 @@ struct PrometheusText {
                  ["backend", "server"], s.backendUp)
         p.family("gateway_backend_failures_total", .counter, "Failed exchanges with a backend server, by reason.",
                  ["backend", "server", "reason"], s.backendFailures)
+        p.family("gateway_proxy_protocol_rejected_total", .counter,
+                 "Connections closed before the TLS handshake by the PROXY protocol reader, by listen address and reason.",
+                 ["listen", "reason"], s.proxyRejected)
         var reloads: [[String]: Int] = [:]
         for (k, v) in status.reloads { reloads[[k]] = v }
         p.family("gateway_config_reloads_total", .counter, "Configuration reloads, by result.", ["result"], reloads)
