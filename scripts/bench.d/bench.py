@@ -94,12 +94,12 @@ http {{
 """
 
 
-def start_nginx(d, body, cpu):
+def start_nginx(d, body, cpu, env=None):
     os.makedirs(d, exist_ok=True)
     with open(f"{d}/nginx.conf", "w") as f:
         f.write(nginx_conf(d, body))
     return subprocess.Popen(pinned(cpu, ["nginx", "-p", d, "-e", f"{d}/error.log", "-c", f"{d}/nginx.conf"]),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
 
 
 def start_origin(work, pki, port, name="origin"):
@@ -123,7 +123,9 @@ def start_origin(work, pki, port, name="origin"):
     return p
 
 
-def start_proxy(name, work, pki, port, origin_ports, cert, gateway_bin):
+def start_proxy(name, work, pki, port, origin_ports, cert, gateway_bin, env=None):
+    """nginx, haproxy, or a gateway build (`gateway`, `baseline`: the binary gateway_bin).
+    env: the proxy's environment (default: ours), e.g. with the allocation-counting shim."""
     d = tempfile.mkdtemp(prefix=f"{name}-", dir=work)
     if name == "nginx":
         servers = " ".join(f"server 127.0.0.1:{p};" for p in origin_ports)
@@ -138,7 +140,7 @@ def start_proxy(name, work, pki, port, origin_ports, cert, gateway_bin):
       proxy_ssl_server_name on; proxy_ssl_name backend.test; proxy_ssl_session_reuse on;
     }}
   }}"""
-        p = start_nginx(d, body, 0)
+        p = start_nginx(d, body, 0, env)
     elif name == "haproxy":
         with open(f"{d}/cert.pem", "w") as f:
             f.write(open(f"{pki}/{cert}.pem").read() + open(f"{pki}/{cert}.key").read())
@@ -164,7 +166,7 @@ backend be
     {servers}
 """)
         p = subprocess.Popen(pinned(0, ["haproxy", "-db", "-f", f"{d}/haproxy.cfg"]),
-                             stdout=subprocess.DEVNULL, stderr=open(f"{d}/stderr", "w"))
+                             stdout=subprocess.DEVNULL, stderr=open(f"{d}/stderr", "w"), env=env)
     else:
         servers = "\n    ".join(f"server https://127.0.0.1:{p};" for p in origin_ports)
         conf = f"""workers 1;
@@ -185,7 +187,7 @@ backend origin {{
         with open(f"{d}/gateway.conf", "w") as f:
             f.write(conf)
         p = subprocess.Popen(pinned(0, [gateway_bin, "run", "-c", f"{d}/gateway.conf"]),
-                             stdout=subprocess.DEVNULL, stderr=open(f"{d}/stderr", "w"))
+                             stdout=subprocess.DEVNULL, stderr=open(f"{d}/stderr", "w"), env=env)
     wait_port(port, p)
     # Both must really proxy (and verify the origin) before we measure them.
     out = subprocess.run(["curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}", f"https://127.0.0.1:{port}/ok"],
