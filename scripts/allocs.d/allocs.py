@@ -15,7 +15,10 @@ Method:
 - Last, a second of idleness: the allocations a proxy makes with no traffic (timers, the
   gateway's main-thread ticks), which should be 0 or nearly so.
 The client is a small Python ssl client (one request in flight, `Host: 127.0.0.1:PORT` like wrk)
-that checks every status and body length.
+that checks every status and body length. Back to back (the default), the next request can
+arrive while the proxy is still finishing the previous one, and the gateway's count then varies
+by about 1 % with timing; --pace-us 1000 lets each request find the proxy idle, and the count is
+the same to the call.
 """
 import argparse, json, os, re, shutil, socket, ssl, subprocess, sys, tempfile, time
 
@@ -101,10 +104,13 @@ class KeepAlive:
         self.body_len = body_len
         self.buf = bytearray()
 
-    def get(self, n):
+    def get(self, n, pace_s=0.0):
+        """n requests, each sent as soon as the previous response is in (or pace_s later)."""
         sock, buf, req, want = self.sock, self.buf, self.request, self.body_len
         length_re = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)", re.I)
         for _ in range(n):
+            if pace_s:
+                time.sleep(pace_s)
             sock.sendall(req)
             while True:
                 end = buf.find(b"\r\n\r\n")
@@ -136,7 +142,7 @@ def agree(a, b):
     return abs(a - b) <= max(0.03 * max(a, b), 0.05)
 
 
-def measure(counters, proc, port, scenario, requests, warmup, check=True, idle_s=1.0):
+def measure(counters, proc, port, scenario, requests, warmup, check=True, idle_s=1.0, pace_s=0.0):
     """Per-request deltas for intervals of N (and 2N) requests on one warmed-up connection."""
     path, body_len = PATHS[scenario]
     pids = bench.tree(proc.pid)
@@ -148,7 +154,7 @@ def measure(counters, proc, port, scenario, requests, warmup, check=True, idle_s
         runs = []
         for n in intervals:
             t0 = time.time()
-            c.get(n)
+            c.get(n, pace_s)
             wall = time.time() - t0
             snaps.append(counters.snapshot(pids))
             total, threads, stable = delta(snaps[-1], snaps[-2])
@@ -186,13 +192,17 @@ def main():
     ap.add_argument("--gateway", required=True, help="the gateway binary")
     ap.add_argument("--echo", help="the gateway-echo binary (origin); needed for --origin echo")
     ap.add_argument("--baseline", help="a second gateway binary, shown as proxy `baseline`")
-    ap.add_argument("--proxies", default="gateway", help="gateway,baseline,nginx,haproxy (default: gateway)")
+    ap.add_argument("--proxies", default="gateway",
+                    help="gateway,baseline,nginx,haproxy (default: gateway; --baseline adds baseline after gateway)")
     ap.add_argument("--scenarios", default="ka_small,ka_16k")
     ap.add_argument("--requests", "-n", type=int, default=10000, help="N: requests per measured interval")
     ap.add_argument("--warmup", type=int, default=None, help="warm-up requests (default: N)")
     ap.add_argument("--no-check", action="store_true", help="skip the 2N interval (scaling check) and the idle second")
     ap.add_argument("--origin", choices=["echo", "nginx"], default="echo",
                     help="gateway-echo (default) or the bench's nginx origin")
+    ap.add_argument("--pace-us", type=int, default=0,
+                    help="wait this long before each measured request, so that each one finds the proxy idle"
+                         " (e.g. 1000; the count is then the same to the call; default: back to back)")
     ap.add_argument("--json", help="write the results as JSON to this file")
     args = ap.parse_args()
     warmup = args.requests if args.warmup is None else args.warmup
@@ -201,6 +211,8 @@ def main():
     for s in scenarios:
         if s not in PATHS:
             sys.exit(f"unknown scenario {s}; known: {', '.join(PATHS)}")
+    if args.baseline and "baseline" not in proxies:
+        proxies.insert(proxies.index("gateway") + 1 if "gateway" in proxies else 0, "baseline")
     if "baseline" in proxies and not args.baseline:
         sys.exit("proxy `baseline` needs --baseline BIN")
     for p in proxies:
@@ -229,7 +241,7 @@ def main():
                 p = bench.start_proxy(proxy, work, pki, port, [origin_port], "api", binaries.get(proxy), env=counters.env())
                 try:
                     r = measure(counters, p, port, s, args.requests, warmup, check=not args.no_check,
-                                idle_s=0 if args.no_check else 1.0)
+                                idle_s=0 if args.no_check else 1.0, pace_s=args.pace_us / 1e6)
                 finally:
                     bench.stop(p)
                 r.update(scenario=s, proxy=proxy)
@@ -244,7 +256,8 @@ def main():
     origin_name = "gateway-echo" if args.origin == "echo" else "nginx"
     print(f"\nHeap calls per proxied keep-alive request (LD_PRELOAD count_malloc.so; origin {origin_name};"
           f" one TLS connection, {warmup} warm-up requests, intervals of {args.requests}"
-          f"{'' if args.no_check else f' and {2 * args.requests}'} requests)\n")
+          f"{'' if args.no_check else f' and {2 * args.requests}'} requests"
+          f"{f', each sent {args.pace_us} µs after the previous response' if args.pace_us else ', back to back'})\n")
     head = ["scenario", "proxy", "allocs/req", "bytes/req", "frees/req", "reallocs/req"]
     if not args.no_check:
         head += [f"allocs/req over {2 * args.requests}", "idle allocs/s"]
