@@ -14,6 +14,10 @@ Method:
   per request (a pool growing, a timer) and the line says so.
 - Last, a second of idleness: the allocations a proxy makes with no traffic (timers, the
   gateway's main-thread ticks), which should be 0 or nearly so.
+- By caller: the shim also counts each new block or resize by the object holding the return
+  address: libswiftCore.so for every Swift allocation (swift_slowAlloc), libssl.so.3 and
+  libcrypto.so.3 for OpenSSL's (CRYPTO_malloc tail-calls malloc, so the object that called it
+  shows), the executable for the gateway's C shims (and nginx's own code).
 The client is a small Python ssl client (one request in flight, `Host: 127.0.0.1:PORT` like wrk)
 that checks every status and body length. Back to back (the default), the next request can
 arrive while the proxy is still finishing the previous one, and the gateway's count then varies
@@ -71,13 +75,17 @@ class Counters:
 def delta(after, before):
     """Summed over the processes present in both; per thread for the one-line breakdown."""
     total = {k: 0 for k in FIELDS}
-    threads = {}
+    threads, callers = {}, {}
     for pid, a in after.items():
         b = before.get(pid)
         if b is None:
             continue
         for k in FIELDS:
             total[k] += a["total"][k] - b["total"][k]
+        for lib, n in a["by_caller"].items():
+            d = n - b["by_caller"].get(lib, 0)
+            if d:
+                callers[lib] = callers.get(lib, 0) + d
         prev = {t["slot"]: t for t in b["threads"]}
         for t in a["threads"]:
             if t["reporter"]:
@@ -86,6 +94,7 @@ def delta(after, before):
             d = t["allocs"] - p["allocs"]
             if d:
                 threads[f"{pid}/{t['tid']}"] = d
+    total["callers"] = callers
     stable = all(s["stable"] for s in after.values())
     return total, threads, stable
 
@@ -159,6 +168,7 @@ def measure(counters, proc, port, scenario, requests, warmup, check=True, idle_s
             snaps.append(counters.snapshot(pids))
             total, threads, stable = delta(snaps[-1], snaps[-2])
             runs.append({"requests": n, "wall_s": wall, "stable": stable, "threads": threads,
+                         "callers_per_req": {lib: x / n for lib, x in total.pop("callers").items()},
                          **{f"{k}_per_req": total[k] / n for k in FIELDS}, **{f"{k}_total": total[k] for k in FIELDS}})
         idle = None
         if idle_s:
@@ -261,7 +271,8 @@ def main():
     head = ["scenario", "proxy", "allocs/req", "bytes/req", "frees/req", "reallocs/req"]
     if not args.no_check:
         head += [f"allocs/req over {2 * args.requests}", "idle allocs/s"]
-    head += ["threads allocating (pid/tid: allocs in the first interval)"]
+    head += ["allocs + reallocs per request by immediate caller",
+             "threads allocating (pid/tid: allocs in the first interval)"]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for r in results:
@@ -269,6 +280,8 @@ def main():
                  fmt(r["reallocs_per_req"])]
         if not args.no_check:
             cells += [fmt(r["runs"][-1]["allocs_per_req"]) + ("" if r["scales"] else " (disagrees)"), fmt(r["idle_allocs_per_s"], 1)]
+        by = r["runs"][0]["callers_per_req"]
+        cells.append(", ".join(f"{lib} {x:.2f}" for lib, x in sorted(by.items(), key=lambda kv: -kv[1])) or "none")
         th = r["runs"][0]["threads"]
         cells.append(", ".join(f"{k}: {v}" for k, v in sorted(th.items(), key=lambda kv: -kv[1])) or "none")
         print("| " + " | ".join(cells) + " |")

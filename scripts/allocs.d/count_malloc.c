@@ -19,6 +19,13 @@
  * signal, no EINTR, no extra wake-up of its threads. After fork() the child starts its own
  * reporter (pthread_atfork), so nginx's worker reports as well as its master.
  *
+ * Callers. Each new block and resize is also counted by the object (executable or shared library)
+ * holding its return address: the immediate caller, or that caller's caller where it tail-calls
+ * malloc. So Swift's allocations all show as libswiftCore.so (swift_slowAlloc), OpenSSL's as
+ * libssl.so.3 or libcrypto.so.3 (CRYPTO_malloc tail-calls malloc: the object that called it),
+ * the gateway's C shims as the executable. The objects' code ranges are read once at start
+ * (dl_iterate_phdr); a caller in a library loaded later counts as "other".
+ *
  * Bootstrap. dlsym() may call calloc/malloc before the real functions are known: those calls
  * are served from a small static arena (not counted; free() of such a block is a no-op).
  *
@@ -33,6 +40,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <link.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -53,8 +61,11 @@
 enum { K_MALLOC, K_CALLOC, K_ALIGNED, K_REALLOC_NEW, K_REALLOC, K_FREE, K_BYTES, K_N };
 static const char *const names[K_N] = {"malloc", "calloc", "aligned", "realloc_null", "reallocs", "frees", "bytes"};
 
+#define MAX_LIBS 31                            /* code ranges known; index MAX_LIBS = "other" */
+
 typedef struct {
     _Atomic uint64_t c[K_N];
+    _Atomic uint64_t by_lib[MAX_LIBS + 1];     /* allocs + reallocs by immediate caller */
     _Atomic int32_t tid;
     _Atomic int32_t excluded;   /* the reporter's own slot */
 } __attribute__((aligned(64))) slot_t;
@@ -74,6 +85,9 @@ static void *(*real_aligned_alloc)(size_t, size_t);
 static void *(*real_memalign)(size_t, size_t);
 static void *(*real_valloc)(size_t);
 static void *(*real_pvalloc)(size_t);
+
+static struct { uintptr_t lo, hi; char name[64]; } libs[MAX_LIBS];
+static int nlibs;
 
 /* ---- bootstrap arena ---- */
 static _Alignas(64) char arena[64 * 1024];
@@ -132,11 +146,24 @@ static inline void add(slot_t *s, int k, uint64_t v) {
         atomic_store_explicit(&s->c[k], atomic_load_explicit(&s->c[k], memory_order_relaxed) + v, memory_order_relaxed);
 }
 
-static inline void counted(int k, size_t bytes) {
+static inline int lib_of(uintptr_t pc) {
+    for (int i = 0; i < nlibs; i++)
+        if (pc - libs[i].lo < libs[i].hi - libs[i].lo) return i;
+    return MAX_LIBS;
+}
+
+static inline void counted_at(int k, size_t bytes, void *caller) {
     slot_t *s = mine();
     add(s, k, 1);
     add(s, K_BYTES, bytes);
+    int l = lib_of((uintptr_t)caller);
+    if (__builtin_expect(s == &slots[MAX_SLOTS], 0))
+        atomic_fetch_add_explicit(&s->by_lib[l], 1, memory_order_relaxed);
+    else
+        atomic_store_explicit(&s->by_lib[l], atomic_load_explicit(&s->by_lib[l], memory_order_relaxed) + 1, memory_order_relaxed);
 }
+
+#define counted(k, bytes) counted_at((k), (bytes), __builtin_return_address(0))
 
 static inline void freed(void) {
     add(mine(), K_FREE, 1);
@@ -183,7 +210,11 @@ EXPORT void *realloc(void *p, size_t n) {
 EXPORT void *reallocarray(void *p, size_t a, size_t b) {
     size_t n;
     if (__builtin_mul_overflow(a, b, &n)) { errno = ENOMEM; return NULL; }
-    return realloc(p, n);
+    if (in_arena(p) || !READY(real_realloc)) return realloc(p, n);
+    if (p == NULL) counted(K_REALLOC_NEW, n);
+    else if (n == 0) freed();
+    else counted(K_REALLOC, n);
+    return real_realloc(p, n);
 }
 
 EXPORT int posix_memalign(void **out, size_t align, size_t n) {
@@ -229,13 +260,16 @@ static uint32_t slots_used(void) {
     return n < MAX_SLOTS ? n : MAX_SLOTS;
 }
 
-static void sum(uint64_t out[K_N]) {
-    memset(out, 0, sizeof(uint64_t) * K_N);
+#define N_SUM (K_N + MAX_LIBS + 1)            /* the counters, then the callers */
+
+static void sum(uint64_t out[N_SUM]) {
+    memset(out, 0, sizeof(uint64_t) * N_SUM);
     uint32_t n = slots_used();
     for (uint32_t i = 0; i <= MAX_SLOTS; i++) {
         if (i >= n && i != MAX_SLOTS) continue;
         if (!counts_toward_total(i)) continue;
         for (int k = 0; k < K_N; k++) out[k] += atomic_load_explicit(&slots[i].c[k], memory_order_relaxed);
+        for (int l = 0; l <= MAX_LIBS; l++) out[K_N + l] += atomic_load_explicit(&slots[i].by_lib[l], memory_order_relaxed);
     }
 }
 
@@ -261,7 +295,7 @@ static void counters_json(char *b, size_t cap, const uint64_t c[K_N]) {
 }
 
 static void report(const char *tag) {
-    uint64_t a[K_N], b[K_N];
+    uint64_t a[N_SUM], b[N_SUM];
     int waited = 0, stable = 0;
     sum(a);
     for (; waited < 5000; waited += 20) {      /* until two reads 20 ms apart agree (5 s at most) */
@@ -295,7 +329,17 @@ static void report(const char *tag) {
         put(fd, line, (size_t)n);
         first = 0;
     }
-    put(fd, "\n]}\n", 4);
+    static const char by_caller[] = "\n],\n \"by_caller\": {";
+    put(fd, by_caller, sizeof by_caller - 1);
+    first = 1;
+    for (int l = 0; l <= MAX_LIBS; l++) {
+        if (l < MAX_LIBS && l >= nlibs) continue;
+        n = snprintf(line, sizeof line, "%s\"%s\": %llu", first ? "" : ", ", l == MAX_LIBS ? "other" : libs[l].name,
+                     (unsigned long long)a[K_N + l]);
+        put(fd, line, (size_t)n);
+        first = 0;
+    }
+    put(fd, "}}\n", 3);   /* by_caller counts allocs + reallocs */
     close(fd);
     rename(tmp, path);
 }
@@ -339,8 +383,28 @@ static void after_fork_child(void) {
     start_reporter();
 }
 
+static int add_lib(struct dl_phdr_info *info, size_t size, void *arg) {
+    (void)size; (void)arg;
+    const char *path = info->dlpi_name && *info->dlpi_name ? info->dlpi_name : "(executable)";
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    if (strncmp(base, "linux-vdso", 10) == 0) return 0;
+    for (int i = 0; i < info->dlpi_phnum && nlibs < MAX_LIBS; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X)) continue;
+        libs[nlibs].lo = info->dlpi_addr + ph->p_vaddr;
+        libs[nlibs].hi = libs[nlibs].lo + ph->p_memsz;
+        snprintf(libs[nlibs].name, sizeof libs[nlibs].name, "%s", base);
+        nlibs++;
+    }
+    return 0;
+}
+
 __attribute__((constructor)) static void init(void) {
     if (!real_malloc && !resolving) resolve();
+    /* Every object the program links is mapped before any constructor runs. Until nlibs is set
+     * (here, before the program's threads exist) every caller counts as "other". */
+    static int filled;
+    if (!filled) { filled = 1; dl_iterate_phdr(add_lib, NULL); }
     const char *d = getenv("ALLOC_COUNT_DIR");
     if (d == NULL || *d == 0 || strlen(d) >= sizeof dir) return;
     strcpy(dir, d);

@@ -370,7 +370,8 @@ def count_allocs(name, proxy, args, work, pki, origin_ports, shim):
         a = allocs.measure(counters, p, port, name, args.allocs_requests, args.allocs_requests // 2, check=False, idle_s=0)
     finally:
         stop(p)
-    return {"allocs_per_req": a["allocs_per_req"], "alloc_bytes_per_req": a["bytes_per_req"]}
+    return {"allocs_per_req": a["allocs_per_req"], "alloc_bytes_per_req": a["bytes_per_req"],
+            "alloc_callers_per_req": a["runs"][0]["callers_per_req"]}   # in the raw runs only
 
 
 def summarize(results, scenarios, proxies):
