@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by scripts/bench and scripts/allocs (from the repository root, after lib/common.sh).
 # build_baseline REV: sets baseline_bin to a release `gateway` built from REV. The build runs in a
 # detached worktree under /tmp that is removed afterwards; the binary is kept under
@@ -16,6 +17,7 @@ build_baseline() {
     # Removed however the build ends (the trap is replaced once it has run).
     # (SwiftPM also leaves lock files named after the build folder in /tmp.)
     cleanup_baseline="git worktree remove --force '$wt/src' >/dev/null 2>&1 || true; rm -rf '$wt' /tmp/${wt//\//_}_src_*; git worktree prune"
+    # shellcheck disable=SC2064  # expanded now on purpose: $wt is local to this function
     trap "$cleanup_baseline" EXIT
     echo "baseline: building $rev = $sha in $wt/src" >&2
     git worktree add --detach --quiet "$wt/src" "$sha" >&2
@@ -25,5 +27,6 @@ build_baseline() {
     mv "$out/gateway.tmp" "$out/gateway"
     eval "$cleanup_baseline"
     trap - EXIT
+    # shellcheck disable=SC2034  # read by the script that sources this file
     baseline_bin="$out/gateway"
 }
