@@ -20,9 +20,9 @@ Method:
   shows), the executable for the gateway's C shims (and nginx's own code).
 The client is a small Python ssl client (one request in flight, `Host: 127.0.0.1:PORT` like wrk)
 that checks every status and body length. Back to back (the default), the next request can
-arrive while the proxy is still finishing the previous one, and the gateway's count then varies
-by about 1 % with timing; --pace-us 1000 lets each request find the proxy idle, and the count is
-the same to the call.
+arrive while the proxy is still finishing the previous one, and a count that depends on timing
+moves a little between runs (the gateway's did by about 1 % before its pooled buffers);
+--pace-us 1000 lets each request find the proxy idle.
 """
 import argparse, json, os, re, shutil, socket, ssl, subprocess, sys, tempfile, time
 
@@ -144,9 +144,9 @@ class KeepAlive:
 
 
 def agree(a, b):
-    """The counter is exact, but a proxy's own count per request depends a little on timing (one
-    read or two for a response, a buffer released when a read finds nothing): nginx repeats to
-    the call, the gateway varies by about 1 %. Intervals that differ by more than 3 % (or
+    """The counter is exact, but a proxy's own count per request may depend a little on timing
+    (one read or two for a response, a buffer released when a read finds nothing): nginx's
+    moves by up to 1 % for 16 KiB responses. Intervals that differ by more than 3 % (or
     0.05 allocs) mean something that is not per request (a pool growing, a timer)."""
     return abs(a - b) <= max(0.03 * max(a, b), 0.05)
 
