@@ -16,8 +16,16 @@ Method (why each choice):
   them; the proxy tree's RSS growth divided by 1000 (a delta, so fixed overhead cancels).
 - ka_2backends: the same keep-alive /ok load balanced over two origin servers (round robin);
   body_20m: 4 connections fetching a 20 MB body, reported as MB/s through the proxy.
-- Alternation: each round runs every scenario for both proxies back to back, order swapped
-  every round, each on a freshly started proxy; medians over rounds; ratio = gateway/nginx.
+- Alternation: each round runs every scenario for every proxy back to back, the order reversed
+  every other round, each on a freshly started proxy; medians over rounds; ratio = gateway/anchor.
+- Baseline: --baseline BIN adds a second gateway build as proxy `baseline` (same configuration),
+  run in the same rounds as the others, so gateway/baseline is a per-round ratio like the rest;
+  with the order reversed every other round, use an even number of rounds for that comparison.
+- Allocations: in round 1, ka_small and ka_16k also start each proxy once more under
+  scripts/allocs.d/count_malloc.so (an LD_PRELOAD counter: exact, per thread) and count its heap
+  allocations over --allocs-requests keep-alive requests on one warmed-up connection (a Python
+  client outside the shim); not during the timed runs, so the CPU figures are not touched.
+  --no-allocs skips it. scripts/allocs does the same at length (N and 2N, idle check).
 """
 import argparse, json, os, re, resource, shutil, socket, ssl, statistics, subprocess, sys, tempfile, time
 
@@ -94,12 +102,12 @@ http {{
 """
 
 
-def start_nginx(d, body, cpu):
+def start_nginx(d, body, cpu, env=None):
     os.makedirs(d, exist_ok=True)
     with open(f"{d}/nginx.conf", "w") as f:
         f.write(nginx_conf(d, body))
     return subprocess.Popen(pinned(cpu, ["nginx", "-p", d, "-e", f"{d}/error.log", "-c", f"{d}/nginx.conf"]),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
 
 
 def start_origin(work, pki, port, name="origin"):
@@ -123,7 +131,9 @@ def start_origin(work, pki, port, name="origin"):
     return p
 
 
-def start_proxy(name, work, pki, port, origin_ports, cert, gateway_bin):
+def start_proxy(name, work, pki, port, origin_ports, cert, gateway_bin, env=None):
+    """nginx, haproxy, or a gateway build (`gateway`, `baseline`: the binary gateway_bin).
+    env: the proxy's environment (default: ours), e.g. with the allocation-counting shim."""
     d = tempfile.mkdtemp(prefix=f"{name}-", dir=work)
     if name == "nginx":
         servers = " ".join(f"server 127.0.0.1:{p};" for p in origin_ports)
@@ -138,7 +148,7 @@ def start_proxy(name, work, pki, port, origin_ports, cert, gateway_bin):
       proxy_ssl_server_name on; proxy_ssl_name backend.test; proxy_ssl_session_reuse on;
     }}
   }}"""
-        p = start_nginx(d, body, 0)
+        p = start_nginx(d, body, 0, env)
     elif name == "haproxy":
         with open(f"{d}/cert.pem", "w") as f:
             f.write(open(f"{pki}/{cert}.pem").read() + open(f"{pki}/{cert}.key").read())
@@ -164,7 +174,7 @@ backend be
     {servers}
 """)
         p = subprocess.Popen(pinned(0, ["haproxy", "-db", "-f", f"{d}/haproxy.cfg"]),
-                             stdout=subprocess.DEVNULL, stderr=open(f"{d}/stderr", "w"))
+                             stdout=subprocess.DEVNULL, stderr=open(f"{d}/stderr", "w"), env=env)
     else:
         servers = "\n    ".join(f"server https://127.0.0.1:{p};" for p in origin_ports)
         conf = f"""workers 1;
@@ -185,7 +195,7 @@ backend origin {{
         with open(f"{d}/gateway.conf", "w") as f:
             f.write(conf)
         p = subprocess.Popen(pinned(0, [gateway_bin, "run", "-c", f"{d}/gateway.conf"]),
-                             stdout=subprocess.DEVNULL, stderr=open(f"{d}/stderr", "w"))
+                             stdout=subprocess.DEVNULL, stderr=open(f"{d}/stderr", "w"), env=env)
     wait_port(port, p)
     # Both must really proxy (and verify the origin) before we measure them.
     out = subprocess.run(["curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}", f"https://127.0.0.1:{port}/ok"],
@@ -319,11 +329,18 @@ def mem_idle(proc, port, n):
     return {"bytes_per_conn": (after - before) / n, "rss_before": before, "rss_after": after}
 
 
-def run_scenario(name, proxy, args, work, pki, origin_ports, nosession):
+ALLOC_SCENARIOS = ("ka_small", "ka_16k")
+
+
+def binary(proxy, args):
+    return {"gateway": args.gateway, "baseline": args.baseline}.get(proxy)
+
+
+def run_scenario(name, proxy, args, work, pki, origin_ports, nosession, shim=None):
     port = free_port()
     cert = "api-rsa" if name == "hs_rsa" else "api"
     ports = origin_ports if name == "ka_2backends" else origin_ports[:1]
-    p = start_proxy(proxy, work, pki, port, ports, cert, args.gateway)
+    p = start_proxy(proxy, work, pki, port, ports, cert, binary(proxy, args))
     try:
         if name == "mem_idle":
             return mem_idle(p, port, args.mem_conns)
@@ -333,10 +350,28 @@ def run_scenario(name, proxy, args, work, pki, origin_ports, nosession):
             return r
         path = "/16k" if name == "ka_16k" else "/ok"
         close = name.startswith("hs_")
-        return measure_wrk(p, port, path, args.duration, close, nosession if name in ("hs_full", "hs_rsa") else None,
-                           syscalls=name.startswith("ka_"))
+        r = measure_wrk(p, port, path, args.duration, close, nosession if name in ("hs_full", "hs_rsa") else None,
+                        syscalls=name.startswith("ka_"))
     finally:
         stop(p)
+    if shim and name in ALLOC_SCENARIOS:
+        r.update(count_allocs(name, proxy, args, work, pki, origin_ports[:1], shim))
+    return r
+
+
+def count_allocs(name, proxy, args, work, pki, origin_ports, shim):
+    """Heap allocations per keep-alive request: a fresh proxy under the counting shim."""
+    sys.path.insert(0, os.path.join(HERE, "..", "allocs.d"))
+    import allocs
+    counters = allocs.Counters(shim, tempfile.mkdtemp(prefix=f"count-{proxy}-", dir=work))
+    port = free_port()
+    p = start_proxy(proxy, work, pki, port, origin_ports, "api", binary(proxy, args), env=counters.env())
+    try:
+        a = allocs.measure(counters, p, port, name, args.allocs_requests, args.allocs_requests // 2, check=False, idle_s=0)
+    finally:
+        stop(p)
+    return {"allocs_per_req": a["allocs_per_req"], "alloc_bytes_per_req": a["bytes_per_req"],
+            "alloc_callers_per_req": a["runs"][0]["callers_per_req"]}   # in the raw runs only
 
 
 def summarize(results, scenarios, proxies):
@@ -365,6 +400,9 @@ def summarize(results, scenarios, proxies):
             metrics = [("us_per_req", "proxy CPU µs per request (lower is better)"), ("rps", "requests/s"), ("p50_ms", "p50 latency ms")]
             if s.startswith("ka_"):
                 metrics.append(("syscalls_per_req", "syscalls per request (perf)"))
+            if s in ALLOC_SCENARIOS and any(r.get("allocs_per_req") is not None for r in results):
+                metrics += [("allocs_per_req", "heap allocations per request (count_malloc, round 1)"),
+                            ("alloc_bytes_per_req", "heap bytes allocated per request")]
         for key, label in metrics:
             cells = [fmt(value(p, s, key)) for p in proxies]
             for a in anchors:
@@ -387,12 +425,27 @@ def main():
     ap.add_argument("--mem-conns", type=int, default=1000)
     ap.add_argument("--quick", action="store_true", help="1 round of 3 s runs")
     ap.add_argument("--out", default=None, help="JSON lines of every run (default: a file under /tmp)")
-    ap.add_argument("--proxies", default="gateway,nginx,haproxy", help="which proxies (haproxy is skipped when not installed)")
+    ap.add_argument("--proxies", default="gateway,nginx,haproxy",
+                    help="which proxies (haproxy is skipped when not installed; `baseline` is added after"
+                         " `gateway` by --baseline unless this names it)")
+    ap.add_argument("--baseline", default=None, metavar="BIN",
+                    help="a second gateway binary (e.g. the build before a change), shown as proxy `baseline`")
+    ap.add_argument("--no-allocs", dest="allocs", action="store_false",
+                    help="skip the allocation count of ka_small/ka_16k (round 1)")
+    ap.add_argument("--allocs-requests", type=int, default=4000,
+                    help="keep-alive requests counted per proxy and scenario (after half as many to warm up)")
     args = ap.parse_args()
     if args.quick:
         args.rounds, args.duration = 1, 3
     scenarios = [s for s in args.scenarios.split(",") if s]
     proxies = [p for p in args.proxies.split(",") if p and (p != "haproxy" or shutil.which("haproxy"))]
+    if args.baseline:
+        if not os.access(args.baseline, os.X_OK):
+            sys.exit(f"--baseline {args.baseline}: not an executable")
+        if "baseline" not in proxies:
+            proxies.insert(proxies.index("gateway") + 1 if "gateway" in proxies else 0, "baseline")
+    elif "baseline" in proxies:
+        sys.exit("proxy `baseline` needs --baseline BIN")
     for s in scenarios:
         if s not in SCENARIOS:
             sys.exit(f"unknown scenario {s}; known: {', '.join(SCENARIOS)}")
@@ -405,6 +458,10 @@ def main():
     make_pki(pki)
     nosession = f"{work}/nosession.so"
     run(["gcc", "-O2", "-shared", "-fPIC", "-o", nosession, f"{HERE}/nosession.c", "-ldl"])
+    shim = None
+    if args.allocs and any(s in ALLOC_SCENARIOS for s in scenarios):
+        shim = f"{work}/count_malloc.so"
+        run(["gcc", "-O2", "-shared", "-fPIC", "-Wl,-z,now", "-o", shim, f"{HERE}/../allocs.d/count_malloc.c", "-ldl", "-lpthread"])
     origin_ports = [free_port(), free_port()]
     origins = [start_origin(work, pki, origin_ports[0]), start_origin(work, pki, origin_ports[1], "origin2")]
     out_path = args.out or f"/tmp/gw-bench-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
@@ -415,13 +472,15 @@ def main():
                 order = proxies if rnd % 2 == 0 else list(reversed(proxies))
                 for s in scenarios:
                     for proxy in order:
-                        r = run_scenario(s, proxy, args, work, pki, origin_ports, nosession)
+                        r = run_scenario(s, proxy, args, work, pki, origin_ports, nosession, shim if rnd == 0 else None)
                         r.update(round=rnd + 1, scenario=s, proxy=proxy)
                         results.append(r)
                         out.write(json.dumps(r) + "\n")
                         out.flush()
                         brief = f"{r['bytes_per_conn']:.0f} B/conn" if s == "mem_idle" else \
                             f"{r['rps']:.0f} req/s, {r['req_per_cpu_s'] or 0:.0f} req/CPU-s, cores {r['proxy_cores']:.2f} {r['errors']}"
+                        if r.get("allocs_per_req") is not None:
+                            brief += f" allocs/req {r['allocs_per_req']:.2f}"
                         print(f"round {rnd + 1} {s:10s} {proxy:8s} {brief}", file=sys.stderr, flush=True)
     finally:
         for o in origins:
@@ -429,6 +488,8 @@ def main():
         shutil.rmtree(work, ignore_errors=True)
     print(f"\n{args.rounds} round(s) of {args.duration} s, one worker each, proxy pinned to CPU 0"
           f" ({CPUS} CPUs); medians. Raw runs: {out_path}\n")
+    if args.baseline:
+        print(f"baseline: {args.baseline}\n")
     print(summarize(results, scenarios, proxies))
 
 
