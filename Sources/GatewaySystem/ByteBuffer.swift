@@ -15,7 +15,7 @@ public struct ByteBuffer: ~Copyable {
     deinit { if let b = base { free(b, capacity) } }
 
     private func free(_ block: UnsafeMutableRawPointer, _ size: Int) {
-        if let pool, size == BufferPool.blockSize { pool.give(block) } else { block.deallocate() }
+        if let pool, let k = BufferPool.sizeClass(size) { pool.give(block, k) } else { block.deallocate() }
     }
 
     public var readableCount: Int { writeIndex - readIndex }
@@ -100,8 +100,10 @@ public struct ByteBuffer: ~Copyable {
         }
         var newCap = max(capacity * 2, BufferPool.blockSize)
         while newCap - live < n { newCap *= 2 }
-        let nb = newCap == BufferPool.blockSize && pool != nil ? pool!.take()
-            : UnsafeMutableRawPointer.allocate(byteCount: newCap, alignment: 16)
+        let nb: UnsafeMutableRawPointer
+        if let pool, let k = BufferPool.sizeClass(newCap) { nb = pool.take(k) } else {
+            nb = UnsafeMutableRawPointer.allocate(byteCount: newCap, alignment: 16)
+        }
         if let b = base {
             nb.copyMemory(from: b + readIndex, byteCount: live)
             free(b, capacity)
