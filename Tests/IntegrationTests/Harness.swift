@@ -86,18 +86,37 @@ enum ProcessSetup {
 }
 
 /// A free TCP port on 127.0.0.1 (bound to 0, read back, released).
+/// A port for a test server. Not one the kernel picks for `bind(0)`: that comes from the
+/// ephemeral range, where any outgoing connection (curl, the gateway's backend connects) can
+/// take it before the server binds it. Ports below that range, handed out once per process
+/// (tests run in parallel threads) from an offset that differs between processes, and checked
+/// to bind.
 func freePort() -> UInt16 {
     ProcessSetup.ignoreSIGPIPE
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var a = sockaddr_in()
-    a.sin_family = sa_family_t(AF_INET)
-    a.sin_addr.s_addr = inet_addr("127.0.0.1")
-    a.sin_port = 0
-    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
-    _ = withUnsafeMutablePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-    return UInt16(bigEndian: a.sin_port)
+    while true {
+        let candidate = PortCounter.next()
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var a = sockaddr_in()
+        a.sin_family = sa_family_t(AF_INET)
+        a.sin_addr.s_addr = inet_addr("127.0.0.1")
+        a.sin_port = candidate.bigEndian
+        let ok = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 } }
+        close(fd)
+        if ok { return candidate }
+    }
+}
+
+enum PortCounter {
+    static let range: Range<Int> = 20_000..<32_000
+    // nonisolated(unsafe): only read and written under `lock`.
+    nonisolated(unsafe) private static var offset = Int(getpid()) * 613 % range.count
+    private static let lock = NSLock()
+    static func next() -> UInt16 {
+        lock.lock(); defer { lock.unlock() }
+        offset = (offset + 1) % range.count
+        return UInt16(range.lowerBound + offset)
+    }
 }
 
 /// Waits up to `seconds` for `condition` (log lines are written just after a response is sent).
