@@ -33,27 +33,13 @@ final class BackendPool {
         let id = backend.nameKey
         let now = worker.loop.now
         func usable(_ s: Int) -> Bool { isUp(backend.servers[s].healthKey, now: now) && s != excluding }
-        let sched = backend.schedule
-        guard !sched.isEmpty else { return nil }
         var c = cursor[id, default: 0]
+        defer { cursor[id] = c }
         if backend.config.balance == .leastConn {
-            // Fewest in flight relative to weight; ties go round robin.
-            var best: (server: Int, load: Double)?
-            for i in 0..<backend.servers.count {
-                let s = (c + i) % backend.servers.count
-                guard usable(s) else { continue }
-                let load = Double(busy[backend.servers[s].healthKey] ?? 0) / Double(max(1, backend.servers[s].config.weight))
-                if best == nil || load < best!.load { best = (s, load) }
-            }
-            cursor[id] = c + 1
-            return best?.server
+            return Balancer.leastConnections(weights: backend.weights, cursor: &c,
+                                             inFlight: { busy[backend.servers[$0].healthKey] ?? 0 }, usable: usable)
         }
-        for _ in 0..<sched.count {
-            let s = sched[c % sched.count]
-            c += 1
-            if usable(s) { cursor[id] = c; return s }
-        }
-        return nil
+        return Balancer.roundRobin(schedule: backend.schedule, cursor: &c, usable: usable)
     }
 
     /// Whether `pickServer` would find a server (without moving the round-robin cursor).

@@ -40,6 +40,8 @@ public final class BackendRuntime: Sendable {
     public let tls: TLSBackendContext
     /// Round-robin schedule expanded by weight (server indices).
     public let schedule: [Int]
+    /// Each server's weight (least connections divides by it).
+    let weights: [Int]
     /// Position in the configuration's backend list (metric keys).
     public let index: Int
     /// The backend's name as a `StateKeys` id (round-robin cursor).
@@ -65,6 +67,7 @@ public final class BackendRuntime: Sendable {
         guard errors.isEmpty else { throw ConfigLoadError(errors) }
         self.servers = servers
         schedule = servers.indices.flatMap { i in repeatElement(i, count: max(1, servers[i].config.weight)) }
+        weights = servers.map { $0.config.weight }
     }
 }
 

@@ -163,3 +163,34 @@ enum Routing {
         #expect(ProxyError(.timeout, "slow", metric: .timeout).status == 504)
     }
 }
+
+@Suite struct BalancerTests {
+    @Test func weightedRoundRobinFollowsTheSchedule() {
+        let schedule = [0, 0, 0, 1]   // weights 3 and 1
+        var cursor = 0
+        let picks = (0..<8).map { _ in Balancer.roundRobin(schedule: schedule, cursor: &cursor, usable: { _ in true }) }
+        #expect(picks == [0, 0, 0, 1, 0, 0, 0, 1])
+    }
+
+    @Test func roundRobinSkipsServersThatAreDownAndGivesUpWhenAllAre() {
+        var cursor = 0
+        let picks = (0..<4).map { _ in Balancer.roundRobin(schedule: [0, 1, 2], cursor: &cursor, usable: { $0 != 1 }) }
+        #expect(picks == [0, 2, 0, 2])
+        #expect(Balancer.roundRobin(schedule: [0, 1], cursor: &cursor, usable: { _ in false }) == nil)
+        #expect(Balancer.roundRobin(schedule: [], cursor: &cursor, usable: { _ in true }) == nil)
+    }
+
+    @Test func leastConnectionsWeighsLoadAndBreaksTiesRoundRobin() {
+        var cursor = 0
+        let busy = [4, 1, 2]
+        #expect(Balancer.leastConnections(weights: [1, 1, 1], cursor: &cursor, inFlight: { busy[$0] }, usable: { _ in true }) == 1)
+        // Server 0 has weight 8: 4 in flight is half a request per unit, the least.
+        #expect(Balancer.leastConnections(weights: [8, 1, 1], cursor: &cursor, inFlight: { busy[$0] }, usable: { _ in true }) == 0)
+        // Equal loads: the first from the cursor on, which moves every call.
+        var c = 0
+        let ties = (0..<3).map { _ in Balancer.leastConnections(weights: [1, 1, 1], cursor: &c, inFlight: { _ in 0 }, usable: { _ in true }) }
+        #expect(ties == [0, 1, 2])
+        #expect(Balancer.leastConnections(weights: [1, 1], cursor: &c, inFlight: { _ in 0 }, usable: { $0 == 1 }) == 1)
+        #expect(Balancer.leastConnections(weights: [1, 1], cursor: &c, inFlight: { _ in 0 }, usable: { _ in false }) == nil)
+    }
+}
