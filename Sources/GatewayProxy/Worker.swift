@@ -55,7 +55,7 @@ final class Worker {
 
     /// Closes the sockets of blocks a reload removed; their open connections finish.
     func removeListeners(_ keys: Set<ListenKey>) {
-        for l in listeners where keys.contains(l.key) { loop.closeAndDeregister(fd: l.fd) }
+        for l in listeners where keys.contains(l.key) { loop.closeAndDeregister(fd: l.fd, shared: true) }
         listeners.removeAll { keys.contains($0.key) }
     }
 
@@ -95,7 +95,7 @@ final class Worker {
         draining = true
         for c in healthCheckers { c.stop() }
         healthCheckers = []
-        for l in listeners { loop.closeAndDeregister(fd: l.fd) }
+        for l in listeners { loop.closeAndDeregister(fd: l.fd, shared: true) }
         listeners = []
         for r in Array(proxyReaders.values) { r.end() }
         for c in Array(live.values) { c.shutdownRequested() }

@@ -116,11 +116,15 @@ public final class EventLoop: @unchecked Sendable {
     }
 
     /// Forgets `fd` and closes it.
-    public func closeAndDeregister(fd: Int32) {
+    /// `shared`: another descriptor may refer to the same socket (a listener dup'ed per worker),
+    /// so the registration must be removed explicitly; for a connection's own descriptor, closing
+    /// it removes it from epoll (one `epoll_ctl` per connection saved), and the generation in
+    /// the tag drops any event for it still in this wake-up's batch.
+    public func closeAndDeregister(fd: Int32, shared: Bool = false) {
         let i = Int(fd)
         if i < handlers.count, handlers[i] != nil {
             handlers[i] = nil
-            _ = epoll_ctl(epfd, EPOLL_CTL_DEL, fd, nil)
+            if shared { _ = epoll_ctl(epfd, EPOLL_CTL_DEL, fd, nil) }
         }
         close(fd)
     }

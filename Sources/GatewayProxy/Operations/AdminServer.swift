@@ -33,7 +33,7 @@ final class AdminServer: EventHandler, @unchecked Sendable {
     func update(_ address: AdminAddress?, log: ErrorLog) {
         loop.execute { [self] in
             guard address != self.address else { return }
-            if listenFD >= 0 { loop.closeAndDeregister(fd: listenFD); listenFD = -1 }
+            if listenFD >= 0 { loop.closeAndDeregister(fd: listenFD, shared: true); listenFD = -1 }
             self.address = nil
             guard let address else { return }
             do { try bind(address) } catch {
@@ -44,7 +44,7 @@ final class AdminServer: EventHandler, @unchecked Sendable {
 
     func stop() {
         loop.execute { [self] in
-            if listenFD >= 0 { loop.closeAndDeregister(fd: listenFD); listenFD = -1 }
+            if listenFD >= 0 { loop.closeAndDeregister(fd: listenFD, shared: true); listenFD = -1 }
             loop.stop()
         }
         if let thread { pthread_join(thread, nil) }
