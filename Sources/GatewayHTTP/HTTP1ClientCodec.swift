@@ -16,12 +16,9 @@ public struct HTTP1ClientCodec: Sendable {
 
     private enum State: Sendable {
         case head
-        case length(remaining: Int)
-        case chunked(ChunkedDecoder)
-        case untilClose
-        case endPending
-        /// `.end` (or `.switched`) was given.
-        case ended
+        case body(BodyReader)
+        /// `.switched` was given: the bytes are the tunnel's.
+        case switched
     }
 
     private var parser: HTTPResponseParser
@@ -41,46 +38,35 @@ public struct HTTP1ClientCodec: Sendable {
 
     /// No byte of the final response head was used yet (a retry on another server is clean).
     public var awaitingHead: Bool { if case .head = state { return true }; return false }
-    public var responseEnded: Bool { if case .ended = state { return true }; return false }
+    public var responseEnded: Bool {
+        switch state {
+        case .head: false
+        case .body(let b): b.ended
+        case .switched: true
+        }
+    }
     /// The body runs until the backend closes (no length, not chunked).
-    public var delimitedByClose: Bool { if case .untilClose = state { return true }; return false }
+    public var delimitedByClose: Bool { if case .body(let b) = state { return b.delimitedByClose }; return false }
 
     public mutating func next(_ bytes: UnsafeRawBufferPointer) throws(HTTPParseError) -> (part: Part?, consumed: Int) {
         switch state {
         case .head:
             guard let head = try parser.parse(bytes, requestWasHEAD: requestWasHEAD) else { return (nil, 0) }
             if head.status == 101 && upgradeRequested {
-                state = .ended
+                state = .switched
                 return (.switched(head), head.headLength)
             }
             if head.status < 200 {
                 parser.reset()
                 return (.interim(head), head.headLength)
             }
-            switch head.framing {
-            case .none, .contentLength(0): state = .endPending
-            case .contentLength(let n): state = .length(remaining: n)
-            case .chunked: state = .chunked(ChunkedDecoder())
-            case .untilClose: state = .untilClose
-            }
+            state = .body(BodyReader(head.framing))
             return (.head(head), head.headLength)
-        case .length(let remaining):
-            guard bytes.count > 0 else { return (nil, 0) }
-            let n = min(remaining, bytes.count)
-            state = remaining == n ? .endPending : .length(remaining: remaining - n)
-            return (.body(0..<n), n)
-        case .chunked(var decoder):
-            let r = try decoder.nextRun(bytes)
-            if let data = r.data { state = .chunked(decoder); return (.body(data), r.consumed) }
-            state = r.done ? .ended : .chunked(decoder)
-            return (r.done ? .end : nil, r.consumed)
-        case .untilClose:
-            guard bytes.count > 0 else { return (nil, 0) }
-            return (.body(0..<bytes.count), bytes.count)
-        case .endPending:
-            state = .ended
-            return (.end, 0)
-        case .ended:
+        case .body(var body):
+            let r = try body.next(bytes, data: Part.body, end: .end)
+            state = .body(body)
+            return r
+        case .switched:
             return (nil, 0)
         }
     }
@@ -88,8 +74,8 @@ public struct HTTP1ClientCodec: Sendable {
     /// The backend closed its connection: the end of a close-delimited body, otherwise nil
     /// (the response was cut short, or never came).
     public mutating func inputEnded() -> Part? {
-        guard case .untilClose = state else { return nil }
-        state = .ended
+        guard case .body(var body) = state, body.inputEnded() else { return nil }
+        state = .body(body)
         return .end
     }
 }

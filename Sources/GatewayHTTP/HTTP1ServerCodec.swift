@@ -14,12 +14,7 @@ public struct HTTP1ServerCodec: Sendable {
 
     private enum State: Sendable {
         case head
-        case length(remaining: Int)
-        case chunked(ChunkedDecoder)
-        /// The body is complete; `.end` is the next part.
-        case endPending
-        /// `.end` was given: bytes that follow belong to the next request (pipelining).
-        case ended
+        case body(BodyReader)
     }
 
     private var parser: HTTPRequestParser
@@ -30,7 +25,7 @@ public struct HTTP1ServerCodec: Sendable {
     /// Waiting for a request head (nothing of the current request is pending).
     public var awaitingHead: Bool { if case .head = state { return true }; return false }
     /// `.end` was given for the current request.
-    public var requestEnded: Bool { if case .ended = state { return true }; return false }
+    public var requestEnded: Bool { if case .body(let b) = state { return b.ended }; return false }
 
     /// Ready for the next request on the connection.
     public mutating func reset() {
@@ -41,31 +36,17 @@ public struct HTTP1ServerCodec: Sendable {
     /// The next part found in `bytes` (everything unconsumed so far) and how many bytes it
     /// used; the part is nil when more bytes are needed (some framing may still be consumed).
     /// Throws the status and reason to answer with; the connection's framing is lost then.
+    /// After `.end`, nothing more comes until `reset` (bytes that follow belong to the next request).
     public mutating func next(_ bytes: UnsafeRawBufferPointer) throws(HTTPParseError) -> (part: Part?, consumed: Int) {
         switch state {
         case .head:
             guard let head = try parser.parse(bytes) else { return (nil, 0) }
-            switch head.framing {
-            case .contentLength(let n) where n > 0: state = .length(remaining: n)
-            case .chunked: state = .chunked(ChunkedDecoder())
-            default: state = .endPending
-            }
+            state = .body(BodyReader(head.framing))
             return (.head(head), head.headLength)
-        case .length(let remaining):
-            guard bytes.count > 0 else { return (nil, 0) }
-            let n = min(remaining, bytes.count)
-            state = remaining == n ? .endPending : .length(remaining: remaining - n)
-            return (.body(0..<n), n)
-        case .chunked(var decoder):
-            let r = try decoder.nextRun(bytes)
-            if let data = r.data { state = .chunked(decoder); return (.body(data), r.consumed) }
-            state = r.done ? .ended : .chunked(decoder)
-            return (r.done ? .end : nil, r.consumed)
-        case .endPending:
-            state = .ended
-            return (.end, 0)
-        case .ended:
-            return (nil, 0)
+        case .body(var body):
+            let r = try body.next(bytes, data: Part.body, end: .end)
+            state = .body(body)
+            return r
         }
     }
 }

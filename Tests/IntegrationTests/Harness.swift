@@ -95,16 +95,22 @@ func freePort() -> UInt16 {
     ProcessSetup.ignoreSIGPIPE
     while true {
         let candidate = PortCounter.next()
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var a = sockaddr_in()
-        a.sin_family = sa_family_t(AF_INET)
-        a.sin_addr.s_addr = inet_addr("127.0.0.1")
-        a.sin_port = candidate.bigEndian
-        let ok = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-            bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 } }
+        let (fd, ok) = loopbackSocket(candidate, bind)
         close(fd)
         if ok { return candidate }
     }
+}
+
+/// A TCP socket and whether `call` (bind or connect) to 127.0.0.1:port succeeded on it.
+private func loopbackSocket(_ port: UInt16, _ call: (Int32, UnsafePointer<sockaddr>, socklen_t) -> Int32) -> (Int32, Bool) {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var a = sockaddr_in()
+    a.sin_family = sa_family_t(AF_INET)
+    a.sin_addr.s_addr = inet_addr("127.0.0.1")
+    a.sin_port = port.bigEndian
+    let ok = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+        call(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 } }
+    return (fd, ok)
 }
 
 enum PortCounter {
@@ -132,13 +138,7 @@ func eventually(_ seconds: Double = 2, _ condition: () -> Bool) -> Bool {
 /// A blocking TCP socket connected to 127.0.0.1:port, or nil (the caller closes it).
 func connectLoopback(_ port: UInt16) -> Int32? {
     ProcessSetup.ignoreSIGPIPE
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    var a = sockaddr_in()
-    a.sin_family = sa_family_t(AF_INET)
-    a.sin_addr.s_addr = inet_addr("127.0.0.1")
-    a.sin_port = port.bigEndian
-    let ok = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-        connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 } }
+    let (fd, ok) = loopbackSocket(port, connect)
     if !ok { close(fd); return nil }
     return fd
 }
