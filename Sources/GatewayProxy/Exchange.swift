@@ -83,13 +83,14 @@ final class ExchangePool {
 
     func take(startedAt: UInt64) -> Exchange {
         let ex = spare.popLast() ?? Exchange(buffers: buffers)
-        ex.reset(startedAt: startedAt)
+        ex.startedAt = startedAt
         return ex
     }
 
+    /// Reset as it comes back, not as it goes out: a spare must hold nothing — no compressor,
+    /// no buffer block, and above all no backend of an old snapshot (its TLS contexts) after a reload.
     func give(_ ex: Exchange) {
-        ex.body.gzip = nil   // the compressor's memory goes now, not at the next request
-        ex.outgoingHead.clear(); ex.outgoingHead.releaseIfEmpty()
+        ex.reset(startedAt: 0)
         if spare.count < limit { spare.append(ex) }
     }
 }
