@@ -30,9 +30,6 @@ struct BodyReader: Sendable {
         }
     }
 
-    var ended: Bool { if case .ended = state { return true }; return false }
-    var delimitedByClose: Bool { if case .untilClose = state { return true }; return false }
-
     /// The next part in `bytes` and how many bytes it used; nil when more are needed (some
     /// chunk framing may still be consumed).
     mutating func next(_ bytes: UnsafeRawBufferPointer) throws(HTTPParseError) -> (part: Part?, consumed: Int) {

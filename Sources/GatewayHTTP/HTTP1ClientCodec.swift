@@ -38,15 +38,6 @@ public struct HTTP1ClientCodec: Sendable {
 
     /// No byte of the final response head was used yet (a retry on another server is clean).
     public var awaitingHead: Bool { if case .head = state { return true }; return false }
-    public var responseEnded: Bool {
-        switch state {
-        case .head: false
-        case .body(let b): b.ended
-        case .switched: true
-        }
-    }
-    /// The body runs until the backend closes (no length, not chunked).
-    public var delimitedByClose: Bool { if case .body(let b) = state { return b.delimitedByClose }; return false }
 
     public mutating func next(_ bytes: UnsafeRawBufferPointer) throws(HTTPParseError) -> (part: Part?, consumed: Int) {
         switch state {

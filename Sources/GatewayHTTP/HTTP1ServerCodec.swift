@@ -22,11 +22,6 @@ public struct HTTP1ServerCodec: Sendable {
 
     public init(limits: HTTPHeadLimits) { parser = HTTPRequestParser(limits: limits) }
 
-    /// Waiting for a request head (nothing of the current request is pending).
-    public var awaitingHead: Bool { if case .head = state { return true }; return false }
-    /// `.end` was given for the current request.
-    public var requestEnded: Bool { if case .body(let b) = state { return b.ended }; return false }
-
     /// Ready for the next request on the connection.
     public mutating func reset() {
         parser.reset()

@@ -226,7 +226,6 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
     func close() {
         guard phase != .closed else { return }
         phase = .closed
-        deadline = 0
         worker.loop.cancel(self)
         if let b = backend { b.owner = nil; worker.pool.discard(b); backend = nil }
         worker.loop.closeAndDeregister(fd: fd)

@@ -38,7 +38,6 @@ final class HealthChecker: TimerTarget {
 
     func stop() {
         stopped = true
-        deadline = 0
         worker.loop.cancel(self)
         for p in probes.values { p.cancel() }
         probes = [:]
@@ -111,7 +110,6 @@ final class HealthProbe: BackendUser, TimerTarget {
 
     func cancel() {
         finished = true
-        deadline = 0
         checker.worker.loop.cancel(self)
         conn?.owner = nil
         conn?.close()

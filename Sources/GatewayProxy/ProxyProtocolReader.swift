@@ -93,7 +93,6 @@ final class ProxyProtocolReader: EventHandler, TimerTarget {
 
     private func handOver(_ header: ProxyHeader) {
         finished = true
-        deadline = 0
         worker.loop.cancel(self)
         worker.proxyReaders[ObjectIdentifier(self)] = nil
         var client = peer
@@ -114,7 +113,6 @@ final class ProxyProtocolReader: EventHandler, TimerTarget {
     func end() {
         guard !finished || worker.proxyReaders[ObjectIdentifier(self)] != nil else { return }
         finished = true
-        deadline = 0
         worker.loop.cancel(self)
         worker.proxyReaders[ObjectIdentifier(self)] = nil
         worker.loop.closeAndDeregister(fd: fd)

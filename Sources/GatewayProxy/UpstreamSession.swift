@@ -31,8 +31,6 @@ final class UpstreamSession: EventHandler, TimerTarget {
     var reused = false
     /// Counted in the pool's in-flight numbers (least_conn) while a request uses it.
     var inFlight = false
-    var lastReadWantedWrite = false
-    var lastWriteWantedRead = false
     var deadline: UInt64 = 0
     var timerSlot = 0
 
@@ -95,7 +93,6 @@ final class UpstreamSession: EventHandler, TimerTarget {
     func close() {
         guard phase != .closed else { return }
         phase = .closed
-        deadline = 0
         worker.loop.cancel(self)
         owner = nil   // breaks the owner ↔ backend cycle for good
         tls.shutdown()

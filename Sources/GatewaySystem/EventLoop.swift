@@ -13,7 +13,7 @@ public protocol EventHandler: AnyObject {
 /// A target that closes calls `cancel`: its entry goes at once, not at its old deadline.
 public protocol TimerTarget: AnyObject {
     /// Monotonic ms, or 0 for none.
-    var deadline: UInt64 { get }
+    var deadline: UInt64 { get set }
     /// Bookkeeping for the loop: 1 + the index of this target's heap entry, 0 if none.
     var timerSlot: Int { get set }
     func deadlineExpired(now: UInt64)
@@ -146,8 +146,9 @@ public final class EventLoop: @unchecked Sendable {
         siftUp(timers.count - 1)
     }
 
-    /// Forgets the target's entry (it closed): the heap no longer holds it.
+    /// The target closed: no deadline any more, and the heap no longer holds it.
     public func cancel(_ target: TimerTarget) {
+        target.deadline = 0
         let slot = target.timerSlot
         guard slot != 0 else { return }
         target.timerSlot = 0

@@ -140,7 +140,6 @@ final class AdminConnection: EventHandler, TimerTarget {
     private func finish() {
         guard !done else { return }
         done = true
-        deadline = 0
         server.loop.cancel(self)
         server.closed(self)
     }
