@@ -200,24 +200,24 @@ enum Routing {
         let pool = ExchangePool(buffers: BufferPool(slabBlocks: 4))
         var table = ExchangeTable()
         // Weak: the test must not hold the exchange, or the table would rightly not reuse it.
-        weak var one = table.open(ExchangeTable.http1Stream, startedAt: 5, pool: pool)
+        weak var one = table.open(HTTP1Downstream.stream, startedAt: 5, pool: pool)
         let three = table.open(3, startedAt: 7, pool: pool)   // a second stream, as HTTP/2 would open
-        #expect(table[ExchangeTable.http1Stream] === one && table[3] === three && table[5] == nil)
-        table[ExchangeTable.http1Stream]!.status = 502
-        table[ExchangeTable.http1Stream]!.outgoingHead.append(Array("GET / HTTP/1.1\r\n".utf8))
-        table.close(ExchangeTable.http1Stream, pool: pool)
-        #expect(table[ExchangeTable.http1Stream] == nil && table[3] === three)
+        #expect(table[HTTP1Downstream.stream] === one && table[3] === three && table[5] == nil)
+        table[HTTP1Downstream.stream]!.state.status = 502
+        table[HTTP1Downstream.stream]!.outgoingHead.append(Array("GET / HTTP/1.1\r\n".utf8))
+        table.close(HTTP1Downstream.stream, pool: pool)
+        #expect(table[HTTP1Downstream.stream] == nil && table[3] === three)
         // The pool hands the same object out again, with nothing of the last request left.
         let again = pool.take(startedAt: 9)
         #expect(one != nil && again === one)
-        #expect(again.status == 0 && again.outgoingHead.isEmpty && again.backend == nil && again.startedAt == 9)
+        #expect(again.state == ExchangeState() && again.state.status == 0 && again.outgoingHead.isEmpty && again.backend == nil && again.startedAt == 9)
     }
 
     @Test func anExchangeStillHeldElsewhereIsNotReused() {
         let pool = ExchangePool(buffers: BufferPool(slabBlocks: 4))
         var table = ExchangeTable()
-        let held = table.open(ExchangeTable.http1Stream, startedAt: 1, pool: pool)
-        table.close(ExchangeTable.http1Stream, pool: pool)
+        let held = table.open(HTTP1Downstream.stream, startedAt: 1, pool: pool)
+        table.close(HTTP1Downstream.stream, pool: pool)
         #expect(pool.take(startedAt: 2) !== held)
     }
 }

@@ -5,6 +5,14 @@ import GatewaySystem
 /// Socket activation with real listening sockets moved to high descriptors, as systemd would
 /// place them at 3, 4, ... (the tests pass their first descriptor explicitly).
 @Suite(.serialized) struct SocketActivationTests {
+    /// Descriptors far above any the other tests of this process open (the integration tests
+    /// hold hundreds while they run): dup2 onto a low number could close another test's socket.
+    static let high: Int32 = {
+        var r = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &r)
+        return Int32(min(r.rlim_cur, 16_384)) - 100
+    }()
+
     /// Moves `fd` to `target` without close-on-exec and blocking, as an exec'd child would find it.
     func place(_ fd: Int32, at target: Int32) -> Int32 {
         precondition(dup2(fd, target) == target)
@@ -14,7 +22,7 @@ import GatewaySystem
     }
 
     @Test func adoptsListeningSocketsWithNamesAndAddresses() throws {
-        let base: Int32 = 300
+        let base = Self.high
         let a = place(try makeListener("127.0.0.1"), at: base)
         let b = place(try makeListener("0.0.0.0"), at: base + 1)
         defer { close(a); close(b) }
@@ -44,7 +52,7 @@ import GatewaySystem
     }
 
     @Test func namesDefaultToUnknownAndMustMatchTheCount() throws {
-        let base: Int32 = 310
+        let base = Self.high + 10
         let a = place(try makeListener("127.0.0.1"), at: base)
         defer { close(a) }
         let act = try SocketActivation.parse(listenPID: String(getpid()), listenFDs: "1", listenFDNames: nil, firstFD: base)
@@ -91,7 +99,7 @@ import GatewaySystem
     }
 
     @Test func workerCopiesShareTheSocketAndRegisterExclusively() throws {
-        let base: Int32 = 340
+        let base = Self.high + 40
         let a = place(try makeListener("127.0.0.1"), at: base)
         defer { close(a) }
         let act = try SocketActivation.parse(listenPID: String(getpid()), listenFDs: "1", listenFDNames: "https", firstFD: base)

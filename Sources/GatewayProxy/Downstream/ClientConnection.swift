@@ -4,12 +4,13 @@ import GatewayHTTP
 import GatewaySystem
 import GatewayTLS
 
-/// A client's TLS connection and the exchanges on it, as one state machine driven by
-/// events on either its own socket or the backend connection it currently uses.
-/// Every call to `drive` retries whatever can progress until everything would block,
-/// then sets exactly the epoll interest that is missing.
+/// The downstream session: a client's TLS connection, its codec, and the exchanges open on it
+/// (one per stream). It owns the connection's life — handshake, reading and writing the client,
+/// the handshake/head/idle deadlines, draining and closing; each exchange owns its request's
+/// life (backend, retries, its own deadline). `drive` retries whatever can progress until
+/// everything would block; an exchange's backend events and timer come back through it.
 final class ClientConnection: EventHandler, TimerTarget, BackendUser {
-    enum Phase { case handshaking, awaitingHead, forwarding, tunnel, draining, closed }
+    enum Phase { case handshaking, serving, tunnel, draining, closed }
 
     let fd: Int32
     let peer: SocketAddress
@@ -24,18 +25,20 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
     /// This worker's metric counters for this connection's snapshot.
     let counters: SnapshotCounters
     var phase: Phase = .handshaking
-    /// The client's bytes as request parts (HTTP/1: one stream at a time).
-    var codec: HTTP1ServerCodec
-    /// HTTP/1: one exchange at a time, on stream 1.
+    /// The client's bytes as request parts per stream, and the framing of the responses.
+    var downstream: HTTP1Downstream
     var exchanges = ExchangeTable()
-    var exchange: Exchange? { exchanges[ExchangeTable.http1Stream] }
-    var backend: UpstreamSession?
+    /// HTTP/1: the one exchange in progress.
+    var exchange: Exchange? { exchanges[HTTP1Downstream.stream] }
+    /// After a 101: the backend connection the bytes are tunnelled to.
+    var tunnelled: UpstreamSession?
     var headBytesSeen = false
     var closeAfterResponse = false
     var drainBudget = 64 * 1024
+    /// The connection's own deadline: handshake, request head, idle keep-alive, tunnel, drain.
     var deadline: UInt64 = 0
     var timerSlot = 0
-    /// Set when `forward` stopped at its round limit with work left (large bodies).
+    /// Set when a step stopped at its round limit with work left (large bodies).
     var anotherTurn = false
     lazy var clientCertificate: PeerCertificate? = tls.peerCertificate()
     lazy var clientIP = peer.ipString
@@ -69,7 +72,7 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
         io = Transport(tls, buffers: worker.buffers)
         counters = worker.metrics.counters(for: snapshot)
         let l = snapshot.config.limits
-        codec = HTTP1ServerCodec(limits: HTTPHeadLimits(maxURISize: l.maxURISize, maxHeaderSize: l.maxHeaderSize, maxHeaders: l.maxHeaders))
+        downstream = HTTP1Downstream(limits: HTTPHeadLimits(maxURISize: l.maxURISize, maxHeaderSize: l.maxHeaderSize, maxHeaders: l.maxHeaders))
     }
 
     func handleEvent(readable: Bool, writable: Bool) {
@@ -80,19 +83,18 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
     // MARK: - The driver
 
     func drive() {
-        var guardCount = 0
-        while phase != .closed && guardCount < 64 {
-            guardCount += 1
-            let before = phase
+        var turns = 0
+        while phase != .closed && turns < 64 {
+            turns += 1
+            let before = phase, open = exchange != nil
             switch phase {
             case .handshaking: handshake()
-            case .awaitingHead: readHead()
-            case .forwarding: forward()
+            case .serving: serve()
             case .tunnel: tunnel()
             case .draining: drain()
             case .closed: break
             }
-            if phase == before { break }
+            if phase == before && (exchange != nil) == open { break }
         }
         guard phase != .closed else { return }
         if anotherTurn {
@@ -112,22 +114,14 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
         case .handshaking:
             logHandshakeFailure("handshake timeout")
             close()
-        case .awaitingHead:
+        case .serving:
+            guard exchange == nil else { return }   // the exchange keeps its own time
             if headBytesSeen {
-                openExchange()
-                respondLocally(.client(408, "request head not received within header_timeout"), close: true)
+                respondLocally(openExchange(), .client(408, "request head not received within header_timeout"), close: true)
                 drive()
             } else {
                 close()   // idle keep-alive connection
             }
-        case .forwarding:
-            guard let ex = exchange else { close(); return }
-            if ex.responseStarted || ex.local { abort(); return }
-            let what = backend?.phase == .ready ? "response_timeout" : "connect_timeout"
-            let reason = "backend \(backend?.server.label ?? "") timed out (\(what))"
-            ex.attempts = 9   // no retry after a timeout
-            backendFailed(ProxyError(.timeout, reason, metric: .timeout))
-            drive()
         case .tunnel, .draining, .closed:
             close()
         }
@@ -138,7 +132,7 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
     func handshake() {
         switch tls.handshake() {
         case .done:
-            phase = .awaitingHead
+            phase = .serving
             setDeadline(limits.headerTimeoutMs)
             counters.countHandshake(host: tls.host?.index ?? SnapshotCounters.none, version: tls.versionCode,
                                     cipherID: tls.cipherID, cipherName: tls.cipherName, resumed: tls.sessionReused)
@@ -153,30 +147,52 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
         }
     }
 
-    // MARK: - Local responses, draining, closing
+    // MARK: - Exchanges
+
+    @discardableResult
+    func openExchange() -> Exchange {
+        worker.loop.cancel(self)   // from here the exchange keeps the time
+        let ex = exchanges.open(HTTP1Downstream.stream, startedAt: now, pool: worker.exchangePool)
+        ex.connection = self
+        return ex
+    }
+
+    /// The exchange is over: its timer and backend are let go, then it goes back to the pool.
+    func closeExchange(_ ex: Exchange) {
+        ex.detach()
+        exchanges.close(ex.stream, pool: worker.exchangePool)
+    }
 
     /// An error response from the gateway itself. With `close`, the framing is lost or untrusted:
     /// stop reading, then drain briefly so the client can read the response before the close.
-    func respondLocally(_ failure: ProxyError, close: Bool) {
-        guard let ex = exchange else { return }
-        if ex.responseStarted { abort(); return }
-        let status = failure.status
-        ex.local = true
-        ex.status = status
-        ex.responseEnded = true
-        ex.responseStarted = true
-        if close { ex.requestEnded = true; closeAfterResponse = true }
-        ex.bytesOut += HeadWriter.errorResponse(status: status, message: failure.reason, close: close || closeAfterResponse, into: &io.output)
+    func respondLocally(_ ex: Exchange, _ failure: ProxyError, close: Bool) {
+        perform(ex.state.answer(failure.status, close: close), ex, failure)
+    }
+
+    /// Carries out what an exchange's state decided after `failure`.
+    func perform(_ action: ExchangeState.Action, _ ex: Exchange, _ failure: ProxyError) {
+        let close: Bool
+        switch action {
+        case .abort: abort(); return
+        case .connect(let other): ex.connect(excluding: other); return
+        case .answer(let c): close = c
+        }
+        if close { closeAfterResponse = true }
+        ex.bytesOut += downstream.writeLocal(ex.stream, status: failure.status, message: failure.reason,
+                                             close: close || closeAfterResponse, into: &io.output)
         // A 404 is an answer, not an incident; any other refusal is worth a line, at error level
         // only when the gateway's or a backend's side failed.
-        if status != 404 {
+        if failure.status != 404 {
             worker.logs.error.log(failure.side == .client ? .info : .error, "request_error", failure.reason,
-                                  [("status", String(status)), ("side", failure.side.rawValue), ("client", clientIP),
+                                  [("status", String(failure.status)), ("side", failure.side.rawValue), ("client", clientIP),
                                    ("request_id", ex.requestID.text)])
         }
-        phase = .forwarding
+        // A client that does not read its answer is not waited for beyond idle_timeout.
+        ex.setDeadline(max(limits.idleTimeoutMs, 1))
         if close { io.input.clear() }
     }
+
+    // MARK: - Draining, closing
 
     /// After the last response: flush, send close_notify, read and discard at most 64 KiB or 1 s, close.
     func beginClose() {
@@ -203,31 +219,24 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
 
     func shutdownRequested() {
         switch phase {
-        case .handshaking, .awaitingHead:
-            if !headBytesSeen { close() }
+        case .handshaking: close()
+        case .serving where exchange == nil && !headBytesSeen: close()
         default: closeAfterResponse = true
         }
     }
 
     /// Ends the connection at once (e.g. a backend broke mid-response: the client must not see a truncated body as complete).
     func abort() {
-        if let ex = exchange, ex.status != 0 { record(ex) }
-        closeExchange()
+        if let ex = exchange, ex.state.status != 0 { record(ex) }
         close()
     }
-
-    @discardableResult
-    func openExchange() -> Exchange {
-        exchanges.open(ExchangeTable.http1Stream, startedAt: now, pool: worker.exchangePool)
-    }
-
-    func closeExchange() { exchanges.close(ExchangeTable.http1Stream, pool: worker.exchangePool) }
 
     func close() {
         guard phase != .closed else { return }
         phase = .closed
         worker.loop.cancel(self)
-        if let b = backend { b.owner = nil; worker.pool.discard(b); backend = nil }
+        for ex in exchanges.all { closeExchange(ex) }
+        if let t = tunnelled { t.owner = nil; worker.pool.discard(t); tunnelled = nil }
         worker.loop.closeAndDeregister(fd: fd)
         worker.remove(self)
     }

@@ -19,7 +19,7 @@ extension ClientConnection {
     func record(_ ex: Exchange) {
         let totalMs = Int(now - ex.startedAt)
         let host = ex.hostIndex != SnapshotCounters.none ? ex.hostIndex : (tls.host?.index ?? SnapshotCounters.none)
-        counters.countRequest(host: host, backend: ex.backend?.index ?? SnapshotCounters.none, status: ex.status)
+        counters.countRequest(host: host, backend: ex.backend?.index ?? SnapshotCounters.none, status: ex.state.status)
         worker.metrics.durations.observe(ms: totalMs)
         let logs = worker.logs
         guard logs.access.enabled else { return }
@@ -41,11 +41,11 @@ extension ClientConnection {
         j.field("client_cert_subject", auth == .off ? nil : clientCertificate?.subject)
         j.field("method", ex.method)
         j.field("path", ex.path)
-        j.field("status", ex.status)
+        j.field("status", ex.state.status)
         j.field("bytes_in", ex.requestBodyBytes)
         j.field("bytes_out", ex.bytesOut)
-        j.field("backend", ex.local ? nil : ex.backend?.config.name)
-        j.field("server", ex.local ? nil : ex.serverIndex.flatMap { i in ex.backend.map { $0.servers[i].label } })
+        j.field("backend", ex.state.local ? nil : ex.backend?.config.name)
+        j.field("server", ex.state.local ? nil : ex.state.serverIndex.flatMap { i in ex.backend.map { $0.servers[i].label } })
         if let u = ex.upstreamMs { j.field("upstream_ms", u) } else { j.field("upstream_ms", nil as String?) }
         j.field("total_ms", totalMs)
         j.field("request_id", ex.requestID.text)
@@ -60,6 +60,6 @@ extension ClientConnection {
             return "\"" + String(decoding: s.utf8.map { $0 == UInt8(ascii: "\"") || $0 < 0x20 || $0 == 0x7F ? UInt8(ascii: "?") : $0 }, as: UTF8.self) + "\""
         }
         let request = quoted("\(ex.method) \(ex.path) HTTP/1.\(ex.clientVersionMinor)")
-        return Array("\(clientIP) - - [\(commonLogTime())] \(request) \(ex.status) \(ex.bytesOut) \(quoted(tls.serverName)) \(quoted(ex.host)) \(totalMs)\n".utf8)
+        return Array("\(clientIP) - - [\(commonLogTime())] \(request) \(ex.state.status) \(ex.bytesOut) \(quoted(tls.serverName)) \(quoted(ex.host)) \(totalMs)\n".utf8)
     }
 }

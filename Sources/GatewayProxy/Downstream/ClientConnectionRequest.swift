@@ -4,22 +4,27 @@ import GatewayHTTP
 import GatewaySystem
 import GatewayTLS
 
-/// Reading a request head and turning it into an exchange: the 421 rule (HostResolver), the
-/// route (Router) and the upstream head (HeadWriter), then the backend connection.
+/// The client's side of serving: reading request parts through the codec, turning a head into an
+/// exchange (the 421 rule, the route, the upstream head), and handing body parts to it.
 extension ClientConnection {
+    /// One turn of serving: a head when no exchange is open, then the open exchange's progress.
+    func serve() {
+        if exchange == nil { readHead() }
+        if let ex = exchange { forward(ex) }
+    }
+
     // MARK: - Request head
 
     func readHead() {
         while true {
             if !io.input.isEmpty {
                 do {
-                    if case .head(let head)? = try codec.next(io.input.readable).part {
-                        startExchange(head)
+                    if case .head(let head)? = try downstream.next(io.input.readable).part {
+                        startExchange(head, io.input.readable)
                         return
                     }
                 } catch {
-                    openExchange()
-                    respondLocally(.client(error), close: true)
+                    respondLocally(openExchange(), .client(error), close: true)
                     return
                 }
             }
@@ -42,7 +47,7 @@ extension ClientConnection {
             return false
         case .wantWrite: return false
         case .closed, .failed:
-            if phase == .forwarding, let ex = exchange, !ex.responseStarted, !ex.requestEnded {
+            if let ex = exchange, !ex.state.responseStarted, !ex.state.requestEnded {
                 worker.logs.error.log(.info, "client_aborted", "client closed the connection during the request body")
             }
             close()
@@ -50,9 +55,11 @@ extension ClientConnection {
         }
     }
 
-    func startExchange(_ head: HTTPRequestHead) {
+    /// A request head (its ranges point into `b`, the codec's input): which host answers it, the
+    /// route, the head toward the backend; then the exchange connects. The head is used up here,
+    /// so nothing refers to the client's buffer afterwards.
+    func startExchange(_ head: HTTPRequestHead, _ b: UnsafeRawBufferPointer) {
         let ex = openExchange()
-        let b = io.input.readable
         let (authority, path) = Router.splitTarget(b, head.target)
         if worker.logs.access.enabled {
             ex.method = String(decoding: b[head.method], as: UTF8.self)
@@ -60,19 +67,18 @@ extension ClientConnection {
             ex.host = head.host.map { String(decoding: b[$0], as: UTF8.self) }
         }
         ex.isHEAD = head.isHEAD
-        ex.upgradeRequested = head.upgrade
+        ex.state.upgradeRequested = head.upgrade
         ex.clientVersionMinor = head.versionMinor
-        ex.clientKeepAlive = head.keepAlive && !worker.draining
+        ex.state.clientKeepAlive = head.keepAlive && !worker.draining
         ex.requestID = clientRequestID(b, head) ?? worker.requestIDs.uuid()
         let clientTrace = TraceHeaders.incoming(b, head.headers)   // SPEC §11 trace context
         let trace = clientTrace ?? worker.traceIDs.next()
         ex.trace = trace
         switch head.framing {
-        case .contentLength(let n) where n > 0: ex.requestEnded = false
-        case .chunked: ex.requestEnded = false; ex.requestChunked = true
+        case .contentLength(let n) where n > 0: ex.state.requestEnded = false
+        case .chunked: ex.state.requestEnded = false; ex.requestChunked = true
         default: break
         }
-        phase = .forwarding
 
         // Which host block this request is for, and whether this connection may ask for it.
         let hosts = snapshot.tls.hosts
@@ -85,22 +91,22 @@ extension ClientConnection {
             let c = tls.host!
             counters.misdirected[c.index, default: 0] += 1
             io.input.consume(head.headLength)
-            respondLocally(.client(421, "host \(requested) is not served under this connection's TLS policy (\(c.name))"), close: false)
+            respondLocally(ex, .client(421, "host \(requested) is not served under this connection's TLS policy (\(c.name))"), close: false)
             return
         case .serve(let i): host = i.map { hosts[$0] }
         }
         ex.hostIndex = host?.index ?? SnapshotCounters.none
         guard let host else {
             io.input.consume(head.headLength)
-            respondLocally(.client(404, "no host"), close: false); return
+            respondLocally(ex, .client(404, "no host"), close: false); return
         }
         if case .contentLength(let n) = head.framing, n > limits.maxBodySize {
-            respondLocally(.client(413, "body of \(n) bytes over max_body_size"), close: true); return
+            respondLocally(ex, .client(413, "body of \(n) bytes over max_body_size"), close: true); return
         }
         guard let route = Router.route(b, path, in: host.config.routes), let backend = snapshot.backends[route.backend] else {
             let shown = path.string(b)
             io.input.consume(head.headLength)
-            respondLocally(.client(404, "no route for \(shown)"), close: false); return
+            respondLocally(ex, .client(404, "no route for \(shown)"), close: false); return
         }
         if host.config.compression.enabled {
             ex.compression = host.config.compression
@@ -117,12 +123,67 @@ extension ClientConnection {
                            trace: .init(context: trace, clientKept: clientTrace != nil), into: &ex.outgoingHead)
         ex.backend = backend
         io.input.consume(head.headLength)
-        connectBackend(excluding: nil)
+        ex.connect(excluding: nil)
     }
 
     /// The client's X-Request-ID when it is valid (SPEC §10), kept for the backend and the logs.
     func clientRequestID(_ b: UnsafeRawBufferPointer, _ head: HTTPRequestHead) -> RequestID? {
         guard let h = head.headers.first(where: { asciiEqualsIgnoringCase(b, $0.name, "x-request-id") }) else { return nil }
         return RequestID.client(UnsafeRawBufferPointer(rebasing: b[h.value]))
+    }
+
+    // MARK: - Request body
+
+    /// Body parts from `io.input` to the exchange while it can take them, and more from the client.
+    func sendRequest(_ ex: Exchange) -> Bool {
+        var progress = ex.sendHead()
+        while true {
+            if consumeRequestBody(ex) { progress = true }
+            if ex.flushUpstream() { progress = true }
+            guard exchange === ex, !ex.state.requestEnded, phase == .serving, ex.wantsBody, io.input.isEmpty else { break }
+            guard readClient() else { break }
+            progress = true
+        }
+        return progress
+    }
+
+    /// Hands request body parts from `io.input` to the exchange (or drops them after a local answer).
+    func consumeRequestBody(_ ex: Exchange) -> Bool {
+        guard !ex.state.requestEnded, !io.input.isEmpty else { return false }
+        let dropping = ex.state.local || ex.upstream == nil
+        if !dropping && !ex.canTakeBody { return false }
+        var progress = false
+        while !ex.state.requestEnded {
+            let step: (stream: StreamID, part: RequestPart?, consumed: Int)
+            do { step = try downstream.next(io.input.readable) } catch {
+                io.input.consume(io.input.readableCount)
+                failRequest(ex, .client(error))
+                return true
+            }
+            switch step.part {
+            case .body(let range)?:
+                let run = UnsafeRawBufferPointer(rebasing: io.input.readable[range])
+                if !dropping { ex.requestBody(run) }
+                ex.requestBodyBytes += run.count
+            case .end?:
+                if !dropping { ex.requestEnd() }
+                ex.state.requestEnded = true
+            case .head?, nil:
+                break
+            }
+            io.input.consume(step.consumed)
+            if step.consumed > 0 { progress = true }
+            if step.part == nil { break }
+        }
+        if ex.requestBodyBytes > limits.maxBodySize {
+            failRequest(ex, .client(413, "body over max_body_size"))
+        }
+        return progress
+    }
+
+    /// A request that went bad mid-body: the backend connection is useless, the client's framing is lost.
+    func failRequest(_ ex: Exchange, _ failure: ProxyError) {
+        ex.dropUpstream()
+        respondLocally(ex, failure, close: true)
     }
 }

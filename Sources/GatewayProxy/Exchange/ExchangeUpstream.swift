@@ -4,23 +4,60 @@ import GatewayHTTP
 import GatewaySystem
 import GatewayTLS
 
-/// The backend side of an exchange: choosing a server, retrying (RetryPolicy), failing with
-/// 502/503/504, and streaming the request head and body to the backend.
-extension ClientConnection {
+/// The backend side of an exchange: choosing a server, retrying (ExchangeState, RetryPolicy),
+/// failing with 502/503/504, its own deadline, and streaming the request to the backend.
+extension Exchange {
+    /// unowned(unsafe) reads through `connection`: only called while the exchange is open.
+    var conn: ClientConnection { connection.unsafelyUnwrapped }
+    var worker: Worker { conn.worker }
+    var now: UInt64 { conn.worker.loop.now }
+
+    // MARK: - Events that reach the exchange
+
+    /// The backend connection's events: the connection drives all its exchanges.
+    func drive() { connection?.drive() }
+
+    func setDeadline(_ ms: Int) {
+        deadline = now + UInt64(ms)
+        worker.loop.schedule(self)
+    }
+
+    func deadlineExpired(now: UInt64) {
+        guard let c = connection else { return }
+        if state.deadlinePassed() { c.abort(); return }
+        let what = upstream?.phase == .ready ? "response_timeout" : "connect_timeout"
+        backendFailed(ProxyError(.timeout, "backend \(upstream?.server.label ?? "") timed out (\(what))", metric: .timeout))
+        c.drive()
+    }
+
+    /// Lets go of the timer and the backend connection (the exchange is over or the client went).
+    func detach() {
+        if deadline != 0 { worker.loop.cancel(self) }
+        dropUpstream()
+    }
+
+    /// The backend connection cannot be used again (a failure, or a request cut off midway).
+    func dropUpstream() {
+        guard let c = upstream else { return }
+        c.owner = nil
+        worker.pool.discard(c)
+        upstream = nil
+    }
+
     // MARK: - Backend selection
 
-    func connectBackend(excluding: Int?) {
-        guard let ex = exchange, let b = ex.backend else { return }
+    func connect(excluding: Int?) {
+        guard let b = backend else { return }
         guard let server = worker.pool.pickServer(b, excluding: excluding) else {
             backendFailed(ProxyError(.unavailable, "backend \(b.config.name) has no server available", metric: nil)); return
         }
-        ex.attempts += 1
-        ex.serverIndex = server
-        ex.upstreamStartedAt = now
+        state.attempts += 1
+        state.serverIndex = server
+        upstreamStartedAt = now
         do {
             let c = try worker.pool.connection(b, server: server)
             c.owner = self
-            backend = c
+            upstream = c
             setDeadline(c.phase == .ready ? b.config.responseTimeoutMs : b.config.connectTimeoutMs)
         } catch {
             backendFailed(error)
@@ -28,143 +65,81 @@ extension ClientConnection {
     }
 
     /// Retries once on another server when nothing of the request reached the failed one;
-    /// otherwise answers 502/503/504 and logs why.
+    /// otherwise answers 502/503/504 (or cuts a started response off) and logs why.
     func backendFailed(_ failure: ProxyError) {
-        guard let ex = exchange else { return }
-        let label = backend?.server.label ?? ""
-        let attempt = RetryPolicy.Attempt(failure: failure, pooled: backend?.reused == true, failedServer: ex.serverIndex,
-                                          serverCount: ex.backend?.servers.count ?? 0, bodyForwarded: ex.bodyForwarded,
-                                          responseStarted: ex.responseStarted, attempts: ex.attempts)
-        if RetryPolicy.countsAgainstServer(attempt), let b = ex.backend, let s = ex.serverIndex {
+        let label = upstream?.server.label ?? ""
+        let pooled = upstream?.reused == true
+        let attempt = RetryPolicy.Attempt(failure: failure, pooled: pooled, failedServer: state.serverIndex,
+                                          serverCount: backend?.servers.count ?? 0, bodyForwarded: state.bodyForwarded,
+                                          responseStarted: state.responseStarted, attempts: state.attempts)
+        if RetryPolicy.countsAgainstServer(attempt), let b = backend, let s = state.serverIndex {
             worker.pool.recordFailure(b, server: s)
-            if let m = failure.metric { counters.countBackendFailure(backend: b.index, server: s, m) }
+            if let m = failure.metric { conn.counters.countBackendFailure(backend: b.index, server: s, m) }
         }
-        if let c = backend {
-            c.owner = nil
-            worker.pool.discard(c)
-            backend = nil
+        dropUpstream()
+        let pool = worker.pool, b = backend
+        let action = state.backendFailed(failure, pooled: pooled, serverCount: b?.servers.count ?? 0,
+                                         usable: { other in b.map { pool.hasUsableServer($0, excluding: other) } ?? false })
+        if case .connect = action {
+            worker.logs.error.log(.warn, "backend_retry", failure.reason, [("backend", b?.config.name ?? ""), ("server", label), ("request_id", requestID.text)])
+        } else {
+            worker.logs.error.log(.error, "backend_error", failure.reason,
+                                  [("backend", b?.config.name ?? ""), ("server", label), ("request_id", requestID.text)])
         }
-        if let b = ex.backend,
-           case .retry(let other) = RetryPolicy.decide(attempt, usable: { worker.pool.hasUsableServer(b, excluding: $0) }) {
-            ex.headSent = false
-            worker.logs.error.log(.warn, "backend_retry", failure.reason, [("backend", b.config.name), ("server", label), ("request_id", ex.requestID.text)])
-            connectBackend(excluding: other)
-            return
-        }
-        worker.logs.error.log(.error, "backend_error", failure.reason,
-                              [("backend", ex.backend?.config.name ?? ""), ("server", label), ("request_id", ex.requestID.text)])
-        if ex.responseStarted { abort(); return }
-        respondLocally(failure, close: false)
+        conn.perform(action, self, failure)
     }
 
-    // MARK: - Forwarding
+    // MARK: - Sending the request
 
-    func forward() {
-        guard exchange != nil else { phase = .awaitingHead; return }
-        var progress = true
-        var rounds = 0
-        while progress && phase == .forwarding && rounds < 256 {
-            progress = false
-            rounds += 1
-            if let b = backend, b.phase != .ready {
-                switch b.advanceHandshake() {
-                case .inProgress:
-                    return
-                case .failed(let failure):
-                    backendFailed(failure); progress = true; continue
-                case .ready:
-                    setDeadline(b.backend.config.responseTimeoutMs)
-                }
-            }
-            if sendRequest() { progress = true }
-            if receiveResponse() { progress = true }
-            if flushClient() { progress = true }
-            if finishIfDone() { return }
+    /// Advances the backend connection's connect and handshake; false while it is not ready.
+    func advanceUpstream() -> Bool {
+        guard let c = upstream, c.phase != .ready else { return true }
+        switch c.advanceHandshake() {
+        case .inProgress:
+            return false
+        case .failed(let failure):
+            backendFailed(failure)
+        case .ready:
+            setDeadline(c.backend.config.responseTimeoutMs)
         }
-        // Stopped by the round limit (a fair share for other connections) while both sides could
-        // still go on: no epoll event will come for that, so ask the loop for another turn.
-        if progress && phase == .forwarding { anotherTurn = true }
+        return true
     }
 
-    /// Head, then body bytes from `io.input` (decoded and re-framed), then reading more from the client.
-    func sendRequest() -> Bool {
-        guard let ex = exchange else { return false }
+    /// The request head, once per backend connection (again after a retry).
+    func sendHead() -> Bool {
+        guard let c = upstream, c.phase == .ready, !state.headSent else { return false }
+        c.io.output.append(outgoingHead.readable)
+        c.codec.expectResponse(toHEAD: isHEAD, upgradeRequested: state.upgradeRequested)
+        state.headSent = true
+        return true
+    }
+
+    /// The backend connection is ready for body bytes.
+    var canTakeBody: Bool { upstream?.phase == .ready && state.headSent }
+
+    /// Whether the client's body may be read on: the backend is not backed up (a body being
+    /// dropped after a local answer is always read).
+    var wantsBody: Bool {
+        guard let c = upstream else { return true }
+        return c.phase == .ready && c.io.output.readableCount < ClientConnection.highWater
+    }
+
+    func requestBody(_ run: UnsafeRawBufferPointer) {
+        upstream?.sendBody(run, chunked: requestChunked)
+        state.bodyForwarded = true
+    }
+
+    func requestEnd() { upstream?.sendEnd(chunked: requestChunked) }
+
+    func flushUpstream() -> Bool {
+        guard let c = upstream, c.phase == .ready, !c.io.output.isEmpty else { return false }
         var progress = false
-        if let b = backend, b.phase == .ready, !ex.headSent {
-            b.io.output.append(ex.outgoingHead.readable)
-            b.codec.expectResponse(toHEAD: ex.isHEAD, upgradeRequested: ex.upgradeRequested)
-            ex.headSent = true
-            progress = true
-        }
-        while true {
-            if consumeRequestBody() { progress = true }
-            if flushBackend() { progress = true }
-            guard let ex = exchange, !ex.requestEnded, phase == .forwarding else { break }
-            if let b = backend, b.io.output.readableCount >= Self.highWater { break }
-            if backend != nil && backend?.phase != .ready { break }
-            guard io.input.isEmpty else { break }
-            guard readClient() else { break }
-            progress = true
-        }
-        return progress
-    }
-
-    /// Moves request body parts from `io.input` to the backend (re-chunked when the client
-    /// chunked it), or drops them for a local response.
-    func consumeRequestBody() -> Bool {
-        guard let ex = exchange, !ex.requestEnded, !io.input.isEmpty else { return false }
-        let sink = (ex.local || backend == nil) ? nil : backend
-        if let sink, sink.phase != .ready || !ex.headSent { return false }
-        var progress = false
-        while !ex.requestEnded {
-            let step: (part: HTTP1ServerCodec.Part?, consumed: Int)
-            do { step = try codec.next(io.input.readable) } catch {
-                io.input.consume(io.input.readableCount)
-                failRequest(.client(error))
-                return true
-            }
-            switch step.part {
-            case .body(let range)?:
-                let run = UnsafeRawBufferPointer(rebasing: io.input.readable[range])
-                if let sink {
-                    if ex.requestChunked { sink.io.output.append(hex: run.count); sink.io.output.append("\r\n") }
-                    sink.io.output.append(run)
-                    if ex.requestChunked { sink.io.output.append("\r\n") }
-                    ex.bodyForwarded = true
-                }
-                ex.requestBodyBytes += run.count
-            case .end?:
-                if ex.requestChunked { sink?.io.output.append("0\r\n\r\n") }
-                ex.requestEnded = true
-            case .head?, nil:
-                break
-            }
-            io.input.consume(step.consumed)
-            if step.consumed > 0 { progress = true }
-            if step.part == nil { break }
-        }
-        if ex.requestBodyBytes > limits.maxBodySize {
-            failRequest(.client(413, "body over max_body_size"))
-        }
-        return progress
-    }
-
-    /// A request that went bad mid-body: the backend connection is useless, the client's framing is lost.
-    func failRequest(_ failure: ProxyError) {
-        if let c = backend { c.owner = nil; worker.pool.discard(c); backend = nil }
-        if exchange?.responseStarted == true { abort(); return }
-        respondLocally(failure, close: true)
-    }
-
-    func flushBackend() -> Bool {
-        guard let b = backend, b.phase == .ready, !b.io.output.isEmpty else { return false }
-        var progress = false
-        guard b.io.flush(progress: &progress) else {
-            backendFailed(ProxyError(.badGateway, "backend \(b.server.label) failed while sending the request",
-                                       retrySafe: b.reused && !(exchange?.bodyForwarded ?? true), metric: .reset))
+        guard c.io.flush(progress: &progress) else {
+            backendFailed(ProxyError(.badGateway, "backend \(c.server.label) failed while sending the request",
+                                     retrySafe: c.reused && !state.bodyForwarded, metric: .reset))
             return true
         }
-        b.io.output.releaseIfEmpty()
+        c.io.output.releaseIfEmpty()
         return progress
     }
 }

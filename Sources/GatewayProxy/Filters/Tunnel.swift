@@ -29,7 +29,7 @@ enum Tunnel {
 
 extension ClientConnection {
     func tunnel() {
-        guard let b = backend, b.phase == .ready else { close(); return }
+        guard let b = tunnelled, b.phase == .ready else { close(); return }
         switch Tunnel.pump(&io, &b.io, highWater: Self.highWater) {
         case .idle: break
         case .moved: setDeadline(limits.idleTimeoutMs)

@@ -90,6 +90,21 @@ final class UpstreamSession: EventHandler, TimerTarget {
         }
     }
 
+    /// Request body bytes toward the backend, re-chunked when the client's body had no length
+    /// (sizes checked by the server codec, extensions dropped): the upstream framing is ours.
+    func sendBody(_ run: UnsafeRawBufferPointer, chunked: Bool) {
+        guard chunked else { io.output.append(run); return }
+        io.output.append(hex: run.count)
+        io.output.append("\r\n")
+        io.output.append(run)
+        io.output.append("\r\n")
+    }
+
+    /// The end of a chunked request body (a body with a length simply stops).
+    func sendEnd(chunked: Bool) {
+        if chunked { io.output.append("0\r\n\r\n") }
+    }
+
     func close() {
         guard phase != .closed else { return }
         phase = .closed

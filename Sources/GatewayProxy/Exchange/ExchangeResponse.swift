@@ -1,0 +1,140 @@
+import Glibc
+import GatewayConfig
+import GatewayHTTP
+import GatewaySystem
+import GatewayTLS
+
+/// The response side of an exchange: reading the backend's response parts and handing them to
+/// the connection's codec for the client (through the gzip filter when compressing).
+extension Exchange {
+    /// Reads the backend's response while the client keeps up.
+    func receiveResponse() -> Bool {
+        guard let c = upstream, c.phase == .ready, !state.responseEnded, state.headSent else { return false }
+        let client = conn
+        var progress = false
+        while client.io.output.readableCount < ClientConnection.highWater {
+            // Hand on every part already buffered (a head and its body often share one read)
+            // before reading again.
+            while client.io.output.readableCount < ClientConnection.highWater {
+                guard let more = handOnResponsePart(c) else { return true }
+                guard more else { break }
+                progress = true
+                if state.responseEnded { return true }
+            }
+            switch c.io.read() {
+            case .done:
+                progress = true
+                setDeadline(c.backend.config.responseTimeoutMs)
+            case .wantRead, .wantWrite: return progress
+            case .closed, .failed(_):
+                backendEnded(c)
+                return true
+            }
+        }
+        return progress
+    }
+
+    /// The backend closed (or broke) its connection.
+    func backendEnded(_ c: UpstreamSession) {
+        if c.codec.inputEnded() != nil {
+            state.responseEndedByClose()
+            finishBody()
+            return
+        }
+        if c.codec.awaitingHead {
+            let stale = c.reused && c.io.input.isEmpty && !state.bodyForwarded
+            backendFailed(ProxyError(.badGateway, "backend \(c.server.label) closed the connection before responding", retrySafe: stale, metric: .reset))
+            return
+        }
+        worker.logs.error.log(.error, "backend_error", "backend \(c.server.label) closed the connection mid-response",
+                              [("request_id", requestID.text)])
+        conn.counters.countBackendFailure(backend: c.backend.index, server: c.serverIndex, .reset)
+        conn.abort()
+    }
+
+    /// Takes the next response part from the backend's buffered bytes to the client.
+    /// true: a part was handed on; false: more bytes are needed; nil: the exchange failed.
+    func handOnResponsePart(_ c: UpstreamSession) -> Bool? {
+        let input = c.io.input.readable
+        let step: (part: HTTP1ClientCodec.Part?, consumed: Int)
+        do { step = try c.codec.next(input) } catch {
+            c.io.input.consume(input.count)
+            if !state.responseStarted {
+                backendFailed(ProxyError(.badGateway, "backend \(c.server.label) sent an invalid response: \(error.reason)", metric: .protocol))
+                return nil
+            }
+            worker.logs.error.log(.error, "backend_error", "backend \(c.server.label) sent a bad chunk: \(error.reason)")
+            conn.counters.countBackendFailure(backend: c.backend.index, server: c.serverIndex, .protocol)
+            conn.abort(); return nil
+        }
+        let client = conn
+        switch step.part {
+        case nil:
+            c.io.input.consume(step.consumed)
+            return step.consumed > 0
+        case .interim(let head)?:
+            client.downstream.writeInterim(stream, input, head, into: &client.io.output)
+        case .switched(let head)?:
+            // Switching protocols: the head goes to the client, then bytes flow both ways as they are.
+            client.downstream.writeSwitch(input, head, into: &client.io.output)
+            upstreamMs = Int(now - upstreamStartedAt)
+            state.switched()
+        case .head(let head)?:
+            startResponse(head, input)
+        case .body(let range)?:
+            let run = UnsafeRawBufferPointer(rebasing: input[range])
+            if let gzip {
+                gzip.compress(run) { client.downstream.writeBody(stream, $0, into: &client.io.output) }
+            } else {
+                client.downstream.writeBody(stream, run, into: &client.io.output)
+            }
+            bytesOut += range.count
+        case .end?:
+            finishBody()
+        }
+        c.io.input.consume(step.consumed)
+        return true
+    }
+
+    /// The response is complete: the gzip trailer, then the codec's end of body.
+    func finishBody() {
+        let client = conn
+        state.responseEnded = true
+        if let g = gzip {
+            g.finish { client.downstream.writeBody(stream, $0, into: &client.io.output) }
+            gzip = nil
+        }
+        client.downstream.writeEnd(stream, into: &client.io.output)
+    }
+
+    /// The final response head, with the gateway's edits (gzip, Vary), in the client's protocol.
+    func startResponse(_ head: HTTPResponseHead, _ input: UnsafeRawBufferPointer) {
+        let client = conn
+        state.responseHead(status: head.status, keepAlive: head.keepAlive)
+        upstreamMs = Int(now - upstreamStartedAt)
+        let (compress, vary) = compressionFor(head, input)
+        if compress { gzip = GzipStream() }
+        let closing = client.closeAfterResponse || !state.clientKeepAlive
+        if client.downstream.writeHead(stream, input, head, ResponseEdits(gzip: compress, vary: vary), close: closing, into: &client.io.output) {
+            client.closeAfterResponse = true   // the body ends with the connection
+        }
+        outgoingHead.clear()
+        outgoingHead.releaseIfEmpty()
+    }
+
+    /// SPEC §5 gzip: (compress this response, add Vary).
+    func compressionFor(_ head: HTTPResponseHead, _ b: UnsafeRawBufferPointer) -> (Bool, Bool) {
+        guard let c = compression, !isHEAD, head.status == 200 else { return (false, false) }
+        var type = "", encoded = false
+        for h in head.headers {
+            if asciiEqualsIgnoringCase(b, h.name, "content-type") { type = String(decoding: b[h.value], as: UTF8.self) }
+            if asciiEqualsIgnoringCase(b, h.name, "content-encoding") { encoded = true }
+        }
+        guard !encoded, CompressionDecision.typeListed(type, in: c.types) else { return (false, false) }
+        switch head.framing {
+        case .none: return (false, true)
+        case .contentLength(let n) where n < max(c.minLength, 1): return (false, true)
+        default: return (acceptsGzip, true)
+        }
+    }
+}
