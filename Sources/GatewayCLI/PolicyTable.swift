@@ -5,7 +5,7 @@ import GatewayConfig
 enum PolicyTable {
     static func render(_ config: GatewayConfiguration) -> String {
         let header = ["host", "versions", "TLS1.2 ciphers", "TLS1.3 suites", "groups", "client_auth", "client_ca", "client_allow",
-                      "tickets", "certificates"]
+                      "tickets", "http2", "certificates"]
         var rows = [header]
         for h in config.hosts {
             let p = h.policy
@@ -20,6 +20,7 @@ enum PolicyTable {
                 // Entries contain a space (`san_uri spiffe://example.test/*`): a comma separates them.
                 p.clientAllow.isEmpty ? "-" : p.clientAllow.map(\.description).joined(separator: ", "),
                 p.sessionTickets ? "on" : "off",
+                p.http2 ? "on" : "off",
                 String(h.certificates.count),
             ])
         }

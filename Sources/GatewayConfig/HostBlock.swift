@@ -114,6 +114,9 @@ struct ListenBlock {
         "unknown_sni": Rule(1...1) { l, d, ctx in
             if let v = ctx.choice(d, 0, ["reject", "default"], UnknownSNI.init(rawValue:)) { l.config.unknownSNI = v }
         },
+        "public_port": Rule(1...1) { l, d, ctx in
+            if let n = ctx.integer(d, in: 1...65_535) { l.config.publicPort = UInt16(n) }
+        },
         "allow": Rule(1...1, repeatable: true) { l, d, ctx in l.addRule(allow: true, d, ctx) },
         "deny": Rule(1...1, repeatable: true) { l, d, ctx in l.addRule(allow: false, d, ctx) },
         "proxy_protocol": Rule(1...1) { l, d, ctx in

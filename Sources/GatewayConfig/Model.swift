@@ -75,6 +75,8 @@ public struct TLSPolicy: Sendable, Hashable {
     public var clientAllow: [ClientAllowEntry] = []
     /// `groups`: key-exchange groups in OpenSSL's colon-separated form.
     public var groups: String = TLSPolicy.defaultGroups
+    /// `http2 on|off`: whether ALPN may select `h2` for this host (SPEC §12).
+    public var http2: Bool = true
     public init() {}
 
     public static let defaultGroups = "X25519:P-256:P-384"
@@ -95,6 +97,7 @@ extension TLSPolicy {
         if clientCA != other.clientCA { out.append("client_ca") }
         if clientAllow != other.clientAllow { out.append("client_allow") }   // SPEC §11: both are part of the policy
         if groups != other.groups { out.append("groups") }
+        if http2 != other.http2 { out.append("http2") }   // SPEC §12: part of the policy identity
         return out
     }
 }
@@ -113,6 +116,7 @@ public struct TLSPolicyOverrides: Sendable, Hashable {
     /// A block's own `client_allow` lines replace the inherited list as a whole.
     public var clientAllow: [ClientAllowEntry]?
     public var groups: String?
+    public var http2: Bool?
     public init() {}
 
     public func applied(to base: TLSPolicy) -> TLSPolicy {
@@ -128,6 +132,7 @@ public struct TLSPolicyOverrides: Sendable, Hashable {
         if let v = sessionTickets { p.sessionTickets = v }
         if let v = clientAllow { p.clientAllow = v }
         if let v = groups { p.groups = v }
+        if let v = http2 { p.http2 = v }
         return p
     }
 }
@@ -218,6 +223,8 @@ public struct ListenConfig: Sendable, Hashable {
     /// `proxy_protocol on`: every connection starts with a PROXY v1/v2 header from a peer in `proxyProtocolFrom`.
     public var proxyProtocol = false
     public var proxyProtocolFrom: [IPNetwork] = []
+    /// `public_port`: the port clients connect to (behind a load balancer), for ORIGIN frames.
+    public var publicPort: UInt16?
     public var location: SourceLocation
     public init(address: String, port: UInt16, location: SourceLocation) {
         self.address = address; self.port = port; self.location = location
@@ -234,6 +241,10 @@ public struct Limits: Sendable, Hashable {
     public var maxHeaders = 100
     public var maxBodySize = 10 * 1024 * 1024
     public var maxURISize = 8 * 1024
+    /// SETTINGS_MAX_CONCURRENT_STREAMS the gateway announces on HTTP/2 connections.
+    public var http2MaxConcurrentStreams = 128
+    /// Requests on one connection before it ends (HTTP/1.1: `Connection: close`; HTTP/2: GOAWAY).
+    public var maxRequestsPerConnection = 10_000
     public init() {}
 }
 

@@ -40,6 +40,9 @@ enum PolicyRules {
                     ctx.error(d.args[knownKind ? 1 : 0].location, f.message)
                 }
             },
+            "http2": Rule(1...1) { t, d, ctx in
+                if let v = ctx.flag(d) { t.overrides.http2 = v }
+            },
             // Checked against this OpenSSL with a real SSL_CTX, so a typo fails the load, not a handshake.
             "groups": Rule(1...1) { t, d, ctx in
                 if let why = GroupList.problem(d.args[0].text) { ctx.error(d.args[0].location, why) } else {

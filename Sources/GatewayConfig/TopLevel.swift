@@ -129,5 +129,11 @@ enum LimitsBlock {
         "max_uri_size": Rule(1...1) { l, d, ctx in
             if let n = ctx.size(d) { l.maxURISize = n }
         },
+        "http2_max_concurrent_streams": Rule(1...1) { l, d, ctx in
+            if let n = ctx.integer(d, in: 1...100_000) { l.http2MaxConcurrentStreams = n }
+        },
+        "max_requests_per_connection": Rule(1...1) { l, d, ctx in
+            if let n = ctx.integer(d, in: 1...100_000_000) { l.maxRequestsPerConnection = n }
+        },
     ]
 }

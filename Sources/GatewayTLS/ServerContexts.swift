@@ -153,6 +153,7 @@ public final class TLSServerContexts: @unchecked Sendable {
         // Appended only when set, so the contexts (and the sessions) of policies without them stay as they were.
         if !p.clientAllow.isEmpty { policyText += "|allow:" + p.clientAllow.map(\.description).joined(separator: ",") }
         if p.groups != TLSPolicy.defaultGroups { policyText += "|groups:" + p.groups }
+        if !p.http2 { policyText += "|http2:off" }
         var sid = [UInt8](repeating: 0, count: 32)
         _ = SHA256(policyText, policyText.utf8.count, &sid)
         _ = SSL_CTX_set_session_id_context(b.ctx, sid, UInt32(sid.count))

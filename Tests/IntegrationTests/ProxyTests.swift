@@ -60,6 +60,19 @@ struct ProxyTests {
         #expect(lines.filter { $0 == "200 1" }.count == 1, "exactly one new connection for 100 requests")
     }
 
+    /// SPEC §12 `max_requests_per_connection`: the last allowed response says `Connection: close`.
+    @Test func maxRequestsPerConnectionEndsTheConnection() throws {
+        let s = try Stack()
+        try s.startEcho()
+        try s.startGateway(s.config().replacing("max_body_size 64m;", with: "max_body_size 64m; max_requests_per_connection 3;"))
+        let url = "https://api.example.test:\(s.gatewayPort)/echo"
+        let r = try run(["curl", "-sS", "--cacert", Repo.cert("ca.pem"), "--resolve", "api.example.test:\(s.gatewayPort):127.0.0.1",
+                         "-D", "-", "-w", "%{http_code} %{num_connects}\\n"] + Array(repeating: [url, "-o", "/dev/null"], count: 7).flatMap { $0 })
+        let codes = r.out.split(whereSeparator: \.isNewline).filter { $0.hasPrefix("200 ") }
+        #expect(codes == ["200 1", "200 0", "200 0", "200 1", "200 0", "200 0", "200 1"], "\(r.out) \(r.err)")
+        #expect(r.out.components(separatedBy: "Connection: close").count - 1 == 2, "the 3rd and 6th responses close")
+    }
+
     @Test func uploadsArriveIntactWithContentLengthAndChunked() throws {
         let s = try Stack()
         try s.startEcho()

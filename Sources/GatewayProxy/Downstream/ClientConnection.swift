@@ -34,6 +34,8 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
     var tunnelled: UpstreamSession?
     var headBytesSeen = false
     var closeAfterResponse = false
+    /// Requests started on this connection (`max_requests_per_connection`).
+    var requestCount = 0
     var drainBudget = 64 * 1024
     /// The connection's own deadline: handshake, request head, idle keep-alive, tunnel, drain.
     var deadline: UInt64 = 0

@@ -60,6 +60,8 @@ extension ClientConnection {
     /// so nothing refers to the client's buffer afterwards.
     func startExchange(_ head: HTTPRequestHead, _ b: UnsafeRawBufferPointer) {
         let ex = openExchange()
+        requestCount += 1
+        if requestCount >= limits.maxRequestsPerConnection { closeAfterResponse = true }
         let (authority, path) = Router.splitTarget(b, head.target)
         if worker.logs.access.enabled {
             ex.method = String(decoding: b[head.method], as: UTF8.self)

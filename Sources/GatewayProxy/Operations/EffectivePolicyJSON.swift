@@ -52,6 +52,7 @@ enum EffectivePolicyJSON {
             ("verify_depth", .int(p.verifyDepth)),
             ("crl", .string(p.crl)),
             ("session_tickets", .bool(p.sessionTickets)),
+            ("http2", .bool(p.http2)),
         ])
     }
 
