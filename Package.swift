@@ -43,6 +43,8 @@ let package = Package(
         .testTarget(name: "GatewayTLSTests", dependencies: ["GatewayTLS", "GatewayConfig", "COpenSSL", "CGatewayShims", "TestSupport"]),
         .testTarget(name: "GatewayProxyTests", dependencies: ["GatewayProxy", "GatewayTLS", "GatewayConfig", "GatewaySystem", "GatewayHTTP"],
                     exclude: ["Captures"]),   // ClientHellos read by path
+        // The server session against a real nghttp2 client session and raw frames, no sockets.
+        .testTarget(name: "GatewayHTTP2Tests", dependencies: ["GatewayHTTP2", "GatewayHTTP", "GatewaySystem", "CNGHTTP2"]),
         .testTarget(name: "GatewayProxyProtocolTests", dependencies: ["GatewayProxyProtocol", "TestSupport"]),
         // A temporary PKI made with the openssl command, for the check rule and integration tests.
         .target(name: "TestSupport", path: "Tests/TestSupport"),

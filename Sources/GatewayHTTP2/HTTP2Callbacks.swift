@@ -148,7 +148,11 @@ extension HTTP2ServerSession {
             // connection on its own (a protocol violation, or the RST_STREAM rate limit).
             let code = frame.goaway.error_code
             guard code != HTTP2ErrorCode.noError, failure == nil, !submittedGoaway else { return }
-            let e = HTTP2Error(HTTP2ServerSession.reason(goawayCode: code))
+            // nghttp2 1.52 answers a new stream over our ACKed SETTINGS_MAX_CONCURRENT_STREAMS
+            // with GOAWAY PROTOCOL_ERROR (before the ACK, with REFUSED_STREAM).
+            let overLimit = code == HTTP2ErrorCode.protocolError && lastFrameType == frameHeaders
+                && streams.count >= Int(config.maxConcurrentStreams)
+            let e = HTTP2Error(overLimit ? "too many streams" : HTTP2ServerSession.reason(goawayCode: code))
             failure = e
             emit(.connectionError(e))
         default:
