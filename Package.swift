@@ -17,12 +17,14 @@ let package = Package(
         // C: the system libraries, and the one shim target for what Swift cannot import (macros).
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CNGHTTP2", pkgConfig: "libnghttp2", providers: [.apt(["libnghttp2-dev"])]),
         .target(name: "CGatewayShims", cSettings: [.define("_GNU_SOURCE")],
                 linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto"), .linkedLibrary("z")]),
 
         // Swift modules, one job each.
         .target(name: "GatewaySystem", dependencies: ["CGatewayShims"], swiftSettings: hot),          // syscalls, sockets, epoll loop, timers
         .target(name: "GatewayHTTP", swiftSettings: hot),                                               // HTTP/1.1 byte parser and framing
+        .target(name: "GatewayHTTP2", dependencies: ["CNGHTTP2", "GatewayHTTP", "GatewaySystem"], swiftSettings: hot), // HTTP/2 framing on libnghttp2
         .target(name: "GatewayProxyProtocol"),                                                          // PROXY protocol v1/v2 byte parser
         .target(name: "GatewayConfig", dependencies: ["COpenSSL"]),                                           // config language -> immutable values
         .target(name: "GatewayTLS", dependencies: ["COpenSSL", "CGatewayShims", "GatewayConfig", "GatewaySystem"]), // OpenSSL wrappers, policy contexts
@@ -41,6 +43,8 @@ let package = Package(
         .testTarget(name: "GatewayTLSTests", dependencies: ["GatewayTLS", "GatewayConfig", "COpenSSL", "CGatewayShims", "TestSupport"]),
         .testTarget(name: "GatewayProxyTests", dependencies: ["GatewayProxy", "GatewayTLS", "GatewayConfig", "GatewaySystem", "GatewayHTTP"],
                     exclude: ["Captures"]),   // ClientHellos read by path
+        // The server session against a real nghttp2 client session and raw frames, no sockets.
+        .testTarget(name: "GatewayHTTP2Tests", dependencies: ["GatewayHTTP2", "GatewayHTTP", "GatewaySystem", "CNGHTTP2"]),
         .testTarget(name: "GatewayProxyProtocolTests", dependencies: ["GatewayProxyProtocol", "TestSupport"]),
         // A temporary PKI made with the openssl command, for the check rule and integration tests.
         .target(name: "TestSupport", path: "Tests/TestSupport"),

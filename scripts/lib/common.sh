@@ -15,9 +15,19 @@ ensure_packages() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# The build's own dependencies (OpenSSL 3 and zlib headers, pkg-config for the system-library target)
-# and the command-line tools the scripts and tests use.
+# The Debian 12 security build of libnghttp2 with the Rapid Reset (CVE-2023-44487), CONTINUATION
+# flood (CVE-2024-28182) and CVE-2026-27135 fixes; GatewayHTTP2 relies on the options they added.
+NGHTTP2_MIN_VERSION="1.52.0-1+deb12u3"
+
+# The build's own dependencies (OpenSSL 3, zlib and nghttp2 headers, pkg-config for the
+# system-library targets) and the command-line tools the scripts and tests use (nghttp, h2load).
 ensure_build_deps() {
-    ensure_packages libssl-dev zlib1g-dev pkg-config openssl curl ca-certificates
+    ensure_packages libssl-dev zlib1g-dev libnghttp2-dev nghttp2-client pkg-config openssl curl ca-certificates
+    local v
+    v=$(dpkg-query -W -f='${Version}' libnghttp2-14 2>/dev/null || true)
+    if [[ -z $v ]] || ! dpkg --compare-versions "$v" ge "$NGHTTP2_MIN_VERSION"; then
+        echo "libnghttp2-14 ${v:-not installed} is older than $NGHTTP2_MIN_VERSION (needed for its rapid-reset and CONTINUATION-flood limits): apt-get install --only-upgrade libnghttp2-14 libnghttp2-dev" >&2
+        exit 1
+    fi
     command -v swift >/dev/null || { echo "swift is not on PATH: install Swift 6 (https://www.swift.org/install/linux/)" >&2; exit 1; }
 }

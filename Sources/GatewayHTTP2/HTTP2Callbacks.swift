@@ -1,0 +1,162 @@
+// nghttp2's callbacks: each one only records into the session's stream table and event queue.
+// They are capture-free @convention(c) closures (a capturing one crashes the 6.3.1 compiler and
+// could not be a C function pointer anyway); the session arrives through user_data.
+import CNGHTTP2
+
+@inline(__always)
+func sessionFrom(_ ud: UnsafeMutableRawPointer?) -> HTTP2ServerSession {
+    Unmanaged<HTTP2ServerSession>.fromOpaque(ud!).takeUnretainedValue()
+}
+
+let callbackFailure = Int32(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue)
+let frameHeaders = UInt8(NGHTTP2_HEADERS.rawValue)
+let frameContinuation = UInt8(NGHTTP2_CONTINUATION.rawValue)
+let flagEndStream = UInt8(NGHTTP2_FLAG_END_STREAM.rawValue)
+
+extension HTTP2ServerSession {
+    func installCallbacks(_ cbs: OpaquePointer?) {
+        // Frame headers: the type names a flood; HEADERS + CONTINUATION sizes bound the block.
+        nghttp2_session_callbacks_set_on_begin_frame_callback(cbs) { _, hd, ud in
+            let s = sessionFrom(ud), hd = hd!.pointee
+            s.lastFrameType = hd.type
+            if hd.type == frameHeaders { s.headerBlockSize = hd.length }
+            else if hd.type == frameContinuation { s.headerBlockSize += hd.length }
+            else { return 0 }
+            if s.headerBlockSize > s.config.maxHeaderBlockSize {
+                s.callbackFailureReason = "continuation flood"
+                return callbackFailure
+            }
+            return 0
+        }
+        nghttp2_session_callbacks_set_on_begin_headers_callback(cbs) { _, frame, ud in
+            let s = sessionFrom(ud), id = frame!.pointee.hd.stream_id
+            if frame!.pointee.headers.cat == NGHTTP2_HCAT_REQUEST {
+                s.streams[id] = HTTP2Stream(id: id, pool: s.pool)
+            } else {
+                s.streams[id]?.beginHeaders(trailer: true)
+            }
+            return 0
+        }
+        nghttp2_session_callbacks_set_on_header_callback(cbs) { _, frame, name, namelen, value, valuelen, _, ud in
+            let s = sessionFrom(ud)
+            guard let st = s.streams[frame!.pointee.hd.stream_id] else { return 0 }
+            st.addField(name: UnsafeRawBufferPointer(start: name, count: namelen),
+                        value: UnsafeRawBufferPointer(start: value, count: valuelen), config: s.config)
+            // Decoding on far past the limit is an HPACK bomb's CPU: end the connection.
+            if st.headerListSize > s.config.fatalHeaderListSize {
+                s.callbackFailureReason = "header list too large"
+                return callbackFailure
+            }
+            return 0
+        }
+        // A field nghttp2 would silently drop (a bad character in a regular field's name or
+        // value): RFC 9113 §8.2.1 calls the request malformed, so make nghttp2 reset the stream.
+        nghttp2_session_callbacks_set_on_invalid_header_callback(cbs) { _, _, _, _, _, _, _, _ in
+            Int32(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
+        }
+        nghttp2_session_callbacks_set_on_frame_recv_callback(cbs) { _, frame, ud in
+            sessionFrom(ud).frameReceived(frame!.pointee)
+            return 0
+        }
+        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs) { session, _, id, data, len, ud in
+            let s = sessionFrom(ud)
+            guard let st = s.streams[id], st.delivered, !st.discarding else {
+                // Nobody will take these bytes: give the window back now.
+                _ = nghttp2_session_consume(session, id, len)
+                return 0
+            }
+            st.incoming.append(UnsafeRawBufferPointer(start: data, count: len))
+            s.emit(.data(stream: id, count: len))
+            return 0
+        }
+        nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cbs) { _, frame, code, ud in
+            let s = sessionFrom(ud), id = frame!.pointee.hd.stream_id
+            // Only the two HTTP messaging errors are ours to report per stream; nghttp2 has
+            // queued RST_STREAM PROTOCOL_ERROR for them. Connection errors show as its GOAWAY.
+            let reason: String
+            switch code {
+            case Int32(NGHTTP2_ERR_HTTP_HEADER.rawValue): reason = "malformed header"
+            case Int32(NGHTTP2_ERR_HTTP_MESSAGING.rawValue): reason = "malformed message"
+            default: return 0
+            }
+            if id > 0 {
+                s.streams[id]?.discarding = true
+                s.emit(.malformed(stream: id, reason: reason))
+            }
+            return 0
+        }
+        nghttp2_session_callbacks_set_on_stream_close_callback(cbs) { session, id, code, ud in
+            let s = sessionFrom(ud)
+            guard let st = s.streams.removeValue(forKey: id) else { return 0 }
+            // Bytes the caller never consumed still count against the connection window.
+            let left = st.incoming.readableCount
+            if left > 0 { _ = nghttp2_session_consume_connection(session, left) }
+            if st.delivered { s.emit(.streamClosed(stream: id, code: code)) }
+            return 0
+        }
+        nghttp2_session_callbacks_set_before_frame_send_callback(cbs) { _, frame, ud in
+            sessionFrom(ud).frameSending(frame!.pointee)
+            return 0
+        }
+    }
+
+    func frameReceived(_ frame: nghttp2_frame) {
+        let id = frame.hd.stream_id
+        lastFrameType = frame.hd.type
+        switch UInt32(frame.hd.type) {
+        case NGHTTP2_HEADERS.rawValue:
+            guard let st = streams[id] else { return }
+            if frame.headers.cat == NGHTTP2_HCAT_REQUEST {
+                st.delivered = true
+                if st.tooLarge {
+                    st.discarding = true
+                    emit(.headersTooLarge(stream: id))
+                    return
+                }
+                let head = st.head
+                st.head = HTTP2RequestHead()
+                emit(.request(stream: id, head: head))
+            } else if let t = st.trailers, !st.discarding {
+                st.trailers = nil
+                if st.tooLarge {
+                    st.discarding = true
+                    emit(.headersTooLarge(stream: id))
+                    return
+                }
+                emit(.trailers(stream: id, fields: t))
+            }
+            if frame.hd.flags & flagEndStream != 0, !st.discarding { emit(.endStream(stream: id)) }
+        case NGHTTP2_DATA.rawValue:
+            if frame.hd.flags & flagEndStream != 0, let st = streams[id], st.delivered, !st.discarding {
+                emit(.endStream(stream: id))
+            }
+        case NGHTTP2_RST_STREAM.rawValue:
+            if let st = streams[id], st.delivered { emit(.reset(stream: id, code: frame.rst_stream.error_code)) }
+        case NGHTTP2_GOAWAY.rawValue:
+            emit(.goaway(code: frame.goaway.error_code, lastStream: frame.goaway.last_stream_id))
+        default:
+            break
+        }
+    }
+
+    func frameSending(_ frame: nghttp2_frame) {
+        switch UInt32(frame.hd.type) {
+        case NGHTTP2_RST_STREAM.rawValue where frame.rst_stream.error_code == HTTP2ErrorCode.refusedStream:
+            refusedStreams += 1
+        case NGHTTP2_GOAWAY.rawValue:
+            // A GOAWAY with an error that neither we nor the caller queued: nghttp2 closed the
+            // connection on its own (a protocol violation, or the RST_STREAM rate limit).
+            let code = frame.goaway.error_code
+            guard code != HTTP2ErrorCode.noError, failure == nil, !submittedGoaway else { return }
+            // nghttp2 1.52 answers a new stream over our ACKed SETTINGS_MAX_CONCURRENT_STREAMS
+            // with GOAWAY PROTOCOL_ERROR (before the ACK, with REFUSED_STREAM).
+            let overLimit = code == HTTP2ErrorCode.protocolError && lastFrameType == frameHeaders
+                && streams.count >= Int(config.maxConcurrentStreams)
+            let e = HTTP2Error(overLimit ? "too many streams" : HTTP2ServerSession.reason(goawayCode: code))
+            failure = e
+            emit(.connectionError(e))
+        default:
+            break
+        }
+    }
+}

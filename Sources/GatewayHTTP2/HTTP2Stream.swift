@@ -1,0 +1,82 @@
+// One stream's state on the Swift side: the head being decoded, the request body the caller
+// has not consumed yet (bounded by the stream's flow-control window, since we only open the
+// window as the caller consumes), and the response bytes nghttp2 has not pulled yet.
+import GatewaySystem
+
+final class HTTP2Stream {
+    let id: Int32
+    /// The head or trailers being decoded (HEADERS + CONTINUATION), handed out at END_HEADERS.
+    var head = HTTP2RequestHead()
+    var trailers: HTTP2Fields?
+    /// Decoded header list size as RFC 9113 §6.5.2 counts it (name + value + 32 per field).
+    var headerListSize = 0
+    var tooLarge = false
+    /// A request head was delivered (so body, trailers, end and close events make sense to the caller).
+    var delivered = false
+    /// The stream was answered 431 or found malformed: its DATA is consumed and dropped here.
+    var discarding = false
+
+    var incoming: ByteBuffer
+    var outgoing: ByteBuffer
+    /// The caller has said the response body ends after `outgoing` (sendData endStream or sendTrailers).
+    var outgoingEnd = false
+    var pendingTrailers: HTTP2Fields?
+    /// nghttp2 asked for data while `outgoing` was empty; `resume_data` wakes it.
+    var deferred = false
+    /// `respond` was called with a body to follow (a data provider is attached).
+    var hasProvider = false
+
+    init(id: Int32, pool: BufferPool?) {
+        self.id = id
+        incoming = ByteBuffer(pool: pool)
+        outgoing = ByteBuffer(pool: pool)
+    }
+
+    /// Starts decoding a new header block (the request head, or trailers after it).
+    func beginHeaders(trailer: Bool) {
+        headerListSize = 0
+        if trailer { trailers = HTTP2Fields() } else { head = HTTP2RequestHead() }
+    }
+
+    /// Records one decoded field; pseudo-header fields land in the head's named ranges
+    /// (nghttp2 has already checked their names, order and uniqueness).
+    func addField(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, config: HTTP2Config) {
+        headerListSize += name.count + value.count + 32
+        if tooLarge { return }
+        if var t = trailers {
+            trailers = nil   // uniquely referenced while appended to
+            if t.count >= config.maxHeaders || headerListSize > config.maxHeaderListSize {
+                tooLarge = true
+            } else {
+                t.append(name: name, value: value)
+            }
+            trailers = t
+            return
+        }
+        if headerListSize > config.maxHeaderListSize {
+            tooLarge = true
+            head = HTTP2RequestHead()   // the bytes are no longer needed: free them now
+            return
+        }
+        if name.first == UInt8(ascii: ":") {
+            let v = head.fields.appendRaw(value)
+            switch name.count {
+            case 7 where name[1] == UInt8(ascii: "m"): head.method = v
+            case 7 where name[1] == UInt8(ascii: "s"): head.scheme = v
+            case 5: head.path = v
+            case 10: head.authority = v
+            case 9: head.connectProtocol = v
+            default: break   // nghttp2 rejects any other pseudo-header before we see it
+            }
+            return
+        }
+        if head.fields.count >= config.maxHeaders {
+            tooLarge = true
+            head = HTTP2RequestHead()
+            return
+        }
+        let n = head.fields.appendRaw(name)
+        let v = head.fields.appendRaw(value)
+        head.fields.addField(name: n, value: v)
+    }
+}
