@@ -1,5 +1,6 @@
 import Testing
 @testable import GatewayCheck
+import GatewayTLS
 
 @Suite struct CheckNameRuleTests {
     @Test func everyNameOfAHostBlockIsChecked() throws {
