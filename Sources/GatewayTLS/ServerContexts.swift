@@ -240,20 +240,16 @@ private func servernameCallback(_ ssl: OpaquePointer?, _ alert: UnsafeMutablePoi
 }
 
 
-/// Selects http/1.1 when offered; with no overlap the handshake goes on without ALPN.
+/// ALPN after the ClientHello callback chose the host (SPEC §12): `h2` where the host allows it
+/// and the cipher may carry it, else `http/1.1`; with no overlap the handshake goes on without ALPN.
 private func alpnSelectCallback(_ ssl: OpaquePointer?, _ out: UnsafeMutablePointer<UnsafePointer<UInt8>?>?, _ outLen: UnsafeMutablePointer<UInt8>?,
                                 _ inp: UnsafePointer<UInt8>?, _ inLen: UInt32, _ arg: UnsafeMutableRawPointer?) -> Int32 {
-    guard let inp else { return gw_ssl_tlsext_err_noack() }
-    var i = 0
-    let n = Int(inLen)
-    while i < n {
-        let l = Int(inp[i])
-        if l == 8 && i + 1 + l <= n && memcmp(inp + i + 1, "http/1.1", 8) == 0 {
-            out?.pointee = inp + i + 1
-            outLen?.pointee = 8
-            return gw_ssl_tlsext_err_ok()
-        }
-        i += 1 + l
+    guard let ssl, let inp else { return gw_ssl_tlsext_err_noack() }
+    let http2 = TLSSession.from(ssl)?.host?.policy.http2 == true && ALPN.cipherAllowsHTTP2(ssl)
+    guard let (_, r) = ALPN.select(UnsafeRawBufferPointer(start: inp, count: Int(inLen)), http2: http2) else {
+        return gw_ssl_tlsext_err_noack()
     }
-    return gw_ssl_tlsext_err_noack()
+    out?.pointee = inp + r.lowerBound
+    outLen?.pointee = UInt8(r.count)
+    return gw_ssl_tlsext_err_ok()
 }

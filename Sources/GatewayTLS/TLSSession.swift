@@ -160,6 +160,13 @@ public final class TLSSession {
     public var protocolVersion: String { String(cString: SSL_get_version(ssl)) }
     public var cipherName: String { SSL_get_current_cipher(ssl).map { String(cString: SSL_CIPHER_get_name($0)) } ?? "" }
     public var sessionReused: Bool { SSL_session_reused(ssl) == 1 }
+    /// ALPN selected `h2`: the connection speaks HTTP/2 (anything else, or nothing, is HTTP/1.1).
+    public var negotiatedHTTP2: Bool {
+        var p: UnsafePointer<UInt8>?
+        var n: UInt32 = 0
+        SSL_get0_alpn_selected(ssl, &p, &n)
+        return n == 2 && p?[0] == UInt8(ascii: "h") && p?[1] == UInt8(ascii: "2")
+    }
     /// The negotiated version as its wire number (0x0304 for TLS 1.3) and the cipher's IANA
     /// number: metric keys that need no string.
     public var versionCode: Int32 { SSL_version(ssl) }
