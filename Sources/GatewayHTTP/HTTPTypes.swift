@@ -54,6 +54,13 @@ public struct HTTPRequestHead: Sendable {
     /// Bytes from the start of the buffer to the end of the blank line that ends the head.
     public var headLength: Int
     public var isHEAD: Bool
+
+    public init(method: Range<Int>, target: Range<Int>, versionMinor: Int, headers: [HTTPHeaderField], framing: BodyFraming,
+                keepAlive: Bool, expectContinue: Bool, upgrade: Bool, host: Range<Int>?, headLength: Int, isHEAD: Bool) {
+        self.method = method; self.target = target; self.versionMinor = versionMinor; self.headers = headers
+        self.framing = framing; self.keepAlive = keepAlive; self.expectContinue = expectContinue; self.upgrade = upgrade
+        self.host = host; self.headLength = headLength; self.isHEAD = isHEAD
+    }
 }
 
 public struct HTTPResponseHead: Sendable {

@@ -121,7 +121,7 @@ struct BackendTests {
         try s.startGateway()
         let body = Data(repeating: 0x61, count: 300_000)
         try body.write(to: URL(fileURLWithPath: "\(s.dir)/body"))
-        let r = try s.curl("/upload", ["-H", "Expect: 100-continue", "--data-binary", "@\(s.dir)/body", "-v"])
+        let r = try s.curl("/upload", ["--http1.1", "-H", "Expect: 100-continue", "--data-binary", "@\(s.dir)/body", "-v"])
         #expect(r.err.contains("HTTP/1.1 100 Continue"), "\(r.err)")
         let e = try decodeEcho(r.out)
         #expect(e.body_length == 300_000)

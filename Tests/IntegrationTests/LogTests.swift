@@ -9,12 +9,17 @@ struct LogTests {
         try s.startEcho()
         let log = "\(s.dir)/access.log"
         try s.startGateway(s.config().replacingOccurrences(of: "access_log stdout json;", with: "access_log \(log) text;"))
-        #expect(try s.curl("/ok").out == "ok\n")
+        #expect(try s.curl("/ok", ["--http1.1"]).out == "ok\n")
         #expect(eventually { ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("\n") })
-        let line = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n")[0]
+        #expect(try s.curl("/ok", ["--http2"]).out == "ok\n")
+        #expect(eventually { ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").count == 2 })
+        let lines = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n")
         // client - - [time] "METHOD PATH HTTP/1.1" status bytes_out "sni" "host" total_ms
-        let pattern = #"^127\.0\.0\.1 - - \[\d{2}/[A-Z][a-z]{2}/\d{4}:\d{2}:\d{2}:\d{2} \+0000\] "GET /ok HTTP/1\.1" 200 3 "api\.example\.test" "api\.example\.test:\#(s.gatewayPort)" \d+$"#
-        #expect(line.range(of: pattern, options: .regularExpression) != nil, "\(line)")
+        for (line, proto) in zip(lines, ["HTTP/1\\.1", "HTTP/2"]) {
+            let pattern = #"^127\.0\.0\.1 - - \[\d{2}/[A-Z][a-z]{2}/\d{4}:\d{2}:\d{2}:\d{2} \+0000\] "GET /ok "#
+                + proto + #"" 200 3 "api\.example\.test" "api\.example\.test:\#(s.gatewayPort)" \d+$"#
+            #expect(line.range(of: pattern, options: .regularExpression) != nil, "\(line)")
+        }
     }
 
     @Test func sigusr1ReopensTheAccessLogAfterARename() throws {

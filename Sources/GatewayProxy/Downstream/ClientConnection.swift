@@ -1,6 +1,7 @@
 import Glibc
 import GatewayConfig
 import GatewayHTTP
+import GatewayHTTP2
 import GatewaySystem
 import GatewayTLS
 
@@ -25,8 +26,12 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
     /// This worker's metric counters for this connection's snapshot.
     let counters: SnapshotCounters
     var phase: Phase = .handshaking
-    /// The client's bytes as request parts per stream, and the framing of the responses.
+    /// The client's bytes as request parts, and the framing of the responses: HTTP/1.1 unless
+    /// ALPN chose h2, when `http2` is set after the handshake and takes over.
     var downstream: HTTP1Downstream
+    var http2: HTTP2Downstream?
+    /// The listen block the connection came in on (its position in the snapshot's list).
+    let listenerIndex: Int
     var exchanges = ExchangeTable()
     /// HTTP/1: the one exchange in progress.
     var exchange: Exchange? { exchanges[HTTP1Downstream.stream] }
@@ -53,14 +58,14 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
     var limits: Limits { snapshot.config.limits }
     var now: UInt64 { worker.loop.now }
 
-    static func start(fd: Int32, peer: SocketAddress, listener: TLSListener, snapshot: RuntimeSnapshot, worker: Worker) {
+    static func start(fd: Int32, peer: SocketAddress, listener: ListenerRuntime, snapshot: RuntimeSnapshot, worker: Worker) {
         let tls: TLSSession
         let tickets = worker.tickets
-        do { tls = try TLSSession(accepting: fd, listener: listener, tickets: tickets) } catch {
+        do { tls = try TLSSession(accepting: fd, listener: listener.tls, tickets: tickets) } catch {
             worker.logs.error.log(.error, "tls_setup_failed", error.description)
             Glibc.close(fd); return
         }
-        let c = ClientConnection(fd: fd, peer: peer, tls: tls, snapshot: snapshot, tickets: tickets, worker: worker)
+        let c = ClientConnection(fd: fd, peer: peer, tls: tls, snapshot: snapshot, tickets: tickets, listenerIndex: listener.index, worker: worker)
         do { try worker.loop.register(fd: fd, handler: c, interest: [.read, .write, .edge]) } catch {
             worker.logs.error.log(.error, "register_failed", error.description)
             Glibc.close(fd); return
@@ -69,8 +74,9 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
         c.setDeadline(snapshot.config.limits.handshakeTimeoutMs)
     }
 
-    init(fd: Int32, peer: SocketAddress, tls: TLSSession, snapshot: RuntimeSnapshot, tickets: TicketKeyRing, worker: Worker) {
+    init(fd: Int32, peer: SocketAddress, tls: TLSSession, snapshot: RuntimeSnapshot, tickets: TicketKeyRing, listenerIndex: Int, worker: Worker) {
         self.fd = fd; self.peer = peer; self.snapshot = snapshot; self.tickets = tickets; self.worker = worker
+        self.listenerIndex = listenerIndex
         io = Transport(tls, buffers: worker.buffers)
         counters = worker.metrics.counters(for: snapshot)
         let l = snapshot.config.limits
@@ -91,7 +97,7 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
             let before = phase, open = exchange != nil
             switch phase {
             case .handshaking: handshake()
-            case .serving: serve()
+            case .serving: if let h2 = http2 { serveHTTP2(h2) } else { serve() }
             case .tunnel: tunnel()
             case .draining: drain()
             case .closed: break
@@ -116,6 +122,8 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
         case .handshaking:
             logHandshakeFailure("handshake timeout")
             close()
+        case .serving where http2 != nil:
+            http2DeadlineExpired(http2!)
         case .serving:
             guard exchange == nil else { return }   // the exchange keeps its own time
             if headBytesSeen {
@@ -135,7 +143,8 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
         switch tls.handshake() {
         case .done:
             phase = .serving
-            setDeadline(limits.headerTimeoutMs)
+            counters.countConnection(http2: tls.negotiatedHTTP2)
+            if tls.negotiatedHTTP2 { startHTTP2() } else { setDeadline(limits.headerTimeoutMs) }
             counters.countHandshake(host: tls.host?.index ?? SnapshotCounters.none, version: tls.versionCode,
                                     cipherID: tls.cipherID, cipherName: tls.cipherName, resumed: tls.sessionReused)
         case .wantRead, .wantWrite: break   // the next edge drives it on
@@ -152,9 +161,10 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
     // MARK: - Exchanges
 
     @discardableResult
-    func openExchange() -> Exchange {
-        worker.loop.cancel(self)   // from here the exchange keeps the time
-        let ex = exchanges.open(HTTP1Downstream.stream, startedAt: now, pool: worker.exchangePool)
+    func openExchange(_ stream: StreamID = HTTP1Downstream.stream) -> Exchange {
+        // HTTP/1: from here the exchange keeps the time; HTTP/2 keeps the connection's idle timer.
+        if http2 == nil { worker.loop.cancel(self) }
+        let ex = exchanges.open(stream, startedAt: now, pool: worker.exchangePool)
         ex.connection = self
         return ex
     }
@@ -175,13 +185,17 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
     func perform(_ action: ExchangeState.Action, _ ex: Exchange, _ failure: ProxyError) {
         let close: Bool
         switch action {
-        case .abort: abort(); return
+        case .abort: abort(ex); return
         case .connect(let other): ex.connect(excluding: other); return
-        case .answer(let c): close = c
+        case .answer(let c): close = c && http2 == nil   // an HTTP/2 stream fails alone
         }
         if close { closeAfterResponse = true }
-        ex.bytesOut += downstream.writeLocal(ex.stream, status: failure.status, message: failure.reason,
-                                             close: close || closeAfterResponse, into: &io.output)
+        if let h2 = http2 {
+            ex.bytesOut += h2.writeLocal(ex.stream, status: failure.status, message: failure.reason, close: false, into: &io.output)
+        } else {
+            ex.bytesOut += downstream.writeLocal(ex.stream, status: failure.status, message: failure.reason,
+                                                 close: close || closeAfterResponse, into: &io.output)
+        }
         // A 404 is an answer, not an incident; any other refusal is worth a line, at error level
         // only when the gateway's or a backend's side failed.
         if failure.status != 404 {
@@ -220,6 +234,7 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
     }
 
     func shutdownRequested() {
+        if let h2 = http2, phase == .serving { goAway(h2); return }
         switch phase {
         case .handshaking: close()
         case .serving where exchange == nil && !headBytesSeen: close()
@@ -227,10 +242,21 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
         }
     }
 
-    /// Ends the connection at once (e.g. a backend broke mid-response: the client must not see a truncated body as complete).
+    /// Ends the connection at once (shutdown_timeout): every started exchange is logged.
     func abort() {
-        if let ex = exchange, ex.state.status != 0 { record(ex) }
+        for ex in exchanges.all where ex.state.status != 0 { record(ex) }
         close()
+    }
+
+    /// Ends one exchange at once (a backend broke mid-response, a client stopped reading): the
+    /// client must not take a truncated body for a whole one. HTTP/1 can only say so by closing
+    /// the connection; HTTP/2 resets the stream and the connection goes on.
+    func abort(_ ex: Exchange) {
+        guard let h2 = http2 else { abort(); return }
+        if ex.state.status != 0 { record(ex) }
+        h2.session.reset(Int32(ex.stream), code: HTTP2ErrorCode.internalError)
+        closeExchange(ex)
+        if exchanges.isEmpty { setDeadline(limits.idleTimeoutMs) }
     }
 
     func close() {

@@ -15,6 +15,19 @@ extension ClientConnection {
         j.finished().withUnsafeBytes { worker.logs.access.write($0) }
     }
 
+    /// An HTTP/2 connection closed with GOAWAY for a protocol error or abuse (SPEC §12).
+    func logHTTP2Error(_ reason: String) {
+        counters.http2Errors[reason, default: 0] += 1
+        guard worker.logs.access.enabled else { return }
+        var j = JSONLine()
+        j.field("time", timestampNow())
+        j.field("event", "http2_connection_error")
+        j.field("client", clientIP)
+        j.field("sni", tls.serverName)
+        j.field("reason", reason)
+        j.finished().withUnsafeBytes { worker.logs.access.write($0) }
+    }
+
     /// Counts an answered request and logs it.
     func record(_ ex: Exchange) {
         let totalMs = Int(now - ex.startedAt)
@@ -50,6 +63,8 @@ extension ClientConnection {
         j.field("total_ms", totalMs)
         j.field("request_id", ex.requestID.text)
         j.field("trace_id", ex.trace?.traceIDHex)
+        j.field("protocol", http2 == nil ? "HTTP/1.1" : "HTTP/2")
+        if http2 != nil { j.field("stream", Int(ex.stream)) }
         return j.finished()
     }
 
@@ -59,7 +74,7 @@ extension ClientConnection {
             guard let s, !s.isEmpty else { return "\"-\"" }
             return "\"" + String(decoding: s.utf8.map { $0 == UInt8(ascii: "\"") || $0 < 0x20 || $0 == 0x7F ? UInt8(ascii: "?") : $0 }, as: UTF8.self) + "\""
         }
-        let request = quoted("\(ex.method) \(ex.path) HTTP/1.\(ex.clientVersionMinor)")
+        let request = quoted("\(ex.method) \(ex.path) \(http2 == nil ? "HTTP/1.\(ex.clientVersionMinor)" : "HTTP/2")")
         return Array("\(clientIP) - - [\(commonLogTime())] \(request) \(ex.state.status) \(ex.bytesOut) \(quoted(tls.serverName)) \(quoted(ex.host)) \(totalMs)\n".utf8)
     }
 }

@@ -58,8 +58,8 @@ extension ClientConnection {
     /// A request head (its ranges point into `b`, the codec's input): which host answers it, the
     /// route, the head toward the backend; then the exchange connects. The head is used up here,
     /// so nothing refers to the client's buffer afterwards.
-    func startExchange(_ head: HTTPRequestHead, _ b: UnsafeRawBufferPointer) {
-        let ex = openExchange()
+    func startExchange(_ head: HTTPRequestHead, _ b: UnsafeRawBufferPointer, stream: StreamID = HTTP1Downstream.stream) {
+        let ex = openExchange(stream)
         requestCount += 1
         if requestCount >= limits.maxRequestsPerConnection { closeAfterResponse = true }
         let (authority, path) = Router.splitTarget(b, head.target)

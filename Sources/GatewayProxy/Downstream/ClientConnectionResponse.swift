@@ -29,8 +29,50 @@ extension ClientConnection {
         guard !io.output.isEmpty else { return false }
         var progress = false
         guard io.flush(progress: &progress) else { close(); return true }
-        if progress, phase == .serving, let ex = exchange { ex.setDeadline(max(limits.idleTimeoutMs, 1)) }
+        if progress, phase == .serving, http2 == nil, let ex = exchange { ex.setDeadline(max(limits.idleTimeoutMs, 1)) }
         return progress
+    }
+
+    /// A finished exchange's backend connection goes back to the pool, or is dropped when the
+    /// exchange did not end cleanly.
+    func releaseUpstream(_ ex: Exchange) {
+        guard let c = ex.upstream else { return }
+        ex.upstream = nil
+        worker.pool.recordSuccess(c.backend, server: c.serverIndex)
+        if ex.state.keepsUpstream(upstreamReady: c.phase == .ready, draining: worker.draining) {
+            worker.pool.release(c)
+        } else {
+            c.owner = nil
+            worker.pool.discard(c)
+        }
+    }
+
+    // MARK: - Response parts, in the client's protocol
+
+    /// Whether the exchange's stream can take more response bytes (back-pressure on its backend).
+    func canTakeResponse(_ ex: Exchange) -> Bool {
+        if let h2 = http2 { return h2.canTakeResponse(ex.stream) }
+        return io.output.readableCount < Self.highWater
+    }
+
+    func writeInterim(_ ex: Exchange, _ b: UnsafeRawBufferPointer, _ head: HTTPResponseHead) {
+        if let h2 = http2 { h2.writeInterim(ex.stream, b, head, into: &io.output) } else { downstream.writeInterim(ex.stream, b, head, into: &io.output) }
+    }
+
+    func writeHead(_ ex: Exchange, _ b: UnsafeRawBufferPointer, _ head: HTTPResponseHead, _ edits: ResponseEdits) {
+        if let h2 = http2 { _ = h2.writeHead(ex.stream, b, head, edits, close: false, into: &io.output); return }
+        let closing = closeAfterResponse || !ex.state.clientKeepAlive
+        if downstream.writeHead(ex.stream, b, head, edits, close: closing, into: &io.output) {
+            closeAfterResponse = true   // the body ends with the connection
+        }
+    }
+
+    func writeBody(_ ex: Exchange, _ bytes: UnsafeRawBufferPointer) {
+        if let h2 = http2 { h2.writeBody(ex.stream, bytes, into: &io.output) } else { downstream.writeBody(ex.stream, bytes, into: &io.output) }
+    }
+
+    func writeEnd(_ ex: Exchange) {
+        if let h2 = http2 { h2.writeEnd(ex.stream, into: &io.output) } else { downstream.writeEnd(ex.stream, into: &io.output) }
     }
 
     /// Response fully written and request fully read: log, recycle, and get ready for the next request.
@@ -43,15 +85,8 @@ extension ClientConnection {
             tunnelled = ex.upstream
             tunnelled?.owner = self
             ex.upstream = nil
-        } else if let c = ex.upstream {
-            ex.upstream = nil
-            worker.pool.recordSuccess(c.backend, server: c.serverIndex)
-            if ex.state.keepsUpstream(upstreamReady: c.phase == .ready, draining: worker.draining) {
-                worker.pool.release(c)
-            } else {
-                c.owner = nil
-                worker.pool.discard(c)
-            }
+        } else {
+            releaseUpstream(ex)
         }
         closeExchange(ex)
         switch next {

@@ -13,15 +13,14 @@ enum RequestPart {
     case end
 }
 
-/// The protocol side of a client connection, after hummingbird's and Pingora's shape: the
-/// client's bytes become request parts per stream, and response parts per stream are written
-/// in the protocol's framing. Exchanges see only parts; heads, chunking and `Connection`
-/// headers are the codec's. HTTP/1.1 is `HTTP1Downstream`; HTTP/2 is the second implementation.
+/// The response side of a client connection's protocol, after hummingbird's and Pingora's
+/// shape: exchanges hand response parts per stream, the codec frames them. Heads, chunking,
+/// `Connection` headers (HTTP/1) or HEADERS/DATA frames (HTTP/2) are the codec's, never the
+/// exchange's. HTTP/1.1 writes its framing into `out`, the connection's output; HTTP/2 queues
+/// each part on its nghttp2 stream and frames it when the connection flushes. Both hand request
+/// parts to exchanges the same way: a head (`HTTPRequestHead` over bytes that outlive the step),
+/// body runs, the end.
 protocol DownstreamCodec {
-    /// The next request part in `bytes` (what is unconsumed so far) and how many bytes it used.
-    /// Throws the status to answer when the client's framing is lost.
-    mutating func next(_ bytes: UnsafeRawBufferPointer) throws(HTTPParseError) -> (stream: StreamID, part: RequestPart?, consumed: Int)
-
     /// An interim (1xx) response head from the backend, where the protocol carries it.
     func writeInterim(_ stream: StreamID, _ b: UnsafeRawBufferPointer, _ head: HTTPResponseHead, into out: inout ByteBuffer)
 

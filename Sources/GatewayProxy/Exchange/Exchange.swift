@@ -44,6 +44,8 @@ final class Exchange: TimerTarget, BackendUser {
     /// The client's body is chunked: it goes to the backend re-chunked (sizes checked, extensions dropped).
     var requestChunked = false
     var requestBodyBytes = 0
+    /// HTTP/2: the client ended its stream (the rest of its body is in the stream's buffer).
+    var clientEnded = false
     /// The gzip filter while the response body is being compressed.
     var gzip: GzipStream?
     var bytesOut = 0
@@ -63,7 +65,7 @@ final class Exchange: TimerTarget, BackendUser {
         compression = nil; acceptsGzip = false
         backend = nil; upstream = nil; upstreamStartedAt = 0; upstreamMs = nil
         outgoingHead.clear(); outgoingHead.releaseIfEmpty()
-        requestChunked = false; requestBodyBytes = 0; gzip = nil; bytesOut = 0
+        requestChunked = false; requestBodyBytes = 0; clientEnded = false; gzip = nil; bytesOut = 0
         deadline = 0; timerSlot = 0
     }
 }

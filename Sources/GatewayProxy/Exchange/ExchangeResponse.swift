@@ -12,10 +12,10 @@ extension Exchange {
         guard let c = upstream, c.phase == .ready, !state.responseEnded, state.headSent else { return false }
         let client = conn
         var progress = false
-        while client.io.output.readableCount < ClientConnection.highWater {
+        while client.canTakeResponse(self) {
             // Hand on every part already buffered (a head and its body often share one read)
             // before reading again.
-            while client.io.output.readableCount < ClientConnection.highWater {
+            while client.canTakeResponse(self) {
                 guard let more = handOnResponsePart(c) else { return true }
                 guard more else { break }
                 progress = true
@@ -49,7 +49,7 @@ extension Exchange {
         worker.logs.error.log(.error, "backend_error", "backend \(c.server.label) closed the connection mid-response",
                               [("request_id", requestID.text)])
         conn.counters.countBackendFailure(backend: c.backend.index, server: c.serverIndex, .reset)
-        conn.abort()
+        conn.abort(self)
     }
 
     /// Takes the next response part from the backend's buffered bytes to the client.
@@ -65,7 +65,7 @@ extension Exchange {
             }
             worker.logs.error.log(.error, "backend_error", "backend \(c.server.label) sent a bad chunk: \(error.reason)")
             conn.counters.countBackendFailure(backend: c.backend.index, server: c.serverIndex, .protocol)
-            conn.abort(); return nil
+            conn.abort(self); return nil
         }
         let client = conn
         switch step.part {
@@ -73,10 +73,10 @@ extension Exchange {
             c.io.input.consume(step.consumed)
             return step.consumed > 0
         case .interim(let head)?:
-            client.downstream.writeInterim(stream, input, head, into: &client.io.output)
+            client.writeInterim(self, input, head)
         case .switched(let head)?:
             // Switching protocols: the head goes to the client, then bytes flow both ways as they are.
-            client.downstream.writeSwitch(input, head, into: &client.io.output)
+            client.downstream.writeSwitch(input, head, into: &client.io.output)   // HTTP/1 only: HTTP/2 has no upgrade
             upstreamMs = Int(now - upstreamStartedAt)
             state.switched()
         case .head(let head)?:
@@ -84,9 +84,9 @@ extension Exchange {
         case .body(let range)?:
             let run = UnsafeRawBufferPointer(rebasing: input[range])
             if let gzip {
-                gzip.compress(run) { client.downstream.writeBody(stream, $0, into: &client.io.output) }
+                gzip.compress(run) { client.writeBody(self, $0) }
             } else {
-                client.downstream.writeBody(stream, run, into: &client.io.output)
+                client.writeBody(self, run)
             }
             bytesOut += range.count
         case .end?:
@@ -101,10 +101,10 @@ extension Exchange {
         let client = conn
         state.responseEnded = true
         if let g = gzip {
-            g.finish { client.downstream.writeBody(stream, $0, into: &client.io.output) }
+            g.finish { client.writeBody(self, $0) }
             gzip = nil
         }
-        client.downstream.writeEnd(stream, into: &client.io.output)
+        client.writeEnd(self)
     }
 
     /// The final response head, with the gateway's edits (gzip, Vary), in the client's protocol.
@@ -114,10 +114,7 @@ extension Exchange {
         upstreamMs = Int(now - upstreamStartedAt)
         let (compress, vary) = compressionFor(head, input)
         if compress { gzip = GzipStream() }
-        let closing = client.closeAfterResponse || !state.clientKeepAlive
-        if client.downstream.writeHead(stream, input, head, ResponseEdits(gzip: compress, vary: vary), close: closing, into: &client.io.output) {
-            client.closeAfterResponse = true   // the body ends with the connection
-        }
+        client.writeHead(self, input, head, ResponseEdits(gzip: compress, vary: vary))
         outgoingHead.clear()
         outgoingHead.releaseIfEmpty()
     }

@@ -24,7 +24,7 @@ extension Exchange {
 
     func deadlineExpired(now: UInt64) {
         guard let c = connection else { return }
-        if state.deadlinePassed() { c.abort(); return }
+        if state.deadlinePassed() { c.abort(self); c.drive(); return }
         let what = upstream?.phase == .ready ? "response_timeout" : "connect_timeout"
         backendFailed(ProxyError(.timeout, "backend \(upstream?.server.label ?? "") timed out (\(what))", metric: .timeout))
         c.drive()

@@ -54,6 +54,9 @@ final class SnapshotCounters {
     var misdirected: [Int: Int] = [:]
     var backendFailures: [UInt64: Int] = [:]     // backend << 32 | server << 16 | reason
     var proxyRejected: [Int: Int] = [:]          // listener << 8 | reason
+    /// Connections by the protocol their handshake settled on: [http/1.1, h2].
+    var connections = [0, 0]
+    var http2Errors: [String: Int] = [:]         // reason
 
     struct FailureKey: Hashable { let host: Int; let reason: String }
     /// The index used for "no host" / "no backend" (a request refused before routing).
@@ -85,6 +88,8 @@ final class SnapshotCounters {
         proxyRejected[listener << 8 | reason.rawValue, default: 0] += 1
     }
 
+    func countConnection(http2: Bool) { connections[http2 ? 1 : 0] += 1 }
+
     private func host(_ i: Int) -> String { i < hostNames.count ? hostNames[i] : "" }
     private func backend(_ i: Int) -> String { i < backendNames.count ? backendNames[i] : "" }
 
@@ -112,6 +117,8 @@ final class SnapshotCounters {
             let listen = l < listenLabels.count ? listenLabels[l] : ""
             s.proxyRejected[[listen, ProxyRejectReason(rawValue: k & 0xFF)?.label ?? ""], default: 0] += n
         }
+        for (i, label) in ["http/1.1", "h2"].enumerated() where connections[i] > 0 { s.connections[[label], default: 0] += connections[i] }
+        for (reason, n) in http2Errors { s.http2Errors[[reason], default: 0] += n }
     }
 
     static func versionName(_ v: Int32) -> String {
@@ -191,6 +198,8 @@ struct MetricsSample {
     var misdirected: [[String]: Int] = [:]         // host
     var backendFailures: [[String]: Int] = [:]     // backend, server, reason
     var proxyRejected: [[String]: Int] = [:]       // listen, reason
+    var connections: [[String]: Int] = [:]         // protocol
+    var http2Errors: [[String]: Int] = [:]         // reason
     var backendUp: [[String]: Int] = [:]           // backend, server: 1 while every worker has it in rotation
     var durations = DurationHistogram()
     var connectionsActive = 0
@@ -202,6 +211,8 @@ struct MetricsSample {
         misdirected.merge(o.misdirected, uniquingKeysWith: +)
         backendFailures.merge(o.backendFailures, uniquingKeysWith: +)
         proxyRejected.merge(o.proxyRejected, uniquingKeysWith: +)
+        connections.merge(o.connections, uniquingKeysWith: +)
+        http2Errors.merge(o.http2Errors, uniquingKeysWith: +)
         backendUp.merge(o.backendUp, uniquingKeysWith: min)
         durations.add(o.durations)
         connectionsActive += o.connectionsActive

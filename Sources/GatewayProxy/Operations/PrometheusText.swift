@@ -9,6 +9,10 @@ struct PrometheusText {
                  ["version", "openssl"], [[build.version, build.openssl]: 1])
         p.family("gateway_connections_active", .gauge, "Client connections open now, over all workers.",
                  [], [[]: s.connectionsActive])
+        p.family("gateway_connections_total", .counter, "Client connections whose TLS handshake completed, by the protocol ALPN chose.",
+                 ["protocol"], s.connections)
+        p.family("gateway_http2_connection_errors_total", .counter, "HTTP/2 connections closed with GOAWAY for a protocol error or abuse, by reason.",
+                 ["reason"], s.http2Errors)
         p.family("gateway_tls_handshakes_total", .counter, "Completed client TLS handshakes.",
                  ["host", "version", "cipher", "resumed"], s.handshakes)
         p.family("gateway_tls_handshake_failures_total", .counter, "Client TLS handshakes that failed, by reason.",

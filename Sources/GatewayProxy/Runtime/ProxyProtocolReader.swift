@@ -100,7 +100,7 @@ final class ProxyProtocolReader: EventHandler, TimerTarget {
         worker.loop.deregister(fd: fd)
         // allow/deny judge the client the header names, as they would a direct one.
         guard AccessRules.allows(client.ipBytes, listener.config.access) else { Glibc.close(fd); return }
-        ClientConnection.start(fd: fd, peer: client, listener: listener.tls, snapshot: snapshot, worker: worker)
+        ClientConnection.start(fd: fd, peer: client, listener: listener, snapshot: snapshot, worker: worker)
     }
 
     private func reject(_ reason: ProxyRejectReason, _ detail: String) {

@@ -79,6 +79,9 @@ public final class RuntimeSnapshot: Sendable {
     public let backends: [String: BackendRuntime]
     /// Each host's effective policy, by host index (the 421 rule).
     public let hostPolicies: [TLSPolicy]
+    /// By host index: the exact names a connection to that host may serve without a 421 and its
+    /// certificate covers — what its HTTP/2 ORIGIN frame lists (SPEC §12).
+    let originNames: [[String]]
     /// The same backends in configuration order.
     public let backendList: [BackendRuntime]
     public let generation: Int
@@ -97,6 +100,7 @@ public final class RuntimeSnapshot: Sendable {
         self.logs = logs
         tls = try TLSServerContexts(config: config)
         hostPolicies = tls.hosts.map(\.policy)
+        originNames = Self.originNames(config.hosts)
         var backends: [String: BackendRuntime] = [:]
         var errors: [ConfigDiagnostic] = []
         switch config.ticketKeyFile.map(TicketKeys.load) {
@@ -123,6 +127,33 @@ public final class RuntimeSnapshot: Sendable {
         var byAddress: [ListenKey: ListenerRuntime] = [:]
         for (i, (l, t)) in zip(config.listeners, tls.listeners).enumerated() { byAddress[ListenKey(l)] = ListenerRuntime(config: l, tls: t, index: i) }
         listeners = byAddress
+    }
+}
+
+extension RuntimeSnapshot {
+    /// For each host: the exact names of every host with an identical policy (itself included)
+    /// that its certificates cover. Certificates are read here, off the event loops.
+    static func originNames(_ hosts: [HostConfig]) -> [[String]] {
+        let leaves = hosts.map { h in h.certificates.compactMap { try? CertificateInfo.load(pemFile: $0.certificate).first } }
+        return hosts.indices.map { i in
+            var names: [String] = []
+            for other in hosts where other.policy.misdirectionDifferences(from: hosts[i].policy).isEmpty {
+                for n in other.names where !n.hasPrefix("*") && !names.contains(n)
+                    && leaves[i].contains(where: { NameMatching.covers(dnsNames: $0.dnsNames, ipAddresses: $0.ipAddresses, name: n) }) {
+                    names.append(n)
+                }
+            }
+            return names
+        }
+    }
+
+    /// The ORIGIN frame's entries for a connection to `host` under `name` (its SNI, else the
+    /// listener's default host) on `listener`: that name first, then the others; the port is
+    /// the listener's `public_port` (else its own), left out when it is 443.
+    func origins(host: Int, name: String, listener: ListenConfig) -> [String] {
+        let port = listener.publicPort ?? listener.port
+        let suffix = port == 443 ? "" : ":\(port)"
+        return ([name] + originNames[host].filter { $0 != name }).map { "https://\($0)\(suffix)" }
     }
 }
 

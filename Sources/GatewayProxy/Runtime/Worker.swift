@@ -145,7 +145,7 @@ final class Listener: EventHandler {
             }
             Socket.setNoDelay(cfd)
             if listenConfig.proxyProtocol { ProxyProtocolReader.start(fd: cfd, peer: peer, listener: listener, snapshot: snap, worker: worker); continue }
-            ClientConnection.start(fd: cfd, peer: peer, listener: listener.tls, snapshot: snap, worker: worker)
+            ClientConnection.start(fd: cfd, peer: peer, listener: listener, snapshot: snap, worker: worker)
         }
     }
 }

@@ -1,0 +1,220 @@
+import Glibc
+import GatewayConfig
+import GatewayHTTP
+import GatewayHTTP2
+import GatewaySystem
+import GatewayTLS
+
+/// Serving an HTTP/2 connection: the client's bytes go through nghttp2 (HTTP2Downstream), each
+/// stream becomes an exchange that takes the same steps as an HTTP/1 request (startExchange,
+/// the exchange's upstream and response sides), and the session's frames go back out.
+extension ClientConnection {
+    /// After ALPN chose h2: our SETTINGS, then the ORIGIN frame (RFC 8336), then streams.
+    func startHTTP2() {
+        do {
+            let h2 = try HTTP2Downstream(limits: limits, pool: worker.buffers)
+            let listen = snapshot.config.listeners[listenerIndex]
+            if let host = tls.host, let name = tls.serverName ?? listen.defaultHost {
+                try h2.session.submitOrigin(snapshot.origins(host: host.index, name: name, listener: listen))
+            }
+            http2 = h2
+            setDeadline(limits.idleTimeoutMs)
+        } catch {
+            worker.logs.error.log(.error, "http2_setup_failed", error.description)
+            close()
+        }
+    }
+
+    func serveHTTP2(_ h2: HTTP2Downstream) {
+        var progress = true
+        var rounds = 0
+        while progress && phase == .serving && rounds < 64 {
+            progress = false
+            rounds += 1
+            if receiveHTTP2(h2) { progress = true }
+            while phase == .serving, let e = h2.nextEvent() {
+                handle(e, h2)
+                progress = true
+            }
+            guard phase == .serving else { return }
+            for ex in exchanges.all where forwardStream(ex, h2) { progress = true }
+            guard phase == .serving else { return }
+            if closeAfterResponse && !h2.noticed { goAway(h2) }   // max_requests_per_connection
+            if flushHTTP2(h2) { progress = true }
+            guard phase == .serving else { return }
+            // The client's GOAWAY or ours, and every stream done: nothing more will happen here.
+            if exchanges.isEmpty && !h2.session.wantsRead && !h2.session.wantsWrite && io.output.isEmpty {
+                beginClose()
+                return
+            }
+        }
+        if progress && phase == .serving { anotherTurn = true }
+    }
+
+    /// Reads the client and feeds nghttp2, while the connection's output is not backed up (a
+    /// client that does not read its responses is not read either).
+    private func receiveHTTP2(_ h2: HTTP2Downstream) -> Bool {
+        var progress = false
+        while phase == .serving {
+            if !io.input.isEmpty {
+                do { io.input.consume(try h2.session.receive(io.input.readable)) } catch {
+                    http2Failed(h2, error)
+                    return true
+                }
+                progress = true
+            }
+            guard io.output.readableCount < Self.highWater, readClient() else { break }
+        }
+        return progress
+    }
+
+    private func handle(_ e: HTTP2Event, _ h2: HTTP2Downstream) {
+        switch e {
+        case .request(let s, let head):
+            let ends = h2.headEndsStream(s)
+            startStream(StreamID(s), head, endStream: ends)
+        case .headersTooLarge(let s):
+            let ex = openExchange(StreamID(s))
+            ex.clientEnded = true
+            respondLocally(ex, .client(431, "request header list over max_header_size or max_headers"), close: true)
+        case .malformed(let s, let reason):
+            worker.logs.error.log(.info, "http2_stream_reset", "malformed request reset with PROTOCOL_ERROR: \(reason)",
+                                  [("client", clientIP), ("stream", String(s))])
+        case .data:
+            break   // taken from the stream's buffer as its backend can take it (forwardStream)
+        case .trailers(let s, _):
+            exchanges[StreamID(s)]?.clientEnded = true
+        case .endStream(let s):
+            exchanges[StreamID(s)]?.clientEnded = true
+        case .reset(let s, _), .streamClosed(let s, _):
+            if let ex = exchanges[StreamID(s)], !finishStream(ex, h2, closed: true) { streamGone(ex) }
+        case .goaway:
+            break   // nghttp2 refuses new streams; the open ones finish, then serveHTTP2 closes
+        case .connectionError(let error):
+            http2Failed(h2, error)
+        }
+    }
+
+    /// A request head on a new stream: the same steps as an HTTP/1 head, over bytes the stream owns.
+    private func startStream(_ stream: StreamID, _ head: HTTP2RequestHead, endStream: Bool) {
+        guard let request = HTTP2Downstream.requestHead(head, endStream: endStream) else {
+            let ex = openExchange(stream)
+            ex.clientEnded = endStream
+            respondLocally(ex, .client(501, "CONNECT is not supported"), close: true)
+            return
+        }
+        if request.target.count > limits.maxURISize {
+            let ex = openExchange(stream)
+            ex.clientEnded = endStream
+            respondLocally(ex, .client(414, ":path of \(request.target.count) bytes over max_uri_size"), close: true)
+            return
+        }
+        head.fields.bytes.withUnsafeBytes { startExchange(request, $0, stream: stream) }
+        exchanges[stream]?.clientEnded = endStream
+    }
+
+    /// One stream's progress: its backend's handshake, body from the stream's buffer to the
+    /// backend as it takes it (the client's window opens only as bytes leave), the response back.
+    private func forwardStream(_ ex: Exchange, _ h2: HTTP2Downstream) -> Bool {
+        guard ex.advanceUpstream(), exchanges[ex.stream] === ex else { return true }
+        var progress = ex.sendHead()
+        let stream = Int32(ex.stream)
+        if !ex.state.requestEnded {
+            let dropping = ex.state.local || ex.upstream == nil
+            let body = h2.session.receivedBody(stream)
+            if body.count > 0 && (dropping || (ex.canTakeBody && ex.wantsBody)) {
+                if !dropping { ex.requestBody(body) }
+                ex.requestBodyBytes += body.count
+                h2.session.consume(stream, body.count)
+                progress = true
+                if ex.requestBodyBytes > limits.maxBodySize {
+                    failRequest(ex, .client(413, "body over max_body_size"))
+                    return true
+                }
+            }
+            if ex.clientEnded && h2.session.receivedBody(stream).isEmpty && (dropping || ex.canTakeBody) {
+                if !dropping { ex.requestEnd() }
+                ex.state.requestEnded = true
+                progress = true
+            }
+        }
+        if ex.flushUpstream() { progress = true }
+        if exchanges[ex.stream] === ex, ex.receiveResponse() { progress = true }
+        if exchanges[ex.stream] === ex, finishStream(ex, h2, closed: false) { progress = true }
+        return progress
+    }
+
+    /// The stream's response is all with nghttp2 (or the stream is closed) and its request is
+    /// over: log, recycle.
+    private func finishStream(_ ex: Exchange, _ h2: HTTP2Downstream, closed: Bool) -> Bool {
+        let stream = Int32(ex.stream)
+        guard ex.state.responseEnded, ex.state.requestEnded || ex.state.local,
+              closed || h2.session.outgoingBuffered(stream) == 0 else { return false }
+        record(ex)
+        // Answered before the client finished sending (RFC 9113 §8.1): ask it to stop, without error.
+        if !ex.clientEnded && !closed { h2.session.reset(stream, code: HTTP2ErrorCode.noError) }
+        releaseUpstream(ex)
+        closeExchange(ex)
+        if exchanges.isEmpty && !h2.noticed { setDeadline(limits.idleTimeoutMs) }
+        return true
+    }
+
+    /// The client reset the stream, or nghttp2 closed it, before the exchange was over: whatever
+    /// it had is let go.
+    private func streamGone(_ ex: Exchange) {
+        if ex.state.status != 0 { record(ex) }
+        closeExchange(ex)
+        if exchanges.isEmpty && !(http2?.noticed ?? false) { setDeadline(limits.idleTimeoutMs) }
+    }
+
+    private func flushHTTP2(_ h2: HTTP2Downstream) -> Bool {
+        var progress = false
+        if io.output.readableCount < Self.highWater {
+            let before = io.output.readableCount
+            do { try h2.session.write(into: &io.output, limit: Self.highWater) } catch {
+                http2Failed(h2, error)
+                return true
+            }
+            progress = io.output.readableCount > before
+        }
+        if flushClient() { progress = true }
+        return progress
+    }
+
+    /// A connection error (abuse, a protocol error): nghttp2 has queued its GOAWAY; log, count,
+    /// send it, and close. Other connections are not touched.
+    private func http2Failed(_ h2: HTTP2Downstream, _ error: HTTP2Error) {
+        logHTTP2Error(error.reason)
+        for ex in exchanges.all {
+            if ex.state.status != 0 { record(ex) }
+            closeExchange(ex)
+        }
+        try? h2.session.write(into: &io.output)
+        beginClose()
+    }
+
+    /// SIGTERM, `max_requests_per_connection`, a reload that drains: the two-step GOAWAY of
+    /// RFC 9113 §6.8 — a notice now (last stream 2^31-1, so requests in flight still land), the
+    /// final GOAWAY with the last stream id a second later; open streams finish.
+    func goAway(_ h2: HTTP2Downstream) {
+        guard !h2.noticed else { return }
+        h2.noticed = true
+        try? h2.session.shutdownNotice()
+        setDeadline(1000)
+        drive()
+    }
+
+    /// The connection's timer: the second step of a GOAWAY, or `idle_timeout` with no open stream.
+    func http2DeadlineExpired(_ h2: HTTP2Downstream) {
+        if h2.noticed && !h2.goingAway {
+            h2.goingAway = true
+            try? h2.session.goaway()
+        } else if exchanges.isEmpty {
+            h2.goingAway = true
+            try? h2.session.goaway()
+            _ = flushHTTP2(h2)
+            beginClose()
+        }
+        drive()
+    }
+}

@@ -1,0 +1,107 @@
+import GatewayConfig
+import GatewayHTTP
+import GatewayHTTP2
+import GatewaySystem
+
+/// HTTP/2 toward the client: the nghttp2 server session (GatewayHTTP2) and the translation
+/// between its streams and the gateway's protocol-neutral exchanges. Response parts are queued
+/// on the session's streams (nghttp2 frames them when the connection flushes), so the `out`
+/// buffer HTTP/1 writes into is not used here.
+final class HTTP2Downstream: DownstreamCodec {
+    let session: HTTP2ServerSession
+    /// Bytes of response a stream may hold for a slow client before its backend is not read
+    /// (SPEC §12: at most 64 KiB per stream).
+    static let streamHighWater = 64 * 1024
+    /// An event taken while looking whether a request head came with END_STREAM.
+    var pending: HTTP2Event?
+    /// The graceful GOAWAY (RFC 9113 §6.8): notice sent, final GOAWAY sent.
+    var noticed = false
+    var goingAway = false
+
+    init(limits: Limits, pool: BufferPool) throws(HTTP2Error) {
+        var c = HTTP2Config()
+        c.maxConcurrentStreams = UInt32(limits.http2MaxConcurrentStreams)
+        c.maxHeaderListSize = limits.maxHeaderSize
+        c.maxHeaders = limits.maxHeaders
+        session = try HTTP2ServerSession(config: c, pool: pool)
+    }
+
+    /// The next event, the one put back first.
+    func nextEvent() -> HTTP2Event? {
+        if let p = pending { pending = nil; return p }
+        return session.nextEvent()
+    }
+
+    /// Whether the request head just taken from `stream` ended the stream (no body follows).
+    func headEndsStream(_ stream: Int32) -> Bool {
+        guard let e = session.nextEvent() else { return false }
+        if case .endStream(let s) = e, s == stream { return true }
+        pending = e
+        return false
+    }
+
+    /// The stream's request head as the HTTP/1 head the shared steps read (HostResolver, Router,
+    /// HeadWriter): ranges into `head.fields.bytes`. nil for what the gateway does not proxy
+    /// (CONNECT, extended CONNECT).
+    static func requestHead(_ head: HTTP2RequestHead, endStream: Bool) -> HTTPRequestHead? {
+        guard let path = head.path, head.connectProtocol == nil else { return nil }
+        let b = head.fields.bytes
+        var host = head.authority
+        var framing: BodyFraming = endStream ? .none : .chunked
+        for f in head.fields.fields {
+            if host == nil && equals(b, f.name, "host") { host = f.value }
+            // nghttp2 has checked that the DATA will match it (a mismatch resets the stream).
+            if equals(b, f.name, "content-length"), let n = Int(String(decoding: b[f.value], as: UTF8.self)) { framing = .contentLength(n) }
+        }
+        return HTTPRequestHead(method: head.method, target: path, versionMinor: 1, headers: head.fields.fields, framing: framing,
+                               keepAlive: true, expectContinue: false, upgrade: false, host: host, headLength: 0,
+                               isHEAD: equals(b, head.method, "HEAD"))
+    }
+
+    private static func equals(_ b: [UInt8], _ r: Range<Int>, _ s: StaticString) -> Bool {
+        r.count == s.utf8CodeUnitCount && b[r].elementsEqual(UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
+    }
+
+    // MARK: - Response parts (DownstreamCodec)
+
+    /// Interim responses are not passed on over HTTP/2 (the final head follows).
+    func writeInterim(_ stream: StreamID, _ b: UnsafeRawBufferPointer, _ head: HTTPResponseHead, into out: inout ByteBuffer) {}
+
+    func writeHead(_ stream: StreamID, _ b: UnsafeRawBufferPointer, _ head: HTTPResponseHead, _ edits: ResponseEdits,
+                   close: Bool, into out: inout ByteBuffer) -> Bool {
+        var fields = HTTP2Fields()
+        let tokens = HeadWriter.connectionTokens(b, head.headers)
+        for h in head.headers {
+            // HTTP/1 hop-by-hop fields and those the Connection header lists stay behind (RFC 9113 §8.2.2).
+            if HeadWriter.isHopByHop(b, h.name) || HeadWriter.isListed(b, h.name, in: tokens) { continue }
+            if edits.gzip && asciiEqualsIgnoringCase(b, h.name, "content-length") { continue }
+            fields.append(name: UnsafeRawBufferPointer(rebasing: b[h.name]), value: UnsafeRawBufferPointer(rebasing: b[h.value]))
+        }
+        if edits.gzip { fields.append("content-encoding", "gzip") }
+        if edits.vary { fields.append("vary", "Accept-Encoding") }
+        try? session.respond(Int32(stream), status: head.status, headers: fields, endStream: false)
+        return false
+    }
+
+    func writeBody(_ stream: StreamID, _ bytes: UnsafeRawBufferPointer, into out: inout ByteBuffer) {
+        guard bytes.count > 0 else { return }
+        try? session.sendData(Int32(stream), bytes, endStream: false)
+    }
+
+    func writeEnd(_ stream: StreamID, into out: inout ByteBuffer) {
+        try? session.sendData(Int32(stream), UnsafeRawBufferPointer(start: nil, count: 0), endStream: true)
+    }
+
+    func writeLocal(_ stream: StreamID, status: Int, message: String, close: Bool, into out: inout ByteBuffer) -> Int {
+        let body = Array("\(status) \(HeadWriter.reasonPhrase(status)): \(message)\n".utf8)
+        var f = HTTP2Fields()
+        f.append("content-type", "text/plain; charset=utf-8")
+        f.append(Array("content-length".utf8), Array(String(body.count).utf8))
+        try? session.respond(Int32(stream), status: status, headers: f, endStream: false)
+        body.withUnsafeBytes { try? session.sendData(Int32(stream), $0, endStream: true) }
+        return body.count
+    }
+
+    /// Whether the stream can take more response bytes now.
+    func canTakeResponse(_ stream: StreamID) -> Bool { session.outgoingBuffered(Int32(stream)) < Self.streamHighWater }
+}
