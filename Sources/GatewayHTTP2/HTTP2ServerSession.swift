@@ -20,8 +20,12 @@ public final class HTTP2ServerSession {
 
     /// Set once the connection is dead (a fatal receive error or a GOAWAY nghttp2 sent itself).
     public internal(set) var failure: HTTP2Error?
-    /// A reason one of our callbacks set before failing the session (over a limit we enforce).
-    var callbackFailureReason: String?
+    /// Reason and GOAWAY code one of our callbacks set before failing the session (a limit or
+    /// rule we enforce ourselves).
+    var callbackFailure: (reason: String, code: UInt32)?
+    /// The highest stream id the client has opened (a HEADERS below it that opens nothing is a
+    /// stream id going backwards).
+    var maxClientStream: Int32 = 0
     /// The caller submitted a GOAWAY: one with an error code is not a library-detected failure.
     var submittedGoaway = false
     /// The type of the frame being read, to name a flood (SETTINGS or PING).
@@ -150,7 +154,7 @@ public final class HTTP2ServerSession {
     /// Turns a fatal nghttp2 code into the connection's failure and queues the GOAWAY for it.
     func fail(libraryCode code: Int32) -> HTTP2Error {
         let (reason, goaway) = HTTP2ServerSession.classify(libraryCode: code, frameType: lastFrameType,
-                                                           callbackReason: callbackFailureReason)
+                                                           callbackFailure: callbackFailure)
         let e = HTTP2Error(reason, libraryCode: code)
         if failure == nil {
             failure = e
