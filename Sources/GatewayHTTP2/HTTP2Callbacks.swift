@@ -30,8 +30,14 @@ extension HTTP2ServerSession {
                     return failCallback
                 }
                 s.maxClientStream = max(s.maxClientStream, id)
+                s.continuations = 0
             } else if hd.type == frameContinuation {
                 s.headerBlockSize += hd.length
+                s.continuations += 1
+                if s.continuations > s.config.maxContinuations {
+                    s.callbackFailure = ("continuation flood", HTTP2ErrorCode.enhanceYourCalm)
+                    return failCallback
+                }
             } else {
                 return 0
             }

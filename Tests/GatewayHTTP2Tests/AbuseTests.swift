@@ -36,7 +36,8 @@ func lastGoaway(_ frames: [Frame]) -> (last: Int32, code: UInt32)? {
         #expect(r.error == nil && s.failure == nil && lastGoaway(r.frames) == nil)
     }
 
-    /// CVE-2024-28182: more than 8 CONTINUATION frames (nghttp2's max_continuations, fatal).
+    /// CVE-2024-28182: more than 8 CONTINUATION frames. Counted by us per frame (nghttp2's own
+    /// count is per read: see legalContinuationsFedByteByByte).
     @Test func continuationFlood() throws {
         let s = try openSession()
         let block = hpack(getFields + [("x-pad", String(repeating: "p", count: 200))])
@@ -45,8 +46,27 @@ func lastGoaway(_ frames: [Frame]) -> (last: Int32, code: UInt32)? {
         var bytes = frame(.headers, flags: 0x1, stream: 1, pieces[0])
         for (i, p) in pieces.dropFirst().enumerated() { bytes += frame(.continuation, flags: i == pieces.count - 2 ? 0x4 : 0, stream: 1, p) }
         let r = feed(s, bytes)
-        #expect(r.error == HTTP2Error("continuation flood", libraryCode: -905))
+        #expect(r.error == HTTP2Error("continuation flood", libraryCode: -902))
         #expect(lastGoaway(r.frames)?.code == 0xb && !s.wantsRead)
+    }
+
+    /// Found by the h2frames fuzz target: 1.52.0-1+deb12u3 increments its CONTINUATION count
+    /// on every read that ends inside a CONTINUATION frame header, so 7 legal frames fed byte
+    /// by byte tripped max_continuations 8. Whatever the segmentation, 8 frames are legal.
+    @Test func legalContinuationsFedByteByByte() throws {
+        let block = hpack(getFields + [("x-pad", String(repeating: "p", count: 150))])
+        let size = (block.count + 8) / 9
+        let pieces = stride(from: 0, to: block.count, by: size).map { Array(block[$0..<min(block.count, $0 + size)]) }
+        try #require(pieces.count == 9)   // HEADERS + 8 CONTINUATION
+        var bytes = frame(.headers, flags: 0x1, stream: 1, pieces[0])
+        for (i, p) in pieces.dropFirst().enumerated() { bytes += frame(.continuation, flags: i == pieces.count - 2 ? 0x4 : 0, stream: 1, p) }
+        let s = try openSession()
+        var events: [HTTP2Event] = []
+        for b in bytes {
+            #expect(receive(s, [b]) == nil)
+            events += drainEvents(s)
+        }
+        #expect(requests(events).map(\.0) == [1] && s.failure == nil)
     }
 
     /// The other half of the CVE: few frames, but a compressed block over 4x max_header_size.
