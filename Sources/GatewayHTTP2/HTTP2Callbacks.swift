@@ -8,7 +8,7 @@ func sessionFrom(_ ud: UnsafeMutableRawPointer?) -> HTTP2ServerSession {
     Unmanaged<HTTP2ServerSession>.fromOpaque(ud!).takeUnretainedValue()
 }
 
-let callbackFailure = Int32(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue)
+let failCallback = Int32(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue)
 let frameHeaders = UInt8(NGHTTP2_HEADERS.rawValue)
 let frameContinuation = UInt8(NGHTTP2_CONTINUATION.rawValue)
 let flagEndStream = UInt8(NGHTTP2_FLAG_END_STREAM.rawValue)
@@ -19,12 +19,31 @@ extension HTTP2ServerSession {
         nghttp2_session_callbacks_set_on_begin_frame_callback(cbs) { _, hd, ud in
             let s = sessionFrom(ud), hd = hd!.pointee
             s.lastFrameType = hd.type
-            if hd.type == frameHeaders { s.headerBlockSize = hd.length }
-            else if hd.type == frameContinuation { s.headerBlockSize += hd.length }
-            else { return 0 }
+            if hd.type == frameHeaders {
+                s.headerBlockSize = hd.length
+                // nghttp2 1.52 ignores a HEADERS on a closed stream id (it cannot tell late
+                // trailers from a new request). Without END_STREAM it cannot be trailers: a
+                // stream id going backwards, a connection error (RFC 9113 §5.1.1).
+                let id = hd.stream_id
+                if id & 1 == 1, id <= s.maxClientStream, s.streams[id] == nil, hd.flags & flagEndStream == 0 {
+                    s.callbackFailure = ("stream id backwards", HTTP2ErrorCode.protocolError)
+                    return failCallback
+                }
+                s.maxClientStream = max(s.maxClientStream, id)
+                s.continuations = 0
+            } else if hd.type == frameContinuation {
+                s.headerBlockSize += hd.length
+                s.continuations += 1
+                if s.continuations > s.config.maxContinuations {
+                    s.callbackFailure = ("continuation flood", HTTP2ErrorCode.enhanceYourCalm)
+                    return failCallback
+                }
+            } else {
+                return 0
+            }
             if s.headerBlockSize > s.config.maxHeaderBlockSize {
-                s.callbackFailureReason = "continuation flood"
-                return callbackFailure
+                s.callbackFailure = ("continuation flood", HTTP2ErrorCode.enhanceYourCalm)
+                return failCallback
             }
             return 0
         }
@@ -44,8 +63,8 @@ extension HTTP2ServerSession {
                         value: UnsafeRawBufferPointer(start: value, count: valuelen), config: s.config)
             // Decoding on far past the limit is an HPACK bomb's CPU: end the connection.
             if st.headerListSize > s.config.fatalHeaderListSize {
-                s.callbackFailureReason = "header list too large"
-                return callbackFailure
+                s.callbackFailure = ("header list too large", HTTP2ErrorCode.enhanceYourCalm)
+                return failCallback
             }
             return 0
         }
@@ -143,6 +162,15 @@ extension HTTP2ServerSession {
         switch UInt32(frame.hd.type) {
         case NGHTTP2_RST_STREAM.rawValue where frame.rst_stream.error_code == HTTP2ErrorCode.refusedStream:
             refusedStreams += 1
+        case NGHTTP2_RST_STREAM.rawValue where frame.rst_stream.error_code == HTTP2ErrorCode.protocolError:
+            // nghttp2 resets a stream whose DATA disagrees with content-length without calling
+            // on_invalid_frame_recv: report it here (malformed streams already reported, and
+            // streams the caller reset, are marked discarding).
+            let id = frame.hd.stream_id
+            if let st = streams[id], !st.discarding {
+                st.discarding = true
+                emit(.malformed(stream: id, reason: "malformed message"))
+            }
         case NGHTTP2_GOAWAY.rawValue:
             // A GOAWAY with an error that neither we nor the caller queued: nghttp2 closed the
             // connection on its own (a protocol violation, or the RST_STREAM rate limit).

@@ -4,9 +4,9 @@ import CNGHTTP2
 
 extension HTTP2ServerSession {
     /// A fatal `nghttp2_session_mem_recv`/`mem_send` code → (reason, GOAWAY error code to send).
-    /// `frameType` is the frame being read when it happened; `callbackReason` what our own
+    /// `frameType` is the frame being read when it happened; `callbackFailure` what our own
     /// callback said when it returned NGHTTP2_ERR_CALLBACK_FAILURE.
-    static func classify(libraryCode code: Int32, frameType: UInt8, callbackReason: String?) -> (String, UInt32) {
+    static func classify(libraryCode code: Int32, frameType: UInt8, callbackFailure: (reason: String, code: UInt32)?) -> (String, UInt32) {
         switch code {
         case Int32(NGHTTP2_ERR_BAD_CLIENT_MAGIC.rawValue):
             return ("bad preface", HTTP2ErrorCode.protocolError)
@@ -20,7 +20,7 @@ extension HTTP2ServerSession {
         case Int32(NGHTTP2_ERR_TOO_MANY_CONTINUATIONS.rawValue):
             return ("continuation flood", HTTP2ErrorCode.enhanceYourCalm)
         case Int32(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue):
-            return (callbackReason ?? "callback failure", HTTP2ErrorCode.enhanceYourCalm)
+            return callbackFailure.map { ($0.reason, $0.code) } ?? ("callback failure", HTTP2ErrorCode.internalError)
         case Int32(NGHTTP2_ERR_NOMEM.rawValue):
             return ("out of memory", HTTP2ErrorCode.internalError)
         default:

@@ -20,14 +20,20 @@ public final class HTTP2ServerSession {
 
     /// Set once the connection is dead (a fatal receive error or a GOAWAY nghttp2 sent itself).
     public internal(set) var failure: HTTP2Error?
-    /// A reason one of our callbacks set before failing the session (over a limit we enforce).
-    var callbackFailureReason: String?
+    /// Reason and GOAWAY code one of our callbacks set before failing the session (a limit or
+    /// rule we enforce ourselves).
+    var callbackFailure: (reason: String, code: UInt32)?
+    /// The highest stream id the client has opened (a HEADERS below it that opens nothing is a
+    /// stream id going backwards).
+    var maxClientStream: Int32 = 0
     /// The caller submitted a GOAWAY: one with an error code is not a library-detected failure.
     var submittedGoaway = false
     /// The type of the frame being read, to name a flood (SETTINGS or PING).
     var lastFrameType: UInt8 = 0
-    /// Compressed size of the header block being received (HEADERS + CONTINUATION payloads).
+    /// Compressed size of the header block being received (HEADERS + CONTINUATION payloads),
+    /// and its CONTINUATION frames so far.
     var headerBlockSize = 0
+    var continuations = 0
     /// Streams nghttp2 refused (RST_STREAM REFUSED_STREAM over max concurrent streams).
     public internal(set) var refusedStreams = 0
     /// Scratch for lower-casing response field names (kept: no allocation per response).
@@ -49,7 +55,11 @@ public final class HTTP2ServerSession {
         // Window updates only as the caller consumes (a slow backend cannot make us buffer more).
         nghttp2_option_set_no_auto_window_update(option, 1)
         nghttp2_option_set_stream_reset_rate_limit(option, config.resetBurst, config.resetRate)
-        nghttp2_option_set_max_continuations(option, config.maxContinuations)
+        // CVE-2024-28182. The deb12u3 backport counts every mem_recv call that ends inside a
+        // CONTINUATION frame header, so a frame header split across reads counts up to 9 times
+        // (found by the h2frames fuzz target). We count whole frames in on_begin_frame; nghttp2's
+        // count stays as a backstop that a split header cannot trip first.
+        nghttp2_option_set_max_continuations(option, 9 * config.maxContinuations + 9)
         nghttp2_option_set_max_outbound_ack(option, config.maxOutboundAck)
         nghttp2_option_set_max_settings(option, config.maxSettingsEntries)
         // No RFC 7540 priority tree: closed streams are not kept around for it.
@@ -150,7 +160,7 @@ public final class HTTP2ServerSession {
     /// Turns a fatal nghttp2 code into the connection's failure and queues the GOAWAY for it.
     func fail(libraryCode code: Int32) -> HTTP2Error {
         let (reason, goaway) = HTTP2ServerSession.classify(libraryCode: code, frameType: lastFrameType,
-                                                           callbackReason: callbackFailureReason)
+                                                           callbackFailure: callbackFailure)
         let e = HTTP2Error(reason, libraryCode: code)
         if failure == nil {
             failure = e

@@ -144,5 +144,7 @@ public enum HTTP2Event: Sendable, Equatable {
     /// The client sent GOAWAY.
     case goaway(code: UInt32, lastStream: Int32)
     /// nghttp2 closed the connection itself (its GOAWAY is in the output): log, flush, close.
+    /// After a failure (this event, or `receive` throwing) open streams get no `.streamClosed`:
+    /// the caller drops them all.
     case connectionError(HTTP2Error)
 }
