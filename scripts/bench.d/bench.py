@@ -21,6 +21,9 @@ Method (why each choice):
 - Baseline: --baseline BIN adds a second gateway build as proxy `baseline` (same configuration),
   run in the same rounds as the others, so gateway/baseline is a per-round ratio like the rest;
   with the order reversed every other round, use an even number of rounds for that comparison.
+- HTTP/2: h2_small and h2_1m run h2load (pinned to CPU 1 like wrk) against each proxy with h2
+  enabled on its listener (nginx `listen ... ssl http2`, HAProxy `alpn h2,http/1.1`, the gateway's
+  default `http2 on`); the HTTP/1.1 scenarios keep each proxy's h2 off, as before.
 - Allocations: in round 1, ka_small and ka_16k also start each proxy once more under
   scripts/allocs.d/count_malloc.so (an LD_PRELOAD counter: exact, per thread) and count its heap
   allocations over --allocs-requests keep-alive requests on one warmed-up connection (a Python
@@ -32,7 +35,12 @@ import argparse, json, os, re, resource, shutil, socket, ssl, statistics, subpro
 HERE = os.path.dirname(os.path.abspath(__file__))
 CPUS = os.cpu_count() or 1
 TICK = os.sysconf("SC_CLK_TCK")
-SCENARIOS = ["ka_small", "ka_16k", "ka_2backends", "body_20m", "hs_full", "hs_resumed", "hs_rsa", "mem_idle"]
+SCENARIOS = ["ka_small", "ka_16k", "ka_2backends", "body_20m", "hs_full", "hs_resumed", "hs_rsa", "mem_idle",
+             "h2_small", "h2_1m"]
+# HTTP/2 scenarios (h2load): connections x concurrent streams, and the path. h2_small: 100 small
+# requests in flight, within the 128 pooled upstream connections (no backend handshakes in the
+# steady state); h2_1m: 4 x 4 streams of 1 MiB. The same shapes as ../shared/bench's h2 scenarios.
+H2 = {"h2_small": (4, 25, "/ok"), "h2_1m": (4, 4, "/1m")}
 
 
 def run(cmd, **kw):
@@ -117,6 +125,8 @@ def start_origin(work, pki, port, name="origin"):
         f.write(b"x" * 16384)
     with open(f"{d}/20m.bin", "wb") as f:
         f.write(os.urandom(1 << 20) * 20)
+    with open(f"{d}/1m.bin", "wb") as f:
+        f.write(os.urandom(1 << 20))
     body = f"""  server {{
     listen 127.0.0.1:{port} ssl; server_name backend.test;
     ssl_certificate {pki}/backend.pem; ssl_certificate_key {pki}/backend.key;
@@ -124,6 +134,7 @@ def start_origin(work, pki, port, name="origin"):
     ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256;   # same upstream crypto for both proxies
     location = /16k {{ default_type application/octet-stream; alias {d}/16k.bin; }}
     location = /20m {{ default_type application/octet-stream; alias {d}/20m.bin; }}
+    location = /1m {{ default_type application/octet-stream; alias {d}/1m.bin; }}
     location / {{ default_type text/plain; return 200 "ok\\n"; }}
   }}"""
     p = start_nginx(d, body, 1)
@@ -131,17 +142,19 @@ def start_origin(work, pki, port, name="origin"):
     return p
 
 
-def start_proxy(name, work, pki, port, origin_ports, cert, gateway_bin, env=None):
+def start_proxy(name, work, pki, port, origin_ports, cert, gateway_bin, env=None, h2=False):
     """nginx, haproxy, or a gateway build (`gateway`, `baseline`: the binary gateway_bin).
-    env: the proxy's environment (default: ours), e.g. with the allocation-counting shim."""
+    env: the proxy's environment (default: ours), e.g. with the allocation-counting shim.
+    h2: the anchors offer HTTP/2 by ALPN (the gateway always does)."""
     d = tempfile.mkdtemp(prefix=f"{name}-", dir=work)
     if name == "nginx":
         servers = " ".join(f"server 127.0.0.1:{p};" for p in origin_ports)
         body = f"""  upstream origin {{ {servers} keepalive 128; keepalive_requests 10000000; keepalive_timeout 300s; }}
   server {{
-    listen 127.0.0.1:{port} ssl; server_name api.test;
+    listen 127.0.0.1:{port} ssl{" http2" if h2 else ""}; server_name api.test;
     ssl_certificate {pki}/{cert}.pem; ssl_certificate_key {pki}/{cert}.key;
     ssl_protocols TLSv1.2 TLSv1.3;
+    http2_max_concurrent_streams 128;
     location / {{
       proxy_pass https://origin; proxy_http_version 1.1; proxy_set_header Connection "";
       proxy_ssl_verify on; proxy_ssl_trusted_certificate {pki}/backend-ca.pem;
@@ -168,7 +181,7 @@ defaults
     timeout http-keep-alive 300s
     http-reuse always
 frontend fe
-    bind 127.0.0.1:{port} ssl crt {d}/cert.pem alpn http/1.1
+    bind 127.0.0.1:{port} ssl crt {d}/cert.pem alpn {"h2," if h2 else ""}http/1.1
     default_backend be
 backend be
     {servers}
@@ -180,7 +193,7 @@ backend be
         conf = f"""workers 1;
 error_log stderr warn;
 access_log off;
-limits {{ idle_timeout 300s; max_connections 20000; }}
+limits {{ idle_timeout 300s; max_connections 20000; max_requests_per_connection 100000000; }}   # as nginx's keepalive_requests above
 listen 127.0.0.1:{port} {{ default_host api.test; unknown_sni default; }}
 host api.test {{
     certificate {pki}/{cert}.pem {pki}/{cert}.key;
@@ -302,6 +315,29 @@ def measure_wrk(proc, port, path, seconds, close=False, nosession=None, conns=50
     return r
 
 
+def h2load(port, path, seconds, conns, streams):
+    env = dict(os.environ, OPENSSL_CONF=f"{HERE}/client-openssl.cnf")
+    cmd = ["h2load", f"-c{conns}", f"-m{streams}", f"-D{seconds}", f"https://127.0.0.1:{port}{path}"]
+    out = subprocess.run(pinned(1, cmd), capture_output=True, text=True, env=env).stdout
+    m = re.search(r"requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored", out)
+    codes = re.search(r"status codes: (\d+) 2xx", out)
+    if not m:
+        raise RuntimeError(f"h2load printed no request count: {out[-500:]}")
+    bad = max(0, int(m.group(3)) - int(codes.group(1) if codes else 0))
+    return {"requests": int(m.group(3)), "errors": f"{m.group(4)} failed {m.group(5)} errored {bad} non2xx" if bad or int(m.group(4)) else ""}
+
+
+def measure_h2load(proc, port, path, seconds, conns, streams):
+    h2load(port, path, 2, conns, streams)   # warm-up: pools, caches, page faults
+    c0, t0 = cpu_seconds(proc.pid), time.time()
+    r = h2load(port, path, seconds, conns, streams)
+    cpu, wall = cpu_seconds(proc.pid) - c0, time.time() - t0
+    r.update(rps=r["requests"] / wall, proxy_cpu_s=cpu, proxy_cores=cpu / wall,
+             req_per_cpu_s=r["requests"] / cpu if cpu > 0 else None,
+             us_per_req=cpu / r["requests"] * 1e6 if r["requests"] else None)
+    return r
+
+
 def mem_idle(proc, port, n):
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
@@ -340,8 +376,11 @@ def run_scenario(name, proxy, args, work, pki, origin_ports, nosession, shim=Non
     port = free_port()
     cert = "api-rsa" if name == "hs_rsa" else "api"
     ports = origin_ports if name == "ka_2backends" else origin_ports[:1]
-    p = start_proxy(proxy, work, pki, port, ports, cert, binary(proxy, args))
+    p = start_proxy(proxy, work, pki, port, ports, cert, binary(proxy, args), h2=name in H2)
     try:
+        if name in H2:
+            conns, streams, path = H2[name]
+            return measure_h2load(p, port, path, args.duration, conns, streams)
         if name == "mem_idle":
             return mem_idle(p, port, args.mem_conns)
         if name == "body_20m":

@@ -10,7 +10,7 @@ import GatewayTLS
 /// the handshake/head/idle deadlines, draining and closing; each exchange owns its request's
 /// life (backend, retries, its own deadline). `drive` retries whatever can progress until
 /// everything would block; an exchange's backend events and timer come back through it.
-final class ClientConnection: EventHandler, TimerTarget, BackendUser {
+final class ClientConnection: EventHandler, TimerTarget, BackendUser, BatchTarget {
     enum Phase { case handshaking, serving, tunnel, draining, closed }
 
     let fd: Int32
@@ -35,6 +35,8 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
     var exchanges = ExchangeTable()
     /// HTTP/1: the one exchange in progress.
     var exchange: Exchange? { exchanges[HTTP1Downstream.stream] }
+    /// HTTP/2: the exchanges that get a turn in this round (kept: no allocation per round).
+    var turns: [Exchange] = []
     /// After a 101: the backend connection the bytes are tunnelled to.
     var tunnelled: UpstreamSession?
     var headBytesSeen = false
@@ -45,6 +47,7 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
     /// The connection's own deadline: handshake, request head, idle keep-alive, tunnel, drain.
     var deadline: UInt64 = 0
     var timerSlot = 0
+    var batchQueued = false
     /// Set when a step stopped at its round limit with work left (large bodies).
     var anotherTurn = false
     lazy var clientCertificate: PeerCertificate? = tls.peerCertificate()

@@ -37,10 +37,20 @@ extension ClientConnection {
                 progress = true
             }
             guard phase == .serving else { return }
-            for ex in exchanges.all where forwardStream(ex, h2) { progress = true }
+            exchanges.collect(into: &turns) { $0.turn }
+            for ex in turns {
+                ex.turn = false
+                guard exchanges[ex.stream] === ex else { continue }   // finished by an earlier one's step
+                if forwardStream(ex, h2) { ex.turn = true; progress = true }
+            }
             guard phase == .serving else { return }
             if closeAfterResponse && !h2.noticed { goAway(h2) }   // max_requests_per_connection
-            if flushHTTP2(h2) { progress = true }
+            if flushHTTP2(h2) {
+                progress = true
+                // Frames taken: streams held back by their window or the client's pace may move again.
+                exchanges.collect(into: &turns) { $0.waitingOnClient }
+                for ex in turns { ex.turn = true }
+            }
             guard phase == .serving else { return }
             // The client's GOAWAY or ours, and every stream done: nothing more will happen here.
             if exchanges.isEmpty && !h2.session.wantsRead && !h2.session.wantsWrite && io.output.isEmpty {
@@ -76,16 +86,15 @@ extension ClientConnection {
         case .headersTooLarge(let s):
             let ex = openExchange(StreamID(s))
             ex.clientEnded = true
+            ex.turn = true
             respondLocally(ex, .client(431, "request header list over max_header_size or max_headers"), close: true)
         case .malformed(let s, let reason):
             worker.logs.error.log(.info, "http2_stream_reset", "malformed request reset with PROTOCOL_ERROR: \(reason)",
                                   [("client", clientIP), ("stream", String(s))])
-        case .data:
-            break   // taken from the stream's buffer as its backend can take it (forwardStream)
-        case .trailers(let s, _):
-            exchanges[StreamID(s)]?.clientEnded = true
-        case .endStream(let s):
-            exchanges[StreamID(s)]?.clientEnded = true
+        case .data(let s, _):
+            exchanges[StreamID(s)]?.turn = true   // taken from the stream's buffer as its backend can take it
+        case .trailers(let s, _), .endStream(let s):
+            if let ex = exchanges[StreamID(s)] { ex.clientEnded = true; ex.turn = true }
         case .reset(let s, _), .streamClosed(let s, _):
             if let ex = exchanges[StreamID(s)], !finishStream(ex, h2, closed: true) { streamGone(ex) }
         case .goaway:
@@ -97,26 +106,23 @@ extension ClientConnection {
 
     /// A request head on a new stream: the same steps as an HTTP/1 head, over bytes the stream owns.
     private func startStream(_ stream: StreamID, _ head: HTTP2RequestHead, endStream: Bool) {
+        defer { if let ex = exchanges[stream] { ex.clientEnded = endStream; ex.turn = true } }
         guard let request = HTTP2Downstream.requestHead(head, endStream: endStream) else {
-            let ex = openExchange(stream)
-            ex.clientEnded = endStream
-            respondLocally(ex, .client(501, "CONNECT is not supported"), close: true)
+            respondLocally(openExchange(stream), .client(501, "CONNECT is not supported"), close: true)
             return
         }
         if request.target.count > limits.maxURISize {
-            let ex = openExchange(stream)
-            ex.clientEnded = endStream
-            respondLocally(ex, .client(414, ":path of \(request.target.count) bytes over max_uri_size"), close: true)
+            respondLocally(openExchange(stream), .client(414, ":path of \(request.target.count) bytes over max_uri_size"), close: true)
             return
         }
         head.fields.bytes.withUnsafeBytes { startExchange(request, $0, stream: stream) }
-        exchanges[stream]?.clientEnded = endStream
     }
 
     /// One stream's progress: its backend's handshake, body from the stream's buffer to the
     /// backend as it takes it (the client's window opens only as bytes leave), the response back.
     private func forwardStream(_ ex: Exchange, _ h2: HTTP2Downstream) -> Bool {
-        guard ex.advanceUpstream(), exchanges[ex.stream] === ex else { return true }
+        guard ex.advanceUpstream() else { return false }   // connecting: its socket's event comes back here
+        guard exchanges[ex.stream] === ex else { return true }
         var progress = ex.sendHead()
         let stream = Int32(ex.stream)
         if !ex.state.requestEnded {
@@ -140,7 +146,11 @@ extension ClientConnection {
         }
         if ex.flushUpstream() { progress = true }
         if exchanges[ex.stream] === ex, ex.receiveResponse() { progress = true }
-        if exchanges[ex.stream] === ex, finishStream(ex, h2, closed: false) { progress = true }
+        guard exchanges[ex.stream] === ex else { return true }
+        // The backend's part is over: its connection serves other streams while this one's
+        // response still drains to the client.
+        if ex.state.responseEnded && ex.state.requestEnded && ex.upstream != nil { releaseUpstream(ex) }
+        if finishStream(ex, h2, closed: false) { progress = true }
         return progress
     }
 
@@ -167,6 +177,8 @@ extension ClientConnection {
         if exchanges.isEmpty && !(http2?.noticed ?? false) { setDeadline(limits.idleTimeoutMs) }
     }
 
+    /// nghttp2's frames into the connection's output (no syscall); the socket write waits for
+    /// the end of the event batch, so the streams answered in one batch share writes and records.
     private func flushHTTP2(_ h2: HTTP2Downstream) -> Bool {
         var progress = false
         if io.output.readableCount < Self.highWater {
@@ -177,8 +189,18 @@ extension ClientConnection {
             }
             progress = io.output.readableCount > before
         }
-        if flushClient() { progress = true }
+        if !io.output.isEmpty { worker.loop.afterBatch(self) }
         return progress
+    }
+
+    /// The batch's writes to the client; what they made room for moves on.
+    func endOfBatch() {
+        guard phase == .serving, http2 != nil else { return }
+        if flushClient() && phase == .serving {
+            exchanges.collect(into: &turns) { $0.waitingOnClient }
+            for ex in turns { ex.turn = true }
+            drive()
+        }
     }
 
     /// A connection error (abuse, a protocol error): nghttp2 has queued its GOAWAY; log, count,

@@ -46,6 +46,11 @@ final class Exchange: TimerTarget, BackendUser {
     var requestBodyBytes = 0
     /// HTTP/2: the client ended its stream (the rest of its body is in the stream's buffer).
     var clientEnded = false
+    /// HTTP/2: something happened for this stream (its backend, the client, its window) and it
+    /// needs a turn; the connection moves only such streams, not all of them on every event.
+    var turn = false
+    /// HTTP/2: its response waits for the client to take what the stream already holds.
+    var waitingOnClient = false
     /// The gzip filter while the response body is being compressed.
     var gzip: GzipStream?
     var bytesOut = 0
@@ -65,7 +70,8 @@ final class Exchange: TimerTarget, BackendUser {
         compression = nil; acceptsGzip = false
         backend = nil; upstream = nil; upstreamStartedAt = 0; upstreamMs = nil
         outgoingHead.clear(); outgoingHead.releaseIfEmpty()
-        requestChunked = false; requestBodyBytes = 0; clientEnded = false; gzip = nil; bytesOut = 0
+        requestChunked = false; requestBodyBytes = 0; clientEnded = false; turn = false; waitingOnClient = false
+        gzip = nil; bytesOut = 0
         deadline = 0; timerSlot = 0
     }
 }
@@ -109,6 +115,13 @@ struct ExchangeTable {
 
     /// Every open exchange (closing a connection).
     var all: [Exchange] { (first.map { [$0.exchange] } ?? []) + Array(more.values) }
+
+    /// The open exchanges `include` picks, into `list` (kept by the caller: no allocation once grown).
+    func collect(into list: inout [Exchange], _ include: (Exchange) -> Bool) {
+        list.removeAll(keepingCapacity: true)
+        if let f = first, include(f.exchange) { list.append(f.exchange) }
+        for ex in more.values where include(ex) { list.append(ex) }
+    }
 
     mutating func open(_ stream: StreamID, startedAt: UInt64, pool: ExchangePool) -> Exchange {
         let ex = pool.take(startedAt: startedAt)

@@ -14,8 +14,11 @@ extension Exchange {
 
     // MARK: - Events that reach the exchange
 
-    /// The backend connection's events: the connection drives all its exchanges.
-    func drive() { connection?.drive() }
+    /// The backend connection's events: this exchange needs a turn, which its connection gives.
+    func drive() {
+        turn = true
+        connection?.drive()
+    }
 
     func setDeadline(_ ms: Int) {
         deadline = now + UInt64(ms)
@@ -27,6 +30,7 @@ extension Exchange {
         if state.deadlinePassed() { c.abort(self); c.drive(); return }
         let what = upstream?.phase == .ready ? "response_timeout" : "connect_timeout"
         backendFailed(ProxyError(.timeout, "backend \(upstream?.server.label ?? "") timed out (\(what))", metric: .timeout))
+        turn = true
         c.drive()
     }
 
