@@ -190,10 +190,12 @@ backend be
                              stdout=subprocess.DEVNULL, stderr=open(f"{d}/stderr", "w"), env=env)
     else:
         servers = "\n    ".join(f"server https://127.0.0.1:{p};" for p in origin_ports)
+        # The per-connection request limit is lifted as nginx's keepalive_requests is above
+        # (h2load never reconnects after a GOAWAY; allocs counts on one connection).
         conf = f"""workers 1;
 error_log stderr warn;
 access_log off;
-limits {{ idle_timeout 300s; max_connections 20000; max_requests_per_connection 100000000; }}   # as nginx's keepalive_requests above
+limits {{ idle_timeout 300s; max_connections 20000;{" max_requests_per_connection 100000000;" if knows_request_limit(gateway_bin) else ""} }}
 listen 127.0.0.1:{port} {{ default_host api.test; unknown_sni default; }}
 host api.test {{
     certificate {pki}/{cert}.pem {pki}/{cert}.key;
@@ -217,6 +219,20 @@ backend origin {{
         stop(p)
         raise RuntimeError(f"{name} does not answer GET /ok with 200 (got {out!r}); see {d}")
     return p
+
+
+_KNOWS = {}
+
+
+def knows_request_limit(gateway_bin):
+    """Whether this gateway build has `max_requests_per_connection` (a baseline may predate it)."""
+    if gateway_bin not in _KNOWS:
+        with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as f:
+            f.write("limits { max_requests_per_connection 5; }\n")
+        out = subprocess.run([gateway_bin, "check", "-c", f.name], capture_output=True, text=True)
+        os.unlink(f.name)
+        _KNOWS[gateway_bin] = "max_requests_per_connection" not in out.stdout + out.stderr
+    return _KNOWS[gateway_bin]
 
 
 def stop(p):

@@ -80,12 +80,16 @@ final class Exchange: TimerTarget, BackendUser {
 /// allocates no exchange, and an idle connection holds none. One loop thread: no locks.
 final class ExchangePool {
     private var spare: [Exchange] = []
+    /// Closed exchanges some caller up the stack still held at `close` (the step that finished
+    /// an exchange usually holds it): they come back once nothing else does.
+    private var retired: [Exchange] = []
     private let buffers: BufferPool
     private let limit = 256
 
     init(buffers: BufferPool) { self.buffers = buffers }
 
     func take(startedAt: UInt64) -> Exchange {
+        reclaim()
         let ex = spare.popLast() ?? Exchange(buffers: buffers)
         ex.startedAt = startedAt
         return ex
@@ -96,6 +100,23 @@ final class ExchangePool {
     func give(_ ex: Exchange) {
         ex.reset(startedAt: 0)
         if spare.count < limit { spare.append(ex) }
+    }
+
+    /// A closed exchange that may still be held: reset and reused only once nothing else holds it.
+    func retire(_ ex: Exchange) {
+        if retired.count < limit { retired.append(ex) }
+    }
+
+    private func reclaim() {
+        var i = 0
+        while i < retired.count {
+            if isKnownUniquelyReferenced(&retired[i]) {
+                retired.swapAt(i, retired.count - 1)
+                give(retired.removeLast())
+            } else {
+                i += 1
+            }
+        }
     }
 }
 
@@ -137,6 +158,6 @@ struct ExchangeTable {
         if let f = first, f.stream == stream { taken = f.exchange; first = nil } else { taken = more.removeValue(forKey: stream) }
         guard var ex = taken else { return }
         taken = nil
-        if isKnownUniquelyReferenced(&ex) { pool.give(ex) }
+        if isKnownUniquelyReferenced(&ex) { pool.give(ex) } else { pool.retire(ex) }
     }
 }
