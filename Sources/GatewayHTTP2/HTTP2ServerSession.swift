@@ -145,6 +145,10 @@ public final class HTTP2ServerSession {
         _ = nghttp2_session_consume(session, stream, n)
     }
 
+    /// The length of the stream's `:path` as received, also when its head was too large (0 if
+    /// none or the stream is gone).
+    public func requestPathLength(_ stream: Int32) -> Int { streams[stream]?.pathLength ?? 0 }
+
     // MARK: failures
 
     /// Turns a fatal nghttp2 code into the connection's failure and queues the GOAWAY for it.

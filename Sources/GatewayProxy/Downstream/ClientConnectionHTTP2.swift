@@ -76,7 +76,10 @@ extension ClientConnection {
         case .headersTooLarge(let s):
             let ex = openExchange(StreamID(s))
             ex.clientEnded = true
-            respondLocally(ex, .client(431, "request header list over max_header_size or max_headers"), close: true)
+            // A :path over max_uri_size is 414 even when the head is over max_header_size too (SPEC §10).
+            let path = h2.session.requestPathLength(s)
+            respondLocally(ex, path > limits.maxURISize ? .client(414, ":path of \(path) bytes over max_uri_size")
+                                                         : .client(431, "request header list over max_header_size or max_headers"), close: true)
         case .malformed(let s, let reason):
             worker.logs.error.log(.info, "http2_stream_reset", "malformed request reset with PROTOCOL_ERROR: \(reason)",
                                   [("client", clientIP), ("stream", String(s))])
