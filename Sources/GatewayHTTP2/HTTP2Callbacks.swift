@@ -11,6 +11,7 @@ func sessionFrom(_ ud: UnsafeMutableRawPointer?) -> HTTP2ServerSession {
 let callbackFailure = Int32(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue)
 let frameHeaders = UInt8(NGHTTP2_HEADERS.rawValue)
 let frameContinuation = UInt8(NGHTTP2_CONTINUATION.rawValue)
+let frameRstStream = UInt8(NGHTTP2_RST_STREAM.rawValue)
 let flagEndStream = UInt8(NGHTTP2_FLAG_END_STREAM.rawValue)
 
 extension HTTP2ServerSession {
@@ -55,7 +56,13 @@ extension HTTP2ServerSession {
             Int32(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
         }
         nghttp2_session_callbacks_set_on_frame_recv_callback(cbs) { _, frame, ud in
-            sessionFrom(ud).frameReceived(frame!.pointee)
+            let s = sessionFrom(ud)
+            // Rapid reset: past the budget the connection ends (ENHANCE_YOUR_CALM, "rapid reset").
+            if frame!.pointee.hd.type == frameRstStream && !s.takeResetToken() {
+                s.callbackFailureReason = "rapid reset"
+                return callbackFailure
+            }
+            s.frameReceived(frame!.pointee)
             return 0
         }
         nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs) { session, _, id, data, len, ud in

@@ -30,6 +30,12 @@ public final class HTTP2ServerSession {
     var headerBlockSize = 0
     /// Streams nghttp2 refused (RST_STREAM REFUSED_STREAM over max concurrent streams).
     public internal(set) var refusedStreams = 0
+    /// Rapid reset (CVE-2023-44487): the client's RST_STREAM frames drain this token bucket
+    /// (`resetBurst` tokens, `resetRate` more a second, the shape of nghttp2's own limit). Ours
+    /// is checked first (nghttp2 calls on_frame_recv before it counts), so the connection ends
+    /// with ENHANCE_YOUR_CALM as SPEC §12 says; nghttp2 1.52's own limit would send INTERNAL_ERROR.
+    var resetTokens: UInt64
+    var resetStamp: UInt64
     /// Scratch for lower-casing response field names (kept: no allocation per response).
     var nameScratch: [UInt8] = []
 
@@ -38,6 +44,8 @@ public final class HTTP2ServerSession {
     public init(config: HTTP2Config = HTTP2Config(), pool: BufferPool? = nil) throws(HTTP2Error) {
         self.config = config
         self.pool = pool
+        resetTokens = config.resetBurst
+        resetStamp = monotonicMilliseconds() / 1000
         var callbacks: OpaquePointer?
         guard nghttp2_session_callbacks_new(&callbacks) == 0 else { throw HTTP2Error("nghttp2_session_callbacks_new failed") }
         defer { nghttp2_session_callbacks_del(callbacks) }
@@ -48,7 +56,9 @@ public final class HTTP2ServerSession {
         defer { nghttp2_option_del(option) }
         // Window updates only as the caller consumes (a slow backend cannot make us buffer more).
         nghttp2_option_set_no_auto_window_update(option, 1)
-        nghttp2_option_set_stream_reset_rate_limit(option, config.resetBurst, config.resetRate)
+        // A backstop one second's worth behind our own bucket (`takeResetToken`): whatever the
+        // clocks' second boundaries, ours fires first.
+        nghttp2_option_set_stream_reset_rate_limit(option, config.resetBurst + config.resetRate, config.resetRate)
         nghttp2_option_set_max_continuations(option, config.maxContinuations)
         nghttp2_option_set_max_outbound_ack(option, config.maxOutboundAck)
         nghttp2_option_set_max_settings(option, config.maxSettingsEntries)
@@ -150,6 +160,20 @@ public final class HTTP2ServerSession {
     public func requestPathLength(_ stream: Int32) -> Int { streams[stream]?.pathLength ?? 0 }
 
     // MARK: failures
+
+    /// One RST_STREAM from the client: false once the reset budget is spent (whole seconds of
+    /// CLOCK_MONOTONIC refill it, as nghttp2_ratelim does).
+    func takeResetToken() -> Bool {
+        let now = monotonicMilliseconds() / 1000
+        if now > resetStamp {
+            let gain = (now - resetStamp).multipliedReportingOverflow(by: config.resetRate)
+            resetTokens = gain.overflow ? config.resetBurst : min(config.resetBurst, resetTokens &+ gain.partialValue)
+            resetStamp = now
+        }
+        guard resetTokens > 0 else { return false }
+        resetTokens -= 1
+        return true
+    }
 
     /// Turns a fatal nghttp2 code into the connection's failure and queues the GOAWAY for it.
     func fail(libraryCode code: Int32) -> HTTP2Error {

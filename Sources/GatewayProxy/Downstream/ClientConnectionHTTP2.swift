@@ -42,6 +42,13 @@ extension ClientConnection {
             if closeAfterResponse && !h2.noticed { goAway(h2) }   // max_requests_per_connection
             if flushHTTP2(h2) { progress = true }
             guard phase == .serving else { return }
+            // What the flush raised (a GOAWAY nghttp2 queued itself is noticed as it goes out, as
+            // `.connectionError`) is handled before the close below, so it is logged and counted.
+            while phase == .serving, let e = h2.nextEvent() {
+                handle(e, h2)
+                progress = true
+            }
+            guard phase == .serving else { return }
             // The client's GOAWAY or ours, and every stream done: nothing more will happen here.
             if exchanges.isEmpty && !h2.session.wantsRead && !h2.session.wantsWrite && io.output.isEmpty {
                 beginClose()
