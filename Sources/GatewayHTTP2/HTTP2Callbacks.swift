@@ -20,6 +20,11 @@ extension HTTP2ServerSession {
         nghttp2_session_callbacks_set_on_begin_frame_callback(cbs) { _, hd, ud in
             let s = sessionFrom(ud), hd = hd!.pointee
             s.lastFrameType = hd.type
+            if hd.type == frameHeaders && hd.stream_id & 1 == 1 && !s.checkStreamOrder(hd.stream_id) {
+                s.callbackFailureReason = "stream id backwards"
+                s.callbackFailureCode = HTTP2ErrorCode.protocolError
+                return callbackFailure
+            }
             if hd.type == frameHeaders { s.headerBlockSize = hd.length }
             else if hd.type == frameContinuation { s.headerBlockSize += hd.length }
             else { return 0 }

@@ -22,6 +22,14 @@ public final class HTTP2ServerSession {
     public internal(set) var failure: HTTP2Error?
     /// A reason one of our callbacks set before failing the session (over a limit we enforce).
     var callbackFailureReason: String?
+    /// The GOAWAY code for that reason when it is not ENHANCE_YOUR_CALM (a protocol violation).
+    var callbackFailureCode: UInt32?
+    /// The highest client stream id a HEADERS frame named, and the ids it skipped (the last 16
+    /// gaps): RFC 9113 §5.1.1 makes a new stream below the highest a connection error, which
+    /// nghttp2 1.52 does not detect (it ignores the block, and the stream is never answered). An
+    /// id in a gap was never opened; one that was (trailers after we closed it) is left to nghttp2.
+    var highestStream: Int32 = 0
+    var skippedStreams: [ClosedRange<Int32>] = []
     /// The caller submitted a GOAWAY: one with an error code is not a library-detected failure.
     var submittedGoaway = false
     /// The type of the frame being read, to name a flood (SETTINGS or PING).
@@ -161,6 +169,17 @@ public final class HTTP2ServerSession {
 
     // MARK: failures
 
+    /// A HEADERS frame on client stream `id`: false when the id goes backwards to one never opened.
+    func checkStreamOrder(_ id: Int32) -> Bool {
+        guard id > highestStream else { return !skippedStreams.contains { $0.contains(id) } }
+        if id > highestStream + 2 {
+            if skippedStreams.count == 16 { skippedStreams.removeFirst() }
+            skippedStreams.append((highestStream + 1)...(id - 2))
+        }
+        highestStream = id
+        return true
+    }
+
     /// One RST_STREAM from the client: false once the reset budget is spent (whole seconds of
     /// CLOCK_MONOTONIC refill it, as nghttp2_ratelim does).
     func takeResetToken() -> Bool {
@@ -177,8 +196,9 @@ public final class HTTP2ServerSession {
 
     /// Turns a fatal nghttp2 code into the connection's failure and queues the GOAWAY for it.
     func fail(libraryCode code: Int32) -> HTTP2Error {
-        let (reason, goaway) = HTTP2ServerSession.classify(libraryCode: code, frameType: lastFrameType,
+        var (reason, goaway) = HTTP2ServerSession.classify(libraryCode: code, frameType: lastFrameType,
                                                            callbackReason: callbackFailureReason)
+        if code == callbackFailure, let c = callbackFailureCode { goaway = c }
         let e = HTTP2Error(reason, libraryCode: code)
         if failure == nil {
             failure = e
