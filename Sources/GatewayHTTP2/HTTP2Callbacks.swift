@@ -11,6 +11,7 @@ func sessionFrom(_ ud: UnsafeMutableRawPointer?) -> HTTP2ServerSession {
 let failCallback = Int32(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue)
 let frameHeaders = UInt8(NGHTTP2_HEADERS.rawValue)
 let frameContinuation = UInt8(NGHTTP2_CONTINUATION.rawValue)
+let frameRstStream = UInt8(NGHTTP2_RST_STREAM.rawValue)
 let flagEndStream = UInt8(NGHTTP2_FLAG_END_STREAM.rawValue)
 
 extension HTTP2ServerSession {
@@ -20,16 +21,13 @@ extension HTTP2ServerSession {
             let s = sessionFrom(ud), hd = hd!.pointee
             s.lastFrameType = hd.type
             if hd.type == frameHeaders {
-                s.headerBlockSize = hd.length
-                // nghttp2 1.52 ignores a HEADERS on a closed stream id (it cannot tell late
-                // trailers from a new request). Without END_STREAM it cannot be trailers: a
-                // stream id going backwards, a connection error (RFC 9113 §5.1.1).
-                let id = hd.stream_id
-                if id & 1 == 1, id <= s.maxClientStream, s.streams[id] == nil, hd.flags & flagEndStream == 0 {
+                // RFC 9113 §5.1.1: a new stream below the highest is a connection error, which
+                // nghttp2 1.52 does not detect (it ignores the block; the stream hangs unanswered).
+                if hd.stream_id & 1 == 1 && !s.checkStreamOrder(hd.stream_id) {
                     s.callbackFailure = ("stream id backwards", HTTP2ErrorCode.protocolError)
                     return failCallback
                 }
-                s.maxClientStream = max(s.maxClientStream, id)
+                s.headerBlockSize = hd.length
                 s.continuations = 0
             } else if hd.type == frameContinuation {
                 s.headerBlockSize += hd.length
@@ -74,7 +72,13 @@ extension HTTP2ServerSession {
             Int32(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
         }
         nghttp2_session_callbacks_set_on_frame_recv_callback(cbs) { _, frame, ud in
-            sessionFrom(ud).frameReceived(frame!.pointee)
+            let s = sessionFrom(ud)
+            // Rapid reset: past the budget the connection ends (ENHANCE_YOUR_CALM, "rapid reset").
+            if frame!.pointee.hd.type == frameRstStream && !s.takeResetToken() {
+                s.callbackFailure = ("rapid reset", HTTP2ErrorCode.enhanceYourCalm)
+                return failCallback
+            }
+            s.frameReceived(frame!.pointee)
             return 0
         }
         nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs) { session, _, id, data, len, ud in

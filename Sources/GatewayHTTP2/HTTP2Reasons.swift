@@ -30,7 +30,7 @@ extension HTTP2ServerSession {
 
     /// The error code of a GOAWAY nghttp2 sent without a fatal return → reason. In 1.52.0-1+deb12u3
     /// its only INTERNAL_ERROR GOAWAY is the RST_STREAM rate limit (the CVE-2023-44487 backport:
-    /// `session_update_stream_reset_ratelim`); the others come from
+    /// `session_update_stream_reset_ratelim`), now only a backstop behind `takeResetToken`; the others come from
     /// `session_handle_invalid_connection` and friends.
     static func reason(goawayCode code: UInt32) -> String {
         switch code {

@@ -23,9 +23,11 @@ public final class HTTP2ServerSession {
     /// Reason and GOAWAY code one of our callbacks set before failing the session (a limit or
     /// rule we enforce ourselves).
     var callbackFailure: (reason: String, code: UInt32)?
-    /// The highest stream id the client has opened (a HEADERS below it that opens nothing is a
-    /// stream id going backwards).
-    var maxClientStream: Int32 = 0
+    /// The highest client stream id a HEADERS frame named, and the ids it skipped (the last 16
+    /// gaps): an id in a gap was never opened (a HEADERS there is a stream id going backwards);
+    /// one that was (trailers after we closed it) is left to nghttp2.
+    var highestStream: Int32 = 0
+    var skippedStreams: [ClosedRange<Int32>] = []
     /// The caller submitted a GOAWAY: one with an error code is not a library-detected failure.
     var submittedGoaway = false
     /// The type of the frame being read, to name a flood (SETTINGS or PING).
@@ -36,6 +38,12 @@ public final class HTTP2ServerSession {
     var continuations = 0
     /// Streams nghttp2 refused (RST_STREAM REFUSED_STREAM over max concurrent streams).
     public internal(set) var refusedStreams = 0
+    /// Rapid reset (CVE-2023-44487): the client's RST_STREAM frames drain this token bucket
+    /// (`resetBurst` tokens, `resetRate` more a second, the shape of nghttp2's own limit). Ours
+    /// is checked first (nghttp2 calls on_frame_recv before it counts), so the connection ends
+    /// with ENHANCE_YOUR_CALM as SPEC §12 says; nghttp2 1.52's own limit would send INTERNAL_ERROR.
+    var resetTokens: UInt64
+    var resetStamp: UInt64
     /// Scratch for lower-casing response field names (kept: no allocation per response).
     var nameScratch: [UInt8] = []
 
@@ -44,6 +52,8 @@ public final class HTTP2ServerSession {
     public init(config: HTTP2Config = HTTP2Config(), pool: BufferPool? = nil) throws(HTTP2Error) {
         self.config = config
         self.pool = pool
+        resetTokens = config.resetBurst
+        resetStamp = monotonicMilliseconds() / 1000
         var callbacks: OpaquePointer?
         guard nghttp2_session_callbacks_new(&callbacks) == 0 else { throw HTTP2Error("nghttp2_session_callbacks_new failed") }
         defer { nghttp2_session_callbacks_del(callbacks) }
@@ -54,7 +64,9 @@ public final class HTTP2ServerSession {
         defer { nghttp2_option_del(option) }
         // Window updates only as the caller consumes (a slow backend cannot make us buffer more).
         nghttp2_option_set_no_auto_window_update(option, 1)
-        nghttp2_option_set_stream_reset_rate_limit(option, config.resetBurst, config.resetRate)
+        // A backstop one second's worth behind our own bucket (`takeResetToken`): whatever the
+        // clocks' second boundaries, ours fires first.
+        nghttp2_option_set_stream_reset_rate_limit(option, config.resetBurst + config.resetRate, config.resetRate)
         // CVE-2024-28182. The deb12u3 backport counts every mem_recv call that ends inside a
         // CONTINUATION frame header, so a frame header split across reads counts up to 9 times
         // (found by the h2frames fuzz target). We count whole frames in on_begin_frame; nghttp2's
@@ -155,7 +167,37 @@ public final class HTTP2ServerSession {
         _ = nghttp2_session_consume(session, stream, n)
     }
 
+    /// The length of the stream's `:path` as received, also when its head was too large (0 if
+    /// none or the stream is gone).
+    public func requestPathLength(_ stream: Int32) -> Int { streams[stream]?.pathLength ?? 0 }
+
     // MARK: failures
+
+    /// A HEADERS frame on client stream `id`: false when the id goes backwards to one never opened.
+    func checkStreamOrder(_ id: Int32) -> Bool {
+        guard id > highestStream else { return !skippedStreams.contains { $0.contains(id) } }
+        if id > highestStream + 2 {
+            if skippedStreams.count == 16 { skippedStreams.removeFirst() }
+            skippedStreams.append((highestStream + 1)...(id - 2))
+        }
+        highestStream = id
+        return true
+    }
+
+    /// One RST_STREAM from the client: false once the reset budget is spent (whole seconds of
+    /// CLOCK_MONOTONIC refill it, as nghttp2_ratelim does).
+    func takeResetToken() -> Bool {
+        let now = monotonicMilliseconds() / 1000
+        if now > resetStamp {
+            let gain = (now - resetStamp).multipliedReportingOverflow(by: config.resetRate)
+            resetTokens = gain.overflow ? config.resetBurst : min(config.resetBurst, resetTokens &+ gain.partialValue)
+            resetStamp = now
+        }
+        guard resetTokens > 0 else { return false }
+        resetTokens -= 1
+        return true
+    }
+
 
     /// Turns a fatal nghttp2 code into the connection's failure and queues the GOAWAY for it.
     func fail(libraryCode code: Int32) -> HTTP2Error {

@@ -11,6 +11,9 @@ final class HTTP2Stream {
     /// Decoded header list size as RFC 9113 §6.5.2 counts it (name + value + 32 per field).
     var headerListSize = 0
     var tooLarge = false
+    /// Length of the request's `:path`, kept when the head is dropped for being too large: a
+    /// target over max_uri_size is 414 even when the head is over max_header_size too (SPEC §10).
+    var pathLength = 0
     /// A request head was delivered (so body, trailers, end and close events make sense to the caller).
     var delivered = false
     /// The stream was answered 431 or found malformed: its DATA is consumed and dropped here.
@@ -42,6 +45,7 @@ final class HTTP2Stream {
     /// (nghttp2 has already checked their names, order and uniqueness).
     func addField(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, config: HTTP2Config) {
         headerListSize += name.count + value.count + 32
+        if trailers == nil && name.count == 5 && name.first == UInt8(ascii: ":") { pathLength = value.count }
         if tooLarge { return }
         if var t = trailers {
             trailers = nil   // uniquely referenced while appended to

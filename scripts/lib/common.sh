@@ -31,3 +31,17 @@ ensure_build_deps() {
     fi
     command -v swift >/dev/null || { echo "swift is not on PATH: install Swift 6 (https://www.swift.org/install/linux/)" >&2; exit 1; }
 }
+
+# ensure_pip_packages MODULE...: pip-installs the Python packages python3 cannot import yet (the
+# frame-level HTTP/2 test client Tests/IntegrationTests/h2client.py uses h2, hyperframe, hpack).
+# Debian's python3 is "externally managed" (PEP 668): without a venv pip needs the override.
+ensure_pip_packages() {
+    local missing=()
+    command -v python3 >/dev/null || ensure_packages python3
+    for p in "$@"; do python3 -c "import $p" 2>/dev/null || missing+=("$p"); done
+    [[ ${#missing[@]} -eq 0 ]] && return 0
+    echo "pip installing: ${missing[*]}" >&2
+    python3 -m pip --version >/dev/null 2>&1 || ensure_packages python3-pip
+    python3 -m pip install --quiet "${missing[@]}" 2>/dev/null \
+        || python3 -m pip install --quiet --break-system-packages "${missing[@]}"
+}

@@ -52,6 +52,13 @@ extension ClientConnection {
                 for ex in turns { ex.turn = true }
             }
             guard phase == .serving else { return }
+            // What the flush raised (a GOAWAY nghttp2 queued itself is noticed as it goes out, as
+            // `.connectionError`) is handled before the close below, so it is logged and counted.
+            while phase == .serving, let e = h2.nextEvent() {
+                handle(e, h2)
+                progress = true
+            }
+            guard phase == .serving else { return }
             // The client's GOAWAY or ours, and every stream done: nothing more will happen here.
             if exchanges.isEmpty && !h2.session.wantsRead && !h2.session.wantsWrite && io.output.isEmpty {
                 beginClose()
@@ -87,7 +94,10 @@ extension ClientConnection {
             let ex = openExchange(StreamID(s))
             ex.clientEnded = true
             ex.turn = true
-            respondLocally(ex, .client(431, "request header list over max_header_size or max_headers"), close: true)
+            // A :path over max_uri_size is 414 even when the head is over max_header_size too (SPEC §10).
+            let path = h2.session.requestPathLength(s)
+            respondLocally(ex, path > limits.maxURISize ? .client(414, ":path of \(path) bytes over max_uri_size")
+                                                         : .client(431, "request header list over max_header_size or max_headers"), close: true)
         case .malformed(let s, let reason):
             worker.logs.error.log(.info, "http2_stream_reset", "malformed request reset with PROTOCOL_ERROR: \(reason)",
                                   [("client", clientIP), ("stream", String(s))])
