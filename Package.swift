@@ -24,7 +24,7 @@ let package = Package(
         // Swift modules, one job each.
         .target(name: "GatewaySystem", dependencies: ["CGatewayShims"], swiftSettings: hot),          // syscalls, sockets, epoll loop, timers
         .target(name: "GatewayHTTP", swiftSettings: hot),                                               // HTTP/1.1 byte parser and framing
-        .target(name: "GatewayHTTP2", dependencies: ["CNGHTTP2", "GatewayHTTP", "GatewaySystem"], swiftSettings: hot), // HTTP/2 framing on libnghttp2
+        .target(name: "GatewayHTTP2", dependencies: ["CNGHTTP2", "CGatewayShims", "GatewayHTTP", "GatewaySystem"], swiftSettings: hot), // HTTP/2 framing on libnghttp2
         .target(name: "GatewayProxyProtocol"),                                                          // PROXY protocol v1/v2 byte parser
         .target(name: "GatewayConfig", dependencies: ["COpenSSL"]),                                           // config language -> immutable values
         .target(name: "GatewayTLS", dependencies: ["COpenSSL", "CGatewayShims", "GatewayConfig", "GatewaySystem"]), // OpenSSL wrappers, policy contexts

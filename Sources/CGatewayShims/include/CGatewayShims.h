@@ -80,6 +80,13 @@ typedef struct gw_ticket_ring {
 int gw_ssl_set_ticket_ring(struct ssl_st *ssl, const gw_ticket_ring *ring);
 int gw_ssl_ctx_use_ticket_keys(struct ssl_ctx_st *ctx);
 
+// Page memory (page_memory.c): blocks of a page or more straight from mmap, so unwritten pages
+// cost no RSS; the signatures of nghttp2_mem's functions.
+void *gw_page_malloc(size_t size, void *user);
+void gw_page_free(void *p, void *user);
+void *gw_page_calloc(size_t n, size_t size, void *user);
+void *gw_page_realloc(void *p, size_t size, void *user);
+
 // glibc mallopt (malloc.h is not part of Swift's Glibc module).
 void gw_malloc_tune(int trim_threshold, int top_pad);
 

@@ -206,6 +206,7 @@ extension ClientConnection {
     /// The batch's writes to the client; what they made room for moves on.
     func endOfBatch() {
         guard phase == .serving, http2 != nil else { return }
+        defer { io.output.releaseIfEmpty() }   // an idle connection holds no buffer block
         if flushClient() && phase == .serving {
             exchanges.collect(into: &turns) { $0.waitingOnClient }
             for ex in turns { ex.turn = true }
