@@ -171,8 +171,8 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
         // only when the gateway's or a backend's side failed.
         if status != 404 {
             worker.logs.error.log(failure.side == .client ? .info : .error, "request_error", failure.reason,
-                                  [("status", String(status)), ("side", failure.side.rawValue), ("client", clientIP),
-                                   ("request_id", ex.requestID.text)])
+                                  [("status", .int(status)), ("side", .string(failure.side.rawValue)), ("client", .string(clientIP)),
+                                   ("request_id", .string(ex.requestID.text))])
         }
         phase = .forwarding
         if close { io.input.clear() }

@@ -48,7 +48,7 @@ extension ClientConnection {
             return
         }
         worker.logs.error.log(.error, "backend_error", "backend \(b.server.label) closed the connection mid-response",
-                              [("request_id", ex.requestID.text)])
+                              [("request_id", .string(ex.requestID.text))])
         counters.countBackendFailure(backend: b.backend.index, server: b.serverIndex, .reset)
         abort()
     }

@@ -47,12 +47,12 @@ extension ClientConnection {
         if let b = ex.backend,
            case .retry(let other) = RetryPolicy.decide(attempt, usable: { worker.pool.hasUsableServer(b, excluding: $0) }) {
             ex.headSent = false
-            worker.logs.error.log(.warn, "backend_retry", failure.reason, [("backend", b.config.name), ("server", label), ("request_id", ex.requestID.text)])
+            worker.logs.error.log(.warn, "backend_retry", failure.reason, [("backend", .string(b.config.name)), ("server", .string(label)), ("request_id", .string(ex.requestID.text))])
             connectBackend(excluding: other)
             return
         }
         worker.logs.error.log(.error, "backend_error", failure.reason,
-                              [("backend", ex.backend?.config.name ?? ""), ("server", label), ("request_id", ex.requestID.text)])
+                              [("backend", .string(ex.backend?.config.name ?? "")), ("server", .string(label)), ("request_id", .string(ex.requestID.text))])
         if ex.responseStarted { abort(); return }
         respondLocally(failure, close: false)
     }

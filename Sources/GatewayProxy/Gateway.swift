@@ -46,7 +46,7 @@ public final class Gateway {
         let perWorker = try bindListeners(snapshot.config.listeners.map(ListenKey.init))
         let addresses = snapshot.config.listeners.compactMap { SocketAddress(ip: $0.address, port: $0.port) }
         for s in activation.unmatched(by: addresses) {
-            logs.error.log(.warn, "socket_unused", "a socket passed by systemd matches no listen block", [("socket", s.description)])
+            logs.error.log(.warn, "socket_unused", "a socket passed by systemd matches no listen block", [("socket", .string(s.description))])
         }
         if let address = snapshot.config.admin {
             let list = workerList
@@ -82,8 +82,8 @@ public final class Gateway {
         supervision.watch(snapshot.config)
         status.markReady()
         supervision.ready()
-        logs.error.log(.info, "started", "listening", [("workers", String(workerCount)),
-            ("listeners", snapshot.config.listeners.map { "\($0.address):\($0.port)" }.joined(separator: " "))])
+        logs.error.log(.info, "started", "listening", [("workers", .int(workerCount)),
+            ("listeners", .string(snapshot.config.listeners.map { "\($0.address):\($0.port)" }.joined(separator: " ")))])
     }
 
     private var workerCount = 0
@@ -158,13 +158,13 @@ public final class Gateway {
         let fds: [[WorkerSocket]]
         do { fds = try bindListeners(added) } catch {
             next.logs.error.log(.error, "config_rejected", "reload rejected: a new listen address cannot be bound; still serving the previous configuration",
-                                [("file", next.config.files.first ?? ""), ("sha256", next.config.sha256), ("trigger", trigger), ("errors", "\(error)")])
+                                [("file", .string(next.config.files.first ?? "")), ("sha256", .string(next.config.sha256)), ("trigger", .string(trigger)), ("errors", "\(error)")])
             status.reloadFailed()
             return
         }
         if (next.config.workers ?? Self.cpuCount) != workerCount {
             next.logs.error.log(.warn, "workers_unchanged", "a change of `workers` takes effect at restart",
-                                [("running", String(workerCount)), ("configured", next.config.workers.map(String.init) ?? "auto")])
+                                [("running", .int(workerCount)), ("configured", next.config.workers.map(LogValue.int) ?? "auto")])
         }
         snapshot = next
         for (i, h) in handles.enumerated() {
@@ -179,9 +179,9 @@ public final class Gateway {
         status.reloaded(next)
         refreshCertificates()
         supervision.watch(next.config)
-        next.logs.error.log(.info, "reloaded", "new configuration in use for new connections", [("trigger", trigger),
-            ("listeners_added", added.map(\.description).joined(separator: " ")),
-            ("listeners_removed", removed.map(\.description).sorted().joined(separator: " "))])
+        next.logs.error.log(.info, "reloaded", "new configuration in use for new connections", [("trigger", .string(trigger)),
+            ("listeners_added", .string(added.map(\.description).joined(separator: " "))),
+            ("listeners_removed", .string(removed.map(\.description).sorted().joined(separator: " ")))])
     }
 
     private var lastCertificateCheck: UInt64 = 0
@@ -204,7 +204,7 @@ public final class Gateway {
             for h in handles { h.loop.execute { closed.add(h.worker.forceClose()) } }
             while stopped.value < threads.count { usleep(10_000) }
             logs.error.log(.warn, "shutdown_forced", "closed connections still open after shutdown_timeout",
-                           [("closed", String(closed.value))])
+                           [("closed", .int(closed.value))])
         }
         for t in threads { pthread_join(t, nil) }
         admin?.stop()

@@ -75,6 +75,6 @@ struct LogTests {
         s.gateway!.signal(SIGTERM)
         #expect(s.gateway!.waitForExit(timeout: 6) == 0)
         let forced = try #require(jsonLines(s.gateway!.stderr).first { $0["event"] as? String == "shutdown_forced" }, "\(s.gateway!.stderr)")
-        #expect(forced["closed"] as? String == "1")
+        #expect(forced["closed"] as? Int == 1, "a JSON number (SPEC §7.2)")
     }
 }
