@@ -45,21 +45,18 @@ public enum GatewayCommand {
             return 2
         case .success(let s): snapshot = s
         }
-        audit(snapshot, path: path, trigger: "start")
         printError("effective TLS policy per host:\n" + PolicyTable.render(snapshot.config))
         var generation = 1
         let build = BuildInfo(version: version, openssl: OpenSSLInfo.version)
         let gateway = Gateway(snapshot: snapshot, build: build) { trigger, current in
             generation += 1
             switch load(path: path, generation: generation, logs: current.logs) {
-            case .success(let s):
-                audit(s, path: path, trigger: trigger)
-                return s
+            case .success(let s): return s   // audited by the gateway once the watches cover it
             case .failure(let e):
                 rejected(current.logs.error, e, path: path, trigger: trigger, message: "reload rejected; still serving the previous configuration")
                 return nil
             }
-        }
+        } audit: { s, trigger in audit(s, path: path, trigger: trigger) }
         do { try gateway.start() } catch {
             snapshot.logs.error.log(.error, "start_failed", "\(error)")
             printError("\(error)")

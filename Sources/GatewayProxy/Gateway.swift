@@ -12,9 +12,13 @@ public final class Gateway {
     private var threads: [pthread_t] = []
     private var handles: [WorkerHandle] = []
     private let stopped = LockedCounter()
-    /// Loads, validates and audits the configuration again (SIGHUP); nil when it was rejected
-    /// (the loader has logged why).
+    /// Loads and validates the configuration again (SIGHUP); nil when it was rejected (the loader
+    /// has logged why, with the `config_rejected` audit line).
     private let reload: (_ trigger: String, _ current: RuntimeSnapshot) -> RuntimeSnapshot?
+    /// Writes the `config_loaded` audit line of a load that takes effect. Called by the gateway
+    /// only once the file watches cover the loaded configuration: an edit made after the line
+    /// was written is always seen (the watches are armed before it), never lost in between.
+    private let audit: (_ snapshot: RuntimeSnapshot, _ trigger: String) -> Void
     /// Used while no `ticket_key_file` is configured.
     private var ticketRotation = TicketKeyRotation(now: monotonicMilliseconds())
     public let status: GatewayStatus
@@ -26,10 +30,12 @@ public final class Gateway {
     private var activation = SocketActivation()
 
     public init(snapshot: RuntimeSnapshot, build: BuildInfo,
-                reload: @escaping (_ trigger: String, _ current: RuntimeSnapshot) -> RuntimeSnapshot?) {
+                reload: @escaping (_ trigger: String, _ current: RuntimeSnapshot) -> RuntimeSnapshot?,
+                audit: @escaping (_ snapshot: RuntimeSnapshot, _ trigger: String) -> Void) {
         self.snapshot = snapshot
         self.build = build
         self.reload = reload
+        self.audit = audit
         status = GatewayStatus(snapshot: snapshot)
     }
 
@@ -42,6 +48,8 @@ public final class Gateway {
         Allocator.tuneForServer()
         workerCount = snapshot.config.workers ?? Self.cpuCount
         supervision = Supervision(log: { [unowned self] in self.logs.error })
+        supervision.watch(snapshot.config)
+        audit(snapshot, "start")
         activation = try SocketActivation.fromEnvironment()   // a bad LISTEN_FDS fails the start
         let perWorker = try bindListeners(snapshot.config.listeners.map(ListenKey.init))
         let addresses = snapshot.config.listeners.compactMap { SocketAddress(ip: $0.address, port: $0.port) }
@@ -79,7 +87,6 @@ public final class Gateway {
         }
         workerList.set(handles)
         refreshCertificates()
-        supervision.watch(snapshot.config)
         status.markReady()
         supervision.ready()
         logs.error.log(.info, "started", "listening", [("workers", .int(workerCount)),
@@ -152,16 +159,20 @@ public final class Gateway {
         supervision.reloading()
         defer { supervision.ready() }
         guard let next = reload(trigger, snapshot) else { status.reloadFailed(); return }
+        // Watches first: a file changed once the audit line is out must not fall in a gap.
+        supervision.watch(next.config)
         let before = Set(snapshot.listeners.keys), after = Set(next.listeners.keys)
         let added = next.config.listeners.map(ListenKey.init).filter { !before.contains($0) }
         let removed = before.subtracting(after)
         let fds: [[WorkerSocket]]
         do { fds = try bindListeners(added) } catch {
+            supervision.watch(snapshot.config)
             next.logs.error.log(.error, "config_rejected", "reload rejected: a new listen address cannot be bound; still serving the previous configuration",
                                 [("file", .string(next.config.files.first ?? "")), ("sha256", .string(next.config.sha256)), ("trigger", .string(trigger)), ("errors", "\(error)")])
             status.reloadFailed()
             return
         }
+        audit(next, trigger)
         if (next.config.workers ?? Self.cpuCount) != workerCount {
             next.logs.error.log(.warn, "workers_unchanged", "a change of `workers` takes effect at restart",
                                 [("running", .int(workerCount)), ("configured", next.config.workers.map(LogValue.int) ?? "auto")])
@@ -178,7 +189,6 @@ public final class Gateway {
         admin?.update(next.config.admin, log: next.logs.error)
         status.reloaded(next)
         refreshCertificates()
-        supervision.watch(next.config)
         next.logs.error.log(.info, "reloaded", "new configuration in use for new connections", [("trigger", .string(trigger)),
             ("listeners_added", .string(added.map(\.description).joined(separator: " "))),
             ("listeners_removed", .string(removed.map(\.description).sorted().joined(separator: " ")))])
