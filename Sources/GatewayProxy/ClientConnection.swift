@@ -142,6 +142,7 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
             setDeadline(limits.headerTimeoutMs)
             counters.countHandshake(host: tls.host?.index ?? SnapshotCounters.none, version: tls.versionCode,
                                     cipherID: tls.cipherID, cipherName: tls.cipherName, resumed: tls.sessionReused)
+            if handshakeEndedOnStaleSnapshot { beginClose() }   // SPEC §7.2 (Worker+Reload.swift)
         case .wantRead, .wantWrite: break   // the next edge drives it on
         case .closed:
             // A port probe (load balancer, health check) that connects and leaves is not a TLS failure.

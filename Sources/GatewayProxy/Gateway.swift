@@ -182,6 +182,7 @@ public final class Gateway {
             let mine = fds[i]
             h.loop.execute {
                 h.worker.snapshot = next
+                h.worker.drainChangedHosts(reloadingTo: next)
                 h.worker.removeListeners(removed)
                 do { try h.worker.addListeners(mine) } catch { next.logs.error.log(.error, "listen_failed", "\(error)") }
             }

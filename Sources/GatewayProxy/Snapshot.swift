@@ -79,6 +79,11 @@ public final class RuntimeSnapshot: Sendable {
     public let backends: [String: BackendRuntime]
     /// Each host's effective policy, by host index (the 421 rule).
     public let hostPolicies: [TLSPolicy]
+    /// Each host's policy and file contents as one digest, by host index, and the same by the
+    /// host's display name: after a reload, a connection whose host's fingerprint is not the same
+    /// in the new snapshot finishes its exchange and closes (SPEC §7.2, Worker+Reload.swift).
+    public let hostFingerprints: [HostFingerprint]
+    public let fingerprintsByName: [String: HostFingerprint]
     /// The same backends in configuration order.
     public let backendList: [BackendRuntime]
     public let generation: Int
@@ -97,6 +102,9 @@ public final class RuntimeSnapshot: Sendable {
         self.logs = logs
         tls = try TLSServerContexts(config: config)
         hostPolicies = tls.hosts.map(\.policy)
+        // Reads the certificate, key, CA and CRL files once more: here, off the event loops.
+        hostFingerprints = tls.hosts.map { HostFingerprint.reading($0.config) }
+        fingerprintsByName = Dictionary(zip(tls.hosts.map(\.name), hostFingerprints), uniquingKeysWith: { a, _ in a })
         var backends: [String: BackendRuntime] = [:]
         var errors: [ConfigDiagnostic] = []
         switch config.ticketKeyFile.map(TicketKeys.load) {
@@ -123,6 +131,14 @@ public final class RuntimeSnapshot: Sendable {
         var byAddress: [ListenKey: ListenerRuntime] = [:]
         for (i, (l, t)) in zip(config.listeners, tls.listeners).enumerated() { byAddress[ListenKey(l)] = ListenerRuntime(config: l, tls: t, index: i) }
         listeners = byAddress
+    }
+}
+
+extension RuntimeSnapshot {
+    /// Per host of this snapshot (by index): must its connections close after a reload to `next`?
+    func hostsToDrain(reloadingTo next: RuntimeSnapshot) -> [Bool] {
+        ReloadJudgement.hostsToDrain(old: zip(tls.hosts, hostFingerprints).map { (name: $0.name, fingerprint: $1) },
+                                     new: next.fingerprintsByName)
     }
 }
 
