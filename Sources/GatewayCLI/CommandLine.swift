@@ -45,21 +45,18 @@ public enum GatewayCommand {
             return 2
         case .success(let s): snapshot = s
         }
-        audit(snapshot, path: path, trigger: "start")
         printError("effective TLS policy per host:\n" + PolicyTable.render(snapshot.config))
         var generation = 1
         let build = BuildInfo(version: version, openssl: OpenSSLInfo.version)
         let gateway = Gateway(snapshot: snapshot, build: build) { trigger, current in
             generation += 1
             switch load(path: path, generation: generation, logs: current.logs) {
-            case .success(let s):
-                audit(s, path: path, trigger: trigger)
-                return s
+            case .success(let s): return s   // audited by the gateway once the watches cover it
             case .failure(let e):
                 rejected(current.logs.error, e, path: path, trigger: trigger, message: "reload rejected; still serving the previous configuration")
                 return nil
             }
-        }
+        } audit: { s, trigger in audit(s, path: path, trigger: trigger) }
         do { try gateway.start() } catch {
             snapshot.logs.error.log(.error, "start_failed", "\(error)")
             printError("\(error)")
@@ -71,8 +68,8 @@ public enum GatewayCommand {
     /// The audit line of a load that took effect, then its warnings (GW.Admin.Exposed as an error).
     static func audit(_ snapshot: RuntimeSnapshot, path: String, trigger: String) {
         let c = snapshot.config, log = snapshot.logs.error
-        log.log(.info, "config_loaded", "configuration loaded", [("file", path), ("sha256", c.sha256), ("trigger", trigger),
-                ("hosts", String(c.hosts.count)), ("backends", String(c.backends.count))])
+        log.log(.info, "config_loaded", "configuration loaded", [("file", .string(path)), ("sha256", .string(c.sha256)), ("trigger", .string(trigger)),
+                ("hosts", .int(c.hosts.count)), ("backends", .int(c.backends.count))])
         for w in c.warnings {
             let exposed = w.message.contains("GW.Admin.Exposed")
             log.log(exposed ? .error : .warn, exposed ? "admin_exposed" : "config_warning", w.description)
@@ -84,7 +81,7 @@ public enum GatewayCommand {
 
     /// The one audit line of a rejected load.
     static func rejected(_ log: ErrorLog, _ e: ConfigLoadError, path: String, trigger: String, message: String) {
-        log.log(.error, "config_rejected", message, [("file", path), ("sha256", e.sha256), ("trigger", trigger), ("errors", e.description)])
+        log.log(.error, "config_rejected", message, [("file", .string(path)), ("sha256", .string(e.sha256)), ("trigger", .string(trigger)), ("errors", .string(e.description))])
     }
 
     static func printError(_ s: String) {

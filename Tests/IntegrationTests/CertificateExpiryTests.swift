@@ -39,12 +39,12 @@ struct CertificateExpiryTests {
         func line(_ subject: String) -> [String: Any]? { lines.first { $0["subject"] as? String == subject } }
         let ten = try #require(line("CN=ten"))
         #expect(ten["event"] as? String == "certificate_expiring" && ten["level"] as? String == "warn")
-        #expect(ten["window_days"] as? String == "14" && ten["days_left"] as? String == "9")
+        #expect(ten["window_days"] as? Int == 14 && ten["days_left"] as? Int == 9)
         #expect(ten["role"] as? String == "server" && ten["host"] as? String == "ten.test")
         let twenty = try #require(line("CN=twenty"))
-        #expect(twenty["window_days"] as? String == "30" && twenty["role"] as? String == "backend_client" && twenty["host"] as? String == "b")
+        #expect(twenty["window_days"] as? Int == 30 && twenty["role"] as? String == "backend_client" && twenty["host"] as? String == "b")
         let gone = try #require(line("CN=gone"))
-        #expect(gone["event"] as? String == "certificate_expired" && gone["level"] as? String == "error" && gone["days_left"] as? String == "-1")
+        #expect(gone["event"] as? String == "certificate_expired" && gone["level"] as? String == "error" && gone["days_left"] as? Int == -1)
         #expect(line("CN=check test CA") == nil, "a CA good for ten years is not worth a line")
 
         let m = MetricsPage(try Admin(port: adminPort).get("/metrics").body)

@@ -69,6 +69,32 @@ struct LifecycleTests {
         #expect(try Self.servedKey(s.gatewayPort) == "RSA")
     }
 
+    /// The reload race: an edit made right after a reload's `config_loaded` line, to a file in a
+    /// directory only the new configuration names, is seen (the watches are re-armed before the
+    /// audit line is written) and reloads again.
+    @Test func editRightAfterAReloadIsSeen() throws {
+        let s = try Stack()
+        try s.startEcho()
+        let v1 = "\(s.dir)/v1", v2 = "\(s.dir)/v2"
+        for d in [v1, v2] { try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true) }
+        for d in [v1, v2] {
+            try copy("api.example.test.pem", to: "\(d)/api.crt")
+            try copy("api.example.test.key", to: "\(d)/api.key")
+        }
+        let certs = "\(Repo.certs)/api.example.test.pem \(Repo.certs)/api.example.test.key"
+        try s.startGateway(s.config().replacingOccurrences(of: certs, with: "\(v1)/api.crt \(v1)/api.key"))
+        let loaded = { Self.audit(s.gateway!, "file_change").filter { $0["event"] as? String == "config_loaded" }.count }
+        // The first reload (the main file changed) moves the certificate to v2, watched by nobody so far.
+        try s.config().replacingOccurrences(of: certs, with: "\(v2)/api.crt \(v2)/api.key").write(toFile: s.configPath, atomically: true, encoding: .utf8)
+        #expect(eventually(5) { loaded() == 1 }, "\(s.gateway!.stderr.suffix(600))")
+        try copy("api.example.test-rsa.pem", to: "\(v2)/api.crt.new")
+        try copy("api.example.test-rsa.key", to: "\(v2)/api.key.new")
+        rename("\(v2)/api.crt.new", "\(v2)/api.crt")
+        rename("\(v2)/api.key.new", "\(v2)/api.key")
+        #expect(eventually(5) { loaded() == 2 }, "a second reload: \(s.gateway!.stderr.suffix(600))")
+        #expect(try Self.servedKey(s.gatewayPort) == "RSA")
+    }
+
     @Test func reloadOnChangeOff() throws {
         let s = try Stack()
         try s.startEcho()

@@ -69,6 +69,23 @@ final class TLSTestClient {
         return String(decoding: out, as: UTF8.self)
     }
 
+    /// Waits up to `seconds` for the server to end the connection (close_notify or EOF), reading
+    /// and dropping anything else: true when it ended, false when it was still open at the timeout.
+    func closedWithin(_ seconds: Int) -> Bool {
+        var tv = timeval(tv_sec: seconds, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var buf = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = SSL_read(ssl, &buf, Int32(buf.count))
+            if n > 0 { continue }
+            let e = SSL_get_error(ssl, n), err = errno
+            ERR_clear_error()
+            // A receive timeout on a blocking socket comes back as "want read" (or EAGAIN).
+            let timedOut = e == SSL_ERROR_WANT_READ || (e == SSL_ERROR_SYSCALL && (err == EAGAIN || err == EWOULDBLOCK))
+            return !timedOut
+        }
+    }
+
     /// Reads exactly `count` bytes (or throws when the connection ends first).
     func read(count: Int) throws -> [UInt8] {
         var out: [UInt8] = []

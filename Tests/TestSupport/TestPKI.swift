@@ -61,7 +61,15 @@ public final class TestPKI: Sendable {
     public func crl(revoking name: String) throws -> String {
         let ca = ["-config", path("ca.cnf"), "-cert", path("ca.pem"), "-keyfile", path("ca.key")]
         try openssl(["ca"] + ca + ["-revoke", path("\(name).pem")])
-        try openssl(["ca"] + ca + ["-gencrl", "-crldays", "30", "-out", path("ca.crl")])
+        return try currentCRL()
+    }
+
+    /// Writes the CRL (valid 30 days) listing what was revoked so far, none at first, always to
+    /// the same path: the file is rewritten in place, as a CRL publisher does.
+    @discardableResult
+    public func currentCRL() throws -> String {
+        try openssl(["ca", "-config", path("ca.cnf"), "-cert", path("ca.pem"), "-keyfile", path("ca.key"),
+                     "-gencrl", "-crldays", "30", "-out", path("ca.crl")])
         return path("ca.crl")
     }
 

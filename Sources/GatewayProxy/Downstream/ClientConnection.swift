@@ -150,6 +150,7 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser, BatchTarge
             if tls.negotiatedHTTP2 { startHTTP2() } else { setDeadline(limits.headerTimeoutMs) }
             counters.countHandshake(host: tls.host?.index ?? SnapshotCounters.none, version: tls.versionCode,
                                     cipherID: tls.cipherID, cipherName: tls.cipherName, resumed: tls.sessionReused)
+            if handshakeEndedOnStaleSnapshot { beginClose() }   // SPEC §7.2 (Worker+Reload.swift)
         case .wantRead, .wantWrite: break   // the next edge drives it on
         case .closed:
             // A port probe (load balancer, health check) that connects and leaves is not a TLS failure.
@@ -203,8 +204,8 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser, BatchTarge
         // only when the gateway's or a backend's side failed.
         if failure.status != 404 {
             worker.logs.error.log(failure.side == .client ? .info : .error, "request_error", failure.reason,
-                                  [("status", String(failure.status)), ("side", failure.side.rawValue), ("client", clientIP),
-                                   ("request_id", ex.requestID.text)])
+                                  [("status", .int(failure.status)), ("side", .string(failure.side.rawValue)), ("client", .string(clientIP)),
+                                   ("request_id", .string(ex.requestID.text))])
         }
         // A client that does not read its answer is not waited for beyond idle_timeout.
         ex.setDeadline(max(limits.idleTimeoutMs, 1))

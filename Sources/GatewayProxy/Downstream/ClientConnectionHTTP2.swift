@@ -100,7 +100,7 @@ extension ClientConnection {
                                                          : .client(431, "request header list over max_header_size or max_headers"), close: true)
         case .malformed(let s, let reason):
             worker.logs.error.log(.info, "http2_stream_reset", "malformed request reset with PROTOCOL_ERROR: \(reason)",
-                                  [("client", clientIP), ("stream", String(s))])
+                                  [("client", .string(clientIP)), ("stream", .int(Int(s)))])
         case .data(let s, _):
             exchanges[StreamID(s)]?.turn = true   // taken from the stream's buffer as its backend can take it
         case .trailers(let s, _), .endStream(let s):

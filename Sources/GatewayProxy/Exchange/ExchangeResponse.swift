@@ -48,7 +48,7 @@ extension Exchange {
             return
         }
         worker.logs.error.log(.error, "backend_error", "backend \(c.server.label) closed the connection mid-response",
-                              [("request_id", requestID.text)])
+                              [("request_id", .string(requestID.text))])
         conn.counters.countBackendFailure(backend: c.backend.index, server: c.serverIndex, .reset)
         conn.abort(self)
     }

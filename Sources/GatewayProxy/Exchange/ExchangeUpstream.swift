@@ -85,10 +85,10 @@ extension Exchange {
         let action = state.backendFailed(failure, pooled: pooled, serverCount: b?.servers.count ?? 0,
                                          usable: { other in b.map { pool.hasUsableServer($0, excluding: other) } ?? false })
         if case .connect = action {
-            worker.logs.error.log(.warn, "backend_retry", failure.reason, [("backend", b?.config.name ?? ""), ("server", label), ("request_id", requestID.text)])
+            worker.logs.error.log(.warn, "backend_retry", failure.reason, [("backend", .string(b?.config.name ?? "")), ("server", .string(label)), ("request_id", .string(requestID.text))])
         } else {
             worker.logs.error.log(.error, "backend_error", failure.reason,
-                                  [("backend", b?.config.name ?? ""), ("server", label), ("request_id", requestID.text)])
+                                  [("backend", .string(b?.config.name ?? "")), ("server", .string(label)), ("request_id", .string(requestID.text))])
         }
         conn.perform(action, self, failure)
     }

@@ -16,13 +16,13 @@ public enum CertificateExpiryWatch {
         for (use, cert) in CertificateInventory.certificates(config) {
             out.append(CertificateExpiry(role: use.role.rawValue, host: use.owner, subject: cert.subject, notAfter: Int(cert.notAfter)))
             let left = cert.notAfter - now
-            let fields = [("role", use.role.rawValue), ("host", use.owner), ("subject", cert.subject),
-                          ("days_left", String(cert.daysLeft(now: now))), ("not_after", isoDate(cert.notAfter)), ("file", use.path)]
+            let fields: [(String, LogValue)] = [("role", .string(use.role.rawValue)), ("host", .string(use.owner)), ("subject", .string(cert.subject)),
+                          ("days_left", .int(cert.daysLeft(now: now))), ("not_after", .string(isoDate(cert.notAfter))), ("file", .string(use.path))]
             if left <= 0 {
                 log.log(.error, "certificate_expired", "\(use.role.rawValue) certificate \(cert.subject) of \(use.owner) has expired", fields)
             } else if let window = windowsDays.sorted().first(where: { left < Int64($0) * day }) {
                 log.log(.warn, "certificate_expiring", "\(use.role.rawValue) certificate \(cert.subject) of \(use.owner) expires within \(window) days",
-                        fields + [("window_days", String(window))])
+                        fields + [("window_days", .int(window))])
             }
         }
         return out

@@ -12,9 +12,13 @@ public final class Gateway {
     private var threads: [pthread_t] = []
     private var handles: [WorkerHandle] = []
     private let stopped = LockedCounter()
-    /// Loads, validates and audits the configuration again (SIGHUP); nil when it was rejected
-    /// (the loader has logged why).
+    /// Loads and validates the configuration again (SIGHUP); nil when it was rejected (the loader
+    /// has logged why, with the `config_rejected` audit line).
     private let reload: (_ trigger: String, _ current: RuntimeSnapshot) -> RuntimeSnapshot?
+    /// Writes the `config_loaded` audit line of a load that takes effect. Called by the gateway
+    /// only once the file watches cover the loaded configuration: an edit made after the line
+    /// was written is always seen (the watches are armed before it), never lost in between.
+    private let audit: (_ snapshot: RuntimeSnapshot, _ trigger: String) -> Void
     /// Used while no `ticket_key_file` is configured.
     private var ticketRotation = TicketKeyRotation(now: monotonicMilliseconds())
     public let status: GatewayStatus
@@ -26,10 +30,12 @@ public final class Gateway {
     private var activation = SocketActivation()
 
     public init(snapshot: RuntimeSnapshot, build: BuildInfo,
-                reload: @escaping (_ trigger: String, _ current: RuntimeSnapshot) -> RuntimeSnapshot?) {
+                reload: @escaping (_ trigger: String, _ current: RuntimeSnapshot) -> RuntimeSnapshot?,
+                audit: @escaping (_ snapshot: RuntimeSnapshot, _ trigger: String) -> Void) {
         self.snapshot = snapshot
         self.build = build
         self.reload = reload
+        self.audit = audit
         status = GatewayStatus(snapshot: snapshot)
     }
 
@@ -42,11 +48,13 @@ public final class Gateway {
         Allocator.tuneForServer()
         workerCount = snapshot.config.workers ?? Self.cpuCount
         supervision = Supervision(log: { [unowned self] in self.logs.error })
+        supervision.watch(snapshot.config)
+        audit(snapshot, "start")
         activation = try SocketActivation.fromEnvironment()   // a bad LISTEN_FDS fails the start
         let perWorker = try bindListeners(snapshot.config.listeners.map(ListenKey.init))
         let addresses = snapshot.config.listeners.compactMap { SocketAddress(ip: $0.address, port: $0.port) }
         for s in activation.unmatched(by: addresses) {
-            logs.error.log(.warn, "socket_unused", "a socket passed by systemd matches no listen block", [("socket", s.description)])
+            logs.error.log(.warn, "socket_unused", "a socket passed by systemd matches no listen block", [("socket", .string(s.description))])
         }
         if let address = snapshot.config.admin {
             let list = workerList
@@ -79,11 +87,10 @@ public final class Gateway {
         }
         workerList.set(handles)
         refreshCertificates()
-        supervision.watch(snapshot.config)
         status.markReady()
         supervision.ready()
-        logs.error.log(.info, "started", "listening", [("workers", String(workerCount)),
-            ("listeners", snapshot.config.listeners.map { "\($0.address):\($0.port)" }.joined(separator: " "))])
+        logs.error.log(.info, "started", "listening", [("workers", .int(workerCount)),
+            ("listeners", .string(snapshot.config.listeners.map { "\($0.address):\($0.port)" }.joined(separator: " ")))])
     }
 
     private var workerCount = 0
@@ -152,25 +159,30 @@ public final class Gateway {
         supervision.reloading()
         defer { supervision.ready() }
         guard let next = reload(trigger, snapshot) else { status.reloadFailed(); return }
+        // Watches first: a file changed once the audit line is out must not fall in a gap.
+        supervision.watch(next.config)
         let before = Set(snapshot.listeners.keys), after = Set(next.listeners.keys)
         let added = next.config.listeners.map(ListenKey.init).filter { !before.contains($0) }
         let removed = before.subtracting(after)
         let fds: [[WorkerSocket]]
         do { fds = try bindListeners(added) } catch {
+            supervision.watch(snapshot.config)
             next.logs.error.log(.error, "config_rejected", "reload rejected: a new listen address cannot be bound; still serving the previous configuration",
-                                [("file", next.config.files.first ?? ""), ("sha256", next.config.sha256), ("trigger", trigger), ("errors", "\(error)")])
+                                [("file", .string(next.config.files.first ?? "")), ("sha256", .string(next.config.sha256)), ("trigger", .string(trigger)), ("errors", "\(error)")])
             status.reloadFailed()
             return
         }
+        audit(next, trigger)
         if (next.config.workers ?? Self.cpuCount) != workerCount {
             next.logs.error.log(.warn, "workers_unchanged", "a change of `workers` takes effect at restart",
-                                [("running", String(workerCount)), ("configured", next.config.workers.map(String.init) ?? "auto")])
+                                [("running", .int(workerCount)), ("configured", next.config.workers.map(LogValue.int) ?? "auto")])
         }
         snapshot = next
         for (i, h) in handles.enumerated() {
             let mine = fds[i]
             h.loop.execute {
                 h.worker.snapshot = next
+                h.worker.drainChangedHosts(reloadingTo: next)
                 h.worker.removeListeners(removed)
                 do { try h.worker.addListeners(mine) } catch { next.logs.error.log(.error, "listen_failed", "\(error)") }
             }
@@ -178,10 +190,9 @@ public final class Gateway {
         admin?.update(next.config.admin, log: next.logs.error)
         status.reloaded(next)
         refreshCertificates()
-        supervision.watch(next.config)
-        next.logs.error.log(.info, "reloaded", "new configuration in use for new connections", [("trigger", trigger),
-            ("listeners_added", added.map(\.description).joined(separator: " ")),
-            ("listeners_removed", removed.map(\.description).sorted().joined(separator: " "))])
+        next.logs.error.log(.info, "reloaded", "new configuration in use for new connections", [("trigger", .string(trigger)),
+            ("listeners_added", .string(added.map(\.description).joined(separator: " "))),
+            ("listeners_removed", .string(removed.map(\.description).sorted().joined(separator: " ")))])
     }
 
     private var lastCertificateCheck: UInt64 = 0
@@ -204,7 +215,7 @@ public final class Gateway {
             for h in handles { h.loop.execute { closed.add(h.worker.forceClose()) } }
             while stopped.value < threads.count { usleep(10_000) }
             logs.error.log(.warn, "shutdown_forced", "closed connections still open after shutdown_timeout",
-                           [("closed", String(closed.value))])
+                           [("closed", .int(closed.value))])
         }
         for t in threads { pthread_join(t, nil) }
         admin?.stop()

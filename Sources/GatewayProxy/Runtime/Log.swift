@@ -79,6 +79,14 @@ public struct JSONLine {
     public mutating func field(_ key: String, _ value: String) {
         keyText(key); string(value)
     }
+    public mutating func field(_ key: String, _ value: LogValue) {
+        keyText(key)
+        switch value {
+        case .string(let s): string(s)
+        case .int(let n): bytes += Array(String(n).utf8)
+        case .bool(let b): bytes += Array((b ? "true" : "false").utf8)
+        }
+    }
 
     public func finished() -> [UInt8] { bytes + [UInt8(ascii: "}"), UInt8(ascii: "\n")] }
 
@@ -144,7 +152,7 @@ public final class ErrorLog: Sendable {
 
     public init(sink: LogSink, level: LogLevel) { self.sink = sink; self.level = level }
 
-    public func log(_ level: LogLevel, _ event: String, _ message: String, _ extra: [(String, String)] = []) {
+    public func log(_ level: LogLevel, _ event: String, _ message: String, _ extra: [(String, LogValue)] = []) {
         guard level >= self.level else { return }
         var j = JSONLine()
         j.field("time", timestampNow())
@@ -154,4 +162,17 @@ public final class ErrorLog: Sendable {
         for (k, v) in extra { j.field(k, v) }
         j.finished().withUnsafeBytes { sink.write($0) }
     }
+}
+
+/// A field of an error-log or audit line, typed so that a count is written as a JSON number and
+/// a flag as a JSON boolean (SPEC §7.2: a pipeline that sums `closed` must see `3`, not `"3"`).
+/// Literals pick their case: `("closed", .int(n))`, `("trigger", "signal")`, `("errors", "\(e)")`.
+public enum LogValue: Sendable, Equatable, ExpressibleByStringInterpolation, ExpressibleByIntegerLiteral, ExpressibleByBooleanLiteral {
+    case string(String)
+    case int(Int)
+    case bool(Bool)
+
+    public init(stringLiteral value: String) { self = .string(value) }
+    public init(integerLiteral value: Int) { self = .int(value) }
+    public init(booleanLiteral value: Bool) { self = .bool(value) }
 }

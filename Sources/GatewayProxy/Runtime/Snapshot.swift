@@ -82,6 +82,11 @@ public final class RuntimeSnapshot: Sendable {
     /// By host index: the exact names a connection to that host may serve without a 421 and its
     /// certificate covers — what its HTTP/2 ORIGIN frame lists (SPEC §12).
     let originNames: [[String]]
+    /// Each host's policy and file contents as one digest, by host index, and the same by the
+    /// host's display name: after a reload, a connection whose host's fingerprint is not the same
+    /// in the new snapshot finishes its exchange and closes (SPEC §7.2, Worker+Reload.swift).
+    public let hostFingerprints: [HostFingerprint]
+    public let fingerprintsByName: [String: HostFingerprint]
     /// The same backends in configuration order.
     public let backendList: [BackendRuntime]
     public let generation: Int
@@ -101,6 +106,9 @@ public final class RuntimeSnapshot: Sendable {
         tls = try TLSServerContexts(config: config)
         hostPolicies = tls.hosts.map(\.policy)
         originNames = Self.originNames(config.hosts)
+        // Reads the certificate, key, CA and CRL files once more: here, off the event loops.
+        hostFingerprints = tls.hosts.map { HostFingerprint.reading($0.config) }
+        fingerprintsByName = Dictionary(zip(tls.hosts.map(\.name), hostFingerprints), uniquingKeysWith: { a, _ in a })
         var backends: [String: BackendRuntime] = [:]
         var errors: [ConfigDiagnostic] = []
         switch config.ticketKeyFile.map(TicketKeys.load) {
@@ -154,6 +162,12 @@ extension RuntimeSnapshot {
         let port = listener.publicPort ?? listener.port
         let suffix = port == 443 ? "" : ":\(port)"
         return ([name] + originNames[host].filter { $0 != name }).map { "https://\($0)\(suffix)" }
+    }
+
+    /// Per host of this snapshot (by index): must its connections close after a reload to `next`?
+    func hostsToDrain(reloadingTo next: RuntimeSnapshot) -> [Bool] {
+        ReloadJudgement.hostsToDrain(old: zip(tls.hosts, hostFingerprints).map { (name: $0.name, fingerprint: $1) },
+                                     new: next.fingerprintsByName)
     }
 }
 

@@ -28,7 +28,7 @@ final class Worker {
     var traceIDs = TraceIDGenerator()
     /// Reused for every read: a connection only keeps bytes it could not hand on.
     let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
-    private var live: [ObjectIdentifier: ClientConnection] = [:]
+    private(set) var live: [ObjectIdentifier: ClientConnection] = [:]
     var onStopped: (() -> Void)?
 
     /// Ticket keys when no `ticket_key_file` is set: the main thread hands a new ring on rotation.

@@ -60,7 +60,7 @@ final class BackendPool {
     /// The active health check's verdict; transitions are logged.
     func setActiveHealth(_ backend: BackendRuntime, server: Int, up: Bool, reason: String) {
         let key = backend.servers[server].healthKey
-        let fields = [("backend", backend.config.name), ("server", backend.servers[server].label), ("reason", reason)]
+        let fields: [(String, LogValue)] = [("backend", .string(backend.config.name)), ("server", .string(backend.servers[server].label)), ("reason", .string(reason))]
         if up, activeDown.remove(key) != nil {
             worker.logs.error.log(.info, "backend_health_ok", "health check passed: back in rotation", fields)
         } else if !up, activeDown.insert(key).inserted {
@@ -82,7 +82,7 @@ final class BackendPool {
             h.downUntil = now + window
             h.fails = 0
             worker.logs.error.log(.warn, "backend_server_down", "\(maxFails) failure(s) within fail_timeout: not used for \(window) ms",
-                                  [("backend", backend.config.name), ("server", backend.servers[server].label)])
+                                  [("backend", .string(backend.config.name)), ("server", .string(backend.servers[server].label))])
         }
         health[key] = h
     }
