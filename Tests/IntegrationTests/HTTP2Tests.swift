@@ -197,6 +197,24 @@ struct HTTP2Tests {
         #expect(g.waitForExit(timeout: 20) == 0)
     }
 
+    /// SPEC §7.2: a reload that changes the connection's host policy (its floor) sends the
+    /// two-step GOAWAY; the slow stream in flight completes 200, then the connection closes.
+    @Test func reloadThatChangesTheHostSendsGoawayAndLetsTheStreamFinish() throws {
+        let s = try Stack()
+        try s.startEcho()
+        try s.startGateway(s.config(limits: "idle_timeout 10s;", topExtra: "reload_on_change off;"))
+        let g = try #require(s.gateway)
+        try s.config(limits: "idle_timeout 10s;", hostExtra: "min_version TLSv1.3;", topExtra: "reload_on_change off;")
+            .write(toFile: s.configPath, atomically: true, encoding: .utf8)
+        let c = H2Client.conn(try H2Client.scenario(s, "shutdown", ["--path", "/delay/1500", "--pid", String(g.process.processIdentifier),
+                                                                    "--signal", "HUP"]))
+        #expect(c.status(3) == 200, "the stream in flight completes: \(c)")
+        #expect(c.goaways == [.init(code: H2Code.noError, last: H2Code.maxStream), .init(code: H2Code.noError, last: 3)])
+        #expect(c.closed)
+        #expect(eventually(5) { g.stderr.contains(#""event":"reload_drained""#) && g.stderr.contains(#""host":"api.example.test""#) }, "\(g.stderr)")
+        #expect(try s.curl("/ok", ["--http2"]).out == "ok\n", "new connections are served under the new policy")
+    }
+
     @Test func idleConnectionGetsGoawayAndIsClosed() throws {
         let s = try Stack()
         try s.startEcho()

@@ -167,12 +167,13 @@ def reset_download(args):
 
 @scenario
 def shutdown(args):
-    """A slow stream in flight, then SIGTERM to the gateway: two GOAWAYs, the stream completes."""
+    """A slow stream in flight, then SIGTERM (or --signal HUP, a reload that drains this host) to
+    the gateway: two GOAWAYs, the stream completes."""
     c = fresh(args)
     request(c, 1, "/ok")
     c.get(3, args.path)
     time.sleep(0.5)   # the request reaches the backend; the order is not asserted, only the outcome
-    os.kill(args.pid, signal.SIGTERM)
+    os.kill(args.pid, getattr(signal, "SIG" + args.signal))
     c.until(c.answered(3), timeout=20)
     c.drain(timeout=10)
     return {"conn": c.result()}
@@ -212,6 +213,7 @@ if __name__ == "__main__":
     p.add_argument("--uri", type=int, default=0, help="max_uri_size under test")
     p.add_argument("--count", type=int, default=0, help="a count limit under test, or how many")
     p.add_argument("--pid", type=int, default=0, help="the gateway's pid (SIGTERM, VmRSS)")
+    p.add_argument("--signal", default="TERM", help="what `shutdown` sends the gateway: TERM or HUP")
     p.add_argument("--timeout", type=float, default=10)
     args = p.parse_args()
     fn = SCENARIOS.get(args.scenario) or h2abuse.SCENARIOS[args.scenario]
