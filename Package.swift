@@ -26,11 +26,11 @@ let package = Package(
         .target(name: "GatewayHTTP", swiftSettings: hot),                                               // HTTP/1.1 byte parser and framing
         .target(name: "GatewayHTTP2", dependencies: ["CNGHTTP2", "CGatewayShims", "GatewayHTTP", "GatewaySystem"], swiftSettings: hot), // HTTP/2 framing on libnghttp2
         .target(name: "GatewayProxyProtocol"),                                                          // PROXY protocol v1/v2 byte parser
-        .target(name: "GatewayConfig", dependencies: ["COpenSSL"]),                                           // config language -> immutable values
+        .target(name: "GatewayConfig", dependencies: ["COpenSSL", "GatewaySystem"]),                                           // config language -> immutable values
         .target(name: "GatewayTLS", dependencies: ["COpenSSL", "CGatewayShims", "GatewayConfig", "GatewaySystem"]), // OpenSSL wrappers, policy contexts
         .target(name: "GatewayProxy", dependencies: ["GatewaySystem", "GatewayTLS", "GatewayHTTP", "GatewayHTTP2", "GatewayProxyProtocol", "GatewayConfig", "COpenSSL", "CZlib", "CGatewayShims"], swiftSettings: hot),
-        .target(name: "GatewayCheck", dependencies: ["GatewayConfig", "GatewayTLS", "GatewayProxy"]),                 // `gateway check` policy rules, text/JSON/SARIF
-        .target(name: "GatewayCLI", dependencies: ["GatewayProxy", "GatewayConfig", "GatewayTLS", "GatewayCheck", "COpenSSL",
+        .target(name: "GatewayCheck", dependencies: ["GatewayConfig", "GatewayTLS", "GatewayProxy", "GatewaySystem"]),                 // `gateway check` policy rules, text/JSON/SARIF
+        .target(name: "GatewayCLI", dependencies: ["GatewayProxy", "GatewayConfig", "GatewayTLS", "GatewayCheck", "GatewaySystem", "COpenSSL",
                                                   .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "gateway", dependencies: ["GatewayCLI"]),
         .executableTarget(name: "gateway-echo", dependencies: ["GatewayHTTP", "COpenSSL", "CGatewayShims"]),

@@ -51,7 +51,7 @@ public final class TLSSession {
     }
 
     /// Client side toward a backend server.
-    public convenience init(connecting fd: Int32, backend: TLSBackendContext, urlHost: String, session: OpaquePointer?) throws(TLSError) {
+    public convenience init(connecting fd: Int32, backend: TLSBackendContext, urlHost: String, session: TLSResumption?) throws(TLSError) {
         try self.init(connecting: .socket(fd), backend: backend, urlHost: urlHost, session: session)
     }
 
@@ -63,13 +63,13 @@ public final class TLSSession {
         try attach(wire)
     }
 
-    init(connecting wire: Wire, backend: TLSBackendContext, urlHost: String, session: OpaquePointer?) throws(TLSError) {
+    init(connecting wire: Wire, backend: TLSBackendContext, urlHost: String, session: TLSResumption?) throws(TLSError) {
         guard let s = SSL_new(backend.ctx) else { throw TLSError("SSL_new") }
         ssl = s
         SSL_set_connect_state(s)
         try attach(wire)
         backend.prepare(s, urlHost: urlHost)
-        if let session { _ = SSL_set_session(s, session) }
+        if let session { _ = SSL_set_session(s, session.session) }
     }
 
     /// No SSL_free on failure: `ssl` is set, so the deinit of the half-made session frees it.
@@ -173,7 +173,7 @@ public final class TLSSession {
     public var cipherID: UInt16 { SSL_get_current_cipher(ssl).map { SSL_CIPHER_get_protocol_id($0) } ?? 0 }
 
     /// A client session worth keeping for the next connection to the same backend server.
-    public func copySession() -> OpaquePointer? { SSL_get1_session(ssl) }
+    public func resumption() -> TLSResumption? { SSL_get1_session(ssl).map(TLSResumption.init) }
 
     /// The verified client certificate, if the client sent one.
     public func peerCertificate() -> PeerCertificate? {
@@ -184,3 +184,11 @@ public final class TLSSession {
 }
 
 import Glibc
+
+/// A TLS client session kept to resume the next connection to the same backend server: the
+/// `SSL_SESSION` stays inside GatewayTLS, owned here (one reference, released with this object).
+public final class TLSResumption {
+    let session: OpaquePointer
+    init(_ session: OpaquePointer) { self.session = session }
+    deinit { SSL_SESSION_free(session) }
+}

@@ -66,12 +66,12 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser, BatchTarge
         let tickets = worker.tickets
         do { tls = try TLSSession(accepting: fd, listener: listener.tls, tickets: tickets) } catch {
             worker.logs.error.log(.error, "tls_setup_failed", error.description)
-            Glibc.close(fd); return
+            Descriptor.close(fd); return
         }
         let c = ClientConnection(fd: fd, peer: peer, tls: tls, snapshot: snapshot, tickets: tickets, listenerIndex: listener.index, worker: worker)
         do { try worker.loop.register(fd: fd, handler: c, interest: [.read, .write, .edge]) } catch {
             worker.logs.error.log(.error, "register_failed", error.description)
-            Glibc.close(fd); return
+            Descriptor.close(fd); return
         }
         worker.add(c)
         c.setDeadline(snapshot.config.limits.handshakeTimeoutMs)
