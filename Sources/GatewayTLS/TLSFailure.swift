@@ -30,7 +30,7 @@ public enum TLSFailure: Error, Equatable, Sendable, CustomStringConvertible {
     case notAllowed
     /// SNI named no host and the listener says `unknown_sni reject`.
     case unrecognizedName
-    /// The server_name extension did not parse (ServerNameParser's reason).
+    /// The server_name extension did not parse or was refused (ServerNameParser's reason).
     case malformedServerName(String)
     /// No SNI (or an unknown one with `unknown_sni default`) and the listener has no default host.
     case noHost
