@@ -251,6 +251,8 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
 
     func close() {
         guard phase != .closed else { return }
+        // Every way a TLS error ends an established connection comes here (a read, a write, a tunnel, a drain).
+        if let failure = tls.failureAfterHandshake { logConnectionFailure(failure.description) }
         phase = .closed
         worker.loop.cancel(self)
         if let b = backend { b.owner = nil; worker.pool.discard(b); backend = nil }

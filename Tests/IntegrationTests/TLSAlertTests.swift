@@ -109,4 +109,57 @@ struct TLSAlertTests {
         #expect(ClientHelloBytes.plaintextAlerts(in: answer) == [alert], "\(answer)")
         #expect(eventually { s.gateway!.stdout.contains(#""reason":"malformed server_name: \#(why)""#) }, "\(s.gateway!.stdout)")
     }
+
+    /// After a completed handshake (no client certificate: *.example.test), the client sends one
+    /// request record changed on the wire: a flipped ciphertext byte (bad_record_mac), a wrong
+    /// record version. Each connection is logged as tls_connection_failed and counted by reason;
+    /// a clean close and a reset after the handshake are neither.
+    @Test func aTLSErrorAfterTheHandshakeIsLoggedAndCounted() throws {
+        let admin = freePort()
+        let s = try Self.start(admin: admin)
+        func corrupted(_ version: Int32, _ change: (inout [UInt8]) -> Void) throws {
+            let c = try MemoryBIOClient(port: s.gatewayPort, serverName: "foo.example.test", maxVersion: version)
+            try c.handshake()
+            var record = c.protect("GET / HTTP/1.1\r\nHost: foo.example.test\r\n\r\n")
+            change(&record)
+            try c.send(record)
+            _ = try? c.receiveUntilEOF()   // the server's alert, then its close
+        }
+        try corrupted(TLS1_2_VERSION) { $0[$0.count - 1] ^= 1 }   // the GCM tag
+        try corrupted(TLS1_2_VERSION) { $0[2] = 0x01 }
+        try corrupted(TLS1_2_VERSION) { $0[2] = 0x01 }
+        // A clean close (close_notify) and an abortive one (RST) after the handshake: no line.
+        let clean = try MemoryBIOClient(port: s.gatewayPort, serverName: "foo.example.test")
+        try clean.handshake()
+        _ = SSL_shutdown(clean.ssl)
+        try clean.send(clean.pendingOutput())
+        _ = try? clean.receiveUntilEOF()
+        do {
+            let reset = try MemoryBIOClient(port: s.gatewayPort, serverName: "foo.example.test")
+            try reset.handshake()
+            var hard = linger(l_onoff: 1, l_linger: 0)
+            setsockopt(reset.fd, SOL_SOCKET, SO_LINGER, &hard, socklen_t(MemoryLayout<linger>.size))
+        }   // closed here: with SO_LINGER 0, a RST
+        // A completed TLS 1.3 handshake last: once its line is there, every earlier connection's is too.
+        try corrupted(TLS1_3_VERSION) { $0[$0.count - 1] ^= 1 }
+
+        let mac = "decryption failed or bad record mac"
+        #expect(eventually { s.gateway!.stdout.contains(#"\#(mac)"}"#) && s.gateway!.stdout.contains(#""reason":"bad record version"}"#) })
+        let failed = jsonLines(s.gateway!.stdout).filter { $0["event"] as? String == "tls_connection_failed" }
+        #expect(failed.count == 4, "\(s.gateway!.stdout)")
+        #expect(failed.allSatisfy { $0["client"] as? String == "127.0.0.1" && $0["sni"] as? String == "foo.example.test" })
+        #expect(failed.filter { $0["reason"] as? String == "bad record version" }.count == 2)
+        #expect(failed.filter { ($0["reason"] as? String)?.hasSuffix(mac) == true }.count == 2, "\(failed)")
+        #expect(!s.gateway!.stdout.contains("tls_handshake_failed"), "every handshake completed")
+
+        let page = try Admin(port: admin).get("/metrics")
+        let m = MetricsPage(page.body)
+        #expect(m.sum("gateway_tls_connection_failures_total") == 4, "\(page.body)")
+        #expect(m.sum("gateway_tls_connection_failures_total", ["host": "*.example.test", "reason": "bad record version"]) == 2)
+        #expect(m.sum("gateway_tls_connection_failures_total", ["host": "*.example.test", "reason": mac]) == 1, "TLS 1.3's")
+        #expect(page.body.contains("# TYPE gateway_tls_connection_failures_total counter"))
+        try ensurePromtool()
+        let check = try run(["promtool", "check", "metrics"], stdin: Data(page.body.utf8))
+        #expect(check.status == 0, "\(check.out)\(check.err)")
+    }
 }
