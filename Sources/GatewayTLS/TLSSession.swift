@@ -14,6 +14,10 @@ public final class TLSSession {
     /// Set by a callback that refused the handshake (ClientHello, client_allow): the failure the
     /// handshake reports, whatever OpenSSL queued after the callback said no.
     public internal(set) var failureReason: TLSFailure?
+    /// The TLS-level error (a fatal alert sent or received: a bad record MAC, a malformed
+    /// KeyUpdate, a bad record version) that ended the session after a completed handshake.
+    /// nil after a clean close, and after a reset or an EOF: those are the socket's, not TLS's.
+    public private(set) var failureAfterHandshake: TLSFailure?
     private var handshakeDone = false
     private var broken = false
     /// The last read would have blocked and no readable event came since: reading again now
@@ -147,12 +151,19 @@ public final class TLSSession {
             return TLSFailure.syscall(codes: OpenSSLErrors.drainCodes(), errno: err).map { .failed($0) } ?? .closed
         default:
             broken = true
-            if let f = failureReason { OpenSSLErrors.clear(); return .failed(f) }
-            let verify = SSL_get_verify_result(ssl)
-            let codes = OpenSSLErrors.drainCodes()
-            if SSL_is_server(ssl) == 1 { return .failed(TLSFailure.refusedClient(codes: codes, verify: verify)) }
-            return .failed(TLSFailure.backend(codes: codes, verify: verify, sslError: e))
+            let failure = sslFailure(e)
+            if handshakeDone && failureAfterHandshake == nil { failureAfterHandshake = failure }
+            return .failed(failure)
         }
+    }
+
+    /// SSL_ERROR_SSL (or another code that is not the socket's): why, from the queue.
+    private func sslFailure(_ e: Int32) -> TLSFailure {
+        if let f = failureReason { OpenSSLErrors.clear(); return f }
+        let verify = SSL_get_verify_result(ssl)
+        let codes = OpenSSLErrors.drainCodes()
+        if SSL_is_server(ssl) == 1 { return TLSFailure.refusedClient(codes: codes, verify: verify) }
+        return TLSFailure.backend(codes: codes, verify: verify, sslError: e)
     }
 
     // MARK: - What the handshake negotiated (for logs and headers)
