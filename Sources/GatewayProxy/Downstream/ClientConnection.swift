@@ -130,7 +130,7 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser, BatchTarge
         case .serving where http2 != nil:
             http2DeadlineExpired(http2!)
         case .serving:
-            guard exchange == nil else { return }   // the exchange keeps its own time
+            if let ex = exchange { ex.deadlineExpired(now: now); return }   // HTTP/1: the exchange's time
             if headBytesSeen {
                 respondLocally(openExchange(), .client(408, "request head not received within header_timeout"), close: true)
                 drive()
@@ -180,8 +180,8 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser, BatchTarge
 
     @discardableResult
     func openExchange(_ stream: StreamID = HTTP1Downstream.stream) -> Exchange {
-        // HTTP/1: from here the exchange keeps the time; HTTP/2 keeps the connection's idle timer.
-        if http2 == nil { worker.loop.cancel(self) }
+        // HTTP/1: the connection's timer now keeps the exchange's time (its first deadline
+        // replaces the head timeout); HTTP/2 keeps the connection's idle timer beside the streams'.
         let ex = exchanges.open(stream, startedAt: now, pool: worker.exchangePool)
         ex.connection = self
         return ex

@@ -41,6 +41,7 @@ final class Worker {
         exchangePool = ExchangePool(buffers: buffers)
         loop = try EventLoop()
         pool.worker = self
+        exchangePool.worker = self
         try addListeners(listenFDs)
     }
 
