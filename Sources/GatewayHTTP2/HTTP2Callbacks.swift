@@ -5,6 +5,7 @@ import CNGHTTP2
 
 @inline(__always)
 func sessionFrom(_ ud: UnsafeMutableRawPointer?) -> HTTP2ServerSession {
+    // Invariant: user_data is the session object that owns the nghttp2 session (deleted in its deinit).
     Unmanaged<HTTP2ServerSession>.fromOpaque(ud!).takeUnretainedValue()
 }
 

@@ -14,6 +14,7 @@ private func isConnectionSpecific(_ n: UnsafeRawBufferPointer) -> Bool {
 
 @inline(__always)
 func baseSessionFrom(_ ud: UnsafeMutableRawPointer?) -> HTTP2Session {
+    // Invariant: user_data is the session object that owns the nghttp2 session (deleted in its deinit).
     Unmanaged<HTTP2Session>.fromOpaque(ud!).takeUnretainedValue()
 }
 
