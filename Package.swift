@@ -33,7 +33,7 @@ let package = Package(
         .target(name: "GatewayCLI", dependencies: ["GatewayProxy", "GatewayConfig", "GatewayTLS", "GatewayCheck", "GatewaySystem", "COpenSSL",
                                                   .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "gateway", dependencies: ["GatewayCLI"]),
-        .executableTarget(name: "gateway-echo", dependencies: ["GatewayHTTP", "COpenSSL", "CGatewayShims"]),
+        .executableTarget(name: "gateway-echo", dependencies: ["GatewayHTTP", "GatewayHTTP2", "GatewaySystem", "COpenSSL", "CGatewayShims"]),
 
         .testTarget(name: "GatewaySystemTests", dependencies: ["GatewaySystem"]),
         .testTarget(name: "GatewayConfigTests", dependencies: ["GatewayConfig"]),

@@ -39,6 +39,9 @@ struct BackendBlock {
         "fail_timeout": Rule(1...1) { b, d, ctx in
             if let v = ctx.durationMs(d) { b.config.failTimeoutMs = v }
         },
+        "protocol": Rule(1...1) { b, d, ctx in
+            if let v = ctx.choice(d, 0, ["http/1.1", "h2"], BackendProtocol.init(rawValue:)) { b.config.protocol = v }
+        },
         "health_check": Rule(1...5) { b, d, ctx in
             b.config.healthCheck = healthCheck(d, ctx)
         },

@@ -299,6 +299,9 @@ public struct BackendConfig: Sendable, Hashable {
     public var maxFails = 3
     public var failTimeoutMs = 10_000
     public var healthCheck: HealthCheck?
+    /// `protocol`: what the pooled connections speak (SPEC §12). `h2` backends must negotiate
+    /// it by ALPN; the TLS context offers only `h2` to them.
+    public var `protocol`: BackendProtocol = .http11
     public var tls = BackendTLS()
     public var location: SourceLocation
     /// The backend block's own directives (`tls`, `server`...).
@@ -306,6 +309,13 @@ public struct BackendConfig: Sendable, Hashable {
     public init(name: String, servers: [ServerConfig], location: SourceLocation) {
         self.name = name; self.servers = servers; self.location = location
     }
+}
+
+/// A backend's application protocol (`protocol http/1.1 | h2`); the raw value is the config
+/// word and the ALPN name.
+public enum BackendProtocol: String, Sendable, Hashable {
+    case http11 = "http/1.1"
+    case h2
 }
 
 public enum LogFormat: String, Sendable, Hashable { case json, text }

@@ -5,6 +5,7 @@ import CNGHTTP2
 
 @inline(__always)
 func sessionFrom(_ ud: UnsafeMutableRawPointer?) -> HTTP2ServerSession {
+    // Invariant: user_data is the session object that owns the nghttp2 session (deleted in its deinit).
     Unmanaged<HTTP2ServerSession>.fromOpaque(ud!).takeUnretainedValue()
 }
 
@@ -16,6 +17,7 @@ let flagEndStream = UInt8(NGHTTP2_FLAG_END_STREAM.rawValue)
 
 extension HTTP2ServerSession {
     func installCallbacks(_ cbs: OpaquePointer?) {
+        Self.installSharedCallbacks(cbs)
         // Frame headers: the type names a flood; HEADERS + CONTINUATION sizes bound the block.
         nghttp2_session_callbacks_set_on_begin_frame_callback(cbs) { _, hd, ud in
             let s = sessionFrom(ud), hd = hd!.pointee
@@ -66,11 +68,6 @@ extension HTTP2ServerSession {
             }
             return 0
         }
-        // A field nghttp2 would silently drop (a bad character in a regular field's name or
-        // value): RFC 9113 §8.2.1 calls the request malformed, so make nghttp2 reset the stream.
-        nghttp2_session_callbacks_set_on_invalid_header_callback(cbs) { _, _, _, _, _, _, _, _ in
-            Int32(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
-        }
         nghttp2_session_callbacks_set_on_frame_recv_callback(cbs) { _, frame, ud in
             let s = sessionFrom(ud)
             // Rapid reset: past the budget the connection ends (ENHANCE_YOUR_CALM, "rapid reset").
@@ -79,17 +76,6 @@ extension HTTP2ServerSession {
                 return failCallback
             }
             s.frameReceived(frame!.pointee)
-            return 0
-        }
-        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs) { session, _, id, data, len, ud in
-            let s = sessionFrom(ud)
-            guard let st = s.streams[id], st.delivered, !st.discarding else {
-                // Nobody will take these bytes: give the window back now.
-                _ = nghttp2_session_consume(session, id, len)
-                return 0
-            }
-            st.incoming.append(UnsafeRawBufferPointer(start: data, count: len))
-            s.emit(.data(stream: id, count: len))
             return 0
         }
         nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cbs) { _, frame, code, ud in
@@ -106,15 +92,6 @@ extension HTTP2ServerSession {
                 s.streams[id]?.discarding = true
                 s.emit(.malformed(stream: id, reason: reason))
             }
-            return 0
-        }
-        nghttp2_session_callbacks_set_on_stream_close_callback(cbs) { session, id, code, ud in
-            let s = sessionFrom(ud)
-            guard let st = s.streams.removeValue(forKey: id) else { return 0 }
-            // Bytes the caller never consumed still count against the connection window.
-            let left = st.incoming.readableCount
-            if left > 0 { _ = nghttp2_session_consume_connection(session, left) }
-            if st.delivered { s.emit(.streamClosed(stream: id, code: code)) }
             return 0
         }
         nghttp2_session_callbacks_set_before_frame_send_callback(cbs) { _, frame, ud in

@@ -2,7 +2,7 @@
 // fatal return codes and from the error code of a GOAWAY nghttp2 queued by itself.
 import CNGHTTP2
 
-extension HTTP2ServerSession {
+extension HTTP2Session {
     /// A fatal `nghttp2_session_mem_recv`/`mem_send` code → (reason, GOAWAY error code to send).
     /// `frameType` is the frame being read when it happened; `callbackFailure` what our own
     /// callback said when it returned NGHTTP2_ERR_CALLBACK_FAILURE.

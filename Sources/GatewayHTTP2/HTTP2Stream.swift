@@ -1,12 +1,14 @@
-// One stream's state on the Swift side: the head being decoded, the request body the caller
-// has not consumed yet (bounded by the stream's flow-control window, since we only open the
-// window as the caller consumes), and the response bytes nghttp2 has not pulled yet.
+// One stream's state on the Swift side, for either end: the head being decoded, the received
+// body the caller has not consumed yet (bounded by the stream's flow-control window, since we
+// only open the window as the caller consumes), and the body bytes nghttp2 has not pulled yet.
 import GatewaySystem
 
 final class HTTP2Stream {
     let id: Int32
     /// The head or trailers being decoded (HEADERS + CONTINUATION), handed out at END_HEADERS.
     var head = HTTP2RequestHead()
+    /// Client side: the response head's `:status` (the head's `fields` hold its regular fields).
+    var status = 0
     var trailers: HTTP2Fields?
     /// Decoded header list size as RFC 9113 §6.5.2 counts it (name + value + 32 per field).
     var headerListSize = 0
@@ -14,9 +16,11 @@ final class HTTP2Stream {
     /// Length of the request's `:path`, kept when the head is dropped for being too large: a
     /// target over max_uri_size is 414 even when the head is over max_header_size too (SPEC §10).
     var pathLength = 0
-    /// A request head was delivered (so body, trailers, end and close events make sense to the caller).
+    /// Server: a request head was delivered (so body, trailers, end and close events make sense
+    /// to the caller). Client: the final (non-1xx) response head was delivered.
     var delivered = false
-    /// The stream was answered 431 or found malformed: its DATA is consumed and dropped here.
+    /// The stream was answered 431, reset by the caller or found malformed: its DATA is
+    /// consumed and dropped here.
     var discarding = false
 
     var incoming: ByteBuffer
@@ -26,7 +30,7 @@ final class HTTP2Stream {
     var pendingTrailers: HTTP2Fields?
     /// nghttp2 asked for data while `outgoing` was empty; `resume_data` wakes it.
     var deferred = false
-    /// `respond` was called with a body to follow (a data provider is attached).
+    /// `respond` (server) or `request` (client) was called with a body to follow (a data provider is attached).
     var hasProvider = false
 
     init(id: Int32, pool: BufferPool?) {

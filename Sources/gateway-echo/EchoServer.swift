@@ -38,8 +38,12 @@ final class EchoServer: @unchecked Sendable {
         SSL_set_fd(ssl, fd)
         var clean = false
         if SSL_accept(ssl) == 1 {
-            var conn = EchoConnection(ssl: ssl, name: name, healthStatus: healthStatus)
-            clean = conn.run()
+            if EchoTLS.negotiatedH2(ssl), let h2 = EchoH2Connection(ssl: ssl, fd: fd, name: name, healthStatus: healthStatus) {
+                clean = h2.run()
+            } else {
+                var conn = EchoConnection(ssl: ssl, name: name, healthStatus: healthStatus)
+                clean = conn.run()
+            }
         }
         if clean { SSL_shutdown(ssl) }
         SSL_free(ssl)

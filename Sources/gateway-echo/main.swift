@@ -1,4 +1,4 @@
-// gateway-echo: a tiny HTTPS origin for the demo, the tests and the benchmark.
+// gateway-echo: a tiny HTTPS origin (HTTP/1.1 and h2) for the demo, the tests and the benchmark.
 // One thread per connection with blocking sockets: simple and obviously correct, which
 // is what a test origin must be; the gateway's speed is measured, not this program's.
 import Glibc

@@ -28,7 +28,9 @@ final class HandshakeFixture: Sendable {
     /// The contexts of a configuration with one listener, the host `a.test` (its certificate from
     /// `pki`, plus `host` directives) and a backend whose `tls` block (trusting `pki`, plus
     /// `backend` directives; `backendCA` for another trust) is the handshake's client.
-    func contexts(host: String = "", listen: String = "", backend: String = "", backendCA: String? = nil) throws -> (TLSServerContexts, TLSBackendContext) {
+    /// `backendBlock`: directives of the backend block itself (`protocol h2`).
+    func contexts(host: String = "", listen: String = "", backend: String = "", backendCA: String? = nil,
+                  backendBlock: String = "") throws -> (TLSServerContexts, TLSBackendContext) {
         let leaf = try pki.leaf("a.test", sans: "DNS:a.test")
         let path = try pki.write("""
             access_log off;
@@ -40,19 +42,21 @@ final class HandshakeFixture: Sendable {
             }
             backend b {
                 server https://127.0.0.1:9443;
+                \(backendBlock)
                 tls { ca \(backendCA ?? pki.path("ca.pem")); \(backend) }
             }
             """)
         let config = try ConfigLoader.load(path: path)
         let b = config.backends[0]
-        return (try TLSServerContexts(config: config), try TLSBackendContext(b.tls, location: b.location))
+        return (try TLSServerContexts(config: config), try TLSBackendContext(b.tls, protocol: b.protocol, location: b.location))
     }
 
     /// A handshake between a listener session and a backend session, driven until neither waits
     /// for the other. `client` adjusts the client's SSL first (what no backend directive says).
     func handshake(host: String = "", listen: String = "", backend: String = "", backendCA: String? = nil,
-                   client adjust: (OpaquePointer) -> Void = { _ in }) throws -> HandshakeOutcome {
-        let (contexts, backendContext) = try self.contexts(host: host, listen: listen, backend: backend, backendCA: backendCA)
+                   backendBlock: String = "", client adjust: (OpaquePointer) -> Void = { _ in }) throws -> HandshakeOutcome {
+        let (contexts, backendContext) = try self.contexts(host: host, listen: listen, backend: backend, backendCA: backendCA,
+                                                           backendBlock: backendBlock)
         var serverEnd: OpaquePointer?, clientEnd: OpaquePointer?
         guard BIO_new_bio_pair(&serverEnd, 0, &clientEnd, 0) == 1, let serverEnd, let clientEnd else {
             throw TestError("BIO_new_bio_pair failed")
@@ -67,7 +71,7 @@ final class HandshakeFixture: Sendable {
             if c.waiting { c = client.handshake() }
             if s.waiting { s = server.handshake() }
         }
-        return HandshakeOutcome(client: c, server: s, contexts: contexts, sessions: (client, server))
+        return HandshakeOutcome(client: c, server: s, contexts: contexts, sessions: (client, server), backend: backendContext)
     }
 
     static let tickets = TicketKeyRing([[UInt8](repeating: 7, count: TicketKeys.keySize)])
@@ -79,6 +83,7 @@ struct HandshakeOutcome {
     /// Kept alive with the sessions: the listener's ClientHello callback points into them.
     let contexts: TLSServerContexts
     let sessions: (client: TLSSession, server: TLSSession)
+    let backend: TLSBackendContext
 
     var serverFailure: TLSFailure? { if case .failed(let f) = server { f } else { nil } }
     var clientFailure: TLSFailure? { if case .failed(let f) = client { f } else { nil } }

@@ -215,6 +215,19 @@ struct HTTP2Tests {
         #expect(try s.curl("/ok", ["--http2"]).out == "ok\n", "new connections are served under the new policy")
     }
 
+    /// `protocol h2` parses (SPEC §12) but the proxy does not speak HTTP/2 to backends yet: the
+    /// configuration is refused where the directive stands, never served over HTTP/1.1 quietly.
+    @Test func anH2BackendIsRefusedUntilItIsBuilt() throws {
+        let s = try Stack()
+        let text = s.config(backendExtra: "protocol h2;")
+        try text.write(toFile: s.configPath, atomically: true, encoding: .utf8)
+        let line = (text.split(separator: "\n", omittingEmptySubsequences: false).firstIndex { $0.contains("protocol h2;") } ?? -2) + 1
+        let r = try run([try Repo.binary("gateway"), "check", "-c", s.configPath])
+        #expect(r.status == 2)
+        #expect(r.err.contains("\(s.configPath):\(line):"), "\(r.err)")
+        #expect(r.err.contains("protocol h2: HTTP/2 toward backends is not built yet"), "\(r.err)")
+    }
+
     @Test func idleConnectionGetsGoawayAndIsClosed() throws {
         let s = try Stack()
         try s.startEcho()

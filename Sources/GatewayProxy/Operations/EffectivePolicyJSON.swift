@@ -72,6 +72,7 @@ enum EffectivePolicyJSON {
             ("servers", .array(b.servers.map { s in
                 .object([("url", .string("https://\(s.host.contains(":") ? "[\(s.host)]" : s.host):\(s.port)")), ("weight", .int(s.weight))])
             })),
+            ("protocol", .string(b.protocol.rawValue)),
             ("balance", .string(b.balance.rawValue)),
             ("connect_timeout_ms", .int(b.connectTimeoutMs)),
             ("response_timeout_ms", .int(b.responseTimeoutMs)),

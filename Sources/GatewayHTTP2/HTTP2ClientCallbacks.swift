@@ -1,0 +1,150 @@
+// nghttp2's callbacks on the client side: each one only records into the stream table and the
+// event queue (the shared ones, DATA and stream close, are HTTP2Session's). Capture-free
+// @convention(c) closures; the session arrives through user_data.
+import CNGHTTP2
+
+@inline(__always)
+func clientFrom(_ ud: UnsafeMutableRawPointer?) -> HTTP2ClientSession {
+    // Invariant: user_data is the HTTP2ClientSession that owns the nghttp2 session (deleted in its deinit).
+    Unmanaged<HTTP2ClientSession>.fromOpaque(ud!).takeUnretainedValue()
+}
+
+extension HTTP2ClientSession {
+    func installClientCallbacks(_ cbs: OpaquePointer?) {
+        Self.installSharedCallbacks(cbs)
+        nghttp2_session_callbacks_set_on_begin_frame_callback(cbs) { _, hd, ud in
+            clientFrom(ud).lastFrameType = hd!.pointee.type
+            return 0
+        }
+        nghttp2_session_callbacks_set_on_begin_headers_callback(cbs) { _, frame, ud in
+            let s = clientFrom(ud)
+            guard let st = s.streams[frame!.pointee.hd.stream_id] else { return 0 }
+            // Before the final response every block is a head (1xx ones first); after it, trailers.
+            st.beginHeaders(trailer: st.delivered)
+            st.status = 0
+            return 0
+        }
+        nghttp2_session_callbacks_set_on_header_callback(cbs) { _, frame, name, namelen, value, valuelen, _, ud in
+            let s = clientFrom(ud)
+            guard let st = s.streams[frame!.pointee.hd.stream_id], !st.discarding else { return 0 }
+            st.addResponseField(name: UnsafeRawBufferPointer(start: name, count: namelen),
+                                value: UnsafeRawBufferPointer(start: value, count: valuelen), config: s.config)
+            // Decoding on far past the limit is an HPACK bomb's CPU: end the connection.
+            if st.headerListSize > s.config.fatalHeaderListSize {
+                s.callbackFailure = ("header list too large", HTTP2ErrorCode.enhanceYourCalm)
+                return failCallback
+            }
+            return 0
+        }
+        nghttp2_session_callbacks_set_on_frame_recv_callback(cbs) { _, frame, ud in
+            clientFrom(ud).clientFrameReceived(frame!.pointee)
+            return 0
+        }
+        nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cbs) { _, frame, code, ud in
+            let s = clientFrom(ud), id = frame!.pointee.hd.stream_id
+            // The HTTP messaging errors (RFC 9113 §8 on a response): nghttp2 has queued
+            // RST_STREAM PROTOCOL_ERROR. Connection errors show as its GOAWAY.
+            let reason: String
+            switch code {
+            case Int32(NGHTTP2_ERR_HTTP_HEADER.rawValue): reason = "malformed header"
+            case Int32(NGHTTP2_ERR_HTTP_MESSAGING.rawValue): reason = "malformed message"
+            default: return 0
+            }
+            if id > 0, let st = s.streams[id], !st.discarding {
+                st.discarding = true
+                s.emit(.malformed(stream: id, reason: reason))
+            }
+            return 0
+        }
+        nghttp2_session_callbacks_set_before_frame_send_callback(cbs) { _, frame, ud in
+            clientFrom(ud).clientFrameSending(frame!.pointee)
+            return 0
+        }
+    }
+
+    func clientFrameReceived(_ frame: nghttp2_frame) {
+        let id = frame.hd.stream_id
+        let endStream = frame.hd.flags & flagEndStream != 0
+        switch UInt32(frame.hd.type) {
+        case NGHTTP2_HEADERS.rawValue:
+            guard let st = streams[id], !st.discarding else { return }
+            if st.tooLarge {
+                // A head or trailers over our limits: the caller cannot pass it on whole.
+                st.discarding = true
+                emit(.malformed(stream: id, reason: "header list too large"))
+                _ = nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), id, HTTP2ErrorCode.internalError)
+                return
+            }
+            if let t = st.trailers {
+                st.trailers = nil
+                emit(.trailers(stream: id, fields: t))
+            } else {
+                let fields = st.head.fields
+                st.head = HTTP2RequestHead()
+                // nghttp2 has checked :status (present, three digits, 101 refused, no END_STREAM on 1xx).
+                if st.status < 200 {
+                    emit(.informational(stream: id, status: st.status, fields: fields))
+                    return
+                }
+                st.delivered = true
+                emit(.response(stream: id, status: st.status, fields: fields))
+            }
+            if endStream { emit(.endStream(stream: id)) }
+        case NGHTTP2_DATA.rawValue:
+            if endStream, let st = streams[id], st.delivered, !st.discarding { emit(.endStream(stream: id)) }
+        case NGHTTP2_RST_STREAM.rawValue:
+            if streams[id] != nil { emit(.reset(stream: id, code: frame.rst_stream.error_code)) }
+        case NGHTTP2_GOAWAY.rawValue:
+            // nghttp2 closes the streams above last_stream_id with REFUSED_STREAM right after this.
+            recordPeerGoaway(frame.goaway.last_stream_id)
+            emit(.goaway(code: frame.goaway.error_code, lastStream: frame.goaway.last_stream_id))
+        default:
+            break
+        }
+    }
+
+    func clientFrameSending(_ frame: nghttp2_frame) {
+        switch UInt32(frame.hd.type) {
+        case NGHTTP2_RST_STREAM.rawValue where frame.rst_stream.error_code == HTTP2ErrorCode.protocolError:
+            // DATA that disagrees with content-length: nghttp2 resets without on_invalid_frame_recv.
+            let id = frame.hd.stream_id
+            if let st = streams[id], !st.discarding {
+                st.discarding = true
+                emit(.malformed(stream: id, reason: "malformed message"))
+            }
+        case NGHTTP2_GOAWAY.rawValue:
+            // A GOAWAY with an error that neither we nor the caller queued: nghttp2 closed the
+            // connection on its own (a protocol violation by the backend).
+            let code = frame.goaway.error_code
+            guard code != HTTP2ErrorCode.noError, failure == nil, !submittedGoaway else { return }
+            let e = HTTP2Error(Self.reason(goawayCode: code))
+            failure = e
+            emit(.connectionError(e))
+        default:
+            break
+        }
+    }
+}
+
+extension HTTP2Stream {
+    /// Records one decoded response field: `:status` as a number (nghttp2 has checked it is the
+    /// only pseudo-header and three digits), regular fields in order, trailers as the server
+    /// side records them. Over `maxHeaderListSize` or `maxHeaders` the block is dropped (`tooLarge`).
+    func addResponseField(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, config: HTTP2Config) {
+        if trailers != nil { addField(name: name, value: value, config: config); return }
+        headerListSize += name.count + value.count + 32
+        if tooLarge { return }
+        if name.first == UInt8(ascii: ":") {
+            status = value.reduce(0) { $0 * 10 + Int($1) - 48 }
+            return
+        }
+        if headerListSize > config.maxHeaderListSize || head.fields.count >= config.maxHeaders {
+            tooLarge = true
+            head = HTTP2RequestHead()
+            return
+        }
+        let n = head.fields.appendRaw(name)
+        let v = head.fields.appendRaw(value)
+        head.fields.addField(name: n, value: v)
+    }
+}

@@ -1,0 +1,211 @@
+// What both ends of an HTTP/2 connection share, whichever side we are: the nghttp2 session made
+// from page memory, the stream table with its per-stream buffers, bytes in through `receive`
+// and out through `write`, body bytes in both directions (`sendData`/`sendTrailers` through a
+// data provider, `receivedBody`/`consume` with automatic window updates off), resets, and the
+// failure reasons. HTTP2ServerSession (toward clients) and HTTP2ClientSession (toward backends)
+// add their own heads, limits and events.
+import CGatewayShims
+import CNGHTTP2
+import GatewaySystem
+
+public class HTTP2Session {
+    /// The nghttp2 session; its user_data is `self` unretained. Invariant: the session is
+    /// deleted in `deinit`, so no callback can run after `self` is gone.
+    var session: OpaquePointer?
+    var streams: [Int32: HTTP2Stream] = [:]
+    /// Client side: streams nghttp2 closed cleanly while the caller had not consumed all their
+    /// body yet (the response's tail), kept until it has (the server side never fills this).
+    var finished: [Int32: HTTP2Stream] = [:]
+    let pool: BufferPool?
+
+    /// Set once the connection is dead (a fatal receive error or a GOAWAY nghttp2 sent itself).
+    public internal(set) var failure: HTTP2Error?
+    /// Reason and GOAWAY code one of our callbacks set before failing the session (a limit or
+    /// rule we enforce ourselves).
+    var callbackFailure: (reason: String, code: UInt32)?
+    /// The caller submitted a GOAWAY: one with an error code is not a library-detected failure.
+    var submittedGoaway = false
+    /// The type of the frame being read, to name a flood (SETTINGS or PING).
+    var lastFrameType: UInt8 = 0
+    /// Scratch for lower-casing outgoing field names (kept: no allocation per head).
+    var nameScratch: [UInt8] = []
+
+    init(pool: BufferPool?) { self.pool = pool }
+
+    deinit { nghttp2_session_del(session) }
+
+    /// Makes the nghttp2 session, `server` or client, with `self` as user_data.
+    func createSession(server: Bool, callbacks: OpaquePointer?, option: OpaquePointer?) throws(HTTP2Error) {
+        // Invariant: `self` outlives the session (deleted in deinit), so the unretained pointer is valid in every callback.
+        let me = Unmanaged.passUnretained(self).toOpaque()
+        var s: OpaquePointer?
+        // nghttp2's own blocks from page memory: its 16 KiB frame buffer and 4 KiB tables are
+        // mostly unwritten on an idle connection, and unwritten pages cost no RSS (35.3 -> 30.3 KB
+        // per idle HTTP/2 connection, 1,000 held after one request each). nghttp2 copies the struct.
+        var mem = nghttp2_mem(mem_user_data: nil, malloc: gw_page_malloc, free: gw_page_free,
+                              calloc: gw_page_calloc, realloc: gw_page_realloc)
+        let rv = server ? nghttp2_session_server_new3(&s, callbacks, me, option, &mem)
+                        : nghttp2_session_client_new3(&s, callbacks, me, option, &mem)
+        guard rv == 0, let s else {
+            throw HTTP2Error(server ? "nghttp2_session_server_new3 failed" : "nghttp2_session_client_new3 failed", libraryCode: rv)
+        }
+        session = s
+    }
+
+    /// Queues our SETTINGS, then what must follow them at once (`then`: a server's ORIGIN frame),
+    /// then raises the connection-level receive window to `connectionWindow`.
+    func submitSettings(_ entries: [nghttp2_settings_entry], connectionWindow: Int32,
+                        then: () throws(HTTP2Error) -> Void = {}) throws(HTTP2Error) {
+        var settings = entries
+        let srv = nghttp2_submit_settings(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), &settings, settings.count)
+        guard srv == 0 else { throw HTTP2Error("nghttp2_submit_settings failed", libraryCode: srv) }
+        try then()
+        if connectionWindow > 65535 {
+            let wrv = nghttp2_session_set_local_window_size(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, connectionWindow)
+            guard wrv == 0 else { throw HTTP2Error("nghttp2_session_set_local_window_size failed", libraryCode: wrv) }
+        }
+    }
+
+    // MARK: bytes in, bytes out
+
+    /// Feeds the peer's bytes. Returns how many were used (all of them unless it throws).
+    /// Throws when the connection cannot go on: a GOAWAY is queued then, so the caller writes
+    /// the output out and closes. A failure nghttp2 handles without failing this call (it
+    /// queues its own GOAWAY) arrives as a `connectionError` event when `write` emits that
+    /// GOAWAY. Either way a connection reports one failure.
+    public func receive(_ bytes: UnsafeRawBufferPointer) throws(HTTP2Error) -> Int {
+        if let failure { throw failure }
+        guard let base = bytes.baseAddress, bytes.count > 0 else { return 0 }
+        let n = nghttp2_session_mem_recv(session, base.assumingMemoryBound(to: UInt8.self), bytes.count)
+        if n < 0 { throw fail(libraryCode: Int32(n)) }
+        return n
+    }
+
+    /// Appends what nghttp2 has to send (frames, as many as fit under `limit` bytes in `sink`)
+    /// to `sink`. Call after `receive` and after actions; `wantsWrite` says whether more waits.
+    public func write(into sink: inout ByteBuffer, limit: Int = .max) throws(HTTP2Error) {
+        while sink.readableCount < limit {
+            var p: UnsafePointer<UInt8>?
+            let n = nghttp2_session_mem_send(session, &p)
+            if n < 0 { throw fail(libraryCode: Int32(n)) }
+            guard n > 0, let p else { return }
+            sink.append(UnsafeRawBufferPointer(start: p, count: n))
+        }
+    }
+
+    /// Whether nghttp2 still wants the peer's bytes; false after a fatal error and once a
+    /// GOAWAY went out and no stream is open (then close when `wantsWrite` is false too).
+    public var wantsRead: Bool { failure == nil && nghttp2_session_want_read(session) != 0 }
+    /// Whether `write` has something to emit (false while every stream with a body to send
+    /// waits for `sendData`).
+    public var wantsWrite: Bool { nghttp2_session_want_write(session) != 0 }
+
+    /// Streams open on the connection (server: a head was delivered or is being received;
+    /// client: requests submitted and not yet closed).
+    public var openStreams: Int { streams.count }
+
+    // MARK: received bodies
+
+    /// The stream's received body bytes the caller has not consumed (valid until the next call
+    /// into the session). Empty for an unknown stream.
+    public func receivedBody(_ stream: Int32) -> UnsafeRawBufferPointer {
+        (streams[stream] ?? finished[stream])?.incoming.readable ?? UnsafeRawBufferPointer(start: nil, count: 0)
+    }
+
+    /// The caller has taken `count` body bytes of the stream (the other side accepted them):
+    /// they leave the receive buffer and count toward the stream's and the connection's
+    /// WINDOW_UPDATE. Nothing else opens the window (automatic window updates are off).
+    public func consume(_ stream: Int32, _ count: Int) {
+        if let s = finished[stream] {
+            // Closed: nghttp2 forgot the stream and has its window back already.
+            s.incoming.consume(min(count, s.incoming.readableCount))
+            if s.incoming.isEmpty { finished[stream] = nil }
+            return
+        }
+        guard let s = streams[stream], count > 0 else { return }
+        let n = min(count, s.incoming.readableCount)
+        s.incoming.consume(n)
+        s.incoming.releaseIfEmpty()
+        _ = nghttp2_session_consume(session, stream, n)
+    }
+
+    // MARK: sent bodies
+
+    /// Queues body bytes (copied into the stream's outgoing buffer, which nghttp2 drains as the
+    /// peer's flow-control window allows). Keep `outgoingBuffered` bounded: stop reading the
+    /// source while it is over your limit.
+    public func sendData(_ stream: Int32, _ bytes: UnsafeRawBufferPointer, endStream: Bool) throws(HTTP2Error) {
+        guard let st = streams[stream], st.hasProvider, !st.outgoingEnd else {
+            throw HTTP2Error("sendData: stream \(stream) has no open \(bodyName)")
+        }
+        st.outgoing.append(bytes)
+        st.outgoingEnd = endStream
+        resumeIfDeferred(st)
+    }
+
+    /// Ends the body with trailers (gRPC's grpc-status); a trailers-only message is a head with
+    /// `endStream: false` followed by this.
+    public func sendTrailers(_ stream: Int32, _ fields: HTTP2Fields) throws(HTTP2Error) {
+        guard let st = streams[stream], st.hasProvider, !st.outgoingEnd else {
+            throw HTTP2Error("sendTrailers: stream \(stream) has no open \(bodyName)")
+        }
+        st.pendingTrailers = fields
+        st.outgoingEnd = true
+        resumeIfDeferred(st)
+    }
+
+    /// Body bytes queued on the stream that nghttp2 has not taken yet (0 for a closed stream).
+    public func outgoingBuffered(_ stream: Int32) -> Int { streams[stream]?.outgoing.readableCount ?? 0 }
+
+    /// Resets the stream (RST_STREAM with `code`); its later DATA is dropped.
+    public func reset(_ stream: Int32, code: UInt32) {
+        finished[stream] = nil
+        streams[stream]?.discarding = true
+        _ = nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), stream, code)
+    }
+
+    /// "response body" or "request body", for error messages.
+    var bodyName: String { "body" }
+
+    func resumeIfDeferred(_ st: HTTP2Stream) {
+        guard st.deferred else { return }
+        st.deferred = false
+        _ = nghttp2_session_resume_data(session, st.id)
+    }
+
+    // MARK: hooks of the shared callbacks
+
+    /// `count` DATA bytes were appended to the stream's receive buffer.
+    func dataReceived(_ id: Int32, count: Int) {}
+    /// nghttp2 closed a stream that was in the table (already removed from it).
+    func streamClosed(_ st: HTTP2Stream, code: UInt32) {}
+
+    // MARK: failures
+
+    /// Turns a fatal nghttp2 code into the connection's failure and queues the GOAWAY for it.
+    func fail(libraryCode code: Int32) -> HTTP2Error {
+        let (reason, goaway) = Self.classify(libraryCode: code, frameType: lastFrameType, callbackFailure: callbackFailure)
+        let e = HTTP2Error(reason, libraryCode: code)
+        if failure == nil {
+            failure = e
+            _ = nghttp2_session_terminate_session(session, goaway)
+        }
+        return failure!
+    }
+}
+
+/// The events a session recorded and the caller has not drained yet, in order.
+struct EventQueue<Event> {
+    private var events: [Event] = []
+    private var head = 0
+
+    mutating func append(_ e: Event) { events.append(e) }
+
+    mutating func next() -> Event? {
+        guard head < events.count else { return nil }
+        let e = events[head]
+        head += 1
+        if head == events.count { events.removeAll(keepingCapacity: true); head = 0 }
+        return e
+    }
+}

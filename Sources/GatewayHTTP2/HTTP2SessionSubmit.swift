@@ -1,0 +1,118 @@
+// What both sides submit the same way: header blocks as nghttp2_nv arrays (names lower-cased,
+// connection-specific fields dropped), bodies through one data provider that drains the
+// stream's outgoing buffer, and the callbacks whose work is the same for a request body
+// received by the server and a response body received by the client.
+import CNGHTTP2
+
+/// Fields HTTP/2 forbids (RFC 9113 §8.2.2): dropped instead of sent.
+private func isConnectionSpecific(_ n: UnsafeRawBufferPointer) -> Bool {
+    func eq(_ s: StaticString) -> Bool {
+        n.count == s.utf8CodeUnitCount && n.elementsEqual(UnsafeRawBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
+    }
+    return eq("connection") || eq("keep-alive") || eq("proxy-connection") || eq("transfer-encoding") || eq("upgrade")
+}
+
+@inline(__always)
+func baseSessionFrom(_ ud: UnsafeMutableRawPointer?) -> HTTP2Session {
+    // Invariant: user_data is the session object that owns the nghttp2 session (deleted in its deinit).
+    Unmanaged<HTTP2Session>.fromOpaque(ud!).takeUnretainedValue()
+}
+
+extension HTTP2Session {
+    /// Calls `body` with the `pseudo` fields, then `fields`, as an nghttp2_nv array on the stack,
+    /// names lower-cased into `nameScratch`. nghttp2 copies the fields while submitting.
+    func withFieldArray(_ fields: HTTP2Fields, pseudo: [(StaticString, UnsafeRawBufferPointer)],
+                        _ body: (UnsafePointer<nghttp2_nv>, Int) -> Int32) -> Int32 {
+        nameScratch.removeAll(keepingCapacity: true)
+        for f in fields.fields { for c in fields.bytes[f.name] { nameScratch.append(c >= 65 && c <= 90 ? c | 0x20 : c) } }
+        let cap = fields.count + pseudo.count
+        return fields.bytes.withUnsafeBytes { raw in
+            nameScratch.withUnsafeBytes { names in
+                withUnsafeTemporaryAllocation(of: nghttp2_nv.self, capacity: max(cap, 1)) { nva in
+                    var n = 0
+                    func add(_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) {
+                        nva[n] = nghttp2_nv(name: mutableBytes(name), value: mutableBytes(value), namelen: name.count,
+                                            valuelen: value.count, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
+                        n += 1
+                    }
+                    for (name, value) in pseudo {
+                        add(UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount), value)
+                    }
+                    var at = 0
+                    for f in fields.fields {
+                        let name = UnsafeRawBufferPointer(rebasing: names[at..<at + f.name.count])
+                        at += f.name.count
+                        if isConnectionSpecific(name) { continue }
+                        add(name, UnsafeRawBufferPointer(rebasing: raw[f.value]))
+                    }
+                    return body(UnsafePointer(nva.baseAddress!), n)
+                }
+            }
+        }
+    }
+
+    /// The callbacks both sides need unchanged: received DATA into the stream's buffer, stream
+    /// close, and fields nghttp2 would silently drop.
+    static func installSharedCallbacks(_ cbs: OpaquePointer?) {
+        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs) { session, _, id, data, len, ud in
+            let s = baseSessionFrom(ud)
+            guard let st = s.streams[id], st.delivered, !st.discarding else {
+                // Nobody will take these bytes: give the window back now.
+                _ = nghttp2_session_consume(session, id, len)
+                return 0
+            }
+            st.incoming.append(UnsafeRawBufferPointer(start: data, count: len))
+            s.dataReceived(id, count: len)
+            return 0
+        }
+        nghttp2_session_callbacks_set_on_stream_close_callback(cbs) { session, id, code, ud in
+            let s = baseSessionFrom(ud)
+            guard let st = s.streams.removeValue(forKey: id) else { return 0 }
+            // Bytes the caller never consumed still count against the connection window.
+            let left = st.incoming.readableCount
+            if left > 0 { _ = nghttp2_session_consume_connection(session, left) }
+            s.streamClosed(st, code: code)
+            return 0
+        }
+        // A field nghttp2 would silently drop (a bad character in a regular field's name or
+        // value): RFC 9113 §8.2.1 calls the message malformed, so make nghttp2 reset the stream.
+        nghttp2_session_callbacks_set_on_invalid_header_callback(cbs) { _, _, _, _, _, _, _, _ in
+            Int32(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
+        }
+    }
+}
+
+/// nghttp2 wants bytes, but nghttp2_nv is declared with mutable pointers (it never writes).
+private func mutableBytes(_ b: UnsafeRawBufferPointer) -> UnsafeMutablePointer<UInt8>? {
+    b.baseAddress.map { UnsafeMutablePointer(mutating: $0.assumingMemoryBound(to: UInt8.self)) }
+        ?? UnsafeMutablePointer(mutating: emptyByte)
+}
+nonisolated(unsafe) private let emptyByte = UnsafeMutablePointer<UInt8>.allocate(capacity: 1)
+
+/// The data provider of every body we send: pulls from the stream's outgoing buffer. Empty and
+/// not ended: DEFERRED until sendData/sendTrailers resume it. At the end with trailers:
+/// NO_END_STREAM, and the trailers go as the stream's last HEADERS.
+let readBody: nghttp2_data_source_read_callback = { session, id, buf, length, flags, _, ud in
+    let s = baseSessionFrom(ud)
+    guard let st = s.streams[id] else { return ssize_t(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue) }
+    let n = min(length, st.outgoing.readableCount)
+    if n > 0 {
+        UnsafeMutableRawPointer(buf!).copyMemory(from: st.outgoing.readable.baseAddress!, byteCount: n)
+        st.outgoing.consume(n)
+        st.outgoing.releaseIfEmpty()
+    }
+    guard st.outgoing.isEmpty else { return n }
+    if !st.outgoingEnd {
+        if n > 0 { return n }
+        st.deferred = true
+        return ssize_t(NGHTTP2_ERR_DEFERRED.rawValue)
+    }
+    flags!.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
+    if let t = st.pendingTrailers {
+        st.pendingTrailers = nil
+        flags!.pointee |= NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue
+        let rv = s.withFieldArray(t, pseudo: []) { nva, count in nghttp2_submit_trailer(session, id, nva, count) }
+        if rv != 0 { return ssize_t(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue) }
+    }
+    return n
+}
