@@ -205,7 +205,9 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser, BatchTarge
         switch action {
         case .abort: abort(ex); return
         case .connect(let other): ex.connect(excluding: other); return
-        case .answer(let c): close = c && http2 == nil   // an HTTP/2 stream fails alone
+        case .answer(let c):
+            close = c && http2 == nil   // an HTTP/2 stream fails alone: its request is reset after the answer
+            ex.stopsReading = c
         }
         if close { closeAfterResponse = true }
         if let h2 = http2 {

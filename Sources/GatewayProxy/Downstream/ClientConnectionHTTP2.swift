@@ -171,8 +171,9 @@ extension ClientConnection {
         guard ex.state.responseEnded, ex.state.requestEnded || ex.state.local,
               closed || h2.session.outgoingBuffered(stream) == 0 else { return false }
         record(ex)
-        // Answered before the client finished sending (RFC 9113 §8.1): ask it to stop, without error.
-        if !ex.clientEnded && !closed { h2.session.reset(stream, code: HTTP2ErrorCode.noError) }
+        // Answered before the client finished sending (RFC 9113 §8.1), or without reading its
+        // request (413 and the like, SPEC §12): the request stream is reset, without error.
+        if (!ex.clientEnded || ex.stopsReading) && !closed { h2.session.reset(stream, code: HTTP2ErrorCode.noError) }
         releaseUpstream(ex)
         closeExchange(ex)
         if exchanges.isEmpty && !h2.noticed { setDeadline(limits.idleTimeoutMs) }

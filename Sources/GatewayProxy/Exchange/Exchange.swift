@@ -49,6 +49,9 @@ final class Exchange: TimerTarget, BackendUser {
     var requestBodyBytes = 0
     /// HTTP/2: the client ended its stream (the rest of its body is in the stream's buffer).
     var clientEnded = false
+    /// The gateway answered without reading the rest of the request (413, 431, 414, 400): HTTP/1
+    /// closes the connection after it, HTTP/2 resets the stream.
+    var stopsReading = false
     /// HTTP/2: something happened for this stream (its backend, the client, its window) and it
     /// needs a turn; the connection moves only such streams, not all of them on every event.
     var turn = false
@@ -73,7 +76,7 @@ final class Exchange: TimerTarget, BackendUser {
         compression = nil; acceptsGzip = false
         backend = nil; upstream = nil; upstreamStartedAt = 0; upstreamMs = nil
         outgoingHead.clear(); outgoingHead.releaseIfEmpty()
-        requestChunked = false; requestBodyBytes = 0; clientEnded = false; turn = false; waitingOnClient = false
+        requestChunked = false; requestBodyBytes = 0; clientEnded = false; stopsReading = false; turn = false; waitingOnClient = false
         gzip = nil; bytesOut = 0
         deadline = 0; timerSlot = 0
     }
