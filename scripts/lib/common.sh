@@ -38,7 +38,8 @@ ensure_build_deps() {
 ensure_pip_packages() {
     local missing=()
     command -v python3 >/dev/null || ensure_packages python3
-    for p in "$@"; do python3 -c "import $p" 2>/dev/null || missing+=("$p"); done
+    # MODULE=PACKAGE when the names differ (jwt=pyjwt: "pip install jwt" is another project).
+    for p in "$@"; do python3 -c "import ${p%%=*}" 2>/dev/null || missing+=("${p#*=}"); done
     [[ ${#missing[@]} -eq 0 ]] && return 0
     echo "pip installing: ${missing[*]}" >&2
     python3 -m pip --version >/dev/null 2>&1 || ensure_packages python3-pip
