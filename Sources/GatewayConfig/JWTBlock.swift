@@ -9,6 +9,11 @@ public struct ClaimHeader: Sendable, Hashable {
     public var claim: String
     /// As written; matched case-insensitively when client copies are removed.
     public var header: String
+    /// The name in lower case, made once here so the request path compares bytes.
+    public var lowercased: [UInt8]
+    public init(claim: String, header: String) {
+        self.claim = claim; self.header = header; lowercased = Array(header.lowercased().utf8)
+    }
 }
 
 /// A host's validated `jwt` block, with its keys already parsed.

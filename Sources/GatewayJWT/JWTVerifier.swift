@@ -52,8 +52,8 @@ public final class JWTVerifier: Sendable {
     public init(policy: JWTPolicy, keys: JWKSet) { self.policy = policy; self.keys = keys }
 
     /// `now`: Unix seconds. `clientCertSHA256Hex`: the presented client certificate's SHA-256
-    /// (hex of the DER), nil when none was presented.
-    public func verify(_ token: UnsafeRawBufferPointer, now: Int64, clientCertSHA256Hex: String?) -> JWTVerdict {
+    /// (hex of the DER), nil when none was presented; asked for only when a token is bound.
+    public func verify(_ token: UnsafeRawBufferPointer, now: Int64, clientCertSHA256Hex: @autoclosure () -> String?) -> JWTVerdict {
         // Compact JWS: exactly three strict base64url parts (a JWE has five).
         guard token.count > 0, token.count <= Self.maxTokenSize,
               let dot1 = token.firstIndex(of: UInt8(ascii: ".")),
@@ -96,7 +96,7 @@ public final class JWTVerifier: Sendable {
     }
 
     /// The claims of a token whose signature holds.
-    private func check(_ c: UnsafeMutablePointer<json_t>, now: Int64, clientCertSHA256Hex: String?) -> JWTVerdict {
+    private func check(_ c: UnsafeMutablePointer<json_t>, now: Int64, clientCertSHA256Hex: () -> String?) -> JWTVerdict {
         let skew = Double(policy.clockSkewSeconds), t = Double(now)
         guard case .some(.some(let exp)) = JSON.number(c, "exp"),
               case .some(let nbf) = JSON.number(c, "nbf"), case .some(let iat) = JSON.number(c, "iat") else { return .invalid(.malformed) }
@@ -108,7 +108,7 @@ public final class JWTVerifier: Sendable {
         if policy.bindClientCert, let cnf = JSON.member(c, "cnf") {
             guard cnf.pointee.type == JSON_OBJECT else { return .invalid(.bindingMismatch) }
             if let x5t = JSON.member(cnf, "x5t#S256") {
-                guard let want = JSON.string(x5t), let hex = clientCertSHA256Hex, let der = Base64URL.bytes(hex: hex),
+                guard let want = JSON.string(x5t), let hex = clientCertSHA256Hex(), let der = Base64URL.bytes(hex: hex),
                       Base64URL.encode(der) == want else { return .invalid(.bindingMismatch) }
             }
         }
