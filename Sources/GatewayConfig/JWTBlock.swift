@@ -22,6 +22,8 @@ public struct JWTConfig: Sendable, Hashable {
     public var jwksFile: String
     public var claimHeaders: [ClaimHeader]
     public var location: SourceLocation
+    /// The block's own directives (`bind_client_cert`...), for `check` findings.
+    public var directiveLocations: DirectiveLocations = [:]
     /// The check itself, built once per load from the policy and the parsed key set.
     public let verifier: JWTVerifier
 
@@ -119,6 +121,6 @@ struct JWTBlock {
         policy.bindClientCert = j.bindClientCert
         policy.claims = j.claimHeaders.map(\.claim)
         return JWTConfig(policy: policy, jwksFile: file.path, claimHeaders: j.claimHeaders, location: d.location,
-                         verifier: JWTVerifier(policy: policy, keys: keys))
+                         directiveLocations: j.seen, verifier: JWTVerifier(policy: policy, keys: keys))
     }
 }

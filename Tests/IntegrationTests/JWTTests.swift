@@ -120,6 +120,13 @@ struct JWTTests {
         let m = MetricsPage(try Admin(port: admin).get("/metrics").body)
         #expect(m.sum("gateway_jwt_failures_total", ["host": "api.example.test", "reason": "expired"]) == 4, "two table rows, two keep-alive checks")
         #expect(m.sum("gateway_jwt_failures_total", ["reason": "missing token"]) == 3)
+        // The host's JWT settings in /hosts/NAME and the start-up policy table.
+        let host = try JSONSerialization.jsonObject(with: Data(try Admin(port: admin).get("/hosts/api.example.test").body.utf8)) as? [String: Any]
+        let jwt = try #require(host?["jwt"] as? [String: Any])
+        #expect(jwt["key_ids"] as? [String] == ["rsa1", "ec1", "ec384", "ed1"] && jwt["bind_client_cert"] as? Bool == true)
+        #expect(jwt["issuer"] as? String == Self.issuer && jwt["audiences"] as? [String] == ["api://orders"])
+        #expect(policyTableCell(s.gateway!.stderr, host: "api.example.test", column: "jwt")
+                == "\(Self.issuer) aud=api://orders keys=rsa1,ec1,ec384,ed1 bound", "\(s.gateway!.stderr.prefix(2000))")
     }
 
     @Test func certificateBoundTokens() throws {
