@@ -28,11 +28,11 @@ let package = Package(
         .target(name: "GatewayHTTP2", dependencies: ["CNGHTTP2", "CGatewayShims", "GatewayHTTP", "GatewaySystem"], swiftSettings: hot), // HTTP/2 framing on libnghttp2
         .target(name: "GatewayProxyProtocol"),                                                          // PROXY protocol v1/v2 byte parser
         .target(name: "GatewayJWT", dependencies: ["CCJose", "COpenSSL"]),                                   // JWT check: the only module calling cjose/jansson
-        .target(name: "GatewayConfig", dependencies: ["COpenSSL", "GatewayJWT"]),                             // config language -> immutable values
+        .target(name: "GatewayConfig", dependencies: ["COpenSSL", "GatewaySystem", "GatewayJWT"]),            // config language -> immutable values
         .target(name: "GatewayTLS", dependencies: ["COpenSSL", "CGatewayShims", "GatewayConfig", "GatewaySystem"]), // OpenSSL wrappers, policy contexts
         .target(name: "GatewayProxy", dependencies: ["GatewaySystem", "GatewayTLS", "GatewayHTTP", "GatewayHTTP2", "GatewayProxyProtocol", "GatewayConfig", "GatewayJWT", "COpenSSL", "CZlib", "CGatewayShims"], swiftSettings: hot),
-        .target(name: "GatewayCheck", dependencies: ["GatewayConfig", "GatewayTLS", "GatewayProxy"]),                 // `gateway check` policy rules, text/JSON/SARIF
-        .target(name: "GatewayCLI", dependencies: ["GatewayProxy", "GatewayConfig", "GatewayTLS", "GatewayCheck", "COpenSSL",
+        .target(name: "GatewayCheck", dependencies: ["GatewayConfig", "GatewayTLS", "GatewayProxy", "GatewaySystem"]),                 // `gateway check` policy rules, text/JSON/SARIF
+        .target(name: "GatewayCLI", dependencies: ["GatewayProxy", "GatewayConfig", "GatewayTLS", "GatewayCheck", "GatewaySystem", "COpenSSL",
                                                   .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "gateway", dependencies: ["GatewayCLI"]),
         .executableTarget(name: "gateway-echo", dependencies: ["GatewayHTTP", "COpenSSL", "CGatewayShims"]),

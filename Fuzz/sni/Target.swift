@@ -7,7 +7,7 @@ let table = HostTable(names: [["api.example.test"], ["*.example.test"], ["other.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzServerName(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     switch ServerNameParser.parse(UnsafeRawBufferPointer(start: data, count: size)) {
-    case .malformed(let why):
+    case .malformed(let why, _):
         precondition(!why.isEmpty, "a malformed name needs a reason for the log")
     case .name(let name):
         let u = Array(name.utf8)

@@ -45,6 +45,7 @@ int gw_ssl_client_hello_success(void) { return SSL_CLIENT_HELLO_SUCCESS; }
 int gw_ssl_client_hello_error(void) { return SSL_CLIENT_HELLO_ERROR; }
 int gw_ssl_ad_unrecognized_name(void) { return SSL_AD_UNRECOGNIZED_NAME; }
 int gw_ssl_ad_decode_error(void) { return SSL_AD_DECODE_ERROR; }
+int gw_ssl_ad_illegal_parameter(void) { return SSL_AD_ILLEGAL_PARAMETER; }
 int gw_ssl_ad_handshake_failure(void) { return SSL_AD_HANDSHAKE_FAILURE; }
 int gw_ssl_ad_protocol_version(void) { return SSL_AD_PROTOCOL_VERSION; }
 int gw_ssl_ad_access_denied(void) { return SSL_AD_ACCESS_DENIED; }

@@ -1,5 +1,6 @@
 import Glibc
 import GatewayConfig
+import GatewaySystem
 import GatewayProxy
 import GatewayTLS
 import GatewayCheck
@@ -86,6 +87,6 @@ public enum GatewayCommand {
 
     static func printError(_ s: String) {
         var line = s + "\n"
-        line.withUTF8 { _ = Glibc.write(2, $0.baseAddress, $0.count) }
+        line.withUTF8 { Descriptor.writeAll(2, UnsafeRawBufferPointer($0)) }
     }
 }

@@ -1,5 +1,6 @@
 import Glibc
 import GatewayConfig
+import GatewaySystem
 import GatewayProxy
 
 /// `gateway check`: load the configuration exactly as `run` would (every certificate, key and
@@ -48,7 +49,7 @@ public enum CheckCommand {
     public static var rulesMarkdown: String { RulesMarkdown.table() }
 
     static func printError(_ s: String) {
-        let line = s + "\n"
-        _ = line.withCString { Glibc.write(2, $0, strlen($0)) }
+        var line = s + "\n"
+        line.withUTF8 { Descriptor.writeAll(2, UnsafeRawBufferPointer($0)) }
     }
 }

@@ -50,7 +50,8 @@ public final class HTTP2ServerSession {
 
     /// Creates the session and queues our SETTINGS (write it out with `write(into:)`).
     /// `pool`: the loop thread's buffer pool for the per-stream buffers.
-    public init(config: HTTP2Config = HTTP2Config(), pool: BufferPool? = nil) throws(HTTP2Error) {
+    /// `origins`: an ORIGIN frame (RFC 8336) to send right after our SETTINGS, before anything else.
+    public init(config: HTTP2Config = HTTP2Config(), pool: BufferPool? = nil, origins: [String] = []) throws(HTTP2Error) {
         self.config = config
         self.pool = pool
         resetTokens = config.resetBurst
@@ -97,6 +98,7 @@ public final class HTTP2ServerSession {
         ]
         let srv = nghttp2_submit_settings(s, UInt8(NGHTTP2_FLAG_NONE.rawValue), &settings, settings.count)
         guard srv == 0 else { throw HTTP2Error("nghttp2_submit_settings failed", libraryCode: srv) }
+        if !origins.isEmpty { try submitOrigin(origins) }
         if config.connectionWindowSize > 65535 {
             let wrv = nghttp2_session_set_local_window_size(s, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, config.connectionWindowSize)
             guard wrv == 0 else { throw HTTP2Error("nghttp2_session_set_local_window_size failed", libraryCode: wrv) }

@@ -67,6 +67,12 @@ public struct HTTP2Fields: Sendable, Equatable {
 
     public var count: Int { fields.count }
 
+    /// Empty again, keeping the storage: a connection reuses one for every response head.
+    public mutating func removeAll() {
+        bytes.removeAll(keepingCapacity: true)
+        fields.removeAll(keepingCapacity: true)
+    }
+
     public mutating func append(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
         let n = bytes.count
         bytes.append(contentsOf: name)

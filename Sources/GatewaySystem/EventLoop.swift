@@ -174,7 +174,7 @@ public final class EventLoop: @unchecked Sendable {
         batch.append(target)
     }
 
-    private func runBatchTargets() {
+    @inline(__always) private func runBatchTargets() {
         while !batch.isEmpty {
             swap(&batch, &batchRunning)
             for t in batchRunning { t.batchQueued = false; t.endOfBatch() }

@@ -66,6 +66,13 @@ public enum Socket {
         return err
     }
 
+    /// Ends the sending direction (a FIN after what was written) while reading goes on: the
+    /// first half of a lingering close. Errors are not worth reporting: a peer that already
+    /// reset the connection (ENOTCONN) is what the drain after this finds out anyway.
+    public static func shutdownWrite(_ fd: Int32) {
+        _ = try? retryingSyscall("shutdown") { Glibc.shutdown(fd, Int32(SHUT_WR)) }
+    }
+
     public static func setNoDelay(_ fd: Int32) {
         try? setOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY, 1, "TCP_NODELAY")
     }

@@ -1,4 +1,5 @@
 import COpenSSL
+import GatewaySystem
 import CGatewayShims
 import GatewayConfig
 import Glibc
@@ -51,12 +52,6 @@ public final class TLSBackendContext: @unchecked Sendable {
     }
 
     private static func readPassword(_ path: String) -> String? {
-        guard let f = fopen(path, "r") else { return nil }
-        defer { fclose(f) }
-        var buf = [CChar](repeating: 0, count: 1024)
-        guard fgets(&buf, Int32(buf.count), f) != nil else { return nil }
-        var s = String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        while s.hasSuffix("\n") || s.hasSuffix("\r") { s.removeLast() }
-        return s
+        Files.firstLine(path).map { String(decoding: $0, as: UTF8.self) }
     }
 }

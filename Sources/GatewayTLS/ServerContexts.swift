@@ -184,9 +184,9 @@ private func clientHelloCallback(_ ssl: OpaquePointer?, _ alert: UnsafeMutablePo
     var host: TLSHost?
     if SSL_client_hello_get0_ext(ssl, 0, &ext, &extLen) == 1, let ext {
         switch ServerNameParser.parse(UnsafeRawBufferPointer(start: ext, count: extLen)) {
-        case .malformed(let why):
+        case .malformed(let why, let kind):
             session?.failureReason = .malformedServerName(why)
-            alert?.pointee = gw_ssl_ad_decode_error()
+            alert?.pointee = kind == .decodeError ? gw_ssl_ad_decode_error() : gw_ssl_ad_illegal_parameter()
             return gw_ssl_client_hello_error()
         case .name(let name):
             session?.serverName = name

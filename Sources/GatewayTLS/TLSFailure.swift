@@ -10,8 +10,11 @@ import Glibc
 /// handshake error: those strings are what operators and the integration tests match.
 public enum TLSFailure: Error, Equatable, Sendable, CustomStringConvertible {
     // A client refused by the handshake itself (server side).
-    /// No version in common (SSL_R_UNSUPPORTED_PROTOCOL, SSL_R_WRONG_VERSION_NUMBER, SSL_R_VERSION_TOO_LOW).
+    /// No version in common: version negotiation failed (SSL_R_UNSUPPORTED_PROTOCOL, SSL_R_VERSION_TOO_LOW).
     case protocolVersion
+    /// A record whose record-layer version is wrong for the connection (SSL_R_WRONG_VERSION_NUMBER,
+    /// raised by the record layer only): a broken or non-TLS peer, not a version it lacks.
+    case badRecordVersion
     /// No cipher in common (SSL_R_NO_SHARED_CIPHER); with TLS 1.2 also what a group mismatch gives.
     case noSharedCipher
     /// TLS 1.3: no key-exchange group in common (SSL_R_NO_SUITABLE_KEY_SHARE), e.g. a host's `groups`.
@@ -30,7 +33,7 @@ public enum TLSFailure: Error, Equatable, Sendable, CustomStringConvertible {
     case notAllowed
     /// SNI named no host and the listener says `unknown_sni reject`.
     case unrecognizedName
-    /// The server_name extension did not parse (ServerNameParser's reason).
+    /// The server_name extension did not parse or was refused (ServerNameParser's reason).
     case malformedServerName(String)
     /// No SNI (or an unknown one with `unknown_sni default`) and the listener has no default host.
     case noHost
@@ -52,6 +55,7 @@ public enum TLSFailure: Error, Equatable, Sendable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .protocolVersion: "protocol version"
+        case .badRecordVersion: "bad record version"
         case .noSharedCipher: "no shared cipher"
         case .noSharedGroup: "no suitable key share"   // OpenSSL's own words, the reason logged before this case existed
         case .certificateRequired: "certificate required"
@@ -80,7 +84,8 @@ extension TLSFailure {
     /// in this order because one failure can queue several errors (a version problem is named
     /// first, whatever else went wrong); then the verify result of the client certificate.
     static func refusedClient(codes: [UInt], verify: Int) -> TLSFailure {
-        if queuedSSL(codes, SSL_R_UNSUPPORTED_PROTOCOL, SSL_R_WRONG_VERSION_NUMBER, SSL_R_VERSION_TOO_LOW) { return .protocolVersion }
+        if queuedSSL(codes, SSL_R_UNSUPPORTED_PROTOCOL, SSL_R_VERSION_TOO_LOW) { return .protocolVersion }
+        if queuedSSL(codes, SSL_R_WRONG_VERSION_NUMBER) { return .badRecordVersion }
         if queuedSSL(codes, SSL_R_NO_SHARED_CIPHER) { return .noSharedCipher }
         if queuedSSL(codes, SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE) { return .certificateRequired }
         if queuedSSL(codes, SSL_R_CERTIFICATE_VERIFY_FAILED) || verify != X509_V_OK { return clientCertificate(verify) }

@@ -14,6 +14,10 @@ public final class TLSSession {
     /// Set by a callback that refused the handshake (ClientHello, client_allow): the failure the
     /// handshake reports, whatever OpenSSL queued after the callback said no.
     public internal(set) var failureReason: TLSFailure?
+    /// The TLS-level error (a fatal alert sent or received: a bad record MAC, a malformed
+    /// KeyUpdate, a bad record version) that ended the session after a completed handshake.
+    /// nil after a clean close, and after a reset or an EOF: those are the socket's, not TLS's.
+    public private(set) var failureAfterHandshake: TLSFailure?
     private var handshakeDone = false
     private var broken = false
     /// The last read would have blocked and no readable event came since: reading again now
@@ -51,7 +55,7 @@ public final class TLSSession {
     }
 
     /// Client side toward a backend server.
-    public convenience init(connecting fd: Int32, backend: TLSBackendContext, urlHost: String, session: OpaquePointer?) throws(TLSError) {
+    public convenience init(connecting fd: Int32, backend: TLSBackendContext, urlHost: String, session: TLSResumption?) throws(TLSError) {
         try self.init(connecting: .socket(fd), backend: backend, urlHost: urlHost, session: session)
     }
 
@@ -63,13 +67,13 @@ public final class TLSSession {
         try attach(wire)
     }
 
-    init(connecting wire: Wire, backend: TLSBackendContext, urlHost: String, session: OpaquePointer?) throws(TLSError) {
+    init(connecting wire: Wire, backend: TLSBackendContext, urlHost: String, session: TLSResumption?) throws(TLSError) {
         guard let s = SSL_new(backend.ctx) else { throw TLSError("SSL_new") }
         ssl = s
         SSL_set_connect_state(s)
         try attach(wire)
         backend.prepare(s, urlHost: urlHost)
-        if let session { _ = SSL_set_session(s, session) }
+        if let session { _ = SSL_set_session(s, session.session) }
     }
 
     /// No SSL_free on failure: `ssl` is set, so the deinit of the half-made session frees it.
@@ -147,12 +151,19 @@ public final class TLSSession {
             return TLSFailure.syscall(codes: OpenSSLErrors.drainCodes(), errno: err).map { .failed($0) } ?? .closed
         default:
             broken = true
-            if let f = failureReason { OpenSSLErrors.clear(); return .failed(f) }
-            let verify = SSL_get_verify_result(ssl)
-            let codes = OpenSSLErrors.drainCodes()
-            if SSL_is_server(ssl) == 1 { return .failed(TLSFailure.refusedClient(codes: codes, verify: verify)) }
-            return .failed(TLSFailure.backend(codes: codes, verify: verify, sslError: e))
+            let failure = sslFailure(e)
+            if handshakeDone && failureAfterHandshake == nil { failureAfterHandshake = failure }
+            return .failed(failure)
         }
+    }
+
+    /// SSL_ERROR_SSL (or another code that is not the socket's): why, from the queue.
+    private func sslFailure(_ e: Int32) -> TLSFailure {
+        if let f = failureReason { OpenSSLErrors.clear(); return f }
+        let verify = SSL_get_verify_result(ssl)
+        let codes = OpenSSLErrors.drainCodes()
+        if SSL_is_server(ssl) == 1 { return TLSFailure.refusedClient(codes: codes, verify: verify) }
+        return TLSFailure.backend(codes: codes, verify: verify, sslError: e)
     }
 
     // MARK: - What the handshake negotiated (for logs and headers)
@@ -173,7 +184,7 @@ public final class TLSSession {
     public var cipherID: UInt16 { SSL_get_current_cipher(ssl).map { SSL_CIPHER_get_protocol_id($0) } ?? 0 }
 
     /// A client session worth keeping for the next connection to the same backend server.
-    public func copySession() -> OpaquePointer? { SSL_get1_session(ssl) }
+    public func resumption() -> TLSResumption? { SSL_get1_session(ssl).map(TLSResumption.init) }
 
     /// The verified client certificate, if the client sent one.
     public func peerCertificate() -> PeerCertificate? {
@@ -184,3 +195,11 @@ public final class TLSSession {
 }
 
 import Glibc
+
+/// A TLS client session kept to resume the next connection to the same backend server: the
+/// `SSL_SESSION` stays inside GatewayTLS, owned here (one reference, released with this object).
+public final class TLSResumption {
+    let session: OpaquePointer
+    init(_ session: OpaquePointer) { self.session = session }
+    deinit { SSL_SESSION_free(session) }
+}

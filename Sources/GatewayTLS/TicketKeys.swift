@@ -1,4 +1,5 @@
 import COpenSSL
+import GatewaySystem
 import CGatewayShims
 import GatewayConfig
 
@@ -51,15 +52,7 @@ public enum TicketKeys {
     }
 
     private static func readText(_ path: String) -> String? {
-        guard let f = fopen(path, "rb") else { return nil }
-        defer { fclose(f) }
-        var bytes: [UInt8] = []
-        var buf = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let n = fread(&buf, 1, buf.count, f)
-            bytes += buf[0..<n]
-            if n < buf.count { break }
-        }
+        guard case .success(let bytes) = Files.read(path) else { return nil }
         return String(decoding: bytes, as: UTF8.self)
     }
 }

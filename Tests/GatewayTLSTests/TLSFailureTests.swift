@@ -12,6 +12,7 @@ import Testing
 
     @Test(arguments: [
         (TLSFailure.protocolVersion, "protocol version"),
+        (.badRecordVersion, "bad record version"),
         (.noSharedCipher, "no shared cipher"),
         (.noSharedGroup, "no suitable key share"),
         (.certificateRequired, "certificate required"),
@@ -43,7 +44,11 @@ import Testing
     @Test func refusedClientClassification() {
         let ok = Int(X509_V_OK)
         #expect(TLSFailure.refusedClient(codes: [Self.ssl(SSL_R_VERSION_TOO_LOW)], verify: ok) == .protocolVersion)
-        #expect(TLSFailure.refusedClient(codes: [Self.ssl(SSL_R_WRONG_VERSION_NUMBER)], verify: ok) == .protocolVersion)
+        // A record-layer version error is not a version negotiation failure (issue #24: it was
+        // logged as "protocol version" until it got its own reason).
+        #expect(TLSFailure.refusedClient(codes: [Self.ssl(SSL_R_WRONG_VERSION_NUMBER)], verify: ok) == .badRecordVersion)
+        #expect(TLSFailure.refusedClient(codes: [Self.ssl(SSL_R_WRONG_VERSION_NUMBER), Self.ssl(SSL_R_UNSUPPORTED_PROTOCOL)], verify: ok) == .protocolVersion)
+        #expect(TLSFailure.refusedClient(codes: [Self.ssl(SSL_R_UNSUPPORTED_PROTOCOL)], verify: ok) == .protocolVersion)
         #expect(TLSFailure.refusedClient(codes: [Self.ssl(SSL_R_NO_SHARED_CIPHER), Self.ssl(SSL_R_UNSUPPORTED_PROTOCOL)], verify: ok) == .protocolVersion)
         #expect(TLSFailure.refusedClient(codes: [Self.ssl(SSL_R_NO_SHARED_CIPHER)], verify: ok) == .noSharedCipher)
         #expect(TLSFailure.refusedClient(codes: [Self.ssl(SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE)], verify: ok) == .certificateRequired)

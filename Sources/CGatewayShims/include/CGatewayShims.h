@@ -61,6 +61,7 @@ int gw_ssl_client_hello_success(void);
 int gw_ssl_client_hello_error(void);
 int gw_ssl_ad_unrecognized_name(void);
 int gw_ssl_ad_decode_error(void);
+int gw_ssl_ad_illegal_parameter(void);
 int gw_ssl_ad_handshake_failure(void);
 int gw_ssl_ad_protocol_version(void);
 int gw_ssl_ad_access_denied(void);

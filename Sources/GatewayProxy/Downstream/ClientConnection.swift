@@ -44,6 +44,8 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser, BatchTarge
     /// Requests started on this connection (`max_requests_per_connection`).
     var requestCount = 0
     var drainBudget = 64 * 1024
+    /// The handshake failed with a fatal alert: the drain reads the socket itself, not TLS.
+    var lingering = false
     /// The connection's own deadline: handshake, request head, idle keep-alive, tunnel, drain.
     var deadline: UInt64 = 0
     var timerSlot = 0
@@ -66,12 +68,12 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser, BatchTarge
         let tickets = worker.tickets
         do { tls = try TLSSession(accepting: fd, listener: listener.tls, tickets: tickets) } catch {
             worker.logs.error.log(.error, "tls_setup_failed", error.description)
-            Glibc.close(fd); return
+            Descriptor.close(fd); return
         }
         let c = ClientConnection(fd: fd, peer: peer, tls: tls, snapshot: snapshot, tickets: tickets, listenerIndex: listener.index, worker: worker)
         do { try worker.loop.register(fd: fd, handler: c, interest: [.read, .write, .edge]) } catch {
             worker.logs.error.log(.error, "register_failed", error.description)
-            Glibc.close(fd); return
+            Descriptor.close(fd); return
         }
         worker.add(c)
         c.setDeadline(snapshot.config.limits.handshakeTimeoutMs)
@@ -128,7 +130,7 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser, BatchTarge
         case .serving where http2 != nil:
             http2DeadlineExpired(http2!)
         case .serving:
-            guard exchange == nil else { return }   // the exchange keeps its own time
+            if let ex = exchange { ex.deadlineExpired(now: now); return }   // HTTP/1: the exchange's time
             if headBytesSeen {
                 respondLocally(openExchange(), .client(408, "request head not received within header_timeout"), close: true)
                 drive()
@@ -158,16 +160,28 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser, BatchTarge
             close()
         case .failed(let why):
             logHandshakeFailure(why.description)
-            close()
+            // The socket itself failed: no alert went out, nothing to linger for.
+            if case .system = why { close() } else { lingerAfterAlert() }
         }
+    }
+
+    /// After a fatal alert during the handshake, as `openssl s_server` does: a FIN after the
+    /// alert, then the drain of a closing response. A close with the client's first flight (or
+    /// pipelined data) still unread would send a RST, and a client that is still writing, or
+    /// reads after the RST came, gets "connection reset" instead of the alert. OpenSSL has
+    /// written the alert to the socket before SSL_do_handshake returned.
+    func lingerAfterAlert() {
+        Socket.shutdownWrite(fd)
+        lingering = true
+        beginClose()
     }
 
     // MARK: - Exchanges
 
     @discardableResult
     func openExchange(_ stream: StreamID = HTTP1Downstream.stream) -> Exchange {
-        // HTTP/1: from here the exchange keeps the time; HTTP/2 keeps the connection's idle timer.
-        if http2 == nil { worker.loop.cancel(self) }
+        // HTTP/1: the connection's timer now keeps the exchange's time (its first deadline
+        // replaces the head timeout); HTTP/2 keeps the connection's idle timer beside the streams'.
         let ex = exchanges.open(stream, startedAt: now, pool: worker.exchangePool)
         ex.connection = self
         return ex
@@ -215,7 +229,8 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser, BatchTarge
 
     // MARK: - Draining, closing
 
-    /// After the last response: flush, send close_notify, read and discard at most 64 KiB or 1 s, close.
+    /// After the last response (or a fatal alert): flush, send close_notify, read and discard at
+    /// most 64 KiB or 1 s, close.
     func beginClose() {
         phase = .draining
         drainBudget = 64 * 1024
@@ -226,16 +241,27 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser, BatchTarge
         _ = flushClient()
         guard phase == .draining else { return }
         if !io.output.isEmpty { return }
-        tls.shutdown()
+        tls.shutdown()   // nothing after a failed handshake: the session knows
         while drainBudget > 0 {
             io.input.clear()
-            switch io.read(minimum: 4096) {
+            switch drainRead() {
             case .done(let n): drainBudget -= n
             case .wantRead, .wantWrite: return
             case .closed, .failed: close(); return
             }
         }
         close()
+    }
+
+    /// One read of what the client still sends, to be discarded: through TLS after a response,
+    /// from the socket itself after a fatal alert (a failed SSL would only repeat its error).
+    private func drainRead() -> TLSSession.Status {
+        guard lingering else { return io.read(minimum: 4096) }
+        switch Socket.receive(fd, into: io.input.writableSpace(minimum: 4096), peek: false) {
+        case .bytes(let n): return .done(n)
+        case .wouldBlock: return .wantRead
+        case .closed, .failed: return .closed
+        }
     }
 
     func shutdownRequested() {
@@ -266,6 +292,8 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser, BatchTarge
 
     func close() {
         guard phase != .closed else { return }
+        // Every way a TLS error ends an established connection comes here (a read, a write, a tunnel, a drain).
+        if let failure = tls.failureAfterHandshake { logConnectionFailure(failure.description) }
         phase = .closed
         worker.loop.cancel(self)
         for ex in exchanges.all { closeExchange(ex) }

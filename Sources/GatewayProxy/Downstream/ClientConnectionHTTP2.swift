@@ -12,12 +12,12 @@ extension ClientConnection {
     /// After ALPN chose h2: our SETTINGS, then the ORIGIN frame (RFC 8336), then streams.
     func startHTTP2() {
         do {
-            let h2 = try HTTP2Downstream(limits: limits, pool: worker.buffers)
             let listen = snapshot.config.listeners[listenerIndex]
+            var origins: [String] = []
             if let host = tls.host, let name = tls.serverName ?? listen.defaultHost {
-                try h2.session.submitOrigin(snapshot.origins(host: host.index, name: name, listener: listen))
+                origins = snapshot.origins(host: host.index, name: name, listener: listen)
             }
-            http2 = h2
+            http2 = try HTTP2Downstream(limits: limits, pool: worker.buffers, origins: origins)
             setDeadline(limits.idleTimeoutMs)
         } catch {
             worker.logs.error.log(.error, "http2_setup_failed", error.description)

@@ -1,14 +1,26 @@
 import GatewayConfig
 
-/// What a finished exchange or a failed handshake leaves behind: metric counts (always) and
-/// an access-log line (when the access log is on), JSON or the plain text format of SPEC §7.1.
+/// What a finished exchange, a failed handshake or a connection a TLS error ended leaves
+/// behind: metric counts (always) and an access-log line (when the access log is on), JSON or
+/// the plain text format of SPEC §7.1.
 extension ClientConnection {
     func logHandshakeFailure(_ reason: String) {
         counters.handshakeFailures[.init(host: tls.host?.index ?? SnapshotCounters.none, reason: reason), default: 0] += 1
+        logTLSFailure("tls_handshake_failed", reason)
+    }
+
+    /// A fatal alert (sent or received) or another TLS error after the handshake (SPEC §7.3):
+    /// a bad record MAC, a malformed KeyUpdate. Not a clean close, nor a reset or EOF.
+    func logConnectionFailure(_ reason: String) {
+        counters.connectionFailures[.init(host: tls.host?.index ?? SnapshotCounters.none, reason: reason), default: 0] += 1
+        logTLSFailure("tls_connection_failed", reason)
+    }
+
+    private func logTLSFailure(_ event: String, _ reason: String) {
         guard worker.logs.access.enabled else { return }
         var j = JSONLine()
         j.field("time", timestampNow())
-        j.field("event", "tls_handshake_failed")
+        j.field("event", event)
         j.field("client", clientIP)
         j.field("sni", tls.serverName)
         j.field("reason", reason)

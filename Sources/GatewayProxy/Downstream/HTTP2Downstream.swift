@@ -17,13 +17,15 @@ final class HTTP2Downstream: DownstreamCodec {
     /// The graceful GOAWAY (RFC 9113 §6.8): notice sent, final GOAWAY sent.
     var noticed = false
     var goingAway = false
+    /// Reused for every response head of the connection (no allocation per response once grown).
+    private var fields = HTTP2Fields()
 
-    init(limits: Limits, pool: BufferPool) throws(HTTP2Error) {
+    init(limits: Limits, pool: BufferPool, origins: [String]) throws(HTTP2Error) {
         var c = HTTP2Config()
         c.maxConcurrentStreams = UInt32(limits.http2MaxConcurrentStreams)
         c.maxHeaderListSize = limits.maxHeaderSize
         c.maxHeaders = limits.maxHeaders
-        session = try HTTP2ServerSession(config: c, pool: pool)
+        session = try HTTP2ServerSession(config: c, pool: pool, origins: origins)
     }
 
     /// The next event, the one put back first.
@@ -69,7 +71,7 @@ final class HTTP2Downstream: DownstreamCodec {
 
     func writeHead(_ stream: StreamID, _ b: UnsafeRawBufferPointer, _ head: HTTPResponseHead, _ edits: ResponseEdits,
                    close: Bool, into out: inout ByteBuffer) -> Bool {
-        var fields = HTTP2Fields()
+        fields.removeAll()
         let tokens = HeadWriter.connectionTokens(b, head.headers)
         for h in head.headers {
             // HTTP/1 hop-by-hop fields and those the Connection header lists stay behind (RFC 9113 §8.2.2).
@@ -94,20 +96,21 @@ final class HTTP2Downstream: DownstreamCodec {
 
     func writeLocal(_ stream: StreamID, status: Int, message: String, header: (name: StaticString, value: String)?, grpc: Bool,
                     close: Bool, into out: inout ByteBuffer) -> Int {
-        var f = HTTP2Fields()
-        if let header { f.append(Self.lowercased(header.name), Array(header.value.utf8)) }
+        fields.removeAll()
+        if let header { fields.append(Self.lowercased(header.name), Array(header.value.utf8)) }
         if grpc {
             // gRPC's form (SPEC §12): HTTP 200 and a trailers-only response, the status in grpc-status.
-            f.append("content-type", "application/grpc")
-            f.append(Array("grpc-status".utf8), Array(String(ProxyError.grpcStatus(status)).utf8))
-            f.append(Array("grpc-message".utf8), Array(message.utf8.map { $0 < 0x20 || $0 > 0x7E || $0 == 0x25 ? UInt8(ascii: "?") : $0 }))
-            try? session.respond(Int32(stream), status: 200, headers: f, endStream: true)
+            fields.append("content-type", "application/grpc")
+            fields.append(Array("grpc-status".utf8), Array(String(ProxyError.grpcStatus(status)).utf8))
+            fields.append(Array("grpc-message".utf8), Array(message.utf8.map { $0 < 0x20 || $0 > 0x7E || $0 == 0x25 ? UInt8(ascii: "?") : $0 }))
+            try? session.respond(Int32(stream), status: 200, headers: fields, endStream: true)
             return 0
         }
+        // An error page: a String is fine here (not the success path).
         let body = Array("\(status) \(HeadWriter.reasonPhrase(status)): \(message)\n".utf8)
-        f.append("content-type", "text/plain; charset=utf-8")
-        f.append(Array("content-length".utf8), Array(String(body.count).utf8))
-        try? session.respond(Int32(stream), status: status, headers: f, endStream: false)
+        fields.append("content-type", "text/plain; charset=utf-8")
+        fields.append(Array("content-length".utf8), Array(String(body.count).utf8))
+        try? session.respond(Int32(stream), status: status, headers: fields, endStream: false)
         body.withUnsafeBytes { try? session.sendData(Int32(stream), $0, endStream: true) }
         return body.count
     }

@@ -14,6 +14,9 @@ final class Exchange: TimerTarget, BackendUser {
     /// unowned(unsafe): an open exchange sits in its connection's table, and the connection
     /// detaches and closes its exchanges before it goes; a pooled exchange has none.
     unowned(unsafe) var connection: ClientConnection?
+    /// The worker whose pool lent it (read on every step, so held here rather than through the connection).
+    /// unowned(unsafe): workers live as long as the process.
+    unowned(unsafe) var worker: Worker!
     var stream: StreamID = 0
     var state = ExchangeState()
 
@@ -82,6 +85,9 @@ final class Exchange: TimerTarget, BackendUser {
 /// Finished exchanges of one worker, reset and handed out again: a keep-alive request
 /// allocates no exchange, and an idle connection holds none. One loop thread: no locks.
 final class ExchangePool {
+    /// The worker that owns this pool (set once it exists; nil in unit tests).
+    /// unowned(unsafe): workers live as long as the process.
+    unowned(unsafe) var worker: Worker?
     private var spare: [Exchange] = []
     /// Closed exchanges some caller up the stack still held at `close` (the step that finished
     /// an exchange usually holds it): they come back once nothing else does.
@@ -94,6 +100,7 @@ final class ExchangePool {
     func take(startedAt: UInt64) -> Exchange {
         reclaim()
         let ex = spare.popLast() ?? Exchange(buffers: buffers)
+        ex.worker = worker
         ex.startedAt = startedAt
         return ex
     }

@@ -12,7 +12,7 @@ extension Exchange {
         guard let c = upstream, c.phase == .ready, !state.responseEnded, state.headSent else { return false }
         let client = conn
         var progress = false
-        defer { waitingOnClient = !client.canTakeResponse(self) }
+        defer { if client.http2 != nil { waitingOnClient = !client.canTakeResponse(self) } }
         while client.canTakeResponse(self) {
             // Hand on every part already buffered (a head and its body often share one read)
             // before reading again.

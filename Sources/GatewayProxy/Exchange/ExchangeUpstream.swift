@@ -9,8 +9,7 @@ import GatewayTLS
 extension Exchange {
     /// unowned(unsafe) reads through `connection`: only called while the exchange is open.
     var conn: ClientConnection { connection.unsafelyUnwrapped }
-    var worker: Worker { conn.worker }
-    var now: UInt64 { conn.worker.loop.now }
+    var now: UInt64 { worker.loop.now }
 
     // MARK: - Events that reach the exchange
 
@@ -20,7 +19,11 @@ extension Exchange {
         connection?.drive()
     }
 
+    /// HTTP/1 has one exchange at a time: its time is kept in the connection's one timer entry
+    /// (moving a deadline there is a store, not a heap insert and removal per request). HTTP/2
+    /// streams keep their own.
     func setDeadline(_ ms: Int) {
+        if let c = connection, c.http2 == nil { c.setDeadline(ms); return }
         deadline = now + UInt64(ms)
         worker.loop.schedule(self)
     }

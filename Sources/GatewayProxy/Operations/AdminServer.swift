@@ -67,10 +67,10 @@ final class AdminServer: EventHandler, @unchecked Sendable {
     func handleEvent(readable: Bool, writable: Bool) {
         for _ in 0..<16 {
             guard let (fd, _) = (try? Socket.accept(listenFD)) ?? nil else { return }
-            guard connections < Self.maxConnections else { close(fd); continue }
+            guard connections < Self.maxConnections else { Descriptor.close(fd); continue }
             connections += 1
             let c = AdminConnection(fd: fd, server: self)
-            do { try loop.register(fd: fd, handler: c, interest: .read) } catch { close(fd); connections -= 1; continue }
+            do { try loop.register(fd: fd, handler: c, interest: .read) } catch { Descriptor.close(fd); connections -= 1; continue }
             c.deadline = loop.now + 5_000
             loop.schedule(c)
         }
@@ -105,15 +105,11 @@ final class AdminConnection: EventHandler, TimerTarget {
 
     private func readRequest() {
         while !done {
-            let space = input.writableSpace(minimum: 4096)
-            let n = Glibc.read(fd, space.baseAddress, space.count)
-            if n == 0 { finish(); return }
-            if n < 0 {
-                if errno == EINTR { continue }
-                if errno == EAGAIN { return }
-                finish(); return
+            switch Descriptor.read(fd, into: input.writableSpace(minimum: 4096)) {
+            case .done(let n): input.didWrite(n)
+            case .wouldBlock: return
+            case .closed, .failed: finish(); return
             }
-            input.didWrite(n)
             do {
                 guard let head = try parser.parse(input.readable) else { continue }
                 output = server.routes.respond(to: head, input.readable)
@@ -126,10 +122,9 @@ final class AdminConnection: EventHandler, TimerTarget {
 
     private func flush() {
         while written < output.count {
-            let n = output.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + written, $0.count - written) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                if errno == EAGAIN { server.loop.setInterest(fd: fd, .write); return }
+            let r = output.withUnsafeBytes { Descriptor.write(fd, UnsafeRawBufferPointer(rebasing: $0[written...])) }
+            guard case .done(let n) = r else {
+                if r == .wouldBlock { server.loop.setInterest(fd: fd, .write); return }
                 break
             }
             written += n

@@ -52,6 +52,7 @@ final class SnapshotCounters {
     var handshakes: [UInt64: Int] = [:]          // host << 40 | resumed << 32 | version << 16 | cipher id
     var cipherNames: [UInt16: String] = [:]
     var handshakeFailures: [FailureKey: Int] = [:]
+    var connectionFailures: [FailureKey: Int] = [:]
     var misdirected: [Int: Int] = [:]
     var backendFailures: [UInt64: Int] = [:]     // backend << 32 | server << 16 | reason
     var proxyRejected: [Int: Int] = [:]          // listener << 8 | reason
@@ -112,6 +113,7 @@ final class SnapshotCounters {
             s.handshakes[[host(Int(k >> 40)), version, cipher, k >> 32 & 1 == 1 ? "true" : "false"], default: 0] += n
         }
         for (k, n) in handshakeFailures { s.handshakeFailures[[host(k.host), k.reason], default: 0] += n }
+        for (k, n) in connectionFailures { s.connectionFailures[[host(k.host), k.reason], default: 0] += n }
         for (h, n) in misdirected { s.misdirected[[host(h)], default: 0] += n }
         for (k, n) in backendFailures {
             let b = Int(k >> 32), srv = Int(k >> 16 & 0xFFFF)
@@ -206,6 +208,7 @@ struct MetricsSample {
     var requests: [[String]: Int] = [:]            // host, backend, code
     var handshakes: [[String]: Int] = [:]          // host, version, cipher, resumed
     var handshakeFailures: [[String]: Int] = [:]   // host, reason
+    var connectionFailures: [[String]: Int] = [:]  // host, reason
     var misdirected: [[String]: Int] = [:]         // host
     var backendFailures: [[String]: Int] = [:]     // backend, server, reason
     var proxyRejected: [[String]: Int] = [:]       // listen, reason
@@ -220,6 +223,7 @@ struct MetricsSample {
         requests.merge(o.requests, uniquingKeysWith: +)
         handshakes.merge(o.handshakes, uniquingKeysWith: +)
         handshakeFailures.merge(o.handshakeFailures, uniquingKeysWith: +)
+        connectionFailures.merge(o.connectionFailures, uniquingKeysWith: +)
         misdirected.merge(o.misdirected, uniquingKeysWith: +)
         backendFailures.merge(o.backendFailures, uniquingKeysWith: +)
         proxyRejected.merge(o.proxyRejected, uniquingKeysWith: +)

@@ -17,6 +17,9 @@ struct PrometheusText {
                  ["host", "version", "cipher", "resumed"], s.handshakes)
         p.family("gateway_tls_handshake_failures_total", .counter, "Client TLS handshakes that failed, by reason.",
                  ["host", "reason"], s.handshakeFailures)
+        p.family("gateway_tls_connection_failures_total", .counter,
+                 "Client connections a fatal TLS alert or error ended after the handshake, by reason.",
+                 ["host", "reason"], s.connectionFailures)
         p.family("gateway_tls_misdirected_total", .counter, "Requests answered 421: their Host has another TLS policy than the connection's host.",
                  ["host"], s.misdirected)
         p.family("gateway_jwt_failures_total", .counter, "Requests refused 401 by a host's jwt check, by reason (SPEC §13; \"missing token\" when none came).",

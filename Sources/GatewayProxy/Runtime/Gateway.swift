@@ -117,7 +117,7 @@ public final class Gateway {
                 }
             }
         } catch {
-            for socks in perWorker { for s in socks { close(s.fd) } }
+            for socks in perWorker { for s in socks { Descriptor.close(s.fd) } }
             throw error
         }
         return perWorker

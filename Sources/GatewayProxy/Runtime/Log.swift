@@ -1,5 +1,6 @@
 import Glibc
 import GatewayConfig
+import GatewaySystem
 
 /// JSON-lines logs: the error/audit log and the access log. One `write` per line, so lines
 /// from several worker threads never interleave.
@@ -17,36 +18,25 @@ public final class LogSink: @unchecked Sendable {
         case .stdout: fd = 1; enabled = true
         case .stderr: fd = 2; enabled = true
         case .file(let path):
-            fd = Self.openFile(path)
+            fd = Descriptor.openAppend(path) ?? -1
             enabled = fd >= 0
         }
     }
 
-    deinit { if case .file = target, fd >= 0 { close(fd) } }
-
-    private static func openFile(_ path: String) -> Int32 {
-        open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)
-    }
+    deinit { if case .file = target, fd >= 0 { Descriptor.close(fd) } }
 
     /// SIGUSR1 (logrotate): the file at the configured path is opened anew and takes the place
     /// of the old one under the same descriptor, so every writer moves over at once.
     @discardableResult
     public func reopen() -> Bool {
         guard case .file(let path) = target, fd >= 0 else { return true }
-        let fresh = Self.openFile(path)
-        guard fresh >= 0 else { return false }
-        defer { close(fresh) }
-        return dup2(fresh, fd) >= 0
+        guard let fresh = Descriptor.openAppend(path) else { return false }
+        return Descriptor.replace(fd, with: fresh)
     }
 
     public func write(_ line: UnsafeRawBufferPointer) {
         guard enabled else { return }
-        var off = 0
-        while off < line.count {
-            let n = Glibc.write(fd, line.baseAddress! + off, line.count - off)
-            if n <= 0 { if n < 0 && errno == EINTR { continue }; return }
-            off += n
-        }
+        Descriptor.writeAll(fd, line)
     }
 
     public func write(_ line: String) {

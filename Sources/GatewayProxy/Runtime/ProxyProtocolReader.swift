@@ -27,13 +27,13 @@ final class ProxyProtocolReader: EventHandler, TimerTarget {
     static func start(fd: Int32, peer: SocketAddress, listener: ListenerRuntime, snapshot: RuntimeSnapshot, worker: Worker) {
         guard listener.config.proxyProtocolFrom.contains(where: { $0.contains(peer.ipBytes) }) else {
             rejected(worker, snapshot, listener, peer, .untrustedPeer, "peer not in proxy_protocol_from")
-            Glibc.close(fd)
+            Descriptor.close(fd)
             return
         }
         let r = ProxyProtocolReader(fd: fd, peer: peer, listener: listener, snapshot: snapshot, worker: worker)
         do { try worker.loop.register(fd: fd, handler: r, interest: .read) } catch {
             worker.logs.error.log(.error, "register_failed", error.description)
-            Glibc.close(fd); return
+            Descriptor.close(fd); return
         }
         worker.proxyReaders[ObjectIdentifier(r)] = r   // counts toward max_connections; closed by a drain
         r.deadline = worker.loop.now + UInt64(snapshot.config.limits.handshakeTimeoutMs)
@@ -99,7 +99,7 @@ final class ProxyProtocolReader: EventHandler, TimerTarget {
         if header.command == .proxy, let source = header.source, let address = SocketAddress(proxied: source) { client = address }
         worker.loop.deregister(fd: fd)
         // allow/deny judge the client the header names, as they would a direct one.
-        guard AccessRules.allows(client.ipBytes, listener.config.access) else { Glibc.close(fd); return }
+        guard AccessRules.allows(client.ipBytes, listener.config.access) else { Descriptor.close(fd); return }
         ClientConnection.start(fd: fd, peer: client, listener: listener, snapshot: snapshot, worker: worker)
     }
 

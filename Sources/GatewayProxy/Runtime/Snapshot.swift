@@ -116,7 +116,7 @@ public final class RuntimeSnapshot: Sendable {
         case .success(let k): fileTicketRing = TicketKeyRing(k)
         case nil: fileTicketRing = nil
         }
-        adminToken = config.adminTokenFile.flatMap(readFirstLine)
+        adminToken = config.adminTokenFile.flatMap(Files.firstLine)
         if config.adminTokenFile != nil && (adminToken ?? []).isEmpty {
             errors.append(ConfigDiagnostic(config.adminTokenLocation ?? SourceLocation(file: config.files.first ?? "", line: 1, column: 1),
                                            "admin_token_file is empty or unreadable: its first line is the token"))
@@ -197,18 +197,4 @@ func resolve(_ host: String, port: UInt16) -> SocketAddress? {
     var st = sockaddr_storage()
     withUnsafeMutableBytes(of: &st) { $0.copyMemory(from: UnsafeRawBufferPointer(start: first.pointee.ai_addr, count: Int(first.pointee.ai_addrlen))) }
     return SocketAddress(storage: st, length: first.pointee.ai_addrlen)
-}
-
-/// The first line of a small secret file, without its line end; nil if unreadable.
-func readFirstLine(_ path: String) -> [UInt8]? {
-    guard let f = fopen(path, "r") else { return nil }
-    defer { fclose(f) }
-    var bytes: [UInt8] = []
-    while bytes.count < 4096 {
-        let c = fgetc(f)
-        if c == EOF || c == 0x0A { break }
-        bytes.append(UInt8(truncatingIfNeeded: c))
-    }
-    while bytes.last == 0x0D || bytes.last == 0x20 || bytes.last == 0x09 { bytes.removeLast() }
-    return bytes
 }

@@ -41,6 +41,7 @@ final class Worker {
         exchangePool = ExchangePool(buffers: buffers)
         loop = try EventLoop()
         pool.worker = self
+        exchangePool.worker = self
         try addListeners(listenFDs)
     }
 
@@ -140,7 +141,7 @@ final class Listener: EventHandler {
             guard let (cfd, peer) = accepted else { return }
             // With proxy_protocol the client's address is in the header: allow/deny wait for it (ProxyProtocolReader).
             if (!listenConfig.proxyProtocol && !AccessRules.allows(peer.ipBytes, listenConfig.access)) || worker.connectionCount >= snap.config.limits.maxConnections {
-                Glibc.close(cfd)
+                Descriptor.close(cfd)
                 continue
             }
             Socket.setNoDelay(cfd)

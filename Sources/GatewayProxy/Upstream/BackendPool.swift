@@ -11,13 +11,12 @@ final class BackendPool {
     /// Idle connections by pool key (small dense ids): an array, so taking and returning a
     /// connection mutates a list in place and allocates nothing.
     private var idle: [[UpstreamSession]] = []
-    private var sessions: [Int: OpaquePointer] = [:]
+    private var sessions: [Int: TLSResumption] = [:]
     private var cursor: [Int: Int] = [:]
     /// unowned(unsafe): a worker lives as long as the process, beyond all its connections (no refcount traffic per use).
     /// Set by the worker as it starts; never nil after that.
     unowned(unsafe) var worker: Worker!
 
-    deinit { for s in sessions.values { SSL_SESSION_free(s) } }
 
     /// Passive health of one server (SPEC §6 `max_fails`/`fail_timeout`, as nginx counts them).
     private struct Health { var fails = 0; var firstFailAt: UInt64 = 0; var downUntil: UInt64 = 0 }
@@ -148,9 +147,8 @@ final class BackendPool {
     }
 
     private func rememberSession(of c: UpstreamSession) {
-        guard c.backend.config.tls.sessionReuse, let s = c.tls.copySession() else { return }
+        guard c.backend.config.tls.sessionReuse, let s = c.tls.resumption() else { return }
         let key = c.server.poolKey
-        if let old = sessions[key] { SSL_SESSION_free(old) }
         sessions[key] = s
     }
 

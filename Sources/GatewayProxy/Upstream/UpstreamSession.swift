@@ -36,7 +36,7 @@ final class UpstreamSession: EventHandler, TimerTarget {
 
     var server: ServerTarget { backend.servers[serverIndex] }
 
-    init(worker: Worker, backend: BackendRuntime, serverIndex: Int, session: OpaquePointer?) throws(ProxyError) {
+    init(worker: Worker, backend: BackendRuntime, serverIndex: Int, session: TLSResumption?) throws(ProxyError) {
         self.worker = worker
         self.backend = backend
         self.serverIndex = serverIndex
@@ -47,11 +47,11 @@ final class UpstreamSession: EventHandler, TimerTarget {
         do {
             io = Transport(try TLSSession(connecting: fd, backend: backend.tls, urlHost: target.config.host, session: session), buffers: worker.buffers)
         } catch {
-            Glibc.close(fd)
+            Descriptor.close(fd)
             throw ProxyError(.badGateway, "TLS setup for \(target.label) failed: \(error)", metric: .tls)
         }
         do { try worker.loop.register(fd: fd, handler: self, interest: [.read, .write, .edge]) } catch {
-            Glibc.close(fd)
+            Descriptor.close(fd)
             throw ProxyError(.badGateway, "\(error)", metric: .refused)
         }
     }
@@ -76,7 +76,7 @@ final class UpstreamSession: EventHandler, TimerTarget {
             let err = Socket.pendingError(fd)
             if err == EINPROGRESS || err == EALREADY { return .inProgress(.write) }
             if err != 0 {
-                return .failed(ProxyError(.badGateway, "connect to \(server.label) failed: \(String(cString: strerror(err)))", retrySafe: true,
+                return .failed(ProxyError(.badGateway, "connect to \(server.label) failed: \(Descriptor.describe(err))", retrySafe: true,
                                          metric: err == ECONNRESET ? .reset : .refused))
             }
             phase = .handshaking
