@@ -18,6 +18,7 @@ let package = Package(
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CNGHTTP2", pkgConfig: "libnghttp2", providers: [.apt(["libnghttp2-dev"])]),
+        .systemLibrary(name: "CCJose", pkgConfig: "cjose", providers: [.apt(["libcjose-dev", "libjansson-dev"])]),
         .target(name: "CGatewayShims", cSettings: [.define("_GNU_SOURCE")],
                 linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto"), .linkedLibrary("z")]),
 
@@ -26,9 +27,10 @@ let package = Package(
         .target(name: "GatewayHTTP", swiftSettings: hot),                                               // HTTP/1.1 byte parser and framing
         .target(name: "GatewayHTTP2", dependencies: ["CNGHTTP2", "CGatewayShims", "GatewayHTTP", "GatewaySystem"], swiftSettings: hot), // HTTP/2 framing on libnghttp2
         .target(name: "GatewayProxyProtocol"),                                                          // PROXY protocol v1/v2 byte parser
-        .target(name: "GatewayConfig", dependencies: ["COpenSSL", "GatewaySystem"]),                                           // config language -> immutable values
+        .target(name: "GatewayJWT", dependencies: ["CCJose", "COpenSSL"]),                                   // JWT check: the only module calling cjose/jansson
+        .target(name: "GatewayConfig", dependencies: ["COpenSSL", "GatewaySystem", "GatewayJWT"]),            // config language -> immutable values
         .target(name: "GatewayTLS", dependencies: ["COpenSSL", "CGatewayShims", "GatewayConfig", "GatewaySystem"]), // OpenSSL wrappers, policy contexts
-        .target(name: "GatewayProxy", dependencies: ["GatewaySystem", "GatewayTLS", "GatewayHTTP", "GatewayHTTP2", "GatewayProxyProtocol", "GatewayConfig", "COpenSSL", "CZlib", "CGatewayShims"], swiftSettings: hot),
+        .target(name: "GatewayProxy", dependencies: ["GatewaySystem", "GatewayTLS", "GatewayHTTP", "GatewayHTTP2", "GatewayProxyProtocol", "GatewayConfig", "GatewayJWT", "COpenSSL", "CZlib", "CGatewayShims"], swiftSettings: hot),
         .target(name: "GatewayCheck", dependencies: ["GatewayConfig", "GatewayTLS", "GatewayProxy", "GatewaySystem"]),                 // `gateway check` policy rules, text/JSON/SARIF
         .target(name: "GatewayCLI", dependencies: ["GatewayProxy", "GatewayConfig", "GatewayTLS", "GatewayCheck", "GatewaySystem", "COpenSSL",
                                                   .product(name: "ArgumentParser", package: "swift-argument-parser")]),
@@ -37,6 +39,9 @@ let package = Package(
 
         .testTarget(name: "GatewaySystemTests", dependencies: ["GatewaySystem"]),
         .testTarget(name: "GatewayConfigTests", dependencies: ["GatewayConfig"]),
+        // Table tests of the token check, with tokens and keys made by PyJWT (an independent implementation).
+        .testTarget(name: "GatewayJWTTests", dependencies: ["GatewayJWT"],
+                    exclude: ["Fixtures"]),   // keys and tokens read by path
         .testTarget(name: "GatewayHTTPTests", dependencies: ["GatewayHTTP", "TestSupport"],
                     exclude: ["Captures"]),   // captured byte streams read by path
         // Real OpenSSL client and server sessions over memory BIOs: the typed handshake failures.

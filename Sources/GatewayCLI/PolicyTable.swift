@@ -5,7 +5,7 @@ import GatewayConfig
 enum PolicyTable {
     static func render(_ config: GatewayConfiguration) -> String {
         let header = ["host", "versions", "TLS1.2 ciphers", "TLS1.3 suites", "groups", "client_auth", "client_ca", "client_allow",
-                      "tickets", "http2", "certificates"]
+                      "tickets", "http2", "jwt", "certificates"]
         var rows = [header]
         for h in config.hosts {
             let p = h.policy
@@ -21,6 +21,7 @@ enum PolicyTable {
                 p.clientAllow.isEmpty ? "-" : p.clientAllow.map(\.description).joined(separator: ", "),
                 p.sessionTickets ? "on" : "off",
                 p.http2 ? "on" : "off",
+                jwt(h.jwt),
                 String(h.certificates.count),
             ])
         }
@@ -29,6 +30,13 @@ enum PolicyTable {
             row.indices.map { i in row[i] + String(repeating: " ", count: widths[i] - row[i].count) }
                 .joined(separator: "  ").trimmingTrailingSpaces()
         }.joined(separator: "\n")
+    }
+
+    /// `iss aud=A,B keys=K1,K2 bound`: enough to see which issuer and keys a host trusts.
+    private static func jwt(_ j: JWTConfig?) -> String {
+        guard let j else { return "-" }
+        return "\(j.policy.issuer) aud=\(j.policy.audiences.joined(separator: ",")) keys=\(j.verifier.keys.keyIDs.joined(separator: ","))"
+            + (j.policy.bindClientCert ? " bound" : " unbound")
     }
 
     private static func lastComponent(_ path: String) -> String {

@@ -23,7 +23,7 @@ public struct PolicyCheck: Sendable {
     /// Every finding, worst first, then by file and line.
     public func findings() -> [Finding] {
         let all = backendFindings() + hostPolicyFindings() + topLevelFindings()
-            + certificateFindings() + keyPermissionFindings() + nameFindings() + groupFindings()
+            + certificateFindings() + keyPermissionFindings() + nameFindings() + groupFindings() + jwtFindings()
         return all.sorted(by: Finding.reportOrder)
     }
 

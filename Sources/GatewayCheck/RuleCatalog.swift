@@ -110,6 +110,9 @@ public enum RuleCatalog {
         RuleDefinition("GW.Host.Groups", .low, "No key-exchange group of 128-bit strength",
                        trigger: "a host's effective `groups` (its own or inherited; default `X25519:P-256:P-384`) has no group of at least 128-bit strength as this OpenSSL rates it (e.g. only `ffdhe2048`, `P-224`)",
                        fix: "Include X25519, P-256 or P-384 (or ffdhe3072 and up) in `groups`."),
+        RuleDefinition("GW.JWT.NoBinding", .low, "JWT not bound to the client certificate",
+                       trigger: "`bind_client_cert off` in a host's `jwt { }` while its `client_auth` is not `off`: a stolen token works without the client's key (RFC 8705)",
+                       fix: "Set `bind_client_cert on;` (the default) and have the issuer put `cnf.x5t#S256` in tokens for certificate-holding clients."),
     ]
 
     public static func rule(_ id: String) -> RuleDefinition? { all.first { $0.id == id } }

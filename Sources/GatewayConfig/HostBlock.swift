@@ -20,6 +20,7 @@ struct HostBlock: PolicyBlock {
     var overrides = TLSPolicyOverrides()
     var routes: [RouteDraft] = []
     var compression = CompressionSettings()
+    var jwt: JWTConfig?
     var location: SourceLocation
     var seen: SeenDirectives = [:]
 
@@ -38,7 +39,8 @@ struct HostBlock: PolicyBlock {
         "certificate": Rule(2...2, repeatable: true) { h, d, ctx in
             h.certificates.append(ctx.certificateFiles(d))
         },
-        "route": Rule(3...4, repeatable: true) { h, d, ctx in
+        "jwt": Rule(0...0, block: .required) { h, d, ctx in h.jwt = JWTBlock.read(d, ctx) },
+        "route": Rule(3...6, repeatable: true) { h, d, ctx in
             if let route = route(d, ctx) { h.add(route, ctx) }
         },
         "compress": Rule(1...1) { h, d, ctx in
@@ -52,7 +54,7 @@ struct HostBlock: PolicyBlock {
         },
     ]) { a, _ in a }
 
-    /// `route PREFIX backend NAME [strip_prefix]`.
+    /// `route PREFIX backend NAME [strip_prefix] [jwt off]`.
     private static func route(_ d: Directive, _ ctx: LoadContext) -> RouteDraft? {
         var ok = true
         let prefix = d.args[0]
@@ -64,15 +66,24 @@ struct HostBlock: PolicyBlock {
             ctx.badValue(d, d.args[1], expected: "backend (route PREFIX backend NAME [strip_prefix])")
             ok = false
         }
-        var strip = false
-        if d.args.count == 4 {
-            if d.args[3].text == "strip_prefix" { strip = true } else {
-                ctx.badValue(d, d.args[3], expected: "strip_prefix")
+        var strip = false, jwtOff = false
+        var i = 3
+        while i < d.args.count {
+            let a = d.args[i]
+            if a.text == "strip_prefix" && !strip {
+                strip = true
+            } else if a.text == "jwt" && !jwtOff && i + 1 < d.args.count && d.args[i + 1].text == "off" {
+                jwtOff = true
+                i += 1
+            } else {
+                ctx.badValue(d, a, expected: a.text == "jwt" ? "jwt off" : "strip_prefix or jwt off")
                 ok = false
+                break
             }
+            i += 1
         }
         guard ok else { return nil }
-        return RouteDraft(route: Route(prefix: prefix.text, backend: d.args[2].text, stripPrefix: strip, location: d.location),
+        return RouteDraft(route: Route(prefix: prefix.text, backend: d.args[2].text, stripPrefix: strip, jwtOff: jwtOff, location: d.location),
                           backendArgument: d.args[2])
     }
 
@@ -93,6 +104,7 @@ struct HostBlock: PolicyBlock {
         var host = HostConfig(names: names.map(\.name), certificates: certificates, policy: overrides.applied(to: defaults),
                               routes: sorted, compression: compression, location: location)
         host.directiveLocations = seen
+        host.jwt = jwt
         return host
     }
 }

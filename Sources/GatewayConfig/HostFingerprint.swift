@@ -32,6 +32,14 @@ public struct HostFingerprint: Sendable, Hashable, CustomStringConvertible {
         }
         e.add("client_ca", p.clientCA.map { Self.fileDigest($0, read) } ?? "-")
         e.add("crl", p.crl.map { Self.fileDigest($0, read) } ?? "-")
+        // Only with a jwt block, so hosts without one keep their fingerprint. A new key set or
+        // policy closes the host's open connections after their exchange: a removed key must
+        // not go on verifying on an old keep-alive connection.
+        if let j = host.jwt {
+            e.add("jwt", "\(j.policy.issuer)\n\(j.policy.audiences)\n\(j.policy.algorithms.map(\.rawValue))\n\(j.policy.clockSkewSeconds)\n"
+                  + "\(j.policy.bindClientCert)\n\(j.claimHeaders.map { "\($0.claim)=\($0.header)" })")
+            e.add("jwks", Self.fileDigest(j.jwksFile, read))
+        }
         digest = Digest.sha256Hex([e.bytes])
     }
 

@@ -1,3 +1,5 @@
+import GatewayJWT
+
 // The validated, immutable configuration. The parser produces a `GatewayConfiguration`;
 // the running gateway holds one as a snapshot and a reload replaces it whole.
 // Every path is already resolved against the directory of the file that named it.
@@ -152,9 +154,11 @@ public struct Route: Sendable, Hashable {
     public var prefix: String
     public var backend: String
     public var stripPrefix: Bool
+    /// `jwt off`: the host's token check does not apply to this route (SPEC §13).
+    public var jwtOff: Bool
     public var location: SourceLocation
-    public init(prefix: String, backend: String, stripPrefix: Bool, location: SourceLocation) {
-        self.prefix = prefix; self.backend = backend; self.stripPrefix = stripPrefix; self.location = location
+    public init(prefix: String, backend: String, stripPrefix: Bool, jwtOff: Bool = false, location: SourceLocation) {
+        self.prefix = prefix; self.backend = backend; self.stripPrefix = stripPrefix; self.jwtOff = jwtOff; self.location = location
     }
 }
 
@@ -177,6 +181,8 @@ public struct HostConfig: Sendable, Hashable {
     public var location: SourceLocation
     /// The host block's own directives (inherited fields are in `GatewayConfiguration.tlsDefaultsLocations`).
     public var directiveLocations: DirectiveLocations = [:]
+    /// `jwt { }` (SPEC §13): not a TLS policy field, not inherited, not part of the 421 identity.
+    public var jwt: JWTConfig?
     public init(names: [String], certificates: [CertificateFiles], policy: TLSPolicy, routes: [Route],
                 compression: CompressionSettings, location: SourceLocation) {
         self.names = names; self.certificates = certificates; self.policy = policy
@@ -373,13 +379,14 @@ public struct GatewayConfiguration: Sendable {
     public func backend(named name: String) -> BackendConfig? { backends.first { $0.name == name } }
 
     /// Every file the configuration reads (for `reload_on_change`): the main file and its
-    /// includes, certificates, keys, CAs, CRLs, ticket keys, key passwords, the admin token.
+    /// includes, certificates, keys, CAs, CRLs, JWKS files, ticket keys, key passwords, the admin token.
     public var watchedFiles: [String] {
         var out = files
         for h in hosts {
             for c in h.certificates { out += [c.certificate, c.key] }
             if let ca = h.policy.clientCA { out.append(ca) }
             if let crl = h.policy.crl { out.append(crl) }
+            if let jwks = h.jwt?.jwksFile { out.append(jwks) }   // a new key set is a reload
         }
         for b in backends {
             if let c = b.tls.clientCertificate { out += [c.certificate, c.key] }

@@ -84,6 +84,7 @@ enum DirectiveNames {
         ("tls_defaults", Array(TLSDefaultsBlock.rules.keys)),
         ("listen", Array(ListenBlock.rules.keys)),
         ("host", Array(HostBlock.rules.keys)),
+        ("jwt", Array(JWTBlock.rules.keys)),
         ("backend", Array(BackendBlock.rules.keys)),
         ("backend tls", Array(BackendTLSBlock.rules.keys)),
     ]

@@ -62,6 +62,11 @@ struct Validation {
                 let hint = Suggest.hint(for: r.route.backend, among: backendNames)
                 ctx.error(r.backendArgument.location, "route to undefined backend \"\(r.route.backend)\"\(hint)")
             }
+            if h.jwt == nil && !h.seen.keys.contains("jwt") {
+                for r in h.routes where r.route.jwtOff {
+                    ctx.error(r.route.location, "route \"\(r.route.prefix)\" says jwt off, but \(label) has no jwt block")
+                }
+            }
             let host = h.config(defaults: defaults)
             // A conflict wholly inherited is reported once, in tls_defaults.
             if h.seen["min_version"] != nil || h.seen["max_version"] != nil {

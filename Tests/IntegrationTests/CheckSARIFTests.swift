@@ -65,10 +65,11 @@ import Testing
         #expect(driver["name"] as? String == "tls-gateway")
         #expect(driver["version"] is String && driver["informationUri"] is String)
         let rules = try #require(driver["rules"] as? [[String: Any]])
-        #expect(rules.count == 18)
+        #expect(rules.count == 19)   // the catalog: SPEC §8 and §11, and GW.JWT.NoBinding (§13)
         let levels = Dictionary(uniqueKeysWithValues: rules.map {
             ($0["id"] as? String ?? "", ($0["defaultConfiguration"] as? [String: Any])?["level"] as? String ?? "")
         })
+        #expect(levels["GW.JWT.NoBinding"] == "note", "low -> note")
         #expect(levels["GW.Backend.Verify"] == "error" && levels["GW.Key.Permissions"] == "warning"
                 && levels["GW.Backend.ClientCert"] == "note" && levels["GW.Host.MinTLS"] == "error")
         for rule in rules {

@@ -14,6 +14,10 @@ Method (why each choice):
   every "Connection: close" request is a full handshake; hs_resumed leaves wrk alone.
 - Memory: mem_idle opens 1000 TLS connections, makes one keep-alive request on each and holds
   them; the proxy tree's RSS growth divided by 1000 (a delta, so fixed overhead cancels).
+- ka_jwt: ka_small with `Authorization: Bearer` an ES256 token; the gateway's api.test then has a
+  `jwt { }` block and verifies every request (SPEC §13); the anchors pass the header unverified, so
+  the ratio to them includes the verify. The summary adds the gateway's ka_jwt / ka_small CPU per
+  request, per round: the verify's cost against the `openssl speed ecdsap256` bound.
 - ka_2backends: the same keep-alive /ok load balanced over two origin servers (round robin);
   body_20m: 4 connections fetching a 20 MB body, reported as MB/s through the proxy.
 - Alternation: each round runs every scenario for every proxy back to back, the order reversed
@@ -35,7 +39,7 @@ import argparse, json, os, re, resource, shutil, socket, ssl, statistics, subpro
 HERE = os.path.dirname(os.path.abspath(__file__))
 CPUS = os.cpu_count() or 1
 TICK = os.sysconf("SC_CLK_TCK")
-SCENARIOS = ["ka_small", "ka_16k", "ka_2backends", "body_20m", "hs_full", "hs_resumed", "hs_rsa", "mem_idle",
+SCENARIOS = ["ka_small", "ka_jwt", "ka_16k", "ka_2backends", "body_20m", "hs_full", "hs_resumed", "hs_rsa", "mem_idle",
              "h2_small", "h2_1m"]
 # HTTP/2 scenarios (h2load): connections x concurrent streams, and the path. h2_small: 100 small
 # requests in flight, within the 128 pooled upstream connections (no backend handshakes in the
@@ -76,6 +80,33 @@ def make_pki(d):
     leaf("api-rsa", "ca", "DNS:api.test", rsa=True)
     ca("backend-ca")
     leaf("backend", "backend-ca", "DNS:backend.test,IP:127.0.0.1")
+    make_jwt(d)
+
+
+def b64url(b):
+    import base64
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
+def make_jwt(d):
+    """ka_jwt: a P-256 key, its JWKS and one ES256 token (valid 30 days), with the openssl CLI only."""
+    run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", f"{d}/jwt.key"])
+    spki = subprocess.run(["openssl", "pkey", "-in", f"{d}/jwt.key", "-pubout", "-outform", "DER"], check=True, capture_output=True).stdout
+    point = spki[-65:]   # 04 || X || Y at the end of a P-256 SubjectPublicKeyInfo
+    with open(f"{d}/jwks.json", "w") as f:
+        json.dump({"keys": [{"kty": "EC", "crv": "P-256", "kid": "bench", "x": b64url(point[1:33]), "y": b64url(point[33:])}]}, f)
+    head = b64url(json.dumps({"alg": "ES256", "kid": "bench", "typ": "JWT"}).encode())
+    body = b64url(json.dumps({"iss": "https://bench.test/", "aud": "bench", "sub": "bench", "exp": int(time.time()) + 30 * 86400}).encode())
+    der = subprocess.run(["openssl", "dgst", "-sha256", "-sign", f"{d}/jwt.key"], input=f"{head}.{body}".encode(),
+                         check=True, capture_output=True).stdout
+    # DER ECDSA-Sig-Value (SEQUENCE of two INTEGERs) -> JOSE's r || s, 32 bytes each.
+    i, ints = 2 + (der[1] == 0x81), []
+    for _ in range(2):
+        n = der[i + 1]
+        ints.append(der[i + 2:i + 2 + n].lstrip(b"\0").rjust(32, b"\0"))
+        i += 2 + n
+    with open(f"{d}/jwt.token", "w") as f:
+        f.write(f"{head}.{body}.{b64url(ints[0] + ints[1])}")
 
 
 def free_port():
@@ -142,10 +173,10 @@ def start_origin(work, pki, port, name="origin"):
     return p
 
 
-def start_proxy(name, work, pki, port, origin_ports, cert, gateway_bin, env=None, h2=False):
+def start_proxy(name, work, pki, port, origin_ports, cert, gateway_bin, env=None, h2=False, jwt=False):
     """nginx, haproxy, or a gateway build (`gateway`, `baseline`: the binary gateway_bin).
     env: the proxy's environment (default: ours), e.g. with the allocation-counting shim.
-    h2: the anchors offer HTTP/2 by ALPN (the gateway always does)."""
+    h2: the anchors offer HTTP/2 by ALPN (the gateway always does). jwt: the gateway verifies tokens (ka_jwt)."""
     d = tempfile.mkdtemp(prefix=f"{name}-", dir=work)
     if name == "nginx":
         servers = " ".join(f"server 127.0.0.1:{p};" for p in origin_ports)
@@ -200,6 +231,7 @@ listen 127.0.0.1:{port} {{ default_host api.test; unknown_sni default; }}
 host api.test {{
     certificate {pki}/{cert}.pem {pki}/{cert}.key;
     route / backend origin;
+    {f"jwt {{ issuer https://bench.test/; audience bench; jwks_file {pki}/jwks.json; }}" if jwt else ""}
 }}
 backend origin {{
     {servers}
@@ -213,7 +245,8 @@ backend origin {{
                              stdout=subprocess.DEVNULL, stderr=open(f"{d}/stderr", "w"), env=env)
     wait_port(port, p)
     # Both must really proxy (and verify the origin) before we measure them.
-    out = subprocess.run(["curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}", f"https://127.0.0.1:{port}/ok"],
+    auth = ["-H", f"Authorization: Bearer {open(f'{pki}/jwt.token').read()}"] if jwt else []
+    out = subprocess.run(["curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}"] + auth + [f"https://127.0.0.1:{port}/ok"],
                          capture_output=True, text=True).stdout
     if out != "200":
         stop(p)
@@ -288,11 +321,13 @@ def rss_bytes(pid):
     return total
 
 
-def wrk(port, path, seconds, close=False, nosession=None, conns=50):
+def wrk(port, path, seconds, close=False, nosession=None, conns=50, headers=()):
     env = dict(os.environ, OPENSSL_CONF=f"{HERE}/client-openssl.cnf")
     if nosession:
         env["LD_PRELOAD"] = nosession
     cmd = ["wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--latency"]
+    for h in headers:
+        cmd += ["-H", h]
     if close:
         cmd += ["-H", "Connection: close"]
     out = subprocess.run(pinned(1, cmd + [f"https://127.0.0.1:{port}{path}"]), capture_output=True, text=True, env=env).stdout
@@ -306,8 +341,8 @@ def wrk(port, path, seconds, close=False, nosession=None, conns=50):
             "errors": (errors.group(1) if errors else "") + (f" non2xx {non2xx.group(1)}" if non2xx else "")}
 
 
-def measure_wrk(proc, port, path, seconds, close=False, nosession=None, conns=50, syscalls=False):
-    wrk(port, path, 2, close, nosession, conns)          # warm-up: pools, caches, page faults
+def measure_wrk(proc, port, path, seconds, close=False, nosession=None, conns=50, syscalls=False, headers=()):
+    wrk(port, path, 2, close, nosession, conns, headers)          # warm-up: pools, caches, page faults
     # Syscalls of the proxy's whole tree, counted by perf's tracepoint (no ptrace: full speed).
     perf = None
     if syscalls and shutil.which("perf"):
@@ -317,7 +352,7 @@ def measure_wrk(proc, port, path, seconds, close=False, nosession=None, conns=50
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(0.3)
     c0, t0 = cpu_seconds(proc.pid), time.time()
-    r = wrk(port, path, seconds, close, nosession, conns)
+    r = wrk(port, path, seconds, close, nosession, conns, headers)
     cpu, wall = cpu_seconds(proc.pid) - c0, time.time() - t0
     r.update(rps=r["requests"] / wall, proxy_cpu_s=cpu, proxy_cores=cpu / wall,
              req_per_cpu_s=r["requests"] / cpu if cpu > 0 else None,
@@ -392,7 +427,8 @@ def run_scenario(name, proxy, args, work, pki, origin_ports, nosession, shim=Non
     port = free_port()
     cert = "api-rsa" if name == "hs_rsa" else "api"
     ports = origin_ports if name == "ka_2backends" else origin_ports[:1]
-    p = start_proxy(proxy, work, pki, port, ports, cert, binary(proxy, args), h2=name in H2)
+    jwt = name == "ka_jwt"
+    p = start_proxy(proxy, work, pki, port, ports, cert, binary(proxy, args), h2=name in H2, jwt=jwt and proxy not in ("nginx", "haproxy"))
     try:
         if name in H2:
             conns, streams, path = H2[name]
@@ -405,8 +441,9 @@ def run_scenario(name, proxy, args, work, pki, origin_ports, nosession, shim=Non
             return r
         path = "/16k" if name == "ka_16k" else "/ok"
         close = name.startswith("hs_")
+        headers = [f"Authorization: Bearer {open(f'{pki}/jwt.token').read()}"] if jwt else []
         r = measure_wrk(p, port, path, args.duration, close, nosession if name in ("hs_full", "hs_rsa") else None,
-                        syscalls=name.startswith("ka_"))
+                        syscalls=name.startswith("ka_"), headers=headers)
     finally:
         stop(p)
     if shim and name in ALLOC_SCENARIOS:
@@ -468,6 +505,12 @@ def summarize(results, scenarios, proxies):
                         per.append(g / n)
                 cells.append("-" if not per else f"{statistics.median(per):.2f} ({' / '.join(f'{x:.2f}' for x in per)})")
             rows.append(f"| {s} | {label} | " + " | ".join(cells) + " |")
+    if "ka_jwt" in scenarios and "ka_small" in scenarios:
+        per = [value("gateway", "ka_jwt", "us_per_req", rnd) / value("gateway", "ka_small", "us_per_req", rnd) for rnd in rounds
+               if value("gateway", "ka_jwt", "us_per_req", rnd) and value("gateway", "ka_small", "us_per_req", rnd)]
+        if per:
+            rows.append(f"\ngateway ka_jwt / ka_small, proxy CPU per request: {statistics.median(per):.2f}"
+                        f" ({' / '.join(f'{x:.2f}' for x in per)}); compare the difference with `openssl speed ecdsap256` (verify).")
     return "\n".join(rows)
 
 

@@ -22,7 +22,7 @@ NGHTTP2_MIN_VERSION="1.52.0-1+deb12u3"
 # The build's own dependencies (OpenSSL 3, zlib and nghttp2 headers, pkg-config for the
 # system-library targets) and the command-line tools the scripts and tests use (nghttp, h2load).
 ensure_build_deps() {
-    ensure_packages libssl-dev zlib1g-dev libnghttp2-dev nghttp2-client pkg-config openssl curl ca-certificates
+    ensure_packages libssl-dev zlib1g-dev libnghttp2-dev libcjose-dev libjansson-dev nghttp2-client pkg-config openssl curl ca-certificates
     local v
     v=$(dpkg-query -W -f='${Version}' libnghttp2-14 2>/dev/null || true)
     if [[ -z $v ]] || ! dpkg --compare-versions "$v" ge "$NGHTTP2_MIN_VERSION"; then
@@ -38,7 +38,8 @@ ensure_build_deps() {
 ensure_pip_packages() {
     local missing=()
     command -v python3 >/dev/null || ensure_packages python3
-    for p in "$@"; do python3 -c "import $p" 2>/dev/null || missing+=("$p"); done
+    # MODULE=PACKAGE when the names differ (jwt=pyjwt: "pip install jwt" is another project).
+    for p in "$@"; do python3 -c "import ${p%%=*}" 2>/dev/null || missing+=("${p#*=}"); done
     [[ ${#missing[@]} -eq 0 ]] && return 0
     echo "pip installing: ${missing[*]}" >&2
     python3 -m pip --version >/dev/null 2>&1 || ensure_packages python3-pip

@@ -211,10 +211,11 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser, BatchTarge
         }
         if close { closeAfterResponse = true }
         if let h2 = http2 {
-            ex.bytesOut += h2.writeLocal(ex.stream, status: failure.status, message: failure.reason, close: false, into: &io.output)
+            ex.bytesOut += h2.writeLocal(ex.stream, status: failure.status, message: failure.reason, header: failure.header,
+                                         grpc: failure.grpc, close: false, into: &io.output)
         } else {
-            ex.bytesOut += downstream.writeLocal(ex.stream, status: failure.status, message: failure.reason,
-                                                 close: close || closeAfterResponse, into: &io.output)
+            ex.bytesOut += downstream.writeLocal(ex.stream, status: failure.status, message: failure.reason, header: failure.header,
+                                                 grpc: failure.grpc, close: close || closeAfterResponse, into: &io.output)
         }
         // A 404 is an answer, not an incident; any other refusal is worth a line, at error level
         // only when the gateway's or a backend's side failed.

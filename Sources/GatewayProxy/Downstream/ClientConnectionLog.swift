@@ -75,6 +75,8 @@ extension ClientConnection {
         j.field("total_ms", totalMs)
         j.field("request_id", ex.requestID.text)
         j.field("trace_id", ex.trace?.traceIDHex)
+        if let sub = ex.jwtSub { j.field("jwt_sub", sub) }
+        if let e = ex.jwtError { j.field("jwt_error", e) }
         j.field("protocol", http2 == nil ? "HTTP/1.1" : "HTTP/2")
         if http2 != nil { j.field("stream", Int(ex.stream)) }
         return j.finished()

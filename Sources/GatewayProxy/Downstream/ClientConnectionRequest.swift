@@ -115,6 +115,16 @@ extension ClientConnection {
             ex.acceptsGzip = head.headers.contains { asciiEqualsIgnoringCase(b, $0.name, "accept-encoding")
                 && CompressionDecision.clientAcceptsGzip(b, $0.value) }
         }
+        // SPEC §13: the token, after the 421 rule and the route, before the backend.
+        var claims: HeadWriter.ClaimHeadersOut?
+        if let jwt = host.config.jwt {
+            var values: [String?] = []
+            if !route.jwtOff {
+                guard let v = checkToken(ex, jwt, host: host, b, head) else { return }
+                values = v
+            }
+            claims = HeadWriter.ClaimHeadersOut(headers: jwt.claimHeaders, values: values)
+        }
         var cert: HeadWriter.ClientCertHeaders?
         if host.policy.clientAuth != .off {
             let c = clientCertificate
@@ -122,7 +132,7 @@ extension ClientConnection {
         }
         HeadWriter.request(b, head: head, path: path, route: route, host: head.host ?? authority, clientIP: clientIP,
                            requestID: ex.requestID, clientCert: cert,
-                           trace: .init(context: trace, clientKept: clientTrace != nil), into: &ex.outgoingHead)
+                           trace: .init(context: trace, clientKept: clientTrace != nil), claims: claims, into: &ex.outgoingHead)
         ex.backend = backend
         io.input.consume(head.headLength)
         ex.connect(excluding: nil)

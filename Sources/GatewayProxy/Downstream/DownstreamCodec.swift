@@ -33,8 +33,10 @@ protocol DownstreamCodec {
 
     mutating func writeEnd(_ stream: StreamID, into out: inout ByteBuffer)
 
-    /// A response of the gateway's own (an error page); returns the bytes it added.
-    func writeLocal(_ stream: StreamID, status: Int, message: String, close: Bool, into out: inout ByteBuffer) -> Int
+    /// A response of the gateway's own (an error page); returns the bytes it added. `header`: one
+    /// more field (WWW-Authenticate); `grpc`: the request is gRPC (HTTP/2 answers in gRPC's form).
+    func writeLocal(_ stream: StreamID, status: Int, message: String, header: (name: StaticString, value: String)?, grpc: Bool,
+                    close: Bool, into out: inout ByteBuffer) -> Int
 }
 
 /// What the gateway changes in a backend's response head on its way to the client, whatever

@@ -76,7 +76,9 @@ struct HTTP1Downstream: DownstreamCodec {
         framing = .asIs
     }
 
-    func writeLocal(_ stream: StreamID, status: Int, message: String, close: Bool, into out: inout ByteBuffer) -> Int {
-        HeadWriter.errorResponse(status: status, message: message, close: close, into: &out)
+    /// gRPC needs HTTP/2: an HTTP/1.1 client gets the plain answer.
+    func writeLocal(_ stream: StreamID, status: Int, message: String, header: (name: StaticString, value: String)?, grpc: Bool,
+                    close: Bool, into out: inout ByteBuffer) -> Int {
+        HeadWriter.errorResponse(status: status, message: message, header: header, close: close, into: &out)
     }
 }

@@ -94,15 +94,30 @@ final class HTTP2Downstream: DownstreamCodec {
         try? session.sendData(Int32(stream), UnsafeRawBufferPointer(start: nil, count: 0), endStream: true)
     }
 
-    func writeLocal(_ stream: StreamID, status: Int, message: String, close: Bool, into out: inout ByteBuffer) -> Int {
+    func writeLocal(_ stream: StreamID, status: Int, message: String, header: (name: StaticString, value: String)?, grpc: Bool,
+                    close: Bool, into out: inout ByteBuffer) -> Int {
+        fields.removeAll()
+        if let header { fields.append(Self.lowercased(header.name), Array(header.value.utf8)) }
+        if grpc {
+            // gRPC's form (SPEC §12): HTTP 200 and a trailers-only response, the status in grpc-status.
+            fields.append("content-type", "application/grpc")
+            fields.append(Array("grpc-status".utf8), Array(String(ProxyError.grpcStatus(status)).utf8))
+            fields.append(Array("grpc-message".utf8), Array(message.utf8.map { $0 < 0x20 || $0 > 0x7E || $0 == 0x25 ? UInt8(ascii: "?") : $0 }))
+            try? session.respond(Int32(stream), status: 200, headers: fields, endStream: true)
+            return 0
+        }
         // An error page: a String is fine here (not the success path).
         let body = Array("\(status) \(HeadWriter.reasonPhrase(status)): \(message)\n".utf8)
-        fields.removeAll()
         fields.append("content-type", "text/plain; charset=utf-8")
         fields.append(Array("content-length".utf8), Array(String(body.count).utf8))
         try? session.respond(Int32(stream), status: status, headers: fields, endStream: false)
         body.withUnsafeBytes { try? session.sendData(Int32(stream), $0, endStream: true) }
         return body.count
+    }
+
+    /// HTTP/2 field names are lower case (RFC 9113 §8.2.1).
+    private static func lowercased(_ s: StaticString) -> [UInt8] {
+        UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount).map { $0 >= 65 && $0 <= 90 ? $0 + 32 : $0 }
     }
 
     /// Whether the stream can take more response bytes now.

@@ -35,6 +35,9 @@ final class Exchange: TimerTarget, BackendUser {
     /// The host's `compress` settings when on, and whether the client accepts gzip.
     var compression: CompressionSettings?
     var acceptsGzip = false
+    /// SPEC §13, for the access log: the token's `sub` (only while the log is on) or why it failed.
+    var jwtSub: String?
+    var jwtError: String?
 
     /// Where the request goes, and the connection to it while one is used.
     var backend: BackendRuntime?
@@ -73,7 +76,7 @@ final class Exchange: TimerTarget, BackendUser {
         self.startedAt = startedAt
         method = ""; path = ""; host = nil; hostIndex = SnapshotCounters.none
         requestID = .none; trace = nil; isHEAD = false; clientVersionMinor = 1
-        compression = nil; acceptsGzip = false
+        compression = nil; acceptsGzip = false; jwtSub = nil; jwtError = nil
         backend = nil; upstream = nil; upstreamStartedAt = 0; upstreamMs = nil
         outgoingHead.clear(); outgoingHead.releaseIfEmpty()
         requestChunked = false; requestBodyBytes = 0; clientEnded = false; stopsReading = false; turn = false; waitingOnClient = false

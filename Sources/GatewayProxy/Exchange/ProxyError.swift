@@ -18,6 +18,10 @@ struct ProxyError: Error {
     var retrySafe = false
     /// The metric's failure class; nil when no server was involved (503, no server left).
     let metric: BackendFailureReason?
+    /// One header the local answer carries (the 401's WWW-Authenticate, SPEC §13).
+    var header: (name: StaticString, value: String)?
+    /// The request is gRPC: answer in gRPC's form over HTTP/2 (200, trailers-only, grpc-status; SPEC §12).
+    var grpc = false
 
     /// A backend failure (502, 503, 504).
     init(_ kind: Kind, _ reason: String, retrySafe: Bool = false, metric: BackendFailureReason?) {
@@ -31,6 +35,19 @@ struct ProxyError: Error {
 
     private init(side: Side, _ kind: Kind, _ reason: String) {
         self.side = side; self.kind = kind; self.reason = reason; metric = nil
+    }
+
+    /// SPEC §12's HTTP-to-gRPC mapping for a local answer to a gRPC request.
+    static func grpcStatus(_ http: Int) -> Int {
+        switch http {
+        case 400: 13
+        case 401: 16
+        case 403: 7
+        case 404: 12
+        case 413, 431: 8
+        case 429, 502, 503, 504: 14
+        default: 2
+        }
     }
 
     var status: Int {

@@ -45,6 +45,17 @@ enum HeadWriter {
         var clientKept: Bool
     }
 
+    /// A JWT host's `claim_header`s: client copies removed, then the verified claims' values
+    /// (empty on a `jwt off` route, so the names are only removed).
+    struct ClaimHeadersOut {
+        var headers: [ClaimHeader]
+        var values: [String?]
+
+        func isClaimHeader(_ b: UnsafeRawBufferPointer, _ r: Range<Int>) -> Bool {
+            headers.contains { h in r.count == h.lowercased.count && zip(b[r], h.lowercased).allSatisfy { ($0 &- 65 < 26 ? $0 | 0x20 : $0) == $1 } }
+        }
+    }
+
     struct ClientCertHeaders {
         var verify: String
         var cert: PeerCertificate?
@@ -54,7 +65,7 @@ enum HeadWriter {
     /// `host`: the authority to send when the client sent no Host (an absolute-form target).
     static func request(_ b: UnsafeRawBufferPointer, head: HTTPRequestHead, path: Router.Path, route: Route,
                         host: Range<Int>?, clientIP: String, requestID: RequestID, clientCert: ClientCertHeaders?,
-                        trace: TraceHeadersOut, into out: inout ByteBuffer) {
+                        trace: TraceHeadersOut, claims: ClaimHeadersOut? = nil, into out: inout ByteBuffer) {
         // An upgrade (WebSocket) keeps its Upgrade header and says so in Connection.
         let upgrade = head.upgrade
         out.append(UnsafeRawBufferPointer(rebasing: b[head.method]))
@@ -66,6 +77,7 @@ enum HeadWriter {
         for h in head.headers {
             let keep = upgrade && asciiEqualsIgnoringCase(b, h.name, "upgrade")
             if !keep && (isHopByHop(b, h.name) || isGatewayOwned(b, h.name) || isListed(b, h.name, in: tokens)) { continue }
+            if let claims, claims.isClaimHeader(b, h.name) { continue }   // SPEC §13: clients cannot spoof claims
             // traceparent is written below; tracestate only travels with the client's own valid traceparent.
             if TraceHeaders.isTraceHeader(b, h.name),
                !trace.clientKept || asciiEqualsIgnoringCase(b, h.name, "traceparent") { continue }
@@ -79,6 +91,13 @@ enum HeadWriter {
         out.append("X-Forwarded-For: "); out.append(clientIP); out.append("\r\nX-Forwarded-Proto: https\r\n")
         if let hostBytes { field("X-Forwarded-Host", hostBytes, into: &out) }
         out.append("X-Request-Id: "); requestID.write(into: &out); out.append("\r\n")
+        if let claims {
+            for (h, value) in zip(claims.headers, claims.values) {
+                // A claim with a control character would split the head: it is not sent.
+                guard let value, !value.utf8.contains(where: { ($0 < 0x20 && $0 != 0x09) || $0 == 0x7F }) else { continue }
+                out.append(h.header); out.append(": "); out.append(value); out.append("\r\n")
+            }
+        }
         if let cc = clientCert {
             out.append("X-Client-Cert-Verify: "); out.append(cc.verify); out.append("\r\n")
             if let c = cc.cert {
@@ -137,13 +156,15 @@ enum HeadWriter {
     }
 
     /// A gateway-generated response with a short plain-text body.
-    static func errorResponse(status: Int, message: String, close: Bool, into out: inout ByteBuffer) -> Int {
+    static func errorResponse(status: Int, message: String, header: (name: StaticString, value: String)? = nil, close: Bool,
+                              into out: inout ByteBuffer) -> Int {
         let body = "\(status) \(reasonPhrase(status)): \(message)\n"
         let before = out.readableCount
         out.append("HTTP/1.1 ")
         out.append(decimal: status)
         out.append(byte: 0x20)
         out.append(reasonPhrase(status))
+        if let header { out.append("\r\n"); out.append(header.name); out.append(": "); out.append(header.value) }
         out.append("\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ")
         out.append(decimal: body.utf8.count)
         out.append(close ? "\r\nConnection: close\r\n\r\n" : "\r\n\r\n")

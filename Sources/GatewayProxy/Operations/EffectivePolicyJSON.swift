@@ -21,9 +21,26 @@ enum EffectivePolicyJSON {
             ("certificates", .array(h.certificates.map { .string($0.certificate) })),
             ("tls", policy(h.policy)),
             ("routes", .array(h.routes.map { r in
-                .object([("prefix", .string(r.prefix)), ("backend", .string(r.backend)), ("strip_prefix", .bool(r.stripPrefix))])
+                .object([("prefix", .string(r.prefix)), ("backend", .string(r.backend)), ("strip_prefix", .bool(r.stripPrefix)),
+                         ("jwt", .bool(h.jwt != nil && !r.jwtOff))])
             })),
             ("compress", .bool(h.compression.enabled)),
+            ("jwt", jwt(h.jwt)),
+        ])
+    }
+
+    /// SPEC §13 settings: key ids, not keys (public keys, but the ids are what an operator checks).
+    static func jwt(_ j: JWTConfig?) -> JSONValue {
+        guard let j else { return .string(nil) }   // null: no jwt block
+        return .object([
+            ("issuer", .string(j.policy.issuer)),
+            ("audiences", .array(j.policy.audiences.map { .string($0) })),
+            ("jwks_file", .string(j.jwksFile)),
+            ("key_ids", .array(j.verifier.keys.keyIDs.map { .string($0) })),
+            ("algorithms", .array(j.policy.algorithms.map { .string($0.rawValue) })),
+            ("clock_skew_s", .int(j.policy.clockSkewSeconds)),
+            ("claim_headers", .array(j.claimHeaders.map { .object([("claim", .string($0.claim)), ("header", .string($0.header))]) })),
+            ("bind_client_cert", .bool(j.policy.bindClientCert)),
         ])
     }
 
@@ -33,6 +50,7 @@ enum EffectivePolicyJSON {
             ("names", .array(h.names.map { .string($0) })),
             ("certificates", .array(h.certificates.map { .string($0.certificate) })),
             ("tls", policy(h.policy)),
+            ("jwt", jwt(h.jwt)),
         ])
     }
 

@@ -1,4 +1,5 @@
 import GatewayConfig
+import GatewayJWT
 import GatewayTLS
 
 /// Why a backend exchange failed, as the `reason` label of `gateway_backend_failures_total`.
@@ -58,6 +59,7 @@ final class SnapshotCounters {
     /// Connections by the protocol their handshake settled on: [http/1.1, h2].
     var connections = [0, 0]
     var http2Errors: [String: Int] = [:]         // reason
+    var jwtFailures: [Int: Int] = [:]            // host << 8 | reason (0: no token, else JWTFailure's position + 1)
 
     struct FailureKey: Hashable { let host: Int; let reason: String }
     /// The index used for "no host" / "no backend" (a request refused before routing).
@@ -91,6 +93,11 @@ final class SnapshotCounters {
 
     func countConnection(http2: Bool) { connections[http2 ? 1 : 0] += 1 }
 
+    func countJWTFailure(host: Int, _ failure: JWTFailure?) {
+        let reason = failure.map { f in JWTFailure.allCases.firstIndex(of: f)! + 1 } ?? 0
+        jwtFailures[host << 8 | reason, default: 0] += 1
+    }
+
     private func host(_ i: Int) -> String { i < hostNames.count ? hostNames[i] : "" }
     private func backend(_ i: Int) -> String { i < backendNames.count ? backendNames[i] : "" }
 
@@ -121,6 +128,10 @@ final class SnapshotCounters {
         }
         for (i, label) in ["http/1.1", "h2"].enumerated() where connections[i] > 0 { s.connections[[label], default: 0] += connections[i] }
         for (reason, n) in http2Errors { s.http2Errors[[reason], default: 0] += n }
+        for (k, n) in jwtFailures {
+            let r = k & 0xFF
+            s.jwtFailures[[host(k >> 8), r == 0 ? "missing token" : JWTFailure.allCases[r - 1].rawValue], default: 0] += n
+        }
     }
 
     static func versionName(_ v: Int32) -> String {
@@ -203,6 +214,7 @@ struct MetricsSample {
     var proxyRejected: [[String]: Int] = [:]       // listen, reason
     var connections: [[String]: Int] = [:]         // protocol
     var http2Errors: [[String]: Int] = [:]         // reason
+    var jwtFailures: [[String]: Int] = [:]         // host, reason
     var backendUp: [[String]: Int] = [:]           // backend, server: 1 while every worker has it in rotation
     var durations = DurationHistogram()
     var connectionsActive = 0
@@ -217,6 +229,7 @@ struct MetricsSample {
         proxyRejected.merge(o.proxyRejected, uniquingKeysWith: +)
         connections.merge(o.connections, uniquingKeysWith: +)
         http2Errors.merge(o.http2Errors, uniquingKeysWith: +)
+        jwtFailures.merge(o.jwtFailures, uniquingKeysWith: +)
         backendUp.merge(o.backendUp, uniquingKeysWith: min)
         durations.add(o.durations)
         connectionsActive += o.connectionsActive

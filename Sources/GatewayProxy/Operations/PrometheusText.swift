@@ -22,6 +22,8 @@ struct PrometheusText {
                  ["host", "reason"], s.connectionFailures)
         p.family("gateway_tls_misdirected_total", .counter, "Requests answered 421: their Host has another TLS policy than the connection's host.",
                  ["host"], s.misdirected)
+        p.family("gateway_jwt_failures_total", .counter, "Requests refused 401 by a host's jwt check, by reason (SPEC §13; \"missing token\" when none came).",
+                 ["host", "reason"], s.jwtFailures)
         p.family("gateway_requests_total", .counter, "Requests answered, by host block, backend and status code.",
                  ["host", "backend", "code"], s.requests)
         p.histogram("gateway_request_duration_seconds", "Time from the first byte of a request to its last response byte.", s.durations)
