@@ -21,7 +21,9 @@ func lastGoaway(_ frames: [Frame]) -> (last: Int32, code: UInt32)? {
         let r = feed(s, flood)
         #expect(r.error?.reason == "rapid reset")
         let g = try #require(lastGoaway(r.frames))
-        #expect(g.code == 0xb && g.last == 2001)   // ENHANCE_YOUR_CALM at the 1,001st reset, stream 2,001
+        // ENHANCE_YOUR_CALM at the 1,001st reset (stream 2,001), or up to 33 resets later for each
+        // whole second the feed straddles (the bucket refills on the clock's second boundary).
+        #expect(g.code == 0xb && (2001...2001 + 2 * 66).contains(g.last), "\(g)")
         #expect(requests(r.events).count >= 1000)
     }
 
