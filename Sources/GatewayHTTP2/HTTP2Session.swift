@@ -27,6 +27,11 @@ public class HTTP2Session {
     var submittedGoaway = false
     /// The type of the frame being read, to name a flood (SETTINGS or PING).
     var lastFrameType: UInt8 = 0
+    /// The caller's sink while `write(into:)` runs: DATA payloads go straight from a stream's
+    /// outgoing buffer into it (NGHTTP2_DATA_FLAG_NO_COPY), not through nghttp2's frame buffer.
+    /// Only set during that call, which the sink outlives. mem_send hands every other frame back
+    /// as soon as it is serialized and calls the DATA callback in between, so order holds.
+    var sink: UnsafeMutablePointer<ByteBuffer>?
     /// Scratch for lower-casing outgoing field names (kept: no allocation per head).
     var nameScratch: [UInt8] = []
 
@@ -84,14 +89,19 @@ public class HTTP2Session {
     /// Appends what nghttp2 has to send (frames, as many as fit under `limit` bytes in `sink`)
     /// to `sink`. Call after `receive` and after actions; `wantsWrite` says whether more waits.
     public func write(into sink: inout ByteBuffer, limit: Int = .max) throws(HTTP2Error) {
-        while sink.readableCount < limit {
-            var p: UnsafePointer<UInt8>?
-            let n = nghttp2_session_mem_send(session, &p)
-            if n < 0 { throw fail(libraryCode: Int32(n)) }
-            guard n > 0, let p else { return }
-            sink.append(UnsafeRawBufferPointer(start: p, count: n))
+        try withUnsafeMutablePointer(to: &sink) { (out: UnsafeMutablePointer<ByteBuffer>) throws(HTTP2Error) in
+            self.sink = out
+            defer { self.sink = nil }
+            while out.pointee.readableCount < limit {
+                var p: UnsafePointer<UInt8>?
+                let n = nghttp2_session_mem_send(session, &p)
+                if n < 0 { throw fail(libraryCode: Int32(n)) }
+                guard n > 0, let p else { return }
+                out.pointee.append(UnsafeRawBufferPointer(start: p, count: n))
+            }
         }
     }
+
 
     /// Whether nghttp2 still wants the peer's bytes; false after a fatal error and once a
     /// GOAWAY went out and no stream is open (then close when `wantsWrite` is false too).

@@ -52,8 +52,22 @@ extension HTTP2Session {
     }
 
     /// The callbacks both sides need unchanged: received DATA into the stream's buffer, stream
-    /// close, and fields nghttp2 would silently drop.
+    /// close, fields nghttp2 would silently drop, and DATA frames written without a copy.
     static func installSharedCallbacks(_ cbs: OpaquePointer?) {
+        // A DATA frame readBody marked NO_COPY: its 9-byte header, then the payload straight from
+        // the stream's outgoing buffer into the sink of the running `write(into:)` (no padding is
+        // ever asked for).
+        nghttp2_session_callbacks_set_send_data_callback(cbs) { _, frame, framehd, length, _, ud in
+            let s = baseSessionFrom(ud)
+            guard let out = s.sink, let st = s.streams[frame!.pointee.hd.stream_id], st.outgoing.readableCount >= length else {
+                return Int32(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue)
+            }
+            out.pointee.append(UnsafeRawBufferPointer(start: framehd, count: 9))
+            out.pointee.append(UnsafeRawBufferPointer(rebasing: st.outgoing.readable[0..<length]))
+            st.outgoing.consume(length)
+            st.outgoing.releaseIfEmpty()
+            return 0
+        }
         nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs) { session, _, id, data, len, ud in
             let s = baseSessionFrom(ud)
             guard let st = s.streams[id], st.delivered, !st.discarding else {
@@ -96,12 +110,18 @@ let readBody: nghttp2_data_source_read_callback = { session, id, buf, length, fl
     let s = baseSessionFrom(ud)
     guard let st = s.streams[id] else { return ssize_t(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue) }
     let n = min(length, st.outgoing.readableCount)
-    if n > 0 {
+    // The payload is not copied here: sendDataFrame writes it from `outgoing` straight into the
+    // caller's sink when nghttp2 sends the frame (one copy less per byte of every body).
+    // (nghttp2 sends the frame before it asks for the next one.)
+    let rest = st.outgoing.readableCount - n
+    if n > 0 && s.sink != nil {
+        flags!.pointee |= NGHTTP2_DATA_FLAG_NO_COPY.rawValue
+    } else if n > 0 {
         UnsafeMutableRawPointer(buf!).copyMemory(from: st.outgoing.readable.baseAddress!, byteCount: n)
         st.outgoing.consume(n)
         st.outgoing.releaseIfEmpty()
     }
-    guard st.outgoing.isEmpty else { return n }
+    guard rest == 0 else { return n }
     if !st.outgoingEnd {
         if n > 0 { return n }
         st.deferred = true
