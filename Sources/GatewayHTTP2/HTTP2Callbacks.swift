@@ -144,19 +144,12 @@ extension HTTP2ServerSession {
         case NGHTTP2_RST_STREAM.rawValue where frame.rst_stream.error_code == HTTP2ErrorCode.refusedStream:
             refusedStreams += 1
         case NGHTTP2_RST_STREAM.rawValue where frame.rst_stream.error_code == HTTP2ErrorCode.protocolError:
-            // nghttp2 resets a stream whose DATA disagrees with content-length without calling
-            // on_invalid_frame_recv: report it here (malformed streams already reported, and
-            // streams the caller reset, are marked discarding).
-            let id = frame.hd.stream_id
-            if let st = streams[id], !st.discarding {
-                st.discarding = true
-                emit(.malformed(stream: id, reason: "malformed message"))
-            }
+            reportIfContentLengthReset(frame.hd.stream_id)
         case NGHTTP2_GOAWAY.rawValue:
             // A GOAWAY with an error that neither we nor the caller queued: nghttp2 closed the
             // connection on its own (a protocol violation, or the RST_STREAM rate limit).
             let code = frame.goaway.error_code
-            guard code != HTTP2ErrorCode.noError, failure == nil, !submittedGoaway else { return }
+            guard ownGoawayFailure(code) else { return }
             // nghttp2 1.52 answers a new stream over our ACKed SETTINGS_MAX_CONCURRENT_STREAMS
             // with GOAWAY PROTOCOL_ERROR (before the ACK, with REFUSED_STREAM).
             let overLimit = code == HTTP2ErrorCode.protocolError && lastFrameType == frameHeaders

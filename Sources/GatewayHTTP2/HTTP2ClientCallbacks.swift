@@ -106,17 +106,12 @@ extension HTTP2ClientSession {
     func clientFrameSending(_ frame: nghttp2_frame) {
         switch UInt32(frame.hd.type) {
         case NGHTTP2_RST_STREAM.rawValue where frame.rst_stream.error_code == HTTP2ErrorCode.protocolError:
-            // DATA that disagrees with content-length: nghttp2 resets without on_invalid_frame_recv.
-            let id = frame.hd.stream_id
-            if let st = streams[id], !st.discarding {
-                st.discarding = true
-                emit(.malformed(stream: id, reason: "malformed message"))
-            }
+            reportIfContentLengthReset(frame.hd.stream_id)
         case NGHTTP2_GOAWAY.rawValue:
             // A GOAWAY with an error that neither we nor the caller queued: nghttp2 closed the
             // connection on its own (a protocol violation by the backend).
             let code = frame.goaway.error_code
-            guard code != HTTP2ErrorCode.noError, failure == nil, !submittedGoaway else { return }
+            guard ownGoawayFailure(code) else { return }
             let e = HTTP2Error(Self.reason(goawayCode: code))
             failure = e
             emit(.connectionError(e))
@@ -143,8 +138,6 @@ extension HTTP2Stream {
             head = HTTP2RequestHead()
             return
         }
-        let n = head.fields.appendRaw(name)
-        let v = head.fields.appendRaw(value)
-        head.fields.addField(name: n, value: v)
+        appendRegular(name, value)
     }
 }

@@ -129,6 +129,7 @@ public final class HTTP2ClientSession: HTTP2Session {
     func emit(_ e: HTTP2ClientEvent) { events.append(e) }
 
     override func dataReceived(_ id: Int32, count: Int) { emit(.data(stream: id, count: count)) }
+    override func malformed(_ id: Int32, reason: String) { emit(.malformed(stream: id, reason: reason)) }
 
     /// Every stream the caller opened gets its close (it has to know which ones to retry). A
     /// response that ended cleanly keeps its unconsumed tail readable until consumed (its

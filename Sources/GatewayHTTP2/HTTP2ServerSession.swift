@@ -83,6 +83,7 @@ public final class HTTP2ServerSession: HTTP2Session {
     func emit(_ e: HTTP2Event) { events.append(e) }
 
     override func dataReceived(_ id: Int32, count: Int) { emit(.data(stream: id, count: count)) }
+    override func malformed(_ id: Int32, reason: String) { emit(.malformed(stream: id, reason: reason)) }
 
     override func streamClosed(_ st: HTTP2Stream, code: UInt32) {
         if st.delivered { emit(.streamClosed(stream: st.id, code: code)) }

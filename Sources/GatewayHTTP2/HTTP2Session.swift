@@ -189,6 +189,23 @@ public class HTTP2Session {
     func dataReceived(_ id: Int32, count: Int) {}
     /// nghttp2 closed a stream that was in the table (already removed from it).
     func streamClosed(_ st: HTTP2Stream, code: UInt32) {}
+    /// A stream nghttp2 reset as malformed (RFC 9113 §8.1.1).
+    func malformed(_ id: Int32, reason: String) {}
+
+    /// A RST_STREAM PROTOCOL_ERROR we are sending: nghttp2 resets a stream whose DATA disagrees
+    /// with content-length without calling on_invalid_frame_recv, so it is reported here
+    /// (streams already reported as malformed, or reset by the caller, are marked discarding).
+    func reportIfContentLengthReset(_ id: Int32) {
+        guard let st = streams[id], !st.discarding else { return }
+        st.discarding = true
+        malformed(id, reason: "malformed message")
+    }
+
+    /// A GOAWAY with an error that neither we nor the caller queued: nghttp2 closed the
+    /// connection on its own (the caller learns it as a connection error).
+    func ownGoawayFailure(_ code: UInt32) -> Bool {
+        code != HTTP2ErrorCode.noError && failure == nil && !submittedGoaway
+    }
 
     // MARK: failures
 

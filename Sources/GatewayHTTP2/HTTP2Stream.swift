@@ -83,6 +83,11 @@ final class HTTP2Stream {
             head = HTTP2RequestHead()
             return
         }
+        appendRegular(name, value)
+    }
+
+    /// A regular field into the head's storage, in order.
+    func appendRegular(_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) {
         let n = head.fields.appendRaw(name)
         let v = head.fields.appendRaw(value)
         head.fields.addField(name: n, value: v)

@@ -168,8 +168,11 @@ extension ClientConnection {
     /// over: log, recycle.
     private func finishStream(_ ex: Exchange, _ h2: HTTP2Downstream, closed: Bool) -> Bool {
         let stream = Int32(ex.stream)
-        guard ex.state.responseEnded, ex.state.requestEnded || ex.state.local,
-              closed || h2.session.outgoingBuffered(stream) == 0 else { return false }
+        guard ex.state.responseEnded, ex.state.requestEnded || ex.state.local else { return false }
+        if !closed && h2.session.outgoingBuffered(stream) > 0 {
+            ex.waitingOnClient = true   // finished once nghttp2 took the rest: a turn after the flush
+            return false
+        }
         record(ex)
         // Answered before the client finished sending (RFC 9113 §8.1), or without reading its
         // request (413 and the like, SPEC §12): the request stream is reset, without error.
