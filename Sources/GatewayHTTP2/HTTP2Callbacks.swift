@@ -78,22 +78,6 @@ extension HTTP2ServerSession {
             s.frameReceived(frame!.pointee)
             return 0
         }
-        nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cbs) { _, frame, code, ud in
-            let s = sessionFrom(ud), id = frame!.pointee.hd.stream_id
-            // Only the two HTTP messaging errors are ours to report per stream; nghttp2 has
-            // queued RST_STREAM PROTOCOL_ERROR for them. Connection errors show as its GOAWAY.
-            let reason: String
-            switch code {
-            case Int32(NGHTTP2_ERR_HTTP_HEADER.rawValue): reason = "malformed header"
-            case Int32(NGHTTP2_ERR_HTTP_MESSAGING.rawValue): reason = "malformed message"
-            default: return 0
-            }
-            if id > 0 {
-                s.streams[id]?.discarding = true
-                s.emit(.malformed(stream: id, reason: reason))
-            }
-            return 0
-        }
         nghttp2_session_callbacks_set_before_frame_send_callback(cbs) { _, frame, ud in
             sessionFrom(ud).frameSending(frame!.pointee)
             return 0

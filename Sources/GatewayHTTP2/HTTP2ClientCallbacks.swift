@@ -40,22 +40,6 @@ extension HTTP2ClientSession {
             clientFrom(ud).clientFrameReceived(frame!.pointee)
             return 0
         }
-        nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cbs) { _, frame, code, ud in
-            let s = clientFrom(ud), id = frame!.pointee.hd.stream_id
-            // The HTTP messaging errors (RFC 9113 §8 on a response): nghttp2 has queued
-            // RST_STREAM PROTOCOL_ERROR. Connection errors show as its GOAWAY.
-            let reason: String
-            switch code {
-            case Int32(NGHTTP2_ERR_HTTP_HEADER.rawValue): reason = "malformed header"
-            case Int32(NGHTTP2_ERR_HTTP_MESSAGING.rawValue): reason = "malformed message"
-            default: return 0
-            }
-            if id > 0, let st = s.streams[id], !st.discarding {
-                st.discarding = true
-                s.emit(.malformed(stream: id, reason: reason))
-            }
-            return 0
-        }
         nghttp2_session_callbacks_set_before_frame_send_callback(cbs) { _, frame, ud in
             clientFrom(ud).clientFrameSending(frame!.pointee)
             return 0

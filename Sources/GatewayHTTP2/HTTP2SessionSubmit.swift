@@ -88,6 +88,22 @@ extension HTTP2Session {
             s.streamClosed(st, code: code)
             return 0
         }
+        // Only the two HTTP messaging errors (RFC 9113 §8) are ours to report per stream, once;
+        // nghttp2 has queued RST_STREAM PROTOCOL_ERROR for them. Connection errors show as its GOAWAY.
+        nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cbs) { _, frame, code, ud in
+            let s = baseSessionFrom(ud), id = frame!.pointee.hd.stream_id
+            let reason: String
+            switch code {
+            case Int32(NGHTTP2_ERR_HTTP_HEADER.rawValue): reason = "malformed header"
+            case Int32(NGHTTP2_ERR_HTTP_MESSAGING.rawValue): reason = "malformed message"
+            default: return 0
+            }
+            if id > 0, let st = s.streams[id], !st.discarding {
+                st.discarding = true
+                s.malformed(id, reason: reason)
+            }
+            return 0
+        }
         // A field nghttp2 would silently drop (a bad character in a regular field's name or
         // value): RFC 9113 §8.2.1 calls the message malformed, so make nghttp2 reset the stream.
         nghttp2_session_callbacks_set_on_invalid_header_callback(cbs) { _, _, _, _, _, _, _, _ in
