@@ -139,6 +139,15 @@ public final class JWKSet: @unchecked Sendable {
     }
 
     private static func cjoseKey(_ e: UnsafeMutablePointer<json_t>, kid: String?, alg: JWTAlgorithm?) -> Result<JWK, Why> {
+        // cjose 0.6.2 asserts (aborts the process) on some malformed base64url in a key's numbers
+        // (found by the jwt fuzz target: an RSA "n" with "="): every coordinate passes our strict
+        // check before cjose sees it, so a bad JWKS file is a load error, never a crash.
+        for name in ["n", "e", "x", "y"] {
+            guard let m = JSON.member(e, name) else { continue }
+            guard let v = JSON.string(m), !v.isEmpty, Array(v.utf8).withUnsafeBytes(Base64URL.isStrict) else {
+                return .failure(Why("malformed: \"\(name)\" is not base64url"))
+            }
+        }
         guard let text = json_dumps(e, 0) else { return .failure(Why("cannot be read")) }
         defer { free(text) }
         var err = cjose_err()

@@ -88,6 +88,11 @@ struct JWTVerifierTests {
         #expect(rsaOnly.set?.keyIDs == ["rsa1"])
         #expect(rsaOnly.warnings.count == 3)
         #expect(JWKSet.load(Array("[]".utf8), algorithms: JWTAlgorithm.defaults, digest: "").errors.count == 1)
+        // Found by the jwt fuzz target: an RSA "n" with "=" made cjose 0.6.2 assert and abort the
+        // process; it is now refused before cjose sees it (a load error, the process lives on).
+        let aborting = Self.load("bad-cjose-abort.json")
+        #expect(aborting.set == nil)
+        #expect(aborting.errors.contains { $0.description.contains("\"n\" is not base64url") }, "\(aborting.errors)")
     }
 
     @Test func base64url() {
