@@ -70,4 +70,9 @@ public struct HTTPResponseHead: Sendable {
     public var framing: BodyFraming
     public var keepAlive: Bool
     public var headLength: Int
+
+    public init(status: Int, versionMinor: Int, headers: [HTTPHeaderField], framing: BodyFraming, keepAlive: Bool, headLength: Int) {
+        self.status = status; self.versionMinor = versionMinor; self.headers = headers
+        self.framing = framing; self.keepAlive = keepAlive; self.headLength = headLength
+    }
 }

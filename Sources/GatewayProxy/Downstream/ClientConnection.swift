@@ -201,6 +201,8 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser, BatchTarge
 
     /// Carries out what an exchange's state decided after `failure`.
     func perform(_ action: ExchangeState.Action, _ ex: Exchange, _ failure: ProxyError) {
+        var failure = failure
+        if ex.grpc { failure.grpc = true }
         let close: Bool
         switch action {
         case .abort: abort(ex); return
@@ -212,10 +214,10 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser, BatchTarge
         if close { closeAfterResponse = true }
         if let h2 = http2 {
             ex.bytesOut += h2.writeLocal(ex.stream, status: failure.status, message: failure.reason, header: failure.header,
-                                         grpc: failure.grpc, close: false, into: &io.output)
+                                         grpc: failure.grpcAnswer, close: false, into: &io.output)
         } else {
             ex.bytesOut += downstream.writeLocal(ex.stream, status: failure.status, message: failure.reason, header: failure.header,
-                                                 grpc: failure.grpc, close: close || closeAfterResponse, into: &io.output)
+                                                 grpc: failure.grpcAnswer, close: close || closeAfterResponse, into: &io.output)
         }
         // A 404 is an answer, not an incident; any other refusal is worth a line, at error level
         // only when the gateway's or a backend's side failed.

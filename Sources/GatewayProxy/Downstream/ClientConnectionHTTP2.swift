@@ -103,7 +103,10 @@ extension ClientConnection {
                                   [("client", .string(clientIP)), ("stream", .int(Int(s)))])
         case .data(let s, _):
             exchanges[StreamID(s)]?.turn = true   // taken from the stream's buffer as its backend can take it
-        case .trailers(let s, _), .endStream(let s):
+        case .trailers(let s, let fields):
+            // Sent on after the body: HTTP/2 trailers to an h2 backend, chunked trailers to HTTP/1.1.
+            if let ex = exchanges[StreamID(s)] { ex.requestTrailers = fields; ex.clientEnded = true; ex.turn = true }
+        case .endStream(let s):
             if let ex = exchanges[StreamID(s)] { ex.clientEnded = true; ex.turn = true }
         case .reset(let s, _), .streamClosed(let s, _):
             if let ex = exchanges[StreamID(s)], !finishStream(ex, h2, closed: true) { streamGone(ex) }
@@ -136,7 +139,7 @@ extension ClientConnection {
         var progress = ex.sendHead()
         let stream = Int32(ex.stream)
         if !ex.state.requestEnded {
-            let dropping = ex.state.local || ex.upstream == nil
+            let dropping = ex.state.local || !ex.hasUpstream
             let body = h2.session.receivedBody(stream)
             if body.count > 0 && (dropping || (ex.canTakeBody && ex.wantsBody)) {
                 if !dropping { ex.requestBody(body) }
@@ -159,7 +162,7 @@ extension ClientConnection {
         guard exchanges[ex.stream] === ex else { return true }
         // The backend's part is over: its connection serves other streams while this one's
         // response still drains to the client.
-        if ex.state.responseEnded && ex.state.requestEnded && ex.upstream != nil { releaseUpstream(ex) }
+        if ex.state.responseEnded && ex.state.requestEnded && ex.hasUpstream { releaseUpstream(ex) }
         if finishStream(ex, h2, closed: false) { progress = true }
         return progress
     }

@@ -73,6 +73,14 @@ extension ClientConnection {
         ex.clientVersionMinor = head.versionMinor
         ex.state.clientKeepAlive = head.keepAlive && !worker.draining
         ex.requestID = clientRequestID(b, head) ?? worker.requestIDs.uuid()
+        for h in head.headers where asciiEqualsIgnoringCase(b, h.name, "te") {
+            forEachListElement(b, h.value) { t in if asciiEqualsIgnoringCase(b, t, "trailers") { ex.clientTE = true } }
+        }
+        if isGRPC(b, head) {
+            ex.grpc = true
+            if let h = head.headers.first(where: { asciiEqualsIgnoringCase(b, $0.name, "grpc-timeout") }),
+               let ms = Exchange.grpcTimeoutMs(b, h.value) { ex.grpcDeadline = now + UInt64(ms) }
+        }
         let clientTrace = TraceHeaders.incoming(b, head.headers)   // SPEC §11 trace context
         let trace = clientTrace ?? worker.traceIDs.next()
         ex.trace = trace
@@ -109,6 +117,12 @@ extension ClientConnection {
             let shown = path.string(b)
             io.input.consume(head.headLength)
             respondLocally(ex, .client(404, "no route for \(shown)"), close: false); return
+        }
+        // gRPC needs HTTP/2 end to end: its status is in trailers HTTP/1.1 backends do not send.
+        if ex.grpc && backend.tls.protocol != .h2 {
+            io.input.consume(head.headLength)
+            respondLocally(ex, ProxyError(.unavailable, "grpc needs an h2 backend (backend \(backend.config.name) is http/1.1)", metric: nil), close: false)
+            return
         }
         if host.config.compression.enabled {
             ex.compression = host.config.compression
@@ -162,7 +176,7 @@ extension ClientConnection {
     /// Hands request body parts from `io.input` to the exchange (or drops them after a local answer).
     func consumeRequestBody(_ ex: Exchange) -> Bool {
         guard !ex.state.requestEnded, !io.input.isEmpty else { return false }
-        let dropping = ex.state.local || ex.upstream == nil
+        let dropping = ex.state.local || !ex.hasUpstream
         if !dropping && !ex.canTakeBody { return false }
         var progress = false
         while !ex.state.requestEnded {

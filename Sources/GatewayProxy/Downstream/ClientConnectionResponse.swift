@@ -1,6 +1,7 @@
 import Glibc
 import GatewayConfig
 import GatewayHTTP
+import GatewayHTTP2
 import GatewaySystem
 import GatewayTLS
 
@@ -36,6 +37,11 @@ extension ClientConnection {
     /// A finished exchange's backend connection goes back to the pool, or is dropped when the
     /// exchange did not end cleanly.
     func releaseUpstream(_ ex: Exchange) {
+        if let c = ex.backendStream.conn {
+            worker.pool.recordSuccess(c.backend, server: c.serverIndex)
+            c.detach(ex, cancel: !(ex.backendStream.ended && ex.state.requestEnded))
+            return
+        }
         guard let c = ex.upstream else { return }
         ex.upstream = nil
         worker.pool.recordSuccess(c.backend, server: c.serverIndex)
@@ -59,16 +65,23 @@ extension ClientConnection {
         if let h2 = http2 { h2.writeInterim(ex.stream, b, head, into: &io.output) } else { downstream.writeInterim(ex.stream, b, head, into: &io.output) }
     }
 
-    func writeHead(_ ex: Exchange, _ b: UnsafeRawBufferPointer, _ head: HTTPResponseHead, _ edits: ResponseEdits) {
-        if let h2 = http2 { _ = h2.writeHead(ex.stream, b, head, edits, close: false, into: &io.output); return }
+    func writeHead(_ ex: Exchange, _ b: UnsafeRawBufferPointer, _ head: HTTPResponseHead, _ edits: ResponseEdits, ends: Bool = false) {
+        if let h2 = http2 { _ = h2.writeHead(ex.stream, b, head, edits, endStream: ends, close: false, into: &io.output); return }
         let closing = closeAfterResponse || !ex.state.clientKeepAlive
-        if downstream.writeHead(ex.stream, b, head, edits, close: closing, into: &io.output) {
+        if downstream.writeHead(ex.stream, b, head, edits, endStream: ends, close: closing, into: &io.output) {
             closeAfterResponse = true   // the body ends with the connection
         }
     }
 
     func writeBody(_ ex: Exchange, _ bytes: UnsafeRawBufferPointer) {
         if let h2 = http2 { h2.writeBody(ex.stream, bytes, into: &io.output) } else { downstream.writeBody(ex.stream, bytes, into: &io.output) }
+    }
+
+    /// The end of the body with the backend's trailers: HTTP/2 sends them; HTTP/1.1 only as
+    /// chunked trailers to a client that said `TE: trailers`.
+    func writeTrailers(_ ex: Exchange, _ fields: HTTP2Fields) {
+        if let h2 = http2 { h2.writeTrailers(ex.stream, fields, accepted: true, into: &io.output) }
+        else { downstream.writeTrailers(ex.stream, fields, accepted: ex.clientTE, into: &io.output) }
     }
 
     func writeEnd(_ ex: Exchange) {

@@ -1,4 +1,5 @@
 import GatewayHTTP
+import GatewayHTTP2
 import GatewaySystem
 
 /// A stream on a client connection: HTTP/1 has one at a time (always 1), HTTP/2 many.
@@ -24,18 +25,24 @@ protocol DownstreamCodec {
     /// An interim (1xx) response head from the backend, where the protocol carries it.
     func writeInterim(_ stream: StreamID, _ b: UnsafeRawBufferPointer, _ head: HTTPResponseHead, into out: inout ByteBuffer)
 
-    /// The final response head. `close`: the connection ends after this response. Returns true
-    /// when the body can only be delimited by closing the connection.
+    /// The final response head. `endStream`: no body follows (HTTP/2 ends the stream with the
+    /// head). `close`: the connection ends after this response. Returns true when the body can
+    /// only be delimited by closing the connection.
     mutating func writeHead(_ stream: StreamID, _ b: UnsafeRawBufferPointer, _ head: HTTPResponseHead, _ edits: ResponseEdits,
-                            close: Bool, into out: inout ByteBuffer) -> Bool
+                            endStream: Bool, close: Bool, into out: inout ByteBuffer) -> Bool
 
     func writeBody(_ stream: StreamID, _ bytes: UnsafeRawBufferPointer, into out: inout ByteBuffer)
 
     mutating func writeEnd(_ stream: StreamID, into out: inout ByteBuffer)
 
+    /// The end of the body with trailers; `accepted`: the client said `TE: trailers` (HTTP/1.1
+    /// drops them otherwise).
+    mutating func writeTrailers(_ stream: StreamID, _ fields: HTTP2Fields, accepted: Bool, into out: inout ByteBuffer)
+
     /// A response of the gateway's own (an error page); returns the bytes it added. `header`: one
-    /// more field (WWW-Authenticate); `grpc`: the request is gRPC (HTTP/2 answers in gRPC's form).
-    func writeLocal(_ stream: StreamID, status: Int, message: String, header: (name: StaticString, value: String)?, grpc: Bool,
+    /// more field (WWW-Authenticate); `grpc`: the request is gRPC and this is its grpc-status
+    /// (HTTP/2 answers in gRPC's form).
+    func writeLocal(_ stream: StreamID, status: Int, message: String, header: (name: StaticString, value: String)?, grpc: Int?,
                     close: Bool, into out: inout ByteBuffer) -> Int
 }
 

@@ -1,4 +1,5 @@
 import GatewayHTTP
+import GatewayHTTP2
 import GatewaySystem
 
 /// HTTP/1.1 toward the client: the server codec for what it sends (one request at a time, on
@@ -45,7 +46,7 @@ struct HTTP1Downstream: DownstreamCodec {
     }
 
     mutating func writeHead(_ stream: StreamID, _ b: UnsafeRawBufferPointer, _ head: HTTPResponseHead, _ edits: ResponseEdits,
-                            close: Bool, into out: inout ByteBuffer) -> Bool {
+                            endStream: Bool, close: Bool, into out: inout ByteBuffer) -> Bool {
         // A body of unknown length (or one the gateway compresses) is re-chunked for HTTP/1.1
         // and delimited by the close for HTTP/1.0; a known length passes as it is.
         let unknownLength: Bool
@@ -76,8 +77,16 @@ struct HTTP1Downstream: DownstreamCodec {
         framing = .asIs
     }
 
+    mutating func writeTrailers(_ stream: StreamID, _ fields: HTTP2Fields, accepted: Bool, into out: inout ByteBuffer) {
+        guard framing == .chunked, accepted else { writeEnd(stream, into: &out); return }
+        out.append("0\r\n")
+        HeadWriter.trailerFields(fields, into: &out)
+        out.append("\r\n")
+        framing = .asIs
+    }
+
     /// gRPC needs HTTP/2: an HTTP/1.1 client gets the plain answer.
-    func writeLocal(_ stream: StreamID, status: Int, message: String, header: (name: StaticString, value: String)?, grpc: Bool,
+    func writeLocal(_ stream: StreamID, status: Int, message: String, header: (name: StaticString, value: String)?, grpc: Int?,
                     close: Bool, into out: inout ByteBuffer) -> Int {
         HeadWriter.errorResponse(status: status, message: message, header: header, close: close, into: &out)
     }

@@ -70,7 +70,7 @@ final class HTTP2Downstream: DownstreamCodec {
     func writeInterim(_ stream: StreamID, _ b: UnsafeRawBufferPointer, _ head: HTTPResponseHead, into out: inout ByteBuffer) {}
 
     func writeHead(_ stream: StreamID, _ b: UnsafeRawBufferPointer, _ head: HTTPResponseHead, _ edits: ResponseEdits,
-                   close: Bool, into out: inout ByteBuffer) -> Bool {
+                   endStream: Bool, close: Bool, into out: inout ByteBuffer) -> Bool {
         fields.removeAll()
         let tokens = HeadWriter.connectionTokens(b, head.headers)
         for h in head.headers {
@@ -81,7 +81,9 @@ final class HTTP2Downstream: DownstreamCodec {
         }
         if edits.gzip { fields.append("content-encoding", "gzip") }
         if edits.vary { fields.append("vary", "Accept-Encoding") }
-        try? session.respond(Int32(stream), status: head.status, headers: fields, endStream: false)
+        // Ending the stream with the head keeps a gRPC trailers-only answer one HEADERS frame
+        // (then writeEnd finds no body to end).
+        try? session.respond(Int32(stream), status: head.status, headers: fields, endStream: endStream)
         return false
     }
 
@@ -94,14 +96,18 @@ final class HTTP2Downstream: DownstreamCodec {
         try? session.sendData(Int32(stream), UnsafeRawBufferPointer(start: nil, count: 0), endStream: true)
     }
 
-    func writeLocal(_ stream: StreamID, status: Int, message: String, header: (name: StaticString, value: String)?, grpc: Bool,
+    func writeTrailers(_ stream: StreamID, _ fields: HTTP2Fields, accepted: Bool, into out: inout ByteBuffer) {
+        try? session.sendTrailers(Int32(stream), fields)
+    }
+
+    func writeLocal(_ stream: StreamID, status: Int, message: String, header: (name: StaticString, value: String)?, grpc: Int?,
                     close: Bool, into out: inout ByteBuffer) -> Int {
         fields.removeAll()
         if let header { fields.append(Self.lowercased(header.name), Array(header.value.utf8)) }
-        if grpc {
+        if let grpc {
             // gRPC's form (SPEC §12): HTTP 200 and a trailers-only response, the status in grpc-status.
             fields.append("content-type", "application/grpc")
-            fields.append(Array("grpc-status".utf8), Array(String(ProxyError.grpcStatus(status)).utf8))
+            fields.append(Array("grpc-status".utf8), Array(String(grpc).utf8))
             fields.append(Array("grpc-message".utf8), Array(message.utf8.map { $0 < 0x20 || $0 > 0x7E || $0 == 0x25 ? UInt8(ascii: "?") : $0 }))
             try? session.respond(Int32(stream), status: 200, headers: fields, endStream: true)
             return 0

@@ -1,5 +1,6 @@
 import GatewayConfig
 import GatewayHTTP
+import GatewayHTTP2
 import GatewaySystem
 import GatewayTLS
 
@@ -42,6 +43,8 @@ final class Exchange: TimerTarget, BackendUser {
     /// Where the request goes, and the connection to it while one is used.
     var backend: BackendRuntime?
     var upstream: UpstreamSession?
+    /// `protocol h2` backends: the stream on a shared connection, instead of `upstream`.
+    var backendStream = BackendStream()
     var upstreamStartedAt: UInt64 = 0
     var upstreamMs: Int?
 
@@ -50,6 +53,14 @@ final class Exchange: TimerTarget, BackendUser {
     /// The client's body is chunked: it goes to the backend re-chunked (sizes checked, extensions dropped).
     var requestChunked = false
     var requestBodyBytes = 0
+    /// The client's request trailers (HTTP/2), for the backend after the body.
+    var requestTrailers: HTTP2Fields?
+    /// The client said `TE: trailers`: response trailers reach an HTTP/1.1 client as chunked trailers.
+    var clientTE = false
+    /// `content-type: application/grpc…` (SPEC §12): the gateway's own answers take gRPC's form.
+    var grpc = false
+    /// The `grpc-timeout` as a point in time (0: none); it bounds the exchange's deadlines.
+    var grpcDeadline: UInt64 = 0
     /// HTTP/2: the client ended its stream (the rest of its body is in the stream's buffer).
     var clientEnded = false
     /// The gateway answered without reading the rest of the request (413, 431, 414, 400): HTTP/1
@@ -77,7 +88,8 @@ final class Exchange: TimerTarget, BackendUser {
         method = ""; path = ""; host = nil; hostIndex = SnapshotCounters.none
         requestID = .none; trace = nil; isHEAD = false; clientVersionMinor = 1
         compression = nil; acceptsGzip = false; jwtSub = nil; jwtError = nil
-        backend = nil; upstream = nil; upstreamStartedAt = 0; upstreamMs = nil
+        backend = nil; upstream = nil; backendStream = BackendStream(); upstreamStartedAt = 0; upstreamMs = nil
+        requestTrailers = nil; clientTE = false; grpc = false; grpcDeadline = 0
         outgoingHead.clear(); outgoingHead.releaseIfEmpty()
         requestChunked = false; requestBodyBytes = 0; clientEnded = false; stopsReading = false; turn = false; waitingOnClient = false
         gzip = nil; bytesOut = 0

@@ -1,6 +1,7 @@
 import Glibc
 import GatewayConfig
 import GatewayHTTP
+import GatewayHTTP2
 import GatewaySystem
 import GatewayTLS
 
@@ -9,6 +10,7 @@ import GatewayTLS
 extension Exchange {
     /// Reads the backend's response while the client keeps up.
     func receiveResponse() -> Bool {
+        if backendStream.conn != nil { return receiveBackendStream() }
         guard let c = upstream, c.phase == .ready, !state.responseEnded, state.headSent else { return false }
         let client = conn
         var progress = false
@@ -97,25 +99,27 @@ extension Exchange {
         return true
     }
 
-    /// The response is complete: the gzip trailer, then the codec's end of body.
-    func finishBody() {
+    /// The response is complete: the gzip trailer, then the codec's end of body (with the
+    /// backend's trailers, where it had some).
+    func finishBody(trailers: HTTP2Fields? = nil) {
         let client = conn
         state.responseEnded = true
         if let g = gzip {
             g.finish { client.writeBody(self, $0) }
             gzip = nil
         }
-        client.writeEnd(self)
+        if let trailers { client.writeTrailers(self, trailers) } else { client.writeEnd(self) }
     }
 
     /// The final response head, with the gateway's edits (gzip, Vary), in the client's protocol.
-    func startResponse(_ head: HTTPResponseHead, _ input: UnsafeRawBufferPointer) {
+    /// `ends`: the backend sent no body (HTTP/2 passes a trailers-only gRPC answer on as one).
+    func startResponse(_ head: HTTPResponseHead, _ input: UnsafeRawBufferPointer, ends: Bool = false) {
         let client = conn
         state.responseHead(status: head.status, keepAlive: head.keepAlive)
         upstreamMs = Int(now - upstreamStartedAt)
         let (compress, vary) = compressionFor(head, input)
         if compress { gzip = GzipStream() }
-        client.writeHead(self, input, head, ResponseEdits(gzip: compress, vary: vary))
+        client.writeHead(self, input, head, ResponseEdits(gzip: compress, vary: vary), ends: ends && !compress)
         outgoingHead.clear()
         outgoingHead.releaseIfEmpty()
     }

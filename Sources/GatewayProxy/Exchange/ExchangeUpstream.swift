@@ -23,6 +23,9 @@ extension Exchange {
     /// (moving a deadline there is a store, not a heap insert and removal per request). HTTP/2
     /// streams keep their own.
     func setDeadline(_ ms: Int) {
+        var ms = ms
+        // A gRPC client's own deadline bounds the wait for the backend when it is shorter (SPEC §12).
+        if grpcDeadline != 0 && !state.responseStarted { ms = min(ms, grpcDeadline > now ? Int(grpcDeadline - now) : 0) }
         if let c = connection, c.http2 == nil { c.setDeadline(ms); return }
         deadline = now + UInt64(ms)
         worker.loop.schedule(self)
@@ -31,8 +34,9 @@ extension Exchange {
     func deadlineExpired(now: UInt64) {
         guard let c = connection else { return }
         if state.deadlinePassed() { c.abort(self); c.drive(); return }
-        let what = upstream?.phase == .ready ? "response_timeout" : "connect_timeout"
-        backendFailed(ProxyError(.timeout, "backend \(upstream?.server.label ?? "") timed out (\(what))", metric: .timeout))
+        if grpcDeadline != 0 && now >= grpcDeadline { grpcDeadlineExceeded(); return }
+        let what = upstreamReady ? "response_timeout" : "connect_timeout"
+        backendFailed(ProxyError(.timeout, "backend \(serverLabel) timed out (\(what))", metric: .timeout))
         turn = true
         c.drive()
     }
@@ -45,6 +49,7 @@ extension Exchange {
 
     /// The backend connection cannot be used again (a failure, or a request cut off midway).
     func dropUpstream() {
+        backendStream.conn?.detach(self, cancel: true)
         guard let c = upstream else { return }
         c.owner = nil
         worker.pool.discard(c)
@@ -62,6 +67,12 @@ extension Exchange {
         state.serverIndex = server
         upstreamStartedAt = now
         do {
+            if b.tls.protocol == .h2 {
+                let c = try worker.pool.h2Connection(b, server: server)
+                c.attach(self)
+                setDeadline(c.session != nil ? b.config.responseTimeoutMs : b.config.connectTimeoutMs)
+                return
+            }
             let c = try worker.pool.connection(b, server: server)
             c.owner = self
             upstream = c
@@ -74,8 +85,8 @@ extension Exchange {
     /// Retries once on another server when nothing of the request reached the failed one;
     /// otherwise answers 502/503/504 (or cuts a started response off) and logs why.
     func backendFailed(_ failure: ProxyError) {
-        let label = upstream?.server.label ?? ""
-        let pooled = upstream?.reused == true
+        let label = serverLabel
+        let pooled = upstream?.reused == true || backendStream.conn?.reused == true
         let attempt = RetryPolicy.Attempt(failure: failure, pooled: pooled, failedServer: state.serverIndex,
                                           serverCount: backend?.servers.count ?? 0, bodyForwarded: state.bodyForwarded,
                                           responseStarted: state.responseStarted, attempts: state.attempts)
@@ -100,6 +111,10 @@ extension Exchange {
 
     /// Advances the backend connection's connect and handshake; false while it is not ready.
     func advanceUpstream() -> Bool {
+        if let c = backendStream.conn {
+            if let f = backendStream.failure { backendFailed(f); return true }
+            return c.session != nil   // connecting: the connection gives this exchange a turn when it is ready
+        }
         guard let c = upstream, c.phase != .ready else { return true }
         switch c.advanceHandshake() {
         case .inProgress:
@@ -114,6 +129,7 @@ extension Exchange {
 
     /// The request head, once per backend connection (again after a retry).
     func sendHead() -> Bool {
+        if backendStream.conn != nil { return openBackendStream() }
         guard let c = upstream, c.phase == .ready, !state.headSent else { return false }
         c.io.output.append(outgoingHead.readable)
         c.codec.expectResponse(toHEAD: isHEAD, upgradeRequested: state.upgradeRequested)
@@ -122,21 +138,45 @@ extension Exchange {
     }
 
     /// The backend connection is ready for body bytes.
-    var canTakeBody: Bool { upstream?.phase == .ready && state.headSent }
+    var canTakeBody: Bool { (upstream?.phase == .ready || backendStream.id != 0) && state.headSent }
+
+    /// A backend connection (or stream) is in use.
+    var hasUpstream: Bool { upstream != nil || backendStream.conn != nil }
+
+    /// The backend connection is past its handshake.
+    var upstreamReady: Bool { upstream?.phase == .ready || backendStream.conn?.session != nil }
+
+    var serverLabel: String { upstream?.server.label ?? backendStream.conn?.server.label ?? "" }
 
     /// Whether the client's body may be read on: the backend is not backed up (a body being
     /// dropped after a local answer is always read).
     var wantsBody: Bool {
+        if let c = backendStream.conn { return backendStream.id != 0 && (c.session?.outgoingBuffered(backendStream.id) ?? 0) < ClientConnection.highWater }
         guard let c = upstream else { return true }
         return c.phase == .ready && c.io.output.readableCount < ClientConnection.highWater
     }
 
     func requestBody(_ run: UnsafeRawBufferPointer) {
-        upstream?.sendBody(run, chunked: requestChunked)
+        if let c = backendStream.conn {
+            try? c.session?.sendData(backendStream.id, run, endStream: false)
+            c.needsFlush()
+            if !wantsBody { c.bodyBlocked(self) }
+        } else {
+            upstream?.sendBody(run, chunked: requestChunked)
+        }
         state.bodyForwarded = true
     }
 
-    func requestEnd() { upstream?.sendEnd(chunked: requestChunked) }
+    /// The end of the request body, with the client's trailers where the backend's framing can carry them.
+    func requestEnd() {
+        if let c = backendStream.conn {
+            if let t = requestTrailers { try? c.session?.sendTrailers(backendStream.id, t) }
+            else { try? c.session?.sendData(backendStream.id, UnsafeRawBufferPointer(start: nil, count: 0), endStream: true) }
+            c.needsFlush()
+        } else {
+            upstream?.sendEnd(chunked: requestChunked, trailers: requestTrailers)
+        }
+    }
 
     func flushUpstream() -> Bool {
         guard let c = upstream, c.phase == .ready, !c.io.output.isEmpty else { return false }

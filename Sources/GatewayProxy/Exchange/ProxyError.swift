@@ -22,6 +22,13 @@ struct ProxyError: Error {
     var header: (name: StaticString, value: String)?
     /// The request is gRPC: answer in gRPC's form over HTTP/2 (200, trailers-only, grpc-status; SPEC §12).
     var grpc = false
+    /// The grpc-status to answer with, where SPEC §12's mapping of the HTTP status is not it
+    /// (4 DEADLINE_EXCEEDED for an expired grpc-timeout).
+    var grpcCode: Int?
+
+    /// The grpc-status of the gateway's answer to a gRPC request; nil for any other request,
+    /// and for a 421, which stays a 421.
+    var grpcAnswer: Int? { grpc && status != 421 ? grpcCode ?? Self.grpcStatus(status) : nil }
 
     /// A backend failure (502, 503, 504).
     init(_ kind: Kind, _ reason: String, retrySafe: Bool = false, metric: BackendFailureReason?) {

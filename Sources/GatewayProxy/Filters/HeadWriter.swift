@@ -1,5 +1,6 @@
 import GatewayConfig
 import GatewayHTTP
+import GatewayHTTP2
 import GatewaySystem
 import GatewayTLS
 
@@ -117,6 +118,15 @@ enum HeadWriter {
         trace.context.write(into: out.writableSpace(minimum: TraceContext.length))
         out.didWrite(TraceContext.length)
         out.append("\r\n\r\n")
+    }
+
+    /// HTTP/2 trailers as HTTP/1.1 chunked-trailer lines (hop-by-hop fields stay behind).
+    static func trailerFields(_ t: HTTP2Fields, into out: inout ByteBuffer) {
+        t.bytes.withUnsafeBytes { b in
+            for f in t.fields where !isHopByHop(b, f.name) {
+                field(UnsafeRawBufferPointer(rebasing: b[f.name]), UnsafeRawBufferPointer(rebasing: b[f.value]), into: &out)
+            }
+        }
     }
 
     private static func field(_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, into out: inout ByteBuffer) {

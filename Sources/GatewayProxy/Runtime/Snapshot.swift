@@ -51,16 +51,9 @@ public final class BackendRuntime: Sendable {
         self.config = config
         self.index = index
         nameKey = StateKeys.shared.id("backend \(config.name)")
-        tls = try TLSBackendContext(config.tls, location: config.tls.verifyLocation ?? config.location)
+        tls = try TLSBackendContext(config.tls, protocol: config.protocol, location: config.tls.verifyLocation ?? config.location)
         var servers: [ServerTarget] = []
         var errors: [ConfigDiagnostic] = []
-        // The configuration language has `protocol h2` (SPEC §12) and the TLS layer can offer it,
-        // but the proxy does not yet speak HTTP/2 to backends: refused rather than accepted and
-        // quietly served over HTTP/1.1.
-        if config.protocol == .h2 {
-            errors.append(ConfigDiagnostic(config.directiveLocations["protocol"] ?? config.location,
-                                           "protocol h2: HTTP/2 toward backends is not built yet; use protocol http/1.1 (the default)"))
-        }
         for s in config.servers {
             if let a = resolve(s.host, port: s.port) {
                 let label = s.host.contains(":") ? "[\(s.host)]:\(s.port)" : "\(s.host):\(s.port)"

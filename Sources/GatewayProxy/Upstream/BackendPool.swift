@@ -11,6 +11,8 @@ final class BackendPool {
     /// Idle connections by pool key (small dense ids): an array, so taking and returning a
     /// connection mutates a list in place and allocates nothing.
     private var idle: [[UpstreamSession]] = []
+    /// `protocol h2` connections by pool key, busy or idle: each carries many streams.
+    private var h2: [[H2Upstream]] = []
     private var sessions: [Int: TLSResumption] = [:]
     private var cursor: [Int: Int] = [:]
     /// unowned(unsafe): a worker lives as long as the process, beyond all its connections (no refcount traffic per use).
@@ -137,6 +139,44 @@ final class BackendPool {
         worker.loop.schedule(c)
     }
 
+    // MARK: - HTTP/2 backends
+
+    /// A connection to that `h2` server with room for one more stream, or a new one (SPEC §12:
+    /// streams multiplex up to the backend's SETTINGS_MAX_CONCURRENT_STREAMS).
+    func h2Connection(_ backend: BackendRuntime, server: Int) throws(ProxyError) -> H2Upstream {
+        let key = backend.servers[server].poolKey
+        if key >= h2.count { h2 += Array(repeating: [], count: key + 1 - h2.count) }
+        let c: H2Upstream
+        if let open = h2[key].first(where: { $0.acceptsStream }) {
+            c = open
+        } else {
+            let session = backend.config.tls.sessionReuse ? sessions[key] : nil
+            c = try H2Upstream(worker: worker, backend: backend, serverIndex: server, session: session)
+            h2[key].append(c)
+        }
+        busy[backend.servers[server].healthKey, default: 0] += 1
+        return c
+    }
+
+    /// One of its streams is over. With none left it idles, up to `keepalive` idle connections
+    /// per server for `keepalive_timeout`; past that, or after a GOAWAY, it closes.
+    func streamEnded(_ c: H2Upstream) {
+        busy[c.server.healthKey, default: 1] -= 1
+        guard c.load == 0, !c.closed else { return }
+        if c.session != nil { rememberSession(of: c.link) }
+        let key = c.server.poolKey
+        let idleCount = h2[key].reduce(0) { $0 + ($1.load == 0 ? 1 : 0) }
+        guard !c.goingAway, c.session != nil, idleCount <= c.backend.config.keepalive else { discard(c); return }
+        c.deadline = worker.loop.now + UInt64(c.backend.config.keepaliveTimeoutMs)
+        worker.loop.schedule(c)
+    }
+
+    func discard(_ c: H2Upstream) {
+        let key = c.server.poolKey
+        if key < h2.count { h2[key].removeAll { $0 === c } }
+        c.close()
+    }
+
     private func idleCount(_ key: Int) -> Int { key < idle.count ? idle[key].count : 0 }
 
     func discard(_ c: UpstreamSession) {
@@ -155,5 +195,7 @@ final class BackendPool {
     func closeAll() {
         for list in idle { for c in list { c.close() } }
         idle = []
+        for list in h2 { for c in list { c.close() } }
+        h2 = []
     }
 }

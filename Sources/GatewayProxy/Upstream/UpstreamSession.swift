@@ -1,5 +1,6 @@
 import Glibc
 import GatewayHTTP
+import GatewayHTTP2
 import GatewaySystem
 import GatewayTLS
 
@@ -100,9 +101,13 @@ final class UpstreamSession: EventHandler, TimerTarget {
         io.output.append("\r\n")
     }
 
-    /// The end of a chunked request body (a body with a length simply stops).
-    func sendEnd(chunked: Bool) {
-        if chunked { io.output.append("0\r\n\r\n") }
+    /// The end of a chunked request body, with the client's trailers (an HTTP/2 client's) as
+    /// chunked trailers; a body with a length simply stops, and has no place for trailers.
+    func sendEnd(chunked: Bool, trailers: HTTP2Fields? = nil) {
+        guard chunked else { return }
+        io.output.append("0\r\n")
+        if let t = trailers { HeadWriter.trailerFields(t, into: &io.output) }
+        io.output.append("\r\n")
     }
 
     func close() {
