@@ -1,5 +1,6 @@
 import GatewayConfig
 import GatewayHTTP
+import GatewayHTTP2
 import GatewaySystem
 
 /// Active health checks of one backend on one worker (`health_check PATH interval timeout`):
@@ -53,6 +54,8 @@ final class HealthProbe: BackendUser, TimerTarget {
     private var conn: UpstreamSession?
     private var sent = false
     private var parser = HTTPResponseParser(maxHeadSize: 16 * 1024)
+    /// `protocol h2` backends are checked over HTTP/2 (the ALPN they must select).
+    private var h2: HTTP2ClientSession?
     private var finished = false
 
     init(checker: HealthChecker, server: Int) {
@@ -78,7 +81,9 @@ final class HealthProbe: BackendUser, TimerTarget {
             case .failed(let f): finish(up: false, reason: f.reason); return
             case .ready: break
             }
+            if let why = checker.backend.tls.protocolMismatch(c.tls) { finish(up: false, reason: why); return }
         }
+        if checker.backend.tls.protocol == .h2 { driveH2(c); return }
         if !sent {
             let host = checker.backend.config.tls.serverName ?? checker.backend.servers[server].config.host
             c.io.output.append("GET \(checker.check.path) HTTP/1.1\r\nHost: \(host)\r\nUser-Agent: tls-gateway-health-check\r\nConnection: close\r\n\r\n")
@@ -103,6 +108,48 @@ final class HealthProbe: BackendUser, TimerTarget {
             }
         }
     }
+
+    /// The same check as an HTTP/2 stream: `GET PATH`, the `:status` of the response.
+    private func driveH2(_ c: UpstreamSession) {
+        do throws(HTTP2Error) {
+            if h2 == nil {
+                let s = try HTTP2ClientSession(pool: checker.worker.buffers)
+                let host = checker.backend.config.tls.serverName ?? checker.backend.servers[server].config.host
+                _ = try s.request(method: "GET", authority: host, path: checker.check.path,
+                                  headers: Self.userAgent, endStream: true)
+                h2 = s
+            }
+            let s = h2!
+            while true {
+                if !c.io.input.isEmpty { c.io.input.consume(try s.receive(c.io.input.readable)) }
+                while let e = s.nextEvent() {
+                    switch e {
+                    case .response(_, let status, _): finish(up: status < 400, reason: "status \(status)"); return
+                    case .reset, .streamClosed, .goaway: finish(up: false, reason: "the stream ended before a response"); return
+                    case .connectionError(let error): finish(up: false, reason: error.reason); return
+                    default: break
+                    }
+                }
+                try s.write(into: &c.io.output)
+                var progress = false
+                guard c.io.flush(progress: &progress) else { finish(up: false, reason: "connection lost while sending the check"); return }
+                switch c.io.read(minimum: 4096) {
+                case .done: continue
+                case .wantRead, .wantWrite: return
+                case .closed: finish(up: false, reason: "closed before a response"); return
+                case .failed(let why): finish(up: false, reason: why.description); return
+                }
+            }
+        } catch {
+            finish(up: false, reason: error.reason)
+        }
+    }
+
+    private static let userAgent: HTTP2Fields = {
+        var f = HTTP2Fields()
+        f.append("user-agent", "tls-gateway-health-check")
+        return f
+    }()
 
     func deadlineExpired(now: UInt64) {
         if !finished { finish(up: false, reason: "no response within \(checker.check.timeoutMs) ms") }
