@@ -162,7 +162,7 @@ final class H2Upstream: BackendUser, TimerTarget, BatchTarget {
                 link.io.input.releaseIfEmpty()
                 return
             case .closed, .failed:
-                fail(ProxyError(.badGateway, "backend \(server.label) closed the HTTP/2 connection", metric: .reset), sent: true)
+                fail(ProxyError(.badGateway, "backend \(server.label) closed the HTTP/2 connection", metric: .reset), sent: true, closedUnder: true)
                 return
             }
         }
@@ -261,8 +261,10 @@ final class H2Upstream: BackendUser, TimerTarget, BatchTarget {
     }
 
     /// The connection is dead: every exchange on it learns why on its next turn. Those that had
-    /// not opened a stream (`sent` false covers the handshake) can go elsewhere.
-    private func fail(_ failure: ProxyError, sent: Bool) {
+    /// not opened a stream (`sent` false covers the handshake) can go elsewhere; so can those
+    /// without an answer on a reused connection the server closed without a GOAWAY (`closedUnder`:
+    /// most likely it timed the idle connection out as the request left, as with HTTP/1.1).
+    private func fail(_ failure: ProxyError, sent: Bool, closedUnder: Bool = false) {
         guard !closed else { return }
         for ex in waiting {
             var f = failure
@@ -273,6 +275,7 @@ final class H2Upstream: BackendUser, TimerTarget, BatchTarget {
         for ex in streams.values {
             var f = failure
             f.retrySafe = failure.retrySafe || !sent || (session?.neverProcessed(ex.backendStream.id) ?? false)
+                || (closedUnder && reused && ex.backendStream.status == 0)
             ex.backendStream.failure = f
             touched.append(ex)
         }
