@@ -12,10 +12,10 @@ public class HTTP2Session {
     /// The nghttp2 session; its user_data is `self` unretained. Invariant: the session is
     /// deleted in `deinit`, so no callback can run after `self` is gone.
     var session: OpaquePointer?
-    var streams: [Int32: HTTP2Stream] = [:]
+    var streams = StreamMap<HTTP2Stream>()
     /// Client side: streams nghttp2 closed cleanly while the caller had not consumed all their
     /// body yet (the response's tail), kept until it has (the server side never fills this).
-    var finished: [Int32: HTTP2Stream] = [:]
+    var finished = StreamMap<HTTP2Stream>()
     let pool: BufferPool?
 
     /// Set once the connection is dead (a fatal receive error or a GOAWAY nghttp2 sent itself).

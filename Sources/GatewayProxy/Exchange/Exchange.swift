@@ -150,29 +150,29 @@ final class ExchangePool {
 struct ExchangeTable {
 
     private var first: (stream: StreamID, exchange: Exchange)?
-    private var more: [StreamID: Exchange] = [:]
+    private var more = StreamMap<Exchange>()
 
     subscript(stream: StreamID) -> Exchange? {
         if let f = first, f.stream == stream { return f.exchange }
-        return more.isEmpty ? nil : more[stream]
+        return more.isEmpty ? nil : more[Int32(bitPattern: stream)]
     }
 
     var isEmpty: Bool { first == nil && more.isEmpty }
 
     /// Every open exchange (closing a connection).
-    var all: [Exchange] { (first.map { [$0.exchange] } ?? []) + Array(more.values) }
+    var all: [Exchange] { (first.map { [$0.exchange] } ?? []) + more.values }
 
     /// The open exchanges `include` picks, into `list` (kept by the caller: no allocation once grown).
     func collect(into list: inout [Exchange], _ include: (Exchange) -> Bool) {
         list.removeAll(keepingCapacity: true)
         if let f = first, include(f.exchange) { list.append(f.exchange) }
-        for ex in more.values where include(ex) { list.append(ex) }
+        more.forEach { ex in if include(ex) { list.append(ex) } }
     }
 
     mutating func open(_ stream: StreamID, startedAt: UInt64, pool: ExchangePool) -> Exchange {
         let ex = pool.take(startedAt: startedAt)
         ex.stream = stream
-        if first == nil { first = (stream, ex) } else { more[stream] = ex }
+        if first == nil { first = (stream, ex) } else { more[Int32(bitPattern: stream)] = ex }
         return ex
     }
 
@@ -180,7 +180,7 @@ struct ExchangeTable {
     /// it (a step further up the stack): a reused exchange must never be seen by an old holder.
     mutating func close(_ stream: StreamID, pool: ExchangePool) {
         var taken: Exchange?
-        if let f = first, f.stream == stream { taken = f.exchange; first = nil } else { taken = more.removeValue(forKey: stream) }
+        if let f = first, f.stream == stream { taken = f.exchange; first = nil } else { taken = more.removeValue(forKey: Int32(bitPattern: stream)) }
         guard var ex = taken else { return }
         taken = nil
         if isKnownUniquelyReferenced(&ex) { pool.give(ex) } else { pool.retire(ex) }

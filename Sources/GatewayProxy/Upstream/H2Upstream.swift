@@ -19,7 +19,7 @@ final class H2Upstream: BackendUser, TimerTarget, BatchTarget {
     unowned(unsafe) let worker: Worker
     /// Exchanges by the stream they opened, and those attached that have not opened theirs yet
     /// (before the handshake, or until their turn): they count against the streams it may open.
-    private(set) var streams: [Int32: Exchange] = [:]
+    private(set) var streams = StreamMap<Exchange>()
     private var waiting: [Exchange] = []
     /// Exchanges that got news from the backend in this round (kept: no allocation per round).
     private var touched: [Exchange] = []
@@ -279,7 +279,7 @@ final class H2Upstream: BackendUser, TimerTarget, BatchTarget {
             ex.backendStream.failure = f
             touched.append(ex)
         }
-        streams = [:]
+        streams.removeAll()
         waiting = []
         blocked = []
         worker.pool.discard(self)

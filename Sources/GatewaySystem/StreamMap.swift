@@ -1,0 +1,100 @@
+/// Values by HTTP/2 stream id, for the lookups a connection makes on every frame and field.
+/// Open addressing with linear probing, slotted by the id itself: stream ids are distinct,
+/// positive and mostly consecutive odd (or even) numbers, so `id >> 1` spreads them without a
+/// hash function — Swift's Dictionary would run SipHash on each of the dozens of lookups one
+/// request makes. Deletion shifts the cluster back (no tombstones). Empty until the first
+/// insert: an idle connection holds no table.
+public struct StreamMap<Value> {
+    private var keys: [Int32] = []       // 0: empty slot (stream 0 is the connection, never a key)
+    private var slots: [Value?] = []
+    public private(set) var count = 0
+
+    public init() {}
+
+    public var isEmpty: Bool { count == 0 }
+
+    @inline(__always) private func home(_ id: Int32, _ mask: Int) -> Int { Int(UInt32(bitPattern: id) >> 1) & mask }
+
+    @inline(__always) private func find(_ id: Int32) -> Int? {
+        guard count > 0 else { return nil }
+        let mask = keys.count - 1
+        var i = home(id, mask)
+        while true {
+            let k = keys[i]
+            if k == id { return i }
+            if k == 0 { return nil }
+            i = (i + 1) & mask
+        }
+    }
+
+    public subscript(id: Int32) -> Value? {
+        get { find(id).flatMap { slots[$0] } }
+        set {
+            if let v = newValue { insert(id, v) } else { removeValue(forKey: id) }
+        }
+    }
+
+    private mutating func insert(_ id: Int32, _ value: Value) {
+        precondition(id != 0, "stream 0 is not a stream")
+        if let i = find(id) { slots[i] = value; return }
+        if (count + 1) * 2 > keys.count { grow() }
+        let mask = keys.count - 1
+        var i = home(id, mask)
+        while keys[i] != 0 { i = (i + 1) & mask }
+        keys[i] = id
+        slots[i] = value
+        count += 1
+    }
+
+    private mutating func grow() {
+        let oldKeys = keys, oldSlots = slots
+        let size = max(16, keys.count * 2)
+        keys = Array(repeating: 0, count: size)
+        slots = Array(repeating: nil, count: size)
+        count = 0
+        for (k, v) in zip(oldKeys, oldSlots) where k != 0 { insert(k, v!) }
+    }
+
+    @discardableResult
+    public mutating func removeValue(forKey id: Int32) -> Value? {
+        guard var hole = find(id) else { return nil }
+        let value = slots[hole]
+        keys[hole] = 0
+        slots[hole] = nil
+        count -= 1
+        // Move later members of the cluster back into the hole when their home slot allows it.
+        let mask = keys.count - 1
+        var j = hole
+        while true {
+            j = (j + 1) & mask
+            let k = keys[j]
+            if k == 0 { break }
+            let h = home(k, mask)
+            let movable = hole <= j ? (h <= hole || h > j) : (h <= hole && h > j)
+            if movable {
+                keys[hole] = k; slots[hole] = slots[j]
+                keys[j] = 0; slots[j] = nil
+                hole = j
+            }
+        }
+        if count == 0 { keys = []; slots = [] }   // an idle connection holds no table
+        return value
+    }
+
+    public mutating func removeAll() {
+        keys = []; slots = []; count = 0
+    }
+
+    /// Every value, in no particular order.
+    public func forEach(_ body: (Value) -> Void) {
+        for i in keys.indices where keys[i] != 0 { body(slots[i]!) }
+    }
+
+    /// Every value, in no particular order (allocates: not for a per-request path).
+    public var values: [Value] {
+        var out: [Value] = []
+        out.reserveCapacity(count)
+        forEach { out.append($0) }
+        return out
+    }
+}

@@ -1,0 +1,35 @@
+import Testing
+import GatewaySystem
+
+/// StreamMap against Dictionary under random inserts, replacements and removals (the deletion
+/// shifts clusters back, which is where open addressing goes wrong).
+@Suite struct StreamMapTests {
+    @Test func agreesWithDictionary() {
+        var rng = SystemRandomNumberGenerator()
+        for round in 0..<50 {
+            var map = StreamMap<Int>()
+            var reference: [Int32: Int] = [:]
+            // Consecutive odd ids (clients' streams), a few far ones, and many collisions on small tables.
+            let pool: [Int32] = (0..<200).map { Int32(2 * $0 + 1) } + [Int32.max, 1 << 20 | 1, 65537, 3 + 64 * 1024]
+            for step in 0..<2000 {
+                let id = pool[Int.random(in: 0..<(round % 2 == 0 ? 40 : pool.count), using: &rng)]
+                if Bool.random(using: &rng) {
+                    map[id] = step; reference[id] = step
+                } else {
+                    #expect(map.removeValue(forKey: id) == reference.removeValue(forKey: id))
+                }
+                #expect(map.count == reference.count)
+            }
+            for id in pool { #expect(map[id] == reference[id], "id \(id)") }
+            #expect(map.values.sorted() == reference.values.sorted())
+        }
+    }
+
+    @Test func emptyHoldsNothingAndZeroIsNoKey() {
+        var map = StreamMap<String>()
+        #expect(map.isEmpty && map[1] == nil && map.removeValue(forKey: 1) == nil)
+        map[1] = "a"; map[3] = "b"
+        map[1] = nil; map[3] = nil
+        #expect(map.isEmpty && map.values.isEmpty)
+    }
+}
