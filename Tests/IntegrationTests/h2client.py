@@ -162,6 +162,22 @@ def reset_download(args):
     return {"conn": c.result(), "download_ok": c.stream(3)["_sha"].hexdigest() == expected}
 
 
+@scenario
+def grpc_open(args):
+    """A gRPC call (POST --path, application/grpc, te: trailers, grpc-timeout --grpc-timeout)
+    whose request stays open after one message: only a timer can end it. Reports how long the
+    answer took (the one measurement of time here: it tells which timer fired)."""
+    c = fresh(args)
+    extra = [("content-type", "application/grpc"), ("te", "trailers")]
+    if args.grpc_timeout:
+        extra.append(("grpc-timeout", args.grpc_timeout))
+    start = time.monotonic()
+    c.get(1, args.path, method="POST", end_stream=False, extra=extra)
+    c.data(1, b"\0\0\0\0\x04open", end_stream=False)
+    c.until(c.answered(1), timeout=args.timeout)
+    return {"conn": c.result(), "elapsed": round(time.monotonic() - start, 3)}
+
+
 # -- lifecycle
 
 
@@ -215,6 +231,7 @@ if __name__ == "__main__":
     p.add_argument("--pid", type=int, default=0, help="the gateway's pid (SIGTERM, VmRSS)")
     p.add_argument("--signal", default="TERM", help="what `shutdown` sends the gateway: TERM or HUP")
     p.add_argument("--timeout", type=float, default=10)
+    p.add_argument("--grpc-timeout", default="", help="grpc-open: the grpc-timeout field (300m, 10S)")
     args = p.parse_args()
     fn = SCENARIOS.get(args.scenario) or h2abuse.SCENARIOS[args.scenario]
     print(json.dumps(fn(args)), flush=True)
