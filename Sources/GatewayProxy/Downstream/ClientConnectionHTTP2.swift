@@ -172,14 +172,17 @@ extension ClientConnection {
     private func finishStream(_ ex: Exchange, _ h2: HTTP2Downstream, closed: Bool) -> Bool {
         let stream = Int32(ex.stream)
         guard ex.state.responseEnded, ex.state.requestEnded || ex.state.local else { return false }
-        if !closed && h2.session.outgoingBuffered(stream) > 0 {
+        // Answered before the client finished sending (RFC 9113 §8.1), or without reading its
+        // request (413 and the like, SPEC §12): the request stream is reset, without error —
+        // after the answer went out (nghttp2 drops a stream's queued HEADERS once it is reset).
+        let resets = (!ex.clientEnded || ex.stopsReading) && !closed
+        if resets && ex.answerFlush < 0 { ex.answerFlush = h2.flushes }
+        if !closed && (h2.session.outgoingBuffered(stream) > 0 || (resets && ex.answerFlush >= h2.flushes)) {
             ex.waitingOnClient = true   // finished once nghttp2 took the rest: a turn after the flush
             return false
         }
         record(ex)
-        // Answered before the client finished sending (RFC 9113 §8.1), or without reading its
-        // request (413 and the like, SPEC §12): the request stream is reset, without error.
-        if (!ex.clientEnded || ex.stopsReading) && !closed { h2.session.reset(stream, code: HTTP2ErrorCode.noError) }
+        if resets { h2.session.reset(stream, code: HTTP2ErrorCode.noError) }
         releaseUpstream(ex)
         closeExchange(ex)
         if exchanges.isEmpty && !h2.noticed { setDeadline(limits.idleTimeoutMs) }
@@ -205,6 +208,7 @@ extension ClientConnection {
                 return true
             }
             progress = io.output.readableCount > before
+            if progress { h2.flushes += 1 }
         }
         if !io.output.isEmpty { worker.loop.afterBatch(self) }
         return progress

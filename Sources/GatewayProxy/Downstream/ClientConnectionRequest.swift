@@ -118,12 +118,6 @@ extension ClientConnection {
             io.input.consume(head.headLength)
             respondLocally(ex, .client(404, "no route for \(shown)"), close: false); return
         }
-        // gRPC needs HTTP/2 end to end: its status is in trailers HTTP/1.1 backends do not send.
-        if ex.grpc && backend.tls.protocol != .h2 {
-            io.input.consume(head.headLength)
-            respondLocally(ex, ProxyError(.unavailable, "grpc needs an h2 backend (backend \(backend.config.name) is http/1.1)", metric: nil), close: false)
-            return
-        }
         if host.config.compression.enabled {
             ex.compression = host.config.compression
             ex.acceptsGzip = head.headers.contains { asciiEqualsIgnoringCase(b, $0.name, "accept-encoding")
@@ -138,6 +132,13 @@ extension ClientConnection {
                 values = v
             }
             claims = HeadWriter.ClaimHeadersOut(headers: jwt.claimHeaders, values: values)
+        }
+        // gRPC needs HTTP/2 end to end (its status is in trailers an HTTP/1.1 backend does not
+        // send); judged after the token, so an unauthenticated client learns nothing of the backend.
+        if ex.grpc && backend.tls.protocol != .h2 {
+            io.input.consume(head.headLength)
+            respondLocally(ex, ProxyError(.unavailable, "grpc needs an h2 backend (backend \(backend.config.name) is http/1.1)", metric: nil), close: false)
+            return
         }
         var cert: HeadWriter.ClientCertHeaders?
         if host.policy.clientAuth != .off {

@@ -17,6 +17,9 @@ final class HTTP2Downstream: DownstreamCodec {
     /// The graceful GOAWAY (RFC 9113 §6.8): notice sent, final GOAWAY sent.
     var noticed = false
     var goingAway = false
+    /// Flushes that wrote frames: a stream answered before the client finished waits for one
+    /// after its answer before it is reset.
+    var flushes = 0
     /// Reused for every response head of the connection (no allocation per response once grown).
     private var fields = HTTP2Fields()
 

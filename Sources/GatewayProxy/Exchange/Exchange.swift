@@ -71,6 +71,9 @@ final class Exchange: TimerTarget, BackendUser {
     var turn = false
     /// HTTP/2: its response waits for the client to take what the stream already holds.
     var waitingOnClient = false
+    /// HTTP/2: the connection's flush count when its answer was queued (-1: not yet), so the
+    /// reset that follows an early answer waits until the answer was written.
+    var answerFlush = -1
     /// The gzip filter while the response body is being compressed.
     var gzip: GzipStream?
     var bytesOut = 0
@@ -91,7 +94,7 @@ final class Exchange: TimerTarget, BackendUser {
         backend = nil; upstream = nil; backendStream = BackendStream(); upstreamStartedAt = 0; upstreamMs = nil
         requestTrailers = nil; clientTE = false; grpc = false; grpcDeadline = 0
         outgoingHead.clear(); outgoingHead.releaseIfEmpty()
-        requestChunked = false; requestBodyBytes = 0; clientEnded = false; stopsReading = false; turn = false; waitingOnClient = false
+        requestChunked = false; requestBodyBytes = 0; clientEnded = false; stopsReading = false; turn = false; waitingOnClient = false; answerFlush = -1
         gzip = nil; bytesOut = 0
         deadline = 0; timerSlot = 0
     }

@@ -80,7 +80,10 @@ extension Exchange {
     private func startResponse(status: Int, _ fields: HTTP2Fields, ends: Bool) {
         fields.bytes.withUnsafeBytes { b in
             var framing: BodyFraming = isHEAD || status == 204 || status == 304 ? .none : .chunked
-            for f in fields.fields where asciiEqualsIgnoringCase(b, f.name, "content-length") {
+            // An HTTP/1.1 client that takes trailers gets the body chunked, so the backend's
+            // trailers (if it sends some) have a place; otherwise a length passes as it is.
+            let chunkForTrailers = clientTE && conn.http2 == nil && framing == .chunked
+            for f in fields.fields where !chunkForTrailers && asciiEqualsIgnoringCase(b, f.name, "content-length") {
                 if let n = Int(String(decoding: b[f.value], as: UTF8.self)) { framing = .contentLength(n) }
             }
             let head = HTTPResponseHead(status: status, versionMinor: 1, headers: fields.fields, framing: framing, keepAlive: true, headLength: 0)
