@@ -4,18 +4,23 @@
 /// hash function — Swift's Dictionary would run SipHash on each of the dozens of lookups one
 /// request makes. Deletion shifts the cluster back (no tombstones). Empty until the first
 /// insert: an idle connection holds no table.
-public struct StreamMap<Value> {
-    private var keys: [Int32] = []       // 0: empty slot (stream 0 is the connection, never a key)
-    private var slots: [Value?] = []
-    public private(set) var count = 0
+@frozen public struct StreamMap<Value> {
+    // Inlinable (and so its storage usable from inline code): the callers in other modules
+    // specialize it for their value type; unspecialized, every access went through generic
+    // metadata lookups and cost more than the hashing it replaces.
+    @usableFromInline var keys: [Int32] = []       // 0: empty slot (stream 0 is the connection, never a key)
+    @usableFromInline var slots: [Value?] = []
+    @usableFromInline var storedCount = 0
 
-    public init() {}
+    @inlinable public init() {}
 
-    public var isEmpty: Bool { count == 0 }
+    @inlinable public var count: Int { storedCount }
 
-    @inline(__always) private func home(_ id: Int32, _ mask: Int) -> Int { Int(UInt32(bitPattern: id) >> 1) & mask }
+    @inlinable public var isEmpty: Bool { count == 0 }
 
-    @inline(__always) private func find(_ id: Int32) -> Int? {
+    @inlinable @inline(__always) func home(_ id: Int32, _ mask: Int) -> Int { Int(UInt32(bitPattern: id) >> 1) & mask }
+
+    @inlinable @inline(__always) func find(_ id: Int32) -> Int? {
         guard count > 0 else { return nil }
         let mask = keys.count - 1
         var i = home(id, mask)
@@ -27,14 +32,14 @@ public struct StreamMap<Value> {
         }
     }
 
-    public subscript(id: Int32) -> Value? {
+    @inlinable public subscript(id: Int32) -> Value? {
         get { find(id).flatMap { slots[$0] } }
         set {
             if let v = newValue { insert(id, v) } else { removeValue(forKey: id) }
         }
     }
 
-    private mutating func insert(_ id: Int32, _ value: Value) {
+    @inlinable mutating func insert(_ id: Int32, _ value: Value) {
         precondition(id != 0, "stream 0 is not a stream")
         if let i = find(id) { slots[i] = value; return }
         if (count + 1) * 2 > keys.count { grow() }
@@ -43,25 +48,25 @@ public struct StreamMap<Value> {
         while keys[i] != 0 { i = (i + 1) & mask }
         keys[i] = id
         slots[i] = value
-        count += 1
+        storedCount += 1
     }
 
-    private mutating func grow() {
+    @inlinable mutating func grow() {
         let oldKeys = keys, oldSlots = slots
         let size = max(16, keys.count * 2)
         keys = Array(repeating: 0, count: size)
         slots = Array(repeating: nil, count: size)
-        count = 0
+        storedCount = 0
         for (k, v) in zip(oldKeys, oldSlots) where k != 0 { insert(k, v!) }
     }
 
-    @discardableResult
+    @inlinable @discardableResult
     public mutating func removeValue(forKey id: Int32) -> Value? {
         guard var hole = find(id) else { return nil }
         let value = slots[hole]
         keys[hole] = 0
         slots[hole] = nil
-        count -= 1
+        storedCount -= 1
         // Move later members of the cluster back into the hole when their home slot allows it.
         let mask = keys.count - 1
         var j = hole
@@ -81,17 +86,17 @@ public struct StreamMap<Value> {
         return value
     }
 
-    public mutating func removeAll() {
-        keys = []; slots = []; count = 0
+    @inlinable public mutating func removeAll() {
+        keys = []; slots = []; storedCount = 0
     }
 
     /// Every value, in no particular order.
-    public func forEach(_ body: (Value) -> Void) {
+    @inlinable public func forEach(_ body: (Value) -> Void) {
         for i in keys.indices where keys[i] != 0 { body(slots[i]!) }
     }
 
     /// Every value, in no particular order (allocates: not for a per-request path).
-    public var values: [Value] {
+    @inlinable public var values: [Value] {
         var out: [Value] = []
         out.reserveCapacity(count)
         forEach { out.append($0) }

@@ -35,7 +35,11 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser, BatchTarge
     var exchanges = ExchangeTable()
     /// HTTP/1: the one exchange in progress.
     var exchange: Exchange? { exchanges[HTTP1Downstream.stream] }
-    /// HTTP/2: the exchanges that get a turn in this round (kept: no allocation per round).
+    /// HTTP/2: exchanges whose `turn` or `waitingOnClient` was set, in order (queued as the flag
+    /// is set, so a round visits only them instead of scanning every open stream), and the list
+    /// a round works through (kept: no allocation per round).
+    var turnQueue: [Exchange] = []
+    var waitingQueue: [Exchange] = []
     var turns: [Exchange] = []
     /// After a 101: the backend connection the bytes are tunnelled to.
     var tunnelled: UpstreamSession?
@@ -301,6 +305,7 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser, BatchTarge
         phase = .closed
         worker.loop.cancel(self)
         for ex in exchanges.all { closeExchange(ex) }
+        turnQueue = []; waitingQueue = []
         if let t = tunnelled { t.owner = nil; worker.pool.discard(t); tunnelled = nil }
         worker.loop.closeAndDeregister(fd: fd)
         worker.remove(self)

@@ -37,19 +37,18 @@ extension ClientConnection {
                 progress = true
             }
             guard phase == .serving else { return }
-            exchanges.collect(into: &turns) { $0.turn }
+            swap(&turns, &turnQueue)
             for ex in turns {
                 ex.turn = false
                 guard exchanges[ex.stream] === ex else { continue }   // finished by an earlier one's step
                 if forwardStream(ex, h2) { ex.turn = true; progress = true }
             }
+            turns.removeAll(keepingCapacity: true)
             guard phase == .serving else { return }
             if closeAfterResponse && !h2.noticed { goAway(h2) }   // max_requests_per_connection
             if flushHTTP2(h2) {
                 progress = true
-                // Frames taken: streams held back by their window or the client's pace may move again.
-                exchanges.collect(into: &turns) { $0.waitingOnClient }
-                for ex in turns { ex.turn = true }
+                wakeWaiting()   // frames taken: streams held back by their window or the client's pace may move again
             }
             guard phase == .serving else { return }
             // What the flush raised (a GOAWAY nghttp2 queued itself is noticed as it goes out, as
@@ -171,11 +170,18 @@ extension ClientConnection {
     /// over: log, recycle.
     private func finishStream(_ ex: Exchange, _ h2: HTTP2Downstream, closed: Bool) -> Bool {
         let stream = Int32(ex.stream)
-        guard ex.state.responseEnded, ex.state.requestEnded || ex.state.local else { return false }
-        // Answered before the client finished sending (RFC 9113 §8.1), or without reading its
-        // request (413 and the like, SPEC §12): the request stream is reset, without error —
-        // after the answer went out (nghttp2 drops a stream's queued HEADERS once it is reset).
-        let resets = (!ex.clientEnded || ex.stopsReading) && !closed
+        // An answer of the gateway's own before the client finished its request: the rest of the
+        // body is read and dropped (as HTTP/1.1 does; bounded by max_body_size and idle_timeout),
+        // since clients such as curl take a reset of a stream they still send on for a failure.
+        // Only an answer that stops reading the request (413 and the like, SPEC §12) resets it,
+        // without error (RFC 9113 §8.1) — after the answer went out: nghttp2 drops a stream's
+        // queued HEADERS once it is reset.
+        guard ex.state.responseEnded else { return false }
+        guard ex.state.requestEnded || (ex.state.local && (ex.stopsReading || closed)) else {
+            if ex.state.local && h2.session.outgoingBuffered(stream) == 0 { record(ex) }   // answered: logged now
+            return false
+        }
+        let resets = ex.stopsReading && !closed
         if resets && ex.answerFlush < 0 { ex.answerFlush = h2.flushes }
         if !closed && (h2.session.outgoingBuffered(stream) > 0 || (resets && ex.answerFlush >= h2.flushes)) {
             ex.waitingOnClient = true   // finished once nghttp2 took the rest: a turn after the flush
@@ -214,13 +220,25 @@ extension ClientConnection {
         return progress
     }
 
+    func queueTurn(_ ex: Exchange) { if http2 != nil { turnQueue.append(ex) } }
+    func queueWaiting(_ ex: Exchange) { if http2 != nil { waitingQueue.append(ex) } }
+
+    /// The streams that waited for the client to take their frames get a turn.
+    private func wakeWaiting() {
+        swap(&turns, &waitingQueue)
+        for ex in turns where ex.waitingOnClient && ex.connection === self {
+            ex.waitingOnClient = false   // set again if it still has to wait
+            ex.turn = true
+        }
+        turns.removeAll(keepingCapacity: true)
+    }
+
     /// The batch's writes to the client; what they made room for moves on.
     func endOfBatch() {
         guard phase == .serving, http2 != nil else { return }
         defer { io.output.releaseIfEmpty() }   // an idle connection holds no buffer block
         if flushClient() && phase == .serving {
-            exchanges.collect(into: &turns) { $0.waitingOnClient }
-            for ex in turns { ex.turn = true }
+            wakeWaiting()
             drive()
         }
     }

@@ -42,6 +42,8 @@ extension ClientConnection {
 
     /// Counts an answered request and logs it.
     func record(_ ex: Exchange) {
+        guard !ex.recorded else { return }
+        ex.recorded = true
         let totalMs = Int(now - ex.startedAt)
         let host = ex.hostIndex != SnapshotCounters.none ? ex.hostIndex : (tls.host?.index ?? SnapshotCounters.none)
         counters.countRequest(host: host, backend: ex.backend?.index ?? SnapshotCounters.none, status: ex.state.status)

@@ -69,6 +69,7 @@ extension ClientConnection {
             ex.host = head.host.map { String(decoding: b[$0], as: UTF8.self) }
         }
         ex.isHEAD = head.isHEAD
+        ex.expectsContinue = head.expectContinue
         ex.state.upgradeRequested = head.upgrade
         ex.clientVersionMinor = head.versionMinor
         ex.state.clientKeepAlive = head.keepAlive && !worker.draining

@@ -57,6 +57,8 @@ final class Exchange: TimerTarget, BackendUser {
     var requestTrailers: HTTP2Fields?
     /// The client said `TE: trailers`: response trailers reach an HTTP/1.1 client as chunked trailers.
     var clientTE = false
+    /// An HTTP/1.1 client sent `Expect: 100-continue`: an h2 backend does not answer it, the gateway does.
+    var expectsContinue = false
     /// `content-type: application/grpc…` (SPEC §12): the gateway's own answers take gRPC's form.
     var grpc = false
     /// The `grpc-timeout` as a point in time (0: none); it bounds the exchange's deadlines.
@@ -68,12 +70,19 @@ final class Exchange: TimerTarget, BackendUser {
     var stopsReading = false
     /// HTTP/2: something happened for this stream (its backend, the client, its window) and it
     /// needs a turn; the connection moves only such streams, not all of them on every event.
-    var turn = false
+    var turn = false {
+        didSet { if turn && !oldValue { connection?.queueTurn(self) } }
+    }
     /// HTTP/2: its response waits for the client to take what the stream already holds.
-    var waitingOnClient = false
+    var waitingOnClient = false {
+        didSet { if waitingOnClient && !oldValue { connection?.queueWaiting(self) } }
+    }
     /// HTTP/2: the connection's flush count when its answer was queued (-1: not yet), so the
     /// reset that follows an early answer waits until the answer was written.
     var answerFlush = -1
+    /// Counted and logged (once: an HTTP/2 answer is logged when it is out, even while the rest
+    /// of the client's request is still being dropped).
+    var recorded = false
     /// The gzip filter while the response body is being compressed.
     var gzip: GzipStream?
     var bytesOut = 0
@@ -92,9 +101,9 @@ final class Exchange: TimerTarget, BackendUser {
         requestID = .none; trace = nil; isHEAD = false; clientVersionMinor = 1
         compression = nil; acceptsGzip = false; jwtSub = nil; jwtError = nil
         backend = nil; upstream = nil; backendStream = BackendStream(); upstreamStartedAt = 0; upstreamMs = nil
-        requestTrailers = nil; clientTE = false; grpc = false; grpcDeadline = 0
+        requestTrailers = nil; clientTE = false; expectsContinue = false; grpc = false; grpcDeadline = 0
         outgoingHead.clear(); outgoingHead.releaseIfEmpty()
-        requestChunked = false; requestBodyBytes = 0; clientEnded = false; stopsReading = false; turn = false; waitingOnClient = false; answerFlush = -1
+        requestChunked = false; requestBodyBytes = 0; clientEnded = false; stopsReading = false; turn = false; waitingOnClient = false; answerFlush = -1; recorded = false
         gzip = nil; bytesOut = 0
         deadline = 0; timerSlot = 0
     }
@@ -164,13 +173,6 @@ struct ExchangeTable {
 
     /// Every open exchange (closing a connection).
     var all: [Exchange] { (first.map { [$0.exchange] } ?? []) + more.values }
-
-    /// The open exchanges `include` picks, into `list` (kept by the caller: no allocation once grown).
-    func collect(into list: inout [Exchange], _ include: (Exchange) -> Bool) {
-        list.removeAll(keepingCapacity: true)
-        if let f = first, include(f.exchange) { list.append(f.exchange) }
-        more.forEach { ex in if include(ex) { list.append(ex) } }
-    }
 
     mutating func open(_ stream: StreamID, startedAt: UInt64, pool: ExchangePool) -> Exchange {
         let ex = pool.take(startedAt: startedAt)

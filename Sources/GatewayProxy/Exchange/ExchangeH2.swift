@@ -24,6 +24,7 @@ extension Exchange {
         var authority: Range<Int>?
         for h in head.headers {
             if asciiEqualsIgnoringCase(b, h.name, "host") { authority = h.value; continue }
+            if expectsContinue && asciiEqualsIgnoringCase(b, h.name, "expect") { continue }   // answered below
             fields.append(name: UnsafeRawBufferPointer(rebasing: b[h.name]), value: UnsafeRawBufferPointer(rebasing: b[h.value]))
         }
         if clientTE { fields.append("te", "trailers") }
@@ -40,6 +41,9 @@ extension Exchange {
         }
         backendStream.id = id
         state.headSent = true
+        // The stream is open, so the body has somewhere to go (under the backend's flow
+        // control): the client need not wait out its Expect timeout (curl's is 1 s).
+        if expectsContinue && !state.requestEnded { conn.io.output.append("HTTP/1.1 100 Continue\r\n\r\n") }
         setDeadline(c.backend.config.responseTimeoutMs)
         return true
     }
