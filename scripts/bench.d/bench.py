@@ -7,9 +7,14 @@ Method (why each choice):
   its CPU time per request is the load-independent figure we compare.
 - CPU: utime+stime of the proxy's whole process tree (nginx master + worker) read from
   /proc before and after each measured run: "requests per proxy CPU-second".
-- TLS: wrk gets an OPENSSL_CONF pinning TLS 1.3, TLS_AES_128_GCM_SHA256 and X25519, so both
-  proxies do the same crypto. wrk connects to https://127.0.0.1:PORT: the SNI is then not
-  a configured name and both proxies serve their default host (api.test).
+- TLS: wrk gets an OPENSSL_CONF pinning TLS 1.3, TLS_AES_128_GCM_SHA256 and X25519, so every
+  proxy does the same crypto. wrk and h2load connect to https://api.test:PORT (--sni) inside a
+  private mount namespace whose /etc/hosts maps api.test to 127.0.0.1, so they send SNI api.test
+  and `Host: api.test` as ../shared/bench does, and each proxy selects its api.test host by SNI
+  (until 2026-12 they connected to 127.0.0.1: no SNI, every proxy on its default-host path).
+- Syscalls: counted with `perf stat -e raw_syscalls:sys_enter` over the proxy's tree in a separate
+  untimed run after the timed one (same load, at most 3 s): a tracepoint costs per syscall, and
+  while attached during the timed run it inflated the CPU of the proxy with more syscalls.
 - Handshakes: wrk resumes sessions on reconnect; hs_full/hs_rsa LD_PRELOAD nosession.so so
   every "Connection: close" request is a full handshake; hs_resumed leaves wrk alone.
 - Memory: mem_idle opens 1000 TLS connections, makes one keep-alive request on each and holds
@@ -107,6 +112,18 @@ def make_jwt(d):
         i += 2 + n
     with open(f"{d}/jwt.token", "w") as f:
         f.write(f"{head}.{body}.{b64url(ints[0] + ints[1])}")
+
+
+def raise_nofile(want=1 << 18):
+    """Room for 10,000-connection scenarios: our clients and the proxies we start inherit it
+    (as root the hard limit can be raised too, up to fs.nr_open)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        with open("/proc/sys/fs/nr_open") as f:
+            want = min(want, int(f.read()))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, max(want, hard)))
+    except (OSError, ValueError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def free_port():
@@ -321,55 +338,109 @@ def rss_bytes(pid):
     return total
 
 
-def wrk(port, path, seconds, close=False, nosession=None, conns=50, headers=()):
+# SNI: wrk and h2load take the server name from the URL and send none for an IP literal
+# (h2load 1.52 has no --sni), so with --sni NAME (default api.test) they connect to
+# https://NAME:PORT inside a private mount namespace whose /etc/hosts maps NAME to 127.0.0.1
+# (`unshare --mount` + a bind mount, as ../shared/bench does); wrk also sends `Host: NAME`.
+# With --sni '' (or where unshare is not allowed) they connect to https://127.0.0.1:PORT: no SNI,
+# and each proxy serves its default host.
+SNI = {"name": "", "hosts": None}
+
+
+def setup_sni(name, work):
+    if not name:
+        return
+    hosts = f"{work}/hosts"
+    with open(hosts, "w") as f:
+        f.write(f"127.0.0.1 localhost\n127.0.0.1 {name}\n")
+    probe = subprocess.run(["unshare", "--mount", "sh", "-c", 'mount --bind "$0" /etc/hosts && getent hosts "$1"', hosts, name],
+                           capture_output=True, text=True)
+    if probe.returncode != 0 or "127.0.0.1" not in probe.stdout:
+        print(f"warning: cannot resolve {name} in a private mount namespace ({probe.stderr.strip()}); "
+              "wrk and h2load connect to 127.0.0.1 without SNI", file=sys.stderr)
+        return
+    SNI.update(name=name, hosts=hosts)
+
+
+def client(cmd, port, path):
+    """A load generator's command line and URL: with SNI, run inside the namespace where NAME resolves."""
+    if SNI["hosts"]:
+        return (["unshare", "--mount", "sh", "-c", 'mount --bind "$0" /etc/hosts && exec "$@"', SNI["hosts"]] + cmd
+                + [f"https://{SNI['name']}:{port}{path}"])
+    return cmd + [f"https://127.0.0.1:{port}{path}"]
+
+
+def wrk(port, path, seconds, close=False, nosession=None, conns=50, headers=(), threads=1, timeout=None):
     env = dict(os.environ, OPENSSL_CONF=f"{HERE}/client-openssl.cnf")
     if nosession:
         env["LD_PRELOAD"] = nosession
-    cmd = ["wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--latency"]
+    cmd = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{seconds}s", "--latency"]
+    if timeout:
+        cmd += ["--timeout", f"{timeout}s"]
+    if SNI["hosts"]:
+        cmd += ["-H", f"Host: {SNI['name']}"]
     for h in headers:
         cmd += ["-H", h]
     if close:
         cmd += ["-H", "Connection: close"]
-    out = subprocess.run(pinned(1, cmd + [f"https://127.0.0.1:{port}{path}"]), capture_output=True, text=True, env=env).stdout
+    p = subprocess.run(pinned(1, client(cmd, port, path)), capture_output=True, text=True, env=env)
+    out = p.stdout
     m = re.search(r"(\d+) requests in", out)
+    if not m:
+        raise RuntimeError(f"wrk printed no request count (exit {p.returncode}): {(out + p.stderr)[-500:]}")
     p50 = re.search(r"50%\s+([\d.]+)(us|ms|s)", out)
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
     errors = re.search(r"Socket errors: (.*)", out)
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     scale = {"us": 0.001, "ms": 1, "s": 1000}
-    return {"requests": int(m.group(1)) if m else 0,
+    return {"requests": int(m.group(1)),
             "p50_ms": float(p50.group(1)) * scale[p50.group(2)] if p50 else None,
+            "p99_ms": float(p99.group(1)) * scale[p99.group(2)] if p99 else None,
+            "non2xx": int(non2xx.group(1)) if non2xx else 0,
             "errors": (errors.group(1) if errors else "") + (f" non2xx {non2xx.group(1)}" if non2xx else "")}
+
+
+def count_syscalls(proc, run_load):
+    """Syscalls per request of the proxy's whole tree, counted by perf's raw_syscalls tracepoint over
+    a separate, untimed run_load() (which returns its request count). A tracepoint costs a little
+    per syscall, so it never runs during a timed run: a proxy that makes more syscalls would pay more."""
+    if not shutil.which("perf"):
+        return None
+    pids = ",".join(str(x) for x in tree(proc.pid))
+    fd, perf_out = tempfile.mkstemp(prefix="perf-", suffix=".txt")
+    os.close(fd)
+    perf = subprocess.Popen(["perf", "stat", "-x,", "-e", "raw_syscalls:sys_enter", "-p", pids, "-o", perf_out],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.3)
+        requests = run_load()
+    finally:
+        perf.send_signal(2)
+        perf.wait()
+    m = re.search(r"^([\d.]+),", open(perf_out).read(), re.M)
+    os.unlink(perf_out)
+    return float(m.group(1)) / requests if m and requests else None
 
 
 def measure_wrk(proc, port, path, seconds, close=False, nosession=None, conns=50, syscalls=False, headers=()):
     wrk(port, path, 2, close, nosession, conns, headers)          # warm-up: pools, caches, page faults
-    # Syscalls of the proxy's whole tree, counted by perf's tracepoint (no ptrace: full speed).
-    perf = None
-    if syscalls and shutil.which("perf"):
-        pids = ",".join(str(x) for x in tree(proc.pid))
-        perf_out = tempfile.mktemp(prefix="perf-", suffix=".txt")
-        perf = subprocess.Popen(["perf", "stat", "-x,", "-e", "raw_syscalls:sys_enter", "-p", pids, "-o", perf_out],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(0.3)
     c0, t0 = cpu_seconds(proc.pid), time.time()
     r = wrk(port, path, seconds, close, nosession, conns, headers)
     cpu, wall = cpu_seconds(proc.pid) - c0, time.time() - t0
     r.update(rps=r["requests"] / wall, proxy_cpu_s=cpu, proxy_cores=cpu / wall,
              req_per_cpu_s=r["requests"] / cpu if cpu > 0 else None,
              us_per_req=cpu / r["requests"] * 1e6 if r["requests"] else None)
-    if perf:
-        perf.send_signal(2)
-        perf.wait()
-        m = re.search(r"^([\d.]+),", open(perf_out).read(), re.M)
-        r["syscalls_per_req"] = float(m.group(1)) / r["requests"] if m and r["requests"] else None
-        os.unlink(perf_out)
+    if syscalls:
+        # After the timed run, on the same warmed-up proxy: the same load for a shorter while.
+        r["syscalls_per_req"] = count_syscalls(proc, lambda: wrk(port, path, min(seconds, 3), close, nosession, conns,
+                                                                   headers)["requests"])
     return r
 
 
 def h2load(port, path, seconds, conns, streams):
     env = dict(os.environ, OPENSSL_CONF=f"{HERE}/client-openssl.cnf")
-    cmd = ["h2load", f"-c{conns}", f"-m{streams}", f"-D{seconds}", f"https://127.0.0.1:{port}{path}"]
-    out = subprocess.run(pinned(1, cmd), capture_output=True, text=True, env=env).stdout
+    cmd = ["h2load", f"-c{conns}", f"-m{streams}", f"-D{seconds}"]
+    out = subprocess.run(pinned(1, client(cmd, port, path)), capture_output=True, text=True, env=env).stdout
     m = re.search(r"requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored", out)
     codes = re.search(r"status codes: (\d+) 2xx", out)
     if not m:
@@ -521,6 +592,9 @@ def main():
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--scenarios", default=",".join(SCENARIOS))
     ap.add_argument("--mem-conns", type=int, default=1000)
+    ap.add_argument("--sni", default="api.test",
+                    help="the name wrk and h2load connect to (SNI and Host; resolved to 127.0.0.1 in a private mount"
+                         " namespace); '' connects to 127.0.0.1 without SNI, as before")
     ap.add_argument("--quick", action="store_true", help="1 round of 3 s runs")
     ap.add_argument("--out", default=None, help="JSON lines of every run (default: a file under /tmp)")
     ap.add_argument("--proxies", default="gateway,nginx,haproxy",
@@ -547,13 +621,13 @@ def main():
     for s in scenarios:
         if s not in SCENARIOS:
             sys.exit(f"unknown scenario {s}; known: {', '.join(SCENARIOS)}")
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (min(65535, hard), hard))
+    raise_nofile()
 
     work = tempfile.mkdtemp(prefix="gw-bench-")
     pki = f"{work}/pki"
     os.makedirs(pki)
     make_pki(pki)
+    setup_sni(args.sni, work)
     nosession = f"{work}/nosession.so"
     run(["gcc", "-O2", "-shared", "-fPIC", "-o", nosession, f"{HERE}/nosession.c", "-ldl"])
     shim = None
