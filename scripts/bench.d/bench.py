@@ -534,6 +534,8 @@ def count_allocs(name, proxy, args, work, pki, origin_ports, shim):
     finally:
         stop(p)
     return {"allocs_per_req": a["allocs_per_req"], "alloc_bytes_per_req": a["bytes_per_req"],
+            "swift_allocs_per_req": a["swift_allocs_per_req"],
+            "retains_releases_per_req": a["retains_per_req"] + a["releases_per_req"],
             "alloc_callers_per_req": a["runs"][0]["callers_per_req"]}   # in the raw runs only
 
 
@@ -565,7 +567,9 @@ def summarize(results, scenarios, proxies):
                 metrics.append(("syscalls_per_req", "syscalls per request (perf)"))
             if s in ALLOC_SCENARIOS and any(r.get("allocs_per_req") is not None for r in results):
                 metrics += [("allocs_per_req", "heap allocations per request (count_malloc, round 1)"),
-                            ("alloc_bytes_per_req", "heap bytes allocated per request")]
+                            ("swift_allocs_per_req", "of them Swift's (libswiftCore)"),
+                            ("alloc_bytes_per_req", "heap bytes allocated per request"),
+                            ("retains_releases_per_req", "Swift retains + releases per request (count_malloc)")]
         for key, label in metrics:
             cells = [fmt(value(p, s, key)) for p in proxies]
             for a in anchors:
@@ -652,7 +656,7 @@ def main():
                         brief = f"{r['bytes_per_conn']:.0f} B/conn" if s == "mem_idle" else \
                             f"{r['rps']:.0f} req/s, {r['req_per_cpu_s'] or 0:.0f} req/CPU-s, cores {r['proxy_cores']:.2f} {r['errors']}"
                         if r.get("allocs_per_req") is not None:
-                            brief += f" allocs/req {r['allocs_per_req']:.2f}"
+                            brief += f" allocs/req {r['allocs_per_req']:.2f} retains+releases/req {r['retains_releases_per_req']:.2f}"
                         print(f"round {rnd + 1} {s:10s} {proxy:8s} {brief}", file=sys.stderr, flush=True)
     finally:
         for o in origins:
