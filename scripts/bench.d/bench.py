@@ -45,7 +45,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 CPUS = os.cpu_count() or 1
 TICK = os.sysconf("SC_CLK_TCK")
 SCENARIOS = ["ka_small", "ka_jwt", "ka_16k", "ka_2backends", "body_20m", "hs_full", "hs_resumed", "hs_rsa", "mem_idle",
-             "h2_small", "h2_1m"]
+             "h2_small", "h2_1m", "flood"]
 # HTTP/2 scenarios (h2load): connections x concurrent streams, and the path. h2_small: 100 small
 # requests in flight, within the 128 pooled upstream connections (no backend handshakes in the
 # steady state); h2_1m: 4 x 4 streams of 1 MiB. The same shapes as ../shared/bench's h2 scenarios.
@@ -190,10 +190,11 @@ def start_origin(work, pki, port, name="origin"):
     return p
 
 
-def start_proxy(name, work, pki, port, origin_ports, cert, gateway_bin, env=None, h2=False, jwt=False):
+def start_proxy(name, work, pki, port, origin_ports, cert, gateway_bin, env=None, h2=False, jwt=False, conns=0):
     """nginx, haproxy, or a gateway build (`gateway`, `baseline`: the binary gateway_bin).
     env: the proxy's environment (default: ours), e.g. with the allocation-counting shim.
-    h2: the anchors offer HTTP/2 by ALPN (the gateway always does). jwt: the gateway verifies tokens (ka_jwt)."""
+    h2: the anchors offer HTTP/2 by ALPN (the gateway always does). jwt: the gateway verifies tokens (ka_jwt).
+    conns: client connections the scenario holds at once (HAProxy's maxconn must exceed it)."""
     d = tempfile.mkdtemp(prefix=f"{name}-", dir=work)
     if name == "nginx":
         servers = " ".join(f"server 127.0.0.1:{p};" for p in origin_ports)
@@ -218,7 +219,7 @@ def start_proxy(name, work, pki, port, origin_ports, cert, gateway_bin, env=None
         with open(f"{d}/haproxy.cfg", "w") as f:
             f.write(f"""global
     nbthread 1
-    maxconn 9000
+    {haproxy_limits(conns)}
     ssl-default-bind-options ssl-min-ver TLSv1.2
 defaults
     mode http
@@ -269,6 +270,17 @@ backend origin {{
         stop(p)
         raise RuntimeError(f"{name} does not answer GET /ok with 200 (got {out!r}); see {d}")
     return p
+
+
+def haproxy_limits(conns):
+    """HAProxy wants two fds per connection (2 x maxconn + a margin) and refuses to start when it cannot
+    raise RLIMIT_NOFILE that far; where the hard limit is lower (20,000 in this container, not raisable)
+    an explicit ulimit-n makes it start anyway (with an alert): a keep-alive pool needs far fewer than
+    one backend fd per client connection."""
+    maxconn = max(9000, conns + 100)
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    need = 2 * maxconn + 300
+    return f"maxconn {maxconn}" + (f"\n    ulimit-n {hard}" if hard != resource.RLIM_INFINITY and need > hard else "")
 
 
 _KNOWS = {}
@@ -487,6 +499,23 @@ def mem_idle(proc, port, n):
     return {"bytes_per_conn": (after - before) / n, "rss_before": before, "rss_after": after}
 
 
+def flood(proc, port, args):
+    """flood.py (pinned to CPU 1 like wrk) against this proxy: N slow-loris + N silent connections."""
+    cmd = [sys.executable, f"{HERE}/flood.py", "--port", str(port), "--pid", str(proc.pid), "--n", str(args.flood_conns),
+           "--host", args.sni or "api.test", "--hold", str(args.flood_hold), "--after", str(args.flood_after)]
+    out = subprocess.run(pinned(1, cmd), capture_output=True, text=True)
+    lines = [x for x in out.stdout.splitlines() if x.startswith("{")]
+    if out.returncode != 0 or not lines:
+        raise RuntimeError(f"flood.py failed ({out.returncode}): {out.stderr[-800:]}")
+    r = json.loads(lines[-1])
+    fails = r["normal_fails"] + r["slow_failed"] + r["silent_failed"]
+    r["errors"] = f"{r['normal_fails']} normal requests failed, {r['slow_failed'] + r['silent_failed']} flood connections not opened" \
+        if fails else ""
+    r["rss_before_mb"], r["rss_all_open_mb"], r["rss_after_mb"] = (r[k] / 1e6 for k in ("rss_before", "rss_all_open", "rss_after"))
+    r["closed_by_proxy"] = r["slow_closed_by_proxy"] + r["silent_closed_by_proxy"]
+    return r
+
+
 ALLOC_SCENARIOS = ("ka_small", "ka_16k")
 
 
@@ -506,6 +535,8 @@ def run_scenario(name, proxy, args, work, pki, origin_ports, nosession, shim=Non
             return measure_h2load(p, port, path, args.duration, conns, streams)
         if name == "mem_idle":
             return mem_idle(p, port, args.mem_conns)
+        if name == "flood":
+            return flood(p, port, args)
         if name == "body_20m":
             r = measure_wrk(p, port, "/20m", args.duration, conns=4)
             r["mb_per_s"] = r["rps"] * 20 * 1.048576
@@ -539,7 +570,7 @@ def count_allocs(name, proxy, args, work, pki, origin_ports, shim):
             "alloc_callers_per_req": a["runs"][0]["callers_per_req"]}   # in the raw runs only
 
 
-def summarize(results, scenarios, proxies):
+def summarize(results, scenarios, proxies, args_after=30):
     """Medians over rounds, and the gateway's ratio to each anchor as the median of the
     per-round ratios (the VM's speed drifts between minutes; a round's proxies run back to back)."""
     def med(xs):
@@ -559,6 +590,17 @@ def summarize(results, scenarios, proxies):
     for s in scenarios:
         if s == "mem_idle":
             metrics = [("bytes_per_conn", "bytes per idle TLS connection (lower is better)")]
+        elif s == "flood":
+            metrics = [("bytes_per_conn", "RSS bytes per flood connection held (all open)"),
+                       ("rss_before_mb", "RSS MB before"), ("rss_all_open_mb", "RSS MB, all flood connections open"),
+                       ("rss_after_mb", f"RSS MB {args_after} s after the flood closed"),
+                       ("after_over_before", "RSS after / before"),
+                       ("p50_ms_before", "normal client p50 ms before (new TLS connection + GET)"),
+                       ("p99_ms_before", "normal client p99 ms before"),
+                       ("p50_ms_during", "normal client p50 ms during"), ("p99_ms_during", "normal client p99 ms during"),
+                       ("normal_fails", "normal requests failed"),
+                       ("held_at_end_of_hold", "flood connections still open at the end of the hold"),
+                       ("closed_by_proxy", "flood connections the proxy closed")]
         elif s == "body_20m":
             metrics = [("mb_per_s", "MB/s through the proxy"), ("us_per_req", "proxy CPU µs per body")]
         else:
@@ -600,6 +642,9 @@ def main():
                     help="the name wrk and h2load connect to (SNI and Host; resolved to 127.0.0.1 in a private mount"
                          " namespace); '' connects to 127.0.0.1 without SNI, as before")
     ap.add_argument("--quick", action="store_true", help="1 round of 3 s runs")
+    ap.add_argument("--flood-conns", type=int, default=2000, help="flood: N slow-loris + N silent connections")
+    ap.add_argument("--flood-hold", type=float, default=15, help="flood: seconds of flood once all are open")
+    ap.add_argument("--flood-after", type=float, default=30, help="flood: seconds after it before RSS is read again")
     ap.add_argument("--out", default=None, help="JSON lines of every run (default: a file under /tmp)")
     ap.add_argument("--proxies", default="gateway,nginx,haproxy",
                     help="which proxies (haproxy is skipped when not installed; `baseline` is added after"
@@ -654,6 +699,9 @@ def main():
                         out.write(json.dumps(r) + "\n")
                         out.flush()
                         brief = f"{r['bytes_per_conn']:.0f} B/conn" if s == "mem_idle" else \
+                            (f"{(r['bytes_per_conn'] or 0):.0f} B/conn held, RSS {r['rss_before_mb']:.1f} -> {r['rss_all_open_mb']:.1f}"
+                             f" -> {r['rss_after_mb']:.1f} MB, p99 {r['p99_ms_before']} -> {r['p99_ms_during']} ms,"
+                             f" {r['closed_by_proxy']} closed by the proxy {r['errors']}") if s == "flood" else \
                             f"{r['rps']:.0f} req/s, {r['req_per_cpu_s'] or 0:.0f} req/CPU-s, cores {r['proxy_cores']:.2f} {r['errors']}"
                         if r.get("allocs_per_req") is not None:
                             brief += f" allocs/req {r['allocs_per_req']:.2f} retains+releases/req {r['retains_releases_per_req']:.2f}"
@@ -666,7 +714,7 @@ def main():
           f" ({CPUS} CPUs); medians. Raw runs: {out_path}\n")
     if args.baseline:
         print(f"baseline: {args.baseline}\n")
-    print(summarize(results, scenarios, proxies))
+    print(summarize(results, scenarios, proxies, args.flood_after))
 
 
 if __name__ == "__main__":
