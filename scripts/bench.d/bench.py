@@ -45,7 +45,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 CPUS = os.cpu_count() or 1
 TICK = os.sysconf("SC_CLK_TCK")
 SCENARIOS = ["ka_small", "ka_jwt", "ka_16k", "ka_2backends", "body_20m", "hs_full", "hs_resumed", "hs_rsa", "mem_idle",
-             "h2_small", "h2_1m", "flood"]
+             "h2_small", "h2_1m", "flood", "ka_10k"]
 # HTTP/2 scenarios (h2load): connections x concurrent streams, and the path. h2_small: 100 small
 # requests in flight, within the 128 pooled upstream connections (no backend handshakes in the
 # steady state); h2_1m: 4 x 4 streams of 1 MiB. The same shapes as ../shared/bench's h2 scenarios.
@@ -176,7 +176,7 @@ def start_origin(work, pki, port, name="origin"):
     with open(f"{d}/1m.bin", "wb") as f:
         f.write(os.urandom(1 << 20))
     body = f"""  server {{
-    listen 127.0.0.1:{port} ssl; server_name backend.test;
+    listen 127.0.0.1:{port} ssl backlog=4096; server_name backend.test;
     ssl_certificate {pki}/backend.pem; ssl_certificate_key {pki}/backend.key;
     ssl_protocols TLSv1.2 TLSv1.3; ssl_session_cache shared:origin:4m;
     ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256;   # same upstream crypto for both proxies
@@ -273,14 +273,17 @@ backend origin {{
 
 
 def haproxy_limits(conns):
-    """HAProxy wants two fds per connection (2 x maxconn + a margin) and refuses to start when it cannot
-    raise RLIMIT_NOFILE that far; where the hard limit is lower (20,000 in this container, not raisable)
-    an explicit ulimit-n makes it start anyway (with an alert): a keep-alive pool needs far fewer than
-    one backend fd per client connection."""
-    maxconn = max(9000, conns + 100)
+    """HAProxy reserves two fds per connection (2 x maxconn + a margin) and refuses to start when
+    RLIMIT_NOFILE cannot be raised that far. Where the hard limit is too low for the scenario's
+    connections (20,000 in this container, which cannot raise it) maxconn is capped to what fits,
+    with a warning: HAProxy then holds fewer connections than the scenario opens, and says so."""
+    want = max(9000, conns + 100)
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-    need = 2 * maxconn + 300
-    return f"maxconn {maxconn}" + (f"\n    ulimit-n {hard}" if hard != resource.RLIM_INFINITY and need > hard else "")
+    fits = (hard - 300) // 2 if hard != resource.RLIM_INFINITY else want
+    if want > fits:
+        print(f"warning: HAProxy's maxconn capped to {fits} (the hard limit of open files is {hard}; it reserves 2 per"
+              f" connection): fewer than the {conns} connections of this scenario", file=sys.stderr)
+    return f"maxconn {min(want, fits)}"
 
 
 _KNOWS = {}
@@ -499,6 +502,58 @@ def mem_idle(proc, port, n):
     return {"bytes_per_conn": (after - before) / n, "rss_before": before, "rss_after": after}
 
 
+def tcp_conns(port, side="sport", accepted=False):
+    """Established TCP connections on 127.0.0.1 with the given source (the proxy's side of client
+    connections) or destination port (a proxy's connections to the origin). accepted: only those a
+    process holds (`ss -p` names a user), not those still waiting in the kernel's accept queue."""
+    out = subprocess.run(["ss", "-Htn" + ("p" if accepted else ""), "state", "established", f"( {side} = :{port} )"],
+                         capture_output=True, text=True).stdout
+    return sum(1 for line in out.splitlines() if line.strip() and (not accepted or "users:" in line))
+
+
+def ka_scale(proc, port, args, origin_port):
+    """ka_10k: keep-alive GET /ok over --scale-conns connections (wrk -t2, at least 15 s: wrk's
+    10,000 handshakes alone take seconds, and their CPU is in the per-request figure), the proxy's
+    RSS, the client connections it has accepted and its connections to the origin sampled every 0.5 s
+    (wrk keeps a request in flight on every connection, so an HTTP/1.1 upstream needs up to one
+    connection per request in flight: thousands, each a backend handshake); does every proxy keep
+    serving (socket errors, non-2xx)? bytes_per_conn: RSS growth over the warmed-up proxy at the
+    sample with the most connections, divided by the connections it held then."""
+    import threading
+    wrk(port, "/ok", 2)                               # warm-up with the usual 50 connections
+    time.sleep(0.5)
+    before = rss_bytes(proc.pid)
+    peak = {"rss": before, "conns": 0, "rss_at_peak_conns": before, "upstream": 0}
+    done = threading.Event()
+
+    def sample():
+        while not done.wait(0.5):
+            n, r = tcp_conns(port, accepted=True), rss_bytes(proc.pid)
+            peak["rss"] = max(peak["rss"], r)
+            peak["upstream"] = max(peak["upstream"], tcp_conns(origin_port, "dport"))
+            if n >= peak["conns"]:
+                peak["conns"], peak["rss_at_peak_conns"] = n, r
+    t = threading.Thread(target=sample)
+    t.start()
+    c0, t0 = cpu_seconds(proc.pid), time.time()
+    try:
+        # wrk's default 2 s timeout would count the slowest of 10,000 connections as errors.
+        r = wrk(port, "/ok", max(args.duration, 15), conns=args.scale_conns, threads=2, timeout=10)
+    finally:
+        done.set()
+        t.join()
+    cpu, wall = cpu_seconds(proc.pid) - c0, time.time() - t0
+    r.update(rps=r["requests"] / wall, proxy_cpu_s=cpu, proxy_cores=cpu / wall,
+             req_per_cpu_s=r["requests"] / cpu if cpu > 0 else None,
+             us_per_req=cpu / r["requests"] * 1e6 if r["requests"] else None,
+             rss_before=before, rss_peak=peak["rss"], conns_established_max=peak["conns"], upstream_conns_max=peak["upstream"],
+             bytes_per_conn=(peak["rss_at_peak_conns"] - before) / peak["conns"] if peak["conns"] else None,
+             serving=r["requests"] > 0 and not r["errors"])
+    if not r["requests"]:
+        r["errors"] = (r["errors"] + " no request completed").strip()
+    return r
+
+
 def flood(proc, port, args):
     """flood.py (pinned to CPU 1 like wrk) against this proxy: N slow-loris + N silent connections."""
     cmd = [sys.executable, f"{HERE}/flood.py", "--port", str(port), "--pid", str(proc.pid), "--n", str(args.flood_conns),
@@ -528,7 +583,9 @@ def run_scenario(name, proxy, args, work, pki, origin_ports, nosession, shim=Non
     cert = "api-rsa" if name == "hs_rsa" else "api"
     ports = origin_ports if name == "ka_2backends" else origin_ports[:1]
     jwt = name == "ka_jwt"
-    p = start_proxy(proxy, work, pki, port, ports, cert, binary(proxy, args), h2=name in H2, jwt=jwt and proxy not in ("nginx", "haproxy"))
+    conns = {"mem_idle": args.mem_conns, "flood": 2 * args.flood_conns + 10, "ka_10k": args.scale_conns}.get(name, 0)
+    p = start_proxy(proxy, work, pki, port, ports, cert, binary(proxy, args), h2=name in H2,
+                    jwt=jwt and proxy not in ("nginx", "haproxy"), conns=conns)
     try:
         if name in H2:
             conns, streams, path = H2[name]
@@ -537,6 +594,8 @@ def run_scenario(name, proxy, args, work, pki, origin_ports, nosession, shim=Non
             return mem_idle(p, port, args.mem_conns)
         if name == "flood":
             return flood(p, port, args)
+        if name == "ka_10k":
+            return ka_scale(p, port, args, ports[0])
         if name == "body_20m":
             r = measure_wrk(p, port, "/20m", args.duration, conns=4)
             r["mb_per_s"] = r["rps"] * 20 * 1.048576
@@ -590,6 +649,12 @@ def summarize(results, scenarios, proxies, args_after=30):
     for s in scenarios:
         if s == "mem_idle":
             metrics = [("bytes_per_conn", "bytes per idle TLS connection (lower is better)")]
+        elif s == "ka_10k":
+            metrics = [("us_per_req", "proxy CPU µs per request (the connections' handshakes included)"), ("rps", "requests/s"),
+                       ("p50_ms", "p50 latency ms"), ("p99_ms", "p99 latency ms"), ("non2xx", "non-2xx responses"),
+                       ("conns_established_max", "client connections the proxy held (most seen)"),
+                       ("upstream_conns_max", "its connections to the origin (most seen)"),
+                       ("bytes_per_conn", "RSS growth per established connection, bytes")]
         elif s == "flood":
             metrics = [("bytes_per_conn", "RSS bytes per flood connection held (all open)"),
                        ("rss_before_mb", "RSS MB before"), ("rss_all_open_mb", "RSS MB, all flood connections open"),
@@ -642,6 +707,7 @@ def main():
                     help="the name wrk and h2load connect to (SNI and Host; resolved to 127.0.0.1 in a private mount"
                          " namespace); '' connects to 127.0.0.1 without SNI, as before")
     ap.add_argument("--quick", action="store_true", help="1 round of 3 s runs")
+    ap.add_argument("--scale-conns", type=int, default=10000, help="ka_10k: keep-alive connections (wrk -t2)")
     ap.add_argument("--flood-conns", type=int, default=2000, help="flood: N slow-loris + N silent connections")
     ap.add_argument("--flood-hold", type=float, default=15, help="flood: seconds of flood once all are open")
     ap.add_argument("--flood-after", type=float, default=30, help="flood: seconds after it before RSS is read again")
@@ -702,6 +768,9 @@ def main():
                             (f"{(r['bytes_per_conn'] or 0):.0f} B/conn held, RSS {r['rss_before_mb']:.1f} -> {r['rss_all_open_mb']:.1f}"
                              f" -> {r['rss_after_mb']:.1f} MB, p99 {r['p99_ms_before']} -> {r['p99_ms_during']} ms,"
                              f" {r['closed_by_proxy']} closed by the proxy {r['errors']}") if s == "flood" else \
+                            (f"{r['rps']:.0f} req/s, {r['conns_established_max']} conns ({r['upstream_conns_max']} upstream),"
+                             f" {(r['bytes_per_conn'] or 0):.0f} B/conn,"
+                             f" p99 {r['p99_ms']} ms, errors: {r['errors'] or 'none'}") if s == "ka_10k" else \
                             f"{r['rps']:.0f} req/s, {r['req_per_cpu_s'] or 0:.0f} req/CPU-s, cores {r['proxy_cores']:.2f} {r['errors']}"
                         if r.get("allocs_per_req") is not None:
                             brief += f" allocs/req {r['allocs_per_req']:.2f} retains+releases/req {r['retains_releases_per_req']:.2f}"
