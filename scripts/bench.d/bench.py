@@ -45,11 +45,38 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 CPUS = os.cpu_count() or 1
 TICK = os.sysconf("SC_CLK_TCK")
 SCENARIOS = ["ka_small", "ka_jwt", "ka_16k", "ka_2backends", "body_20m", "hs_full", "hs_resumed", "hs_rsa", "mem_idle",
-             "h2_small", "h2_1m", "flood", "ka_10k"]
+             "h2_small", "h2_1m", "flood", "ka_10k", "h2_backend", "grpc_unary"]
 # HTTP/2 scenarios (h2load): connections x concurrent streams, and the path. h2_small: 100 small
 # requests in flight, within the 128 pooled upstream connections (no backend handshakes in the
 # steady state); h2_1m: 4 x 4 streams of 1 MiB. The same shapes as ../shared/bench's h2 scenarios.
 H2 = {"h2_small": (4, 25, "/ok"), "h2_1m": (4, 4, "/1m")}
+# HTTP/2 end to end: h2load -> proxy -> gateway-echo over h2 (ALPN h2), 4 x 250 = 1,000 streams in
+# flight. h2_backend: GET /ok; grpc_unary: a POST of one fixed gRPC frame to /pkg.Echo/Call with
+# content-type application/grpc and te: trailers (gateway-echo answers it gRPC-style: the message
+# back, then trailers with grpc-status 0). nginx 1.22 cannot proxy HTTP/2 to a backend: not run.
+H2_BACKEND = {"h2_backend": (4, 250, "/ok"), "grpc_unary": (4, 250, "/pkg.Echo/Call")}
+GRPC_HEADERS = ("content-type: application/grpc", "te: trailers")
+
+
+class Skip(Exception):
+    """A proxy that cannot run a scenario (said in the results, not an error)."""
+
+
+def grpc_frame(path):
+    """One gRPC message: flag 0 (not compressed), 4-byte length, a small protobuf (field 1, a string)."""
+    msg = b"\x0a\x0bhello bench"
+    with open(path, "wb") as f:
+        f.write(b"\x00" + len(msg).to_bytes(4, "big") + msg)
+    return path
+
+
+def start_echo(echo_bin, work, pki, port):
+    """gateway-echo as an h2-capable origin (HTTP/1.1 and h2 by ALPN), on CPU 1 like the nginx origin."""
+    p = subprocess.Popen(pinned(1, [echo_bin, "--listen", f"127.0.0.1:{port}", "--cert", f"{pki}/backend.pem",
+                                    "--key", f"{pki}/backend.key", "--name", "origin"]),
+                         stdout=subprocess.DEVNULL, stderr=open(f"{work}/echo.stderr", "w"))
+    wait_port(port, p)
+    return p
 
 
 def run(cmd, **kw):
@@ -190,11 +217,16 @@ def start_origin(work, pki, port, name="origin"):
     return p
 
 
-def start_proxy(name, work, pki, port, origin_ports, cert, gateway_bin, env=None, h2=False, jwt=False, conns=0):
+def start_proxy(name, work, pki, port, origin_ports, cert, gateway_bin, env=None, h2=False, jwt=False, conns=0,
+                backend_h2=False):
     """nginx, haproxy, or a gateway build (`gateway`, `baseline`: the binary gateway_bin).
     env: the proxy's environment (default: ours), e.g. with the allocation-counting shim.
     h2: the anchors offer HTTP/2 by ALPN (the gateway always does). jwt: the gateway verifies tokens (ka_jwt).
-    conns: client connections the scenario holds at once (HAProxy's maxconn must exceed it)."""
+    conns: client connections the scenario holds at once (HAProxy's maxconn must exceed it).
+    backend_h2: HTTP/2 to the origin too (HAProxy `alpn h2 proto h2`; the gateway `protocol h2`,
+    SPEC section 12; nginx cannot: Skip)."""
+    if backend_h2 and name == "nginx":
+        raise Skip("nginx 1.22 cannot proxy HTTP/2 to a backend")
     d = tempfile.mkdtemp(prefix=f"{name}-", dir=work)
     if name == "nginx":
         servers = " ".join(f"server 127.0.0.1:{p};" for p in origin_ports)
@@ -215,6 +247,7 @@ def start_proxy(name, work, pki, port, origin_ports, cert, gateway_bin, env=None
         with open(f"{d}/cert.pem", "w") as f:
             f.write(open(f"{pki}/{cert}.pem").read() + open(f"{pki}/{cert}.key").read())
         servers = "\n    ".join(f"server b{i} 127.0.0.1:{p} ssl verify required ca-file {pki}/backend-ca.pem sni str(backend.test) verifyhost backend.test"
+                                + (" alpn h2 proto h2" if backend_h2 else "")
                                 for i, p in enumerate(origin_ports))
         with open(f"{d}/haproxy.cfg", "w") as f:
             f.write(f"""global
@@ -239,6 +272,7 @@ backend be
                              stdout=subprocess.DEVNULL, stderr=open(f"{d}/stderr", "w"), env=env)
     else:
         servers = "\n    ".join(f"server https://127.0.0.1:{p};" for p in origin_ports)
+        proto_line = "\n    protocol h2;" if backend_h2 else ""   # SPEC section 12: ALPN h2 required toward the origin
         # The per-connection request limit is lifted as nginx's keepalive_requests is above
         # (h2load never reconnects after a GOAWAY; allocs counts on one connection).
         conf = f"""workers 1;
@@ -252,13 +286,18 @@ host api.test {{
     {f"jwt {{ issuer https://bench.test/; audience bench; jwks_file {pki}/jwks.json; }}" if jwt else ""}
 }}
 backend origin {{
-    {servers}
+    {servers}{proto_line}
     keepalive 128;
     tls {{ ca {pki}/backend-ca.pem; server_name backend.test; }}
 }}
 """
         with open(f"{d}/gateway.conf", "w") as f:
             f.write(conf)
+        if backend_h2:
+            chk = subprocess.run([gateway_bin, "check", "-c", f"{d}/gateway.conf"], capture_output=True, text=True)
+            if chk.returncode != 0 and "protocol" in chk.stdout + chk.stderr:
+                raise Skip("this gateway build refuses `protocol h2` backends: "
+                           + " ".join((chk.stdout + chk.stderr).split())[-200:])
         p = subprocess.Popen(pinned(0, [gateway_bin, "run", "-c", f"{d}/gateway.conf"]),
                              stdout=subprocess.DEVNULL, stderr=open(f"{d}/stderr", "w"), env=env)
     wait_port(port, p)
@@ -452,9 +491,9 @@ def measure_wrk(proc, port, path, seconds, close=False, nosession=None, conns=50
     return r
 
 
-def h2load(port, path, seconds, conns, streams):
+def h2load(port, path, seconds, conns, streams, extra=()):
     env = dict(os.environ, OPENSSL_CONF=f"{HERE}/client-openssl.cnf")
-    cmd = ["h2load", f"-c{conns}", f"-m{streams}", f"-D{seconds}"]
+    cmd = ["h2load", f"-c{conns}", f"-m{streams}", f"-D{seconds}"] + list(extra)
     out = subprocess.run(pinned(1, client(cmd, port, path)), capture_output=True, text=True, env=env).stdout
     m = re.search(r"requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored", out)
     codes = re.search(r"status codes: (\d+) 2xx", out)
@@ -464,11 +503,30 @@ def h2load(port, path, seconds, conns, streams):
     return {"requests": int(m.group(3)), "errors": f"{m.group(4)} failed {m.group(5)} errored {bad} non2xx" if bad or int(m.group(4)) else ""}
 
 
-def measure_h2load(proc, port, path, seconds, conns, streams):
-    h2load(port, path, 2, conns, streams)   # warm-up: pools, caches, page faults
+def measure_h2load(proc, port, path, seconds, conns, streams, extra=(), origin_port=None):
+    """origin_port: also sample (every 0.2 s) the proxy's established connections to the origin
+    during the timed run: the most seen (multiplexing: far fewer than conns x streams)."""
+    import threading
+    h2load(port, path, 2, conns, streams, extra)   # warm-up: pools, caches, page faults
+    seen, done = [0], threading.Event()
+
+    def sample():
+        while not done.wait(0.2):
+            seen[0] = max(seen[0], tcp_conns(origin_port, "dport"))
+    t = threading.Thread(target=sample) if origin_port else None
+    if t:
+        t.start()
     c0, t0 = cpu_seconds(proc.pid), time.time()
-    r = h2load(port, path, seconds, conns, streams)
+    try:
+        r = h2load(port, path, seconds, conns, streams, extra)
+    finally:
+        done.set()
+        if t:
+            t.join()
     cpu, wall = cpu_seconds(proc.pid) - c0, time.time() - t0
+    if origin_port:
+        r.update(backend_conns_max=seen[0], streams_in_flight=conns * streams,
+                 backend_conns_after=tcp_conns(origin_port, "dport"))
     r.update(rps=r["requests"] / wall, proxy_cpu_s=cpu, proxy_cores=cpu / wall,
              req_per_cpu_s=r["requests"] / cpu if cpu > 0 else None,
              us_per_req=cpu / r["requests"] * 1e6 if r["requests"] else None)
@@ -578,7 +636,36 @@ def binary(proxy, args):
     return {"gateway": args.gateway, "baseline": args.baseline}.get(proxy)
 
 
+def run_h2_backend(name, proxy, args, work, pki):
+    """h2_backend / grpc_unary: h2load -> proxy -> gateway-echo over h2; skipped where the proxy cannot."""
+    port = free_port()
+    conns, streams, path = H2_BACKEND[name]
+    extra = []
+    if name == "grpc_unary":
+        extra = ["-d", args.grpc_frame] + [x for h in GRPC_HEADERS for x in ("-H", h)]
+    try:
+        p = start_proxy(proxy, work, pki, port, [args.echo_port], "api", binary(proxy, args), h2=True, backend_h2=True)
+    except Skip as e:
+        return {"skipped": str(e), "errors": ""}
+    try:
+        check = {}
+        if name == "grpc_unary":
+            # The trailers must come through: nghttp prints the response's header and trailer fields.
+            out = subprocess.run(["nghttp", "-v", "-d", args.grpc_frame] + [x for h in GRPC_HEADERS for x in ("-H", h)]
+                                 + [f"https://127.0.0.1:{port}{path}"], capture_output=True, text=True, timeout=20).stdout
+            check["grpc_status_0"] = "grpc-status: 0" in out
+            if not check["grpc_status_0"]:
+                raise RuntimeError(f"{proxy}: no `grpc-status: 0` trailer through the proxy: {out[-600:]}")
+        r = measure_h2load(p, port, path, args.duration, conns, streams, extra, origin_port=args.echo_port)
+        r.update(check)
+        return r
+    finally:
+        stop(p)
+
+
 def run_scenario(name, proxy, args, work, pki, origin_ports, nosession, shim=None):
+    if name in H2_BACKEND:
+        return run_h2_backend(name, proxy, args, work, pki)
     port = free_port()
     cert = "api-rsa" if name == "hs_rsa" else "api"
     ports = origin_ports if name == "ka_2backends" else origin_ports[:1]
@@ -672,6 +759,9 @@ def summarize(results, scenarios, proxies, args_after=30):
             metrics = [("us_per_req", "proxy CPU µs per request (lower is better)"), ("rps", "requests/s"), ("p50_ms", "p50 latency ms")]
             if s.startswith("ka_"):
                 metrics.append(("syscalls_per_req", "syscalls per request (perf)"))
+            if s in H2_BACKEND:
+                metrics = [m for m in metrics if m[0] != "p50_ms"] + [
+                    ("backend_conns_max", "proxy -> origin connections during the run (most seen; 1,000 streams in flight)")]
             if s in ALLOC_SCENARIOS and any(r.get("allocs_per_req") is not None for r in results):
                 metrics += [("allocs_per_req", "heap allocations per request (count_malloc, round 1)"),
                             ("swift_allocs_per_req", "of them Swift's (libswiftCore)"),
@@ -699,6 +789,7 @@ def summarize(results, scenarios, proxies, args_after=30):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--gateway", required=True)
+    ap.add_argument("--echo", help="the gateway-echo binary: the h2 origin of h2_backend and grpc_unary")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--scenarios", default=",".join(SCENARIOS))
@@ -736,6 +827,8 @@ def main():
     for s in scenarios:
         if s not in SCENARIOS:
             sys.exit(f"unknown scenario {s}; known: {', '.join(SCENARIOS)}")
+    if any(s in H2_BACKEND for s in scenarios) and not args.echo:
+        sys.exit("h2_backend and grpc_unary need --echo BIN (gateway-echo, the h2 origin)")
     raise_nofile()
 
     work = tempfile.mkdtemp(prefix="gw-bench-")
@@ -751,6 +844,9 @@ def main():
         run(["gcc", "-O2", "-shared", "-fPIC", "-Wl,-z,now", "-o", shim, f"{HERE}/../allocs.d/count_malloc.c", "-ldl", "-lpthread"])
     origin_ports = [free_port(), free_port()]
     origins = [start_origin(work, pki, origin_ports[0]), start_origin(work, pki, origin_ports[1], "origin2")]
+    if any(s in H2_BACKEND for s in scenarios):
+        args.echo_port, args.grpc_frame = free_port(), grpc_frame(f"{work}/grpc.bin")
+        origins.append(start_echo(args.echo, work, pki, args.echo_port))
     out_path = args.out or f"/tmp/gw-bench-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
     results = []
     try:
@@ -764,7 +860,8 @@ def main():
                         results.append(r)
                         out.write(json.dumps(r) + "\n")
                         out.flush()
-                        brief = f"{r['bytes_per_conn']:.0f} B/conn" if s == "mem_idle" else \
+                        brief = f"skipped: {r['skipped']}" if r.get("skipped") else \
+                            f"{r['bytes_per_conn']:.0f} B/conn" if s == "mem_idle" else \
                             (f"{(r['bytes_per_conn'] or 0):.0f} B/conn held, RSS {r['rss_before_mb']:.1f} -> {r['rss_all_open_mb']:.1f}"
                              f" -> {r['rss_after_mb']:.1f} MB, p99 {r['p99_ms_before']} -> {r['p99_ms_during']} ms,"
                              f" {r['closed_by_proxy']} closed by the proxy {r['errors']}") if s == "flood" else \
