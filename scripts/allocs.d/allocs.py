@@ -18,6 +18,12 @@ Method:
   address: libswiftCore.so for every Swift allocation (swift_slowAlloc), libssl.so.3 and
   libcrypto.so.3 for OpenSSL's (CRYPTO_malloc tail-calls malloc, so the object that called it
   shows), the executable for the gateway's C shims (and nginx's own code).
+- Swift retains and releases: the same shim counts the calls of swift_retain, swift_release (and
+  their _n, nonatomic and bridgeObject forms) on real objects that reach libswiftCore through the
+  PLT, i.e. every one the program's own code makes, by caller (see count_malloc.c; the calls
+  libswiftCore makes inside itself are not seen: callgrind_rr.py counts those too). Reported per
+  request beside the allocations and checked for scaling like them. Allocations are also split
+  into Swift's (caller libswiftCore.so) and OpenSSL's (libssl, libcrypto).
 The client is a small Python ssl client (one request in flight, `Host: 127.0.0.1:PORT` like wrk)
 that checks every status and body length. Back to back (the default), the next request can
 arrive while the proxy is still finishing the previous one, and a count that depends on timing
@@ -32,7 +38,9 @@ import bench  # noqa: E402  (PKI, proxy configurations, process trees: the same 
 
 SHIM_SRC = os.path.join(HERE, "count_malloc.c")
 PATHS = {"ka_small": ("/ok", 3), "ka_16k": ("/16k", 16384)}
-FIELDS = ["allocs", "bytes", "frees", "reallocs"]
+FIELDS = ["allocs", "bytes", "frees", "reallocs", "retains", "releases", "retain_calls", "release_calls"]
+SWIFT_LIBS = ("libswiftCore.so",)
+OPENSSL_LIBS = ("libssl.so.3", "libcrypto.so.3")
 
 
 def build_shim(out):
@@ -75,7 +83,7 @@ class Counters:
 def delta(after, before):
     """Summed over the processes present in both; per thread for the one-line breakdown."""
     total = {k: 0 for k in FIELDS}
-    threads, callers = {}, {}
+    threads, callers, rr_callers = {}, {}, {}
     for pid, a in after.items():
         b = before.get(pid)
         if b is None:
@@ -86,6 +94,10 @@ def delta(after, before):
             d = n - b["by_caller"].get(lib, 0)
             if d:
                 callers[lib] = callers.get(lib, 0) + d
+        for lib, n in a.get("rr_by_caller", {}).items():
+            d = n - b.get("rr_by_caller", {}).get(lib, 0)
+            if d:
+                rr_callers[lib] = rr_callers.get(lib, 0) + d
         prev = {t["slot"]: t for t in b["threads"]}
         for t in a["threads"]:
             if t["reporter"]:
@@ -95,6 +107,7 @@ def delta(after, before):
             if d:
                 threads[f"{pid}/{t['tid']}"] = d
     total["callers"] = callers
+    total["rr_callers"] = rr_callers
     stable = all(s["stable"] for s in after.values())
     return total, threads, stable
 
@@ -167,8 +180,12 @@ def measure(counters, proc, port, scenario, requests, warmup, check=True, idle_s
             wall = time.time() - t0
             snaps.append(counters.snapshot(pids))
             total, threads, stable = delta(snaps[-1], snaps[-2])
+            callers = {lib: x / n for lib, x in total.pop("callers").items()}
             runs.append({"requests": n, "wall_s": wall, "stable": stable, "threads": threads,
-                         "callers_per_req": {lib: x / n for lib, x in total.pop("callers").items()},
+                         "callers_per_req": callers,
+                         "swift_allocs_per_req": sum(x for lib, x in callers.items() if lib in SWIFT_LIBS),
+                         "openssl_allocs_per_req": sum(x for lib, x in callers.items() if lib in OPENSSL_LIBS),
+                         "rr_callers_per_req": {lib: x / n for lib, x in total.pop("rr_callers").items()},
                          **{f"{k}_per_req": total[k] / n for k in FIELDS}, **{f"{k}_total": total[k] for k in FIELDS}})
         idle = None
         if idle_s:
@@ -180,7 +197,9 @@ def measure(counters, proc, port, scenario, requests, warmup, check=True, idle_s
     first = runs[0]
     r = {k: first[k] for k in first if k.endswith("_per_req")}
     r.update(runs=runs, idle_allocs_per_s=idle,
-             scales=all(agree(x["allocs_per_req"], first["allocs_per_req"]) for x in runs))
+             swift_allocs_per_req=first["swift_allocs_per_req"], openssl_allocs_per_req=first["openssl_allocs_per_req"],
+             scales=all(agree(x["allocs_per_req"], first["allocs_per_req"])
+                        and agree(x["retains_per_req"], first["retains_per_req"]) for x in runs))
     return r
 
 
@@ -257,7 +276,8 @@ def main():
                 r.update(scenario=s, proxy=proxy)
                 results.append(r)
                 runs = " / ".join(f"{x['allocs_per_req']:.2f} ({x['requests']})" for x in r["runs"])
-                print(f"{s:9s} {proxy:8s} allocs/req {runs}; bytes/req {r['bytes_per_req']:,.1f}"
+                rr = " / ".join(f"{x['retains_per_req']:.2f}+{x['releases_per_req']:.2f}" for x in r["runs"])
+                print(f"{s:9s} {proxy:8s} allocs/req {runs}; bytes/req {r['bytes_per_req']:,.1f}; retains+releases/req {rr}"
                       f"{'' if r['scales'] else '  ** intervals disagree **'}", file=sys.stderr, flush=True)
     finally:
         bench.stop(origin)
@@ -268,20 +288,26 @@ def main():
           f" one TLS connection, {warmup} warm-up requests, intervals of {args.requests}"
           f"{'' if args.no_check else f' and {2 * args.requests}'} requests"
           f"{f', each sent {args.pace_us} µs after the previous response' if args.pace_us else ', back to back'})\n")
-    head = ["scenario", "proxy", "allocs/req", "bytes/req", "frees/req", "reallocs/req"]
+    head = ["scenario", "proxy", "allocs/req", "of them Swift (libswiftCore)", "of them OpenSSL", "bytes/req", "frees/req",
+            "reallocs/req", "Swift retains/req", "Swift releases/req", "retain + release calls/req (NULL and immortal included)"]
     if not args.no_check:
         head += [f"allocs/req over {2 * args.requests}", "idle allocs/s"]
     head += ["allocs + reallocs per request by immediate caller",
+             "retains + releases per request by immediate caller",
              "threads allocating (pid/tid: allocs in the first interval)"]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for r in results:
-        cells = [r["scenario"], r["proxy"], fmt(r["allocs_per_req"]), fmt(r["bytes_per_req"], 1), fmt(r["frees_per_req"]),
-                 fmt(r["reallocs_per_req"])]
+        cells = [r["scenario"], r["proxy"], fmt(r["allocs_per_req"]), fmt(r["swift_allocs_per_req"]),
+                 fmt(r["openssl_allocs_per_req"]), fmt(r["bytes_per_req"], 1), fmt(r["frees_per_req"]),
+                 fmt(r["reallocs_per_req"]), fmt(r["retains_per_req"]), fmt(r["releases_per_req"]),
+                 f'{fmt(r["retain_calls_per_req"])} + {fmt(r["release_calls_per_req"])}']
         if not args.no_check:
             cells += [fmt(r["runs"][-1]["allocs_per_req"]) + ("" if r["scales"] else " (disagrees)"), fmt(r["idle_allocs_per_s"], 1)]
         by = r["runs"][0]["callers_per_req"]
         cells.append(", ".join(f"{lib} {x:.2f}" for lib, x in sorted(by.items(), key=lambda kv: -kv[1])) or "none")
+        rr_by = r["runs"][0]["rr_callers_per_req"]
+        cells.append(", ".join(f"{lib} {x:.2f}" for lib, x in sorted(rr_by.items(), key=lambda kv: -kv[1])) or "none")
         th = r["runs"][0]["threads"]
         cells.append(", ".join(f"{k}: {v}" for k, v in sorted(th.items(), key=lambda kv: -kv[1])) or "none")
         print("| " + " | ".join(cells) + " |")

@@ -29,6 +29,20 @@
  * Bootstrap. dlsym() may call calloc/malloc before the real functions are known: those calls
  * are served from a small static arena (not counted; free() of such a block is a no-op).
  *
+ * Swift retains and releases. The shim also defines swift_retain, swift_release, their _n,
+ * swift_nonatomic_ and swift_bridgeObject forms: each counts a call on a real object (what the
+ * runtime tests first: a positive pointer; NULL and the negative immortal/small-string values
+ * return at once), by caller object like the allocations, and tail-calls libswiftCore's. That is
+ * every call that crosses the PLT into libswiftCore: all of the program's own (specialized and
+ * inlined stdlib code included), none that libswiftCore makes inside itself (its unspecialized
+ * generic code, e.g. a `swift_arrayInitWithCopy`); callgrind's call counts give those. A call of
+ * an _n form counts once (one atomic operation, whatever its n). "retain_calls"/"release_calls"
+ * count every call, NULL and negative included (what callgrind's call counts show). The runtime's hook pointers
+ * (_swift_retain, ... with _swift_enableSwizzlingOfAllocationAndRefCountingFunctions_
+ * forInstrumentsOnly) would see the inner calls too, but Swift 6.3's retain adapter masks the
+ * pointer's top byte before it calls the hook, so a hook cannot tell a small string (negative,
+ * "return at once") from an object, and calling on crashes: not used.
+ *
  * What is counted: malloc, calloc, realloc, reallocarray, free, posix_memalign, aligned_alloc,
  * memalign, valloc, pvalloc. "allocs" = calls that return a new block (malloc, calloc, the
  * aligned ones, realloc/reallocarray of NULL); "reallocs" = resizes of an existing block;
@@ -58,14 +72,17 @@
 #define EXPORT __attribute__((visibility("default")))
 #define TLS_IE __attribute__((tls_model("initial-exec")))
 
-enum { K_MALLOC, K_CALLOC, K_ALIGNED, K_REALLOC_NEW, K_REALLOC, K_FREE, K_BYTES, K_N };
-static const char *const names[K_N] = {"malloc", "calloc", "aligned", "realloc_null", "reallocs", "frees", "bytes"};
+enum { K_MALLOC, K_CALLOC, K_ALIGNED, K_REALLOC_NEW, K_REALLOC, K_FREE, K_BYTES,
+       K_RETAIN, K_RELEASE, K_RETAIN_CALLS, K_RELEASE_CALLS, K_N };
+static const char *const names[K_N] = {"malloc", "calloc", "aligned", "realloc_null", "reallocs", "frees", "bytes",
+                                       "retains", "releases", "retain_calls", "release_calls"};
 
 #define MAX_LIBS 31                            /* code ranges known; index MAX_LIBS = "other" */
 
 typedef struct {
     _Atomic uint64_t c[K_N];
     _Atomic uint64_t by_lib[MAX_LIBS + 1];     /* allocs + reallocs by immediate caller */
+    _Atomic uint64_t rr_by_lib[MAX_LIBS + 1];  /* retains + releases by immediate caller */
     _Atomic int32_t tid;
     _Atomic int32_t excluded;   /* the reporter's own slot */
 } __attribute__((aligned(64))) slot_t;
@@ -169,6 +186,50 @@ static inline void freed(void) {
     add(mine(), K_FREE, 1);
 }
 
+/* ---- Swift retain/release ---- */
+typedef void *(*retain_fn)(void *);
+typedef void (*release_fn)(void *);
+typedef void *(*retain_n_fn)(void *, uint32_t);
+typedef void (*release_n_fn)(void *, uint32_t);
+
+/* What the runtime tests before it touches a reference count: NULL, and the negative values
+ * of immortal and small-string bridge objects, return at once. */
+static inline int real_object(const void *p) { return (intptr_t)p > 0; }
+
+static inline void rr_counted(int k, void *caller) {
+    slot_t *s = mine();
+    add(s, k, 1);
+    int l = lib_of((uintptr_t)caller);
+    if (__builtin_expect(s == &slots[MAX_SLOTS], 0))
+        atomic_fetch_add_explicit(&s->rr_by_lib[l], 1, memory_order_relaxed);
+    else
+        atomic_store_explicit(&s->rr_by_lib[l], atomic_load_explicit(&s->rr_by_lib[l], memory_order_relaxed) + 1, memory_order_relaxed);
+}
+
+/* Each wrapper counts a call on a real object, by caller, and tail-calls the next definition
+ * (libswiftCore's), looked up once. Only a Swift program ever calls them. */
+#define RR(k, name, type, ret, params, ...) \
+    EXPORT ret name params { \
+        static type next; \
+        if (__builtin_expect(next == NULL, 0)) next = (type)dlsym(RTLD_NEXT, #name); \
+        if (real_object(p)) rr_counted(k, __builtin_return_address(0)); \
+        add(mine(), k == K_RETAIN ? K_RETAIN_CALLS : K_RELEASE_CALLS, 1); \
+        return next(__VA_ARGS__); \
+    }
+
+RR(K_RETAIN, swift_retain, retain_fn, void *, (void *p), p)
+RR(K_RETAIN, swift_retain_n, retain_n_fn, void *, (void *p, uint32_t n), p, n)
+RR(K_RETAIN, swift_nonatomic_retain, retain_fn, void *, (void *p), p)
+RR(K_RETAIN, swift_nonatomic_retain_n, retain_n_fn, void *, (void *p, uint32_t n), p, n)
+RR(K_RETAIN, swift_bridgeObjectRetain, retain_fn, void *, (void *p), p)
+RR(K_RETAIN, swift_bridgeObjectRetain_n, retain_n_fn, void *, (void *p, uint32_t n), p, n)
+RR(K_RELEASE, swift_release, release_fn, void, (void *p), p)
+RR(K_RELEASE, swift_release_n, release_n_fn, void, (void *p, uint32_t n), p, n)
+RR(K_RELEASE, swift_nonatomic_release, release_fn, void, (void *p), p)
+RR(K_RELEASE, swift_nonatomic_release_n, release_n_fn, void, (void *p, uint32_t n), p, n)
+RR(K_RELEASE, swift_bridgeObjectRelease, release_fn, void, (void *p), p)
+RR(K_RELEASE, swift_bridgeObjectRelease_n, release_n_fn, void, (void *p, uint32_t n), p, n)
+
 /* ---- the interposed functions ---- */
 EXPORT void *malloc(size_t n) {
     if (!READY(real_malloc)) return arena_alloc(n, 0);
@@ -260,7 +321,7 @@ static uint32_t slots_used(void) {
     return n < MAX_SLOTS ? n : MAX_SLOTS;
 }
 
-#define N_SUM (K_N + MAX_LIBS + 1)            /* the counters, then the callers */
+#define N_SUM (K_N + 2 * (MAX_LIBS + 1))      /* the counters, then the callers (allocs, then retains) */
 
 static void sum(uint64_t out[N_SUM]) {
     memset(out, 0, sizeof(uint64_t) * N_SUM);
@@ -270,6 +331,8 @@ static void sum(uint64_t out[N_SUM]) {
         if (!counts_toward_total(i)) continue;
         for (int k = 0; k < K_N; k++) out[k] += atomic_load_explicit(&slots[i].c[k], memory_order_relaxed);
         for (int l = 0; l <= MAX_LIBS; l++) out[K_N + l] += atomic_load_explicit(&slots[i].by_lib[l], memory_order_relaxed);
+        for (int l = 0; l <= MAX_LIBS; l++)
+            out[K_N + MAX_LIBS + 1 + l] += atomic_load_explicit(&slots[i].rr_by_lib[l], memory_order_relaxed);
     }
 }
 
@@ -336,6 +399,19 @@ static void report(const char *tag) {
         if (l < MAX_LIBS && l >= nlibs) continue;
         n = snprintf(line, sizeof line, "%s\"%s\": %llu", first ? "" : ", ", l == MAX_LIBS ? "other" : libs[l].name,
                      (unsigned long long)a[K_N + l]);
+        put(fd, line, (size_t)n);
+        first = 0;
+    }
+    /* rr_by_caller: retains + releases by immediate caller */
+    static const char rr_by_caller[] = "},\n \"rr_by_caller\": {";
+    n = (int)sizeof rr_by_caller - 1;
+    memcpy(line, rr_by_caller, (size_t)n);
+    put(fd, line, (size_t)n);
+    first = 1;
+    for (int l = 0; l <= MAX_LIBS; l++) {
+        if (l < MAX_LIBS && l >= nlibs) continue;
+        n = snprintf(line, sizeof line, "%s\"%s\": %llu", first ? "" : ", ", l == MAX_LIBS ? "other" : libs[l].name,
+                     (unsigned long long)a[K_N + MAX_LIBS + 1 + l]);
         put(fd, line, (size_t)n);
         first = 0;
     }

@@ -7,9 +7,14 @@ Method (why each choice):
   its CPU time per request is the load-independent figure we compare.
 - CPU: utime+stime of the proxy's whole process tree (nginx master + worker) read from
   /proc before and after each measured run: "requests per proxy CPU-second".
-- TLS: wrk gets an OPENSSL_CONF pinning TLS 1.3, TLS_AES_128_GCM_SHA256 and X25519, so both
-  proxies do the same crypto. wrk connects to https://127.0.0.1:PORT: the SNI is then not
-  a configured name and both proxies serve their default host (api.test).
+- TLS: wrk gets an OPENSSL_CONF pinning TLS 1.3, TLS_AES_128_GCM_SHA256 and X25519, so every
+  proxy does the same crypto. wrk and h2load connect to https://api.test:PORT (--sni) inside a
+  private mount namespace whose /etc/hosts maps api.test to 127.0.0.1, so they send SNI api.test
+  and `Host: api.test` as ../shared/bench does, and each proxy selects its api.test host by SNI
+  (until 2026-12 they connected to 127.0.0.1: no SNI, every proxy on its default-host path).
+- Syscalls: counted with `perf stat -e raw_syscalls:sys_enter` over the proxy's tree in a separate
+  untimed run after the timed one (same load, at most 3 s): a tracepoint costs per syscall, and
+  while attached during the timed run it inflated the CPU of the proxy with more syscalls.
 - Handshakes: wrk resumes sessions on reconnect; hs_full/hs_rsa LD_PRELOAD nosession.so so
   every "Connection: close" request is a full handshake; hs_resumed leaves wrk alone.
 - Memory: mem_idle opens 1000 TLS connections, makes one keep-alive request on each and holds
@@ -40,11 +45,38 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 CPUS = os.cpu_count() or 1
 TICK = os.sysconf("SC_CLK_TCK")
 SCENARIOS = ["ka_small", "ka_jwt", "ka_16k", "ka_2backends", "body_20m", "hs_full", "hs_resumed", "hs_rsa", "mem_idle",
-             "h2_small", "h2_1m"]
+             "h2_small", "h2_1m", "flood", "ka_10k", "h2_backend", "grpc_unary"]
 # HTTP/2 scenarios (h2load): connections x concurrent streams, and the path. h2_small: 100 small
 # requests in flight, within the 128 pooled upstream connections (no backend handshakes in the
 # steady state); h2_1m: 4 x 4 streams of 1 MiB. The same shapes as ../shared/bench's h2 scenarios.
 H2 = {"h2_small": (4, 25, "/ok"), "h2_1m": (4, 4, "/1m")}
+# HTTP/2 end to end: h2load -> proxy -> gateway-echo over h2 (ALPN h2), 4 x 250 = 1,000 streams in
+# flight. h2_backend: GET /ok; grpc_unary: a POST of one fixed gRPC frame to /pkg.Echo/Call with
+# content-type application/grpc and te: trailers (gateway-echo answers it gRPC-style: the message
+# back, then trailers with grpc-status 0). nginx 1.22 cannot proxy HTTP/2 to a backend: not run.
+H2_BACKEND = {"h2_backend": (4, 250, "/ok"), "grpc_unary": (4, 250, "/pkg.Echo/Call")}
+GRPC_HEADERS = ("content-type: application/grpc", "te: trailers")
+
+
+class Skip(Exception):
+    """A proxy that cannot run a scenario (said in the results, not an error)."""
+
+
+def grpc_frame(path):
+    """One gRPC message: flag 0 (not compressed), 4-byte length, a small protobuf (field 1, a string)."""
+    msg = b"\x0a\x0bhello bench"
+    with open(path, "wb") as f:
+        f.write(b"\x00" + len(msg).to_bytes(4, "big") + msg)
+    return path
+
+
+def start_echo(echo_bin, work, pki, port):
+    """gateway-echo as an h2-capable origin (HTTP/1.1 and h2 by ALPN), on CPU 1 like the nginx origin."""
+    p = subprocess.Popen(pinned(1, [echo_bin, "--listen", f"127.0.0.1:{port}", "--cert", f"{pki}/backend.pem",
+                                    "--key", f"{pki}/backend.key", "--name", "origin"]),
+                         stdout=subprocess.DEVNULL, stderr=open(f"{work}/echo.stderr", "w"))
+    wait_port(port, p)
+    return p
 
 
 def run(cmd, **kw):
@@ -109,6 +141,18 @@ def make_jwt(d):
         f.write(f"{head}.{body}.{b64url(ints[0] + ints[1])}")
 
 
+def raise_nofile(want=1 << 18):
+    """Room for 10,000-connection scenarios: our clients and the proxies we start inherit it
+    (as root the hard limit can be raised too, up to fs.nr_open)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        with open("/proc/sys/fs/nr_open") as f:
+            want = min(want, int(f.read()))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, max(want, hard)))
+    except (OSError, ValueError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -159,7 +203,7 @@ def start_origin(work, pki, port, name="origin"):
     with open(f"{d}/1m.bin", "wb") as f:
         f.write(os.urandom(1 << 20))
     body = f"""  server {{
-    listen 127.0.0.1:{port} ssl; server_name backend.test;
+    listen 127.0.0.1:{port} ssl backlog=4096; server_name backend.test;
     ssl_certificate {pki}/backend.pem; ssl_certificate_key {pki}/backend.key;
     ssl_protocols TLSv1.2 TLSv1.3; ssl_session_cache shared:origin:4m;
     ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256;   # same upstream crypto for both proxies
@@ -173,10 +217,16 @@ def start_origin(work, pki, port, name="origin"):
     return p
 
 
-def start_proxy(name, work, pki, port, origin_ports, cert, gateway_bin, env=None, h2=False, jwt=False):
+def start_proxy(name, work, pki, port, origin_ports, cert, gateway_bin, env=None, h2=False, jwt=False, conns=0,
+                backend_h2=False):
     """nginx, haproxy, or a gateway build (`gateway`, `baseline`: the binary gateway_bin).
     env: the proxy's environment (default: ours), e.g. with the allocation-counting shim.
-    h2: the anchors offer HTTP/2 by ALPN (the gateway always does). jwt: the gateway verifies tokens (ka_jwt)."""
+    h2: the anchors offer HTTP/2 by ALPN (the gateway always does). jwt: the gateway verifies tokens (ka_jwt).
+    conns: client connections the scenario holds at once (HAProxy's maxconn must exceed it).
+    backend_h2: HTTP/2 to the origin too (HAProxy `alpn h2 proto h2`; the gateway `protocol h2`,
+    SPEC section 12; nginx cannot: Skip)."""
+    if backend_h2 and name == "nginx":
+        raise Skip("nginx 1.22 cannot proxy HTTP/2 to a backend")
     d = tempfile.mkdtemp(prefix=f"{name}-", dir=work)
     if name == "nginx":
         servers = " ".join(f"server 127.0.0.1:{p};" for p in origin_ports)
@@ -197,11 +247,12 @@ def start_proxy(name, work, pki, port, origin_ports, cert, gateway_bin, env=None
         with open(f"{d}/cert.pem", "w") as f:
             f.write(open(f"{pki}/{cert}.pem").read() + open(f"{pki}/{cert}.key").read())
         servers = "\n    ".join(f"server b{i} 127.0.0.1:{p} ssl verify required ca-file {pki}/backend-ca.pem sni str(backend.test) verifyhost backend.test"
+                                + (" alpn h2 proto h2" if backend_h2 else "")
                                 for i, p in enumerate(origin_ports))
         with open(f"{d}/haproxy.cfg", "w") as f:
             f.write(f"""global
     nbthread 1
-    maxconn 9000
+    {haproxy_limits(conns)}
     ssl-default-bind-options ssl-min-ver TLSv1.2
 defaults
     mode http
@@ -221,6 +272,7 @@ backend be
                              stdout=subprocess.DEVNULL, stderr=open(f"{d}/stderr", "w"), env=env)
     else:
         servers = "\n    ".join(f"server https://127.0.0.1:{p};" for p in origin_ports)
+        proto_line = "\n    protocol h2;" if backend_h2 else ""   # SPEC section 12: ALPN h2 required toward the origin
         # The per-connection request limit is lifted as nginx's keepalive_requests is above
         # (h2load never reconnects after a GOAWAY; allocs counts on one connection).
         conf = f"""workers 1;
@@ -234,13 +286,18 @@ host api.test {{
     {f"jwt {{ issuer https://bench.test/; audience bench; jwks_file {pki}/jwks.json; }}" if jwt else ""}
 }}
 backend origin {{
-    {servers}
+    {servers}{proto_line}
     keepalive 128;
     tls {{ ca {pki}/backend-ca.pem; server_name backend.test; }}
 }}
 """
         with open(f"{d}/gateway.conf", "w") as f:
             f.write(conf)
+        if backend_h2:
+            chk = subprocess.run([gateway_bin, "check", "-c", f"{d}/gateway.conf"], capture_output=True, text=True)
+            if chk.returncode != 0 and "protocol" in chk.stdout + chk.stderr:
+                raise Skip("this gateway build refuses `protocol h2` backends: "
+                           + " ".join((chk.stdout + chk.stderr).split())[-200:])
         p = subprocess.Popen(pinned(0, [gateway_bin, "run", "-c", f"{d}/gateway.conf"]),
                              stdout=subprocess.DEVNULL, stderr=open(f"{d}/stderr", "w"), env=env)
     wait_port(port, p)
@@ -252,6 +309,20 @@ backend origin {{
         stop(p)
         raise RuntimeError(f"{name} does not answer GET /ok with 200 (got {out!r}); see {d}")
     return p
+
+
+def haproxy_limits(conns):
+    """HAProxy reserves two fds per connection (2 x maxconn + a margin) and refuses to start when
+    RLIMIT_NOFILE cannot be raised that far. Where the hard limit is too low for the scenario's
+    connections (20,000 in this container, which cannot raise it) maxconn is capped to what fits,
+    with a warning: HAProxy then holds fewer connections than the scenario opens, and says so."""
+    want = max(9000, conns + 100)
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    fits = (hard - 300) // 2 if hard != resource.RLIM_INFINITY else want
+    if want > fits:
+        print(f"warning: HAProxy's maxconn capped to {fits} (the hard limit of open files is {hard}; it reserves 2 per"
+              f" connection): fewer than the {conns} connections of this scenario", file=sys.stderr)
+    return f"maxconn {min(want, fits)}"
 
 
 _KNOWS = {}
@@ -321,55 +392,109 @@ def rss_bytes(pid):
     return total
 
 
-def wrk(port, path, seconds, close=False, nosession=None, conns=50, headers=()):
+# SNI: wrk and h2load take the server name from the URL and send none for an IP literal
+# (h2load 1.52 has no --sni), so with --sni NAME (default api.test) they connect to
+# https://NAME:PORT inside a private mount namespace whose /etc/hosts maps NAME to 127.0.0.1
+# (`unshare --mount` + a bind mount, as ../shared/bench does); wrk also sends `Host: NAME`.
+# With --sni '' (or where unshare is not allowed) they connect to https://127.0.0.1:PORT: no SNI,
+# and each proxy serves its default host.
+SNI = {"name": "", "hosts": None}
+
+
+def setup_sni(name, work):
+    if not name:
+        return
+    hosts = f"{work}/hosts"
+    with open(hosts, "w") as f:
+        f.write(f"127.0.0.1 localhost\n127.0.0.1 {name}\n")
+    probe = subprocess.run(["unshare", "--mount", "sh", "-c", 'mount --bind "$0" /etc/hosts && getent hosts "$1"', hosts, name],
+                           capture_output=True, text=True)
+    if probe.returncode != 0 or "127.0.0.1" not in probe.stdout:
+        print(f"warning: cannot resolve {name} in a private mount namespace ({probe.stderr.strip()}); "
+              "wrk and h2load connect to 127.0.0.1 without SNI", file=sys.stderr)
+        return
+    SNI.update(name=name, hosts=hosts)
+
+
+def client(cmd, port, path):
+    """A load generator's command line and URL: with SNI, run inside the namespace where NAME resolves."""
+    if SNI["hosts"]:
+        return (["unshare", "--mount", "sh", "-c", 'mount --bind "$0" /etc/hosts && exec "$@"', SNI["hosts"]] + cmd
+                + [f"https://{SNI['name']}:{port}{path}"])
+    return cmd + [f"https://127.0.0.1:{port}{path}"]
+
+
+def wrk(port, path, seconds, close=False, nosession=None, conns=50, headers=(), threads=1, timeout=None):
     env = dict(os.environ, OPENSSL_CONF=f"{HERE}/client-openssl.cnf")
     if nosession:
         env["LD_PRELOAD"] = nosession
-    cmd = ["wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--latency"]
+    cmd = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{seconds}s", "--latency"]
+    if timeout:
+        cmd += ["--timeout", f"{timeout}s"]
+    if SNI["hosts"]:
+        cmd += ["-H", f"Host: {SNI['name']}"]
     for h in headers:
         cmd += ["-H", h]
     if close:
         cmd += ["-H", "Connection: close"]
-    out = subprocess.run(pinned(1, cmd + [f"https://127.0.0.1:{port}{path}"]), capture_output=True, text=True, env=env).stdout
+    p = subprocess.run(pinned(1, client(cmd, port, path)), capture_output=True, text=True, env=env)
+    out = p.stdout
     m = re.search(r"(\d+) requests in", out)
+    if not m:
+        raise RuntimeError(f"wrk printed no request count (exit {p.returncode}): {(out + p.stderr)[-500:]}")
     p50 = re.search(r"50%\s+([\d.]+)(us|ms|s)", out)
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
     errors = re.search(r"Socket errors: (.*)", out)
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     scale = {"us": 0.001, "ms": 1, "s": 1000}
-    return {"requests": int(m.group(1)) if m else 0,
+    return {"requests": int(m.group(1)),
             "p50_ms": float(p50.group(1)) * scale[p50.group(2)] if p50 else None,
+            "p99_ms": float(p99.group(1)) * scale[p99.group(2)] if p99 else None,
+            "non2xx": int(non2xx.group(1)) if non2xx else 0,
             "errors": (errors.group(1) if errors else "") + (f" non2xx {non2xx.group(1)}" if non2xx else "")}
+
+
+def count_syscalls(proc, run_load):
+    """Syscalls per request of the proxy's whole tree, counted by perf's raw_syscalls tracepoint over
+    a separate, untimed run_load() (which returns its request count). A tracepoint costs a little
+    per syscall, so it never runs during a timed run: a proxy that makes more syscalls would pay more."""
+    if not shutil.which("perf"):
+        return None
+    pids = ",".join(str(x) for x in tree(proc.pid))
+    fd, perf_out = tempfile.mkstemp(prefix="perf-", suffix=".txt")
+    os.close(fd)
+    perf = subprocess.Popen(["perf", "stat", "-x,", "-e", "raw_syscalls:sys_enter", "-p", pids, "-o", perf_out],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.3)
+        requests = run_load()
+    finally:
+        perf.send_signal(2)
+        perf.wait()
+    m = re.search(r"^([\d.]+),", open(perf_out).read(), re.M)
+    os.unlink(perf_out)
+    return float(m.group(1)) / requests if m and requests else None
 
 
 def measure_wrk(proc, port, path, seconds, close=False, nosession=None, conns=50, syscalls=False, headers=()):
     wrk(port, path, 2, close, nosession, conns, headers)          # warm-up: pools, caches, page faults
-    # Syscalls of the proxy's whole tree, counted by perf's tracepoint (no ptrace: full speed).
-    perf = None
-    if syscalls and shutil.which("perf"):
-        pids = ",".join(str(x) for x in tree(proc.pid))
-        perf_out = tempfile.mktemp(prefix="perf-", suffix=".txt")
-        perf = subprocess.Popen(["perf", "stat", "-x,", "-e", "raw_syscalls:sys_enter", "-p", pids, "-o", perf_out],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(0.3)
     c0, t0 = cpu_seconds(proc.pid), time.time()
     r = wrk(port, path, seconds, close, nosession, conns, headers)
     cpu, wall = cpu_seconds(proc.pid) - c0, time.time() - t0
     r.update(rps=r["requests"] / wall, proxy_cpu_s=cpu, proxy_cores=cpu / wall,
              req_per_cpu_s=r["requests"] / cpu if cpu > 0 else None,
              us_per_req=cpu / r["requests"] * 1e6 if r["requests"] else None)
-    if perf:
-        perf.send_signal(2)
-        perf.wait()
-        m = re.search(r"^([\d.]+),", open(perf_out).read(), re.M)
-        r["syscalls_per_req"] = float(m.group(1)) / r["requests"] if m and r["requests"] else None
-        os.unlink(perf_out)
+    if syscalls:
+        # After the timed run, on the same warmed-up proxy: the same load for a shorter while.
+        r["syscalls_per_req"] = count_syscalls(proc, lambda: wrk(port, path, min(seconds, 3), close, nosession, conns,
+                                                                   headers)["requests"])
     return r
 
 
-def h2load(port, path, seconds, conns, streams):
+def h2load(port, path, seconds, conns, streams, extra=()):
     env = dict(os.environ, OPENSSL_CONF=f"{HERE}/client-openssl.cnf")
-    cmd = ["h2load", f"-c{conns}", f"-m{streams}", f"-D{seconds}", f"https://127.0.0.1:{port}{path}"]
-    out = subprocess.run(pinned(1, cmd), capture_output=True, text=True, env=env).stdout
+    cmd = ["h2load", f"-c{conns}", f"-m{streams}", f"-D{seconds}"] + list(extra)
+    out = subprocess.run(pinned(1, client(cmd, port, path)), capture_output=True, text=True, env=env).stdout
     m = re.search(r"requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored", out)
     codes = re.search(r"status codes: (\d+) 2xx", out)
     if not m:
@@ -378,11 +503,30 @@ def h2load(port, path, seconds, conns, streams):
     return {"requests": int(m.group(3)), "errors": f"{m.group(4)} failed {m.group(5)} errored {bad} non2xx" if bad or int(m.group(4)) else ""}
 
 
-def measure_h2load(proc, port, path, seconds, conns, streams):
-    h2load(port, path, 2, conns, streams)   # warm-up: pools, caches, page faults
+def measure_h2load(proc, port, path, seconds, conns, streams, extra=(), origin_port=None):
+    """origin_port: also sample (every 0.2 s) the proxy's established connections to the origin
+    during the timed run: the most seen (multiplexing: far fewer than conns x streams)."""
+    import threading
+    h2load(port, path, 2, conns, streams, extra)   # warm-up: pools, caches, page faults
+    seen, done = [0], threading.Event()
+
+    def sample():
+        while not done.wait(0.2):
+            seen[0] = max(seen[0], tcp_conns(origin_port, "dport"))
+    t = threading.Thread(target=sample) if origin_port else None
+    if t:
+        t.start()
     c0, t0 = cpu_seconds(proc.pid), time.time()
-    r = h2load(port, path, seconds, conns, streams)
+    try:
+        r = h2load(port, path, seconds, conns, streams, extra)
+    finally:
+        done.set()
+        if t:
+            t.join()
     cpu, wall = cpu_seconds(proc.pid) - c0, time.time() - t0
+    if origin_port:
+        r.update(backend_conns_max=seen[0], streams_in_flight=conns * streams,
+                 backend_conns_after=tcp_conns(origin_port, "dport"))
     r.update(rps=r["requests"] / wall, proxy_cpu_s=cpu, proxy_cores=cpu / wall,
              req_per_cpu_s=r["requests"] / cpu if cpu > 0 else None,
              us_per_req=cpu / r["requests"] * 1e6 if r["requests"] else None)
@@ -416,6 +560,75 @@ def mem_idle(proc, port, n):
     return {"bytes_per_conn": (after - before) / n, "rss_before": before, "rss_after": after}
 
 
+def tcp_conns(port, side="sport", accepted=False):
+    """Established TCP connections on 127.0.0.1 with the given source (the proxy's side of client
+    connections) or destination port (a proxy's connections to the origin). accepted: only those a
+    process holds (`ss -p` names a user), not those still waiting in the kernel's accept queue."""
+    out = subprocess.run(["ss", "-Htn" + ("p" if accepted else ""), "state", "established", f"( {side} = :{port} )"],
+                         capture_output=True, text=True).stdout
+    return sum(1 for line in out.splitlines() if line.strip() and (not accepted or "users:" in line))
+
+
+def ka_scale(proc, port, args, origin_port):
+    """ka_10k: keep-alive GET /ok over --scale-conns connections (wrk -t2, at least 15 s: wrk's
+    10,000 handshakes alone take seconds, and their CPU is in the per-request figure), the proxy's
+    RSS, the client connections it has accepted and its connections to the origin sampled every 0.5 s
+    (wrk keeps a request in flight on every connection, so an HTTP/1.1 upstream needs up to one
+    connection per request in flight: thousands, each a backend handshake); does every proxy keep
+    serving (socket errors, non-2xx)? bytes_per_conn: RSS growth over the warmed-up proxy at the
+    sample with the most connections, divided by the connections it held then."""
+    import threading
+    wrk(port, "/ok", 2)                               # warm-up with the usual 50 connections
+    time.sleep(0.5)
+    before = rss_bytes(proc.pid)
+    peak = {"rss": before, "conns": 0, "rss_at_peak_conns": before, "upstream": 0}
+    done = threading.Event()
+
+    def sample():
+        while not done.wait(0.5):
+            n, r = tcp_conns(port, accepted=True), rss_bytes(proc.pid)
+            peak["rss"] = max(peak["rss"], r)
+            peak["upstream"] = max(peak["upstream"], tcp_conns(origin_port, "dport"))
+            if n >= peak["conns"]:
+                peak["conns"], peak["rss_at_peak_conns"] = n, r
+    t = threading.Thread(target=sample)
+    t.start()
+    c0, t0 = cpu_seconds(proc.pid), time.time()
+    try:
+        # wrk's default 2 s timeout would count the slowest of 10,000 connections as errors.
+        r = wrk(port, "/ok", max(args.duration, 15), conns=args.scale_conns, threads=2, timeout=10)
+    finally:
+        done.set()
+        t.join()
+    cpu, wall = cpu_seconds(proc.pid) - c0, time.time() - t0
+    r.update(rps=r["requests"] / wall, proxy_cpu_s=cpu, proxy_cores=cpu / wall,
+             req_per_cpu_s=r["requests"] / cpu if cpu > 0 else None,
+             us_per_req=cpu / r["requests"] * 1e6 if r["requests"] else None,
+             rss_before=before, rss_peak=peak["rss"], conns_established_max=peak["conns"], upstream_conns_max=peak["upstream"],
+             bytes_per_conn=(peak["rss_at_peak_conns"] - before) / peak["conns"] if peak["conns"] else None,
+             serving=r["requests"] > 0 and not r["errors"])
+    if not r["requests"]:
+        r["errors"] = (r["errors"] + " no request completed").strip()
+    return r
+
+
+def flood(proc, port, args):
+    """flood.py (pinned to CPU 1 like wrk) against this proxy: N slow-loris + N silent connections."""
+    cmd = [sys.executable, f"{HERE}/flood.py", "--port", str(port), "--pid", str(proc.pid), "--n", str(args.flood_conns),
+           "--host", args.sni or "api.test", "--hold", str(args.flood_hold), "--after", str(args.flood_after)]
+    out = subprocess.run(pinned(1, cmd), capture_output=True, text=True)
+    lines = [x for x in out.stdout.splitlines() if x.startswith("{")]
+    if out.returncode != 0 or not lines:
+        raise RuntimeError(f"flood.py failed ({out.returncode}): {out.stderr[-800:]}")
+    r = json.loads(lines[-1])
+    fails = r["normal_fails"] + r["slow_failed"] + r["silent_failed"]
+    r["errors"] = f"{r['normal_fails']} normal requests failed, {r['slow_failed'] + r['silent_failed']} flood connections not opened" \
+        if fails else ""
+    r["rss_before_mb"], r["rss_all_open_mb"], r["rss_after_mb"] = (r[k] / 1e6 for k in ("rss_before", "rss_all_open", "rss_after"))
+    r["closed_by_proxy"] = r["slow_closed_by_proxy"] + r["silent_closed_by_proxy"]
+    return r
+
+
 ALLOC_SCENARIOS = ("ka_small", "ka_16k")
 
 
@@ -423,18 +636,53 @@ def binary(proxy, args):
     return {"gateway": args.gateway, "baseline": args.baseline}.get(proxy)
 
 
+def run_h2_backend(name, proxy, args, work, pki):
+    """h2_backend / grpc_unary: h2load -> proxy -> gateway-echo over h2; skipped where the proxy cannot."""
+    port = free_port()
+    conns, streams, path = H2_BACKEND[name]
+    extra = []
+    if name == "grpc_unary":
+        extra = ["-d", args.grpc_frame] + [x for h in GRPC_HEADERS for x in ("-H", h)]
+    try:
+        p = start_proxy(proxy, work, pki, port, [args.echo_port], "api", binary(proxy, args), h2=True, backend_h2=True)
+    except Skip as e:
+        return {"skipped": str(e), "errors": ""}
+    try:
+        check = {}
+        if name == "grpc_unary":
+            # The trailers must come through: nghttp prints the response's header and trailer fields.
+            out = subprocess.run(["nghttp", "-v", "-d", args.grpc_frame] + [x for h in GRPC_HEADERS for x in ("-H", h)]
+                                 + [f"https://127.0.0.1:{port}{path}"], capture_output=True, text=True, timeout=20).stdout
+            check["grpc_status_0"] = "grpc-status: 0" in out
+            if not check["grpc_status_0"]:
+                raise RuntimeError(f"{proxy}: no `grpc-status: 0` trailer through the proxy: {out[-600:]}")
+        r = measure_h2load(p, port, path, args.duration, conns, streams, extra, origin_port=args.echo_port)
+        r.update(check)
+        return r
+    finally:
+        stop(p)
+
+
 def run_scenario(name, proxy, args, work, pki, origin_ports, nosession, shim=None):
+    if name in H2_BACKEND:
+        return run_h2_backend(name, proxy, args, work, pki)
     port = free_port()
     cert = "api-rsa" if name == "hs_rsa" else "api"
     ports = origin_ports if name == "ka_2backends" else origin_ports[:1]
     jwt = name == "ka_jwt"
-    p = start_proxy(proxy, work, pki, port, ports, cert, binary(proxy, args), h2=name in H2, jwt=jwt and proxy not in ("nginx", "haproxy"))
+    conns = {"mem_idle": args.mem_conns, "flood": 2 * args.flood_conns + 10, "ka_10k": args.scale_conns}.get(name, 0)
+    p = start_proxy(proxy, work, pki, port, ports, cert, binary(proxy, args), h2=name in H2,
+                    jwt=jwt and proxy not in ("nginx", "haproxy"), conns=conns)
     try:
         if name in H2:
             conns, streams, path = H2[name]
             return measure_h2load(p, port, path, args.duration, conns, streams)
         if name == "mem_idle":
             return mem_idle(p, port, args.mem_conns)
+        if name == "flood":
+            return flood(p, port, args)
+        if name == "ka_10k":
+            return ka_scale(p, port, args, ports[0])
         if name == "body_20m":
             r = measure_wrk(p, port, "/20m", args.duration, conns=4)
             r["mb_per_s"] = r["rps"] * 20 * 1.048576
@@ -463,10 +711,12 @@ def count_allocs(name, proxy, args, work, pki, origin_ports, shim):
     finally:
         stop(p)
     return {"allocs_per_req": a["allocs_per_req"], "alloc_bytes_per_req": a["bytes_per_req"],
+            "swift_allocs_per_req": a["swift_allocs_per_req"],
+            "retains_releases_per_req": a["retains_per_req"] + a["releases_per_req"],
             "alloc_callers_per_req": a["runs"][0]["callers_per_req"]}   # in the raw runs only
 
 
-def summarize(results, scenarios, proxies):
+def summarize(results, scenarios, proxies, args_after=30):
     """Medians over rounds, and the gateway's ratio to each anchor as the median of the
     per-round ratios (the VM's speed drifts between minutes; a round's proxies run back to back)."""
     def med(xs):
@@ -486,15 +736,37 @@ def summarize(results, scenarios, proxies):
     for s in scenarios:
         if s == "mem_idle":
             metrics = [("bytes_per_conn", "bytes per idle TLS connection (lower is better)")]
+        elif s == "ka_10k":
+            metrics = [("us_per_req", "proxy CPU µs per request (the connections' handshakes included)"), ("rps", "requests/s"),
+                       ("p50_ms", "p50 latency ms"), ("p99_ms", "p99 latency ms"), ("non2xx", "non-2xx responses"),
+                       ("conns_established_max", "client connections the proxy held (most seen)"),
+                       ("upstream_conns_max", "its connections to the origin (most seen)"),
+                       ("bytes_per_conn", "RSS growth per established connection, bytes")]
+        elif s == "flood":
+            metrics = [("bytes_per_conn", "RSS bytes per flood connection held (all open)"),
+                       ("rss_before_mb", "RSS MB before"), ("rss_all_open_mb", "RSS MB, all flood connections open"),
+                       ("rss_after_mb", f"RSS MB {args_after} s after the flood closed"),
+                       ("after_over_before", "RSS after / before"),
+                       ("p50_ms_before", "normal client p50 ms before (new TLS connection + GET)"),
+                       ("p99_ms_before", "normal client p99 ms before"),
+                       ("p50_ms_during", "normal client p50 ms during"), ("p99_ms_during", "normal client p99 ms during"),
+                       ("normal_fails", "normal requests failed"),
+                       ("held_at_end_of_hold", "flood connections still open at the end of the hold"),
+                       ("closed_by_proxy", "flood connections the proxy closed")]
         elif s == "body_20m":
             metrics = [("mb_per_s", "MB/s through the proxy"), ("us_per_req", "proxy CPU µs per body")]
         else:
             metrics = [("us_per_req", "proxy CPU µs per request (lower is better)"), ("rps", "requests/s"), ("p50_ms", "p50 latency ms")]
             if s.startswith("ka_"):
                 metrics.append(("syscalls_per_req", "syscalls per request (perf)"))
+            if s in H2_BACKEND:
+                metrics = [m for m in metrics if m[0] != "p50_ms"] + [
+                    ("backend_conns_max", "proxy -> origin connections during the run (most seen; 1,000 streams in flight)")]
             if s in ALLOC_SCENARIOS and any(r.get("allocs_per_req") is not None for r in results):
                 metrics += [("allocs_per_req", "heap allocations per request (count_malloc, round 1)"),
-                            ("alloc_bytes_per_req", "heap bytes allocated per request")]
+                            ("swift_allocs_per_req", "of them Swift's (libswiftCore)"),
+                            ("alloc_bytes_per_req", "heap bytes allocated per request"),
+                            ("retains_releases_per_req", "Swift retains + releases per request (count_malloc)")]
         for key, label in metrics:
             cells = [fmt(value(p, s, key)) for p in proxies]
             for a in anchors:
@@ -517,11 +789,19 @@ def summarize(results, scenarios, proxies):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--gateway", required=True)
+    ap.add_argument("--echo", help="the gateway-echo binary: the h2 origin of h2_backend and grpc_unary")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--scenarios", default=",".join(SCENARIOS))
     ap.add_argument("--mem-conns", type=int, default=1000)
+    ap.add_argument("--sni", default="api.test",
+                    help="the name wrk and h2load connect to (SNI and Host; resolved to 127.0.0.1 in a private mount"
+                         " namespace); '' connects to 127.0.0.1 without SNI, as before")
     ap.add_argument("--quick", action="store_true", help="1 round of 3 s runs")
+    ap.add_argument("--scale-conns", type=int, default=10000, help="ka_10k: keep-alive connections (wrk -t2)")
+    ap.add_argument("--flood-conns", type=int, default=2000, help="flood: N slow-loris + N silent connections")
+    ap.add_argument("--flood-hold", type=float, default=15, help="flood: seconds of flood once all are open")
+    ap.add_argument("--flood-after", type=float, default=30, help="flood: seconds after it before RSS is read again")
     ap.add_argument("--out", default=None, help="JSON lines of every run (default: a file under /tmp)")
     ap.add_argument("--proxies", default="gateway,nginx,haproxy",
                     help="which proxies (haproxy is skipped when not installed; `baseline` is added after"
@@ -547,13 +827,15 @@ def main():
     for s in scenarios:
         if s not in SCENARIOS:
             sys.exit(f"unknown scenario {s}; known: {', '.join(SCENARIOS)}")
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (min(65535, hard), hard))
+    if any(s in H2_BACKEND for s in scenarios) and not args.echo:
+        sys.exit("h2_backend and grpc_unary need --echo BIN (gateway-echo, the h2 origin)")
+    raise_nofile()
 
     work = tempfile.mkdtemp(prefix="gw-bench-")
     pki = f"{work}/pki"
     os.makedirs(pki)
     make_pki(pki)
+    setup_sni(args.sni, work)
     nosession = f"{work}/nosession.so"
     run(["gcc", "-O2", "-shared", "-fPIC", "-o", nosession, f"{HERE}/nosession.c", "-ldl"])
     shim = None
@@ -562,6 +844,9 @@ def main():
         run(["gcc", "-O2", "-shared", "-fPIC", "-Wl,-z,now", "-o", shim, f"{HERE}/../allocs.d/count_malloc.c", "-ldl", "-lpthread"])
     origin_ports = [free_port(), free_port()]
     origins = [start_origin(work, pki, origin_ports[0]), start_origin(work, pki, origin_ports[1], "origin2")]
+    if any(s in H2_BACKEND for s in scenarios):
+        args.echo_port, args.grpc_frame = free_port(), grpc_frame(f"{work}/grpc.bin")
+        origins.append(start_echo(args.echo, work, pki, args.echo_port))
     out_path = args.out or f"/tmp/gw-bench-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
     results = []
     try:
@@ -575,10 +860,17 @@ def main():
                         results.append(r)
                         out.write(json.dumps(r) + "\n")
                         out.flush()
-                        brief = f"{r['bytes_per_conn']:.0f} B/conn" if s == "mem_idle" else \
+                        brief = f"skipped: {r['skipped']}" if r.get("skipped") else \
+                            f"{r['bytes_per_conn']:.0f} B/conn" if s == "mem_idle" else \
+                            (f"{(r['bytes_per_conn'] or 0):.0f} B/conn held, RSS {r['rss_before_mb']:.1f} -> {r['rss_all_open_mb']:.1f}"
+                             f" -> {r['rss_after_mb']:.1f} MB, p99 {r['p99_ms_before']} -> {r['p99_ms_during']} ms,"
+                             f" {r['closed_by_proxy']} closed by the proxy {r['errors']}") if s == "flood" else \
+                            (f"{r['rps']:.0f} req/s, {r['conns_established_max']} conns ({r['upstream_conns_max']} upstream),"
+                             f" {(r['bytes_per_conn'] or 0):.0f} B/conn,"
+                             f" p99 {r['p99_ms']} ms, errors: {r['errors'] or 'none'}") if s == "ka_10k" else \
                             f"{r['rps']:.0f} req/s, {r['req_per_cpu_s'] or 0:.0f} req/CPU-s, cores {r['proxy_cores']:.2f} {r['errors']}"
                         if r.get("allocs_per_req") is not None:
-                            brief += f" allocs/req {r['allocs_per_req']:.2f}"
+                            brief += f" allocs/req {r['allocs_per_req']:.2f} retains+releases/req {r['retains_releases_per_req']:.2f}"
                         print(f"round {rnd + 1} {s:10s} {proxy:8s} {brief}", file=sys.stderr, flush=True)
     finally:
         for o in origins:
@@ -588,7 +880,7 @@ def main():
           f" ({CPUS} CPUs); medians. Raw runs: {out_path}\n")
     if args.baseline:
         print(f"baseline: {args.baseline}\n")
-    print(summarize(results, scenarios, proxies))
+    print(summarize(results, scenarios, proxies, args.flood_after))
 
 
 if __name__ == "__main__":
