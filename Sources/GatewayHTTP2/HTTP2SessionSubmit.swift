@@ -23,8 +23,19 @@ extension HTTP2Session {
     /// names lower-cased into `nameScratch`. nghttp2 copies the fields while submitting.
     func withFieldArray(_ fields: HTTP2Fields, pseudo: [(StaticString, UnsafeRawBufferPointer)],
                         _ body: (UnsafePointer<nghttp2_nv>, Int) -> Int32) -> Int32 {
-        nameScratch.removeAll(keepingCapacity: true)
-        for f in fields.fields { for c in fields.bytes[f.name] { nameScratch.append(c >= 65 && c <= 90 ? c | 0x20 : c) } }
+        // Lower-cased names into the scratch in one pass over raw memory (appending byte by byte
+        // cost a uniqueness check per byte).
+        var total = 0
+        for f in fields.fields { total += f.name.count }
+        if nameScratch.count < total { nameScratch = [UInt8](repeating: 0, count: max(total, 2 * nameScratch.count)) }
+        fields.bytes.withUnsafeBufferPointer { src in
+            nameScratch.withUnsafeMutableBufferPointer { dst in
+                var at = 0
+                for f in fields.fields {
+                    for i in f.name { let c = src[i]; dst[at] = c &- 65 < 26 ? c | 0x20 : c; at += 1 }
+                }
+            }
+        }
         let cap = fields.count + pseudo.count
         return fields.bytes.withUnsafeBytes { raw in
             nameScratch.withUnsafeBytes { names in

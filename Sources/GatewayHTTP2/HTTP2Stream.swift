@@ -42,7 +42,7 @@ final class HTTP2Stream {
     /// Starts decoding a new header block (the request head, or trailers after it).
     func beginHeaders(trailer: Bool) {
         headerListSize = 0
-        if trailer { trailers = HTTP2Fields() } else { head = HTTP2RequestHead() }
+        if trailer { trailers = HTTP2Fields() } else { head = HTTP2RequestHead(); head.fields.reserveForHead() }
     }
 
     /// Records one decoded field; pseudo-header fields land in the head's named ranges

@@ -90,6 +90,13 @@ public struct HTTP2Fields: Sendable, Equatable {
         name.withUnsafeBytes { n in value.withUnsafeBytes { v in append(name: n, value: v) } }
     }
 
+    /// Room for a typical head at once: decoding one field at a time otherwise regrew (and
+    /// copied) both arrays several times per head.
+    mutating func reserveForHead() {
+        bytes.reserveCapacity(512)
+        fields.reserveCapacity(16)
+    }
+
     /// Appends one byte range of this storage as a field range (used while decoding a head).
     mutating func appendRaw(_ p: UnsafeRawBufferPointer) -> Range<Int> {
         let start = bytes.count

@@ -3,7 +3,7 @@
 /// positive and mostly consecutive odd (or even) numbers, so `id >> 1` spreads them without a
 /// hash function — Swift's Dictionary would run SipHash on each of the dozens of lookups one
 /// request makes. Deletion shifts the cluster back (no tombstones). Empty until the first
-/// insert: an idle connection holds no table.
+/// insert; emptied again it keeps only the smallest table (16 slots).
 @frozen public struct StreamMap<Value> {
     // Inlinable (and so its storage usable from inline code): the callers in other modules
     // specialize it for their value type; unspecialized, every access went through generic
@@ -11,6 +11,9 @@
     @usableFromInline var keys: [Int32] = []       // 0: empty slot (stream 0 is the connection, never a key)
     @usableFromInline var slots: [Value?] = []
     @usableFromInline var storedCount = 0
+    /// Entries not in their home slot. Ids are mostly consecutive, so usually none: then a
+    /// removal just clears its slot instead of walking the rest of the cluster.
+    @usableFromInline var displaced = 0
 
     @inlinable public init() {}
 
@@ -45,7 +48,9 @@
         if (count + 1) * 2 > keys.count { grow() }
         let mask = keys.count - 1
         var i = home(id, mask)
+        let h = i
         while keys[i] != 0 { i = (i + 1) & mask }
+        if i != h { displaced += 1 }
         keys[i] = id
         slots[i] = value
         storedCount += 1
@@ -57,6 +62,7 @@
         keys = Array(repeating: 0, count: size)
         slots = Array(repeating: nil, count: size)
         storedCount = 0
+        displaced = 0
         for (k, v) in zip(oldKeys, oldSlots) where k != 0 { insert(k, v!) }
     }
 
@@ -64,30 +70,35 @@
     public mutating func removeValue(forKey id: Int32) -> Value? {
         guard var hole = find(id) else { return nil }
         let value = slots[hole]
+        let mask = keys.count - 1
+        if home(id, mask) != hole { displaced -= 1 }
         keys[hole] = 0
         slots[hole] = nil
         storedCount -= 1
-        // Move later members of the cluster back into the hole when their home slot allows it.
-        let mask = keys.count - 1
+        // Move later members of the cluster back into the hole when their home slot allows it
+        // (nothing to move when every entry is at home).
         var j = hole
-        while true {
+        while displaced > 0 {
             j = (j + 1) & mask
             let k = keys[j]
             if k == 0 { break }
             let h = home(k, mask)
             let movable = hole <= j ? (h <= hole || h > j) : (h <= hole && h > j)
             if movable {
+                if h == hole { displaced -= 1 }
                 keys[hole] = k; slots[hole] = slots[j]
                 keys[j] = 0; slots[j] = nil
                 hole = j
             }
         }
-        if count == 0 { keys = []; slots = [] }   // an idle connection holds no table
+        // An idle connection keeps at most the smallest table (a connection with one stream at a
+        // time would otherwise allocate one per request).
+        if count == 0 && keys.count > 16 { keys = []; slots = []; displaced = 0 }
         return value
     }
 
     @inlinable public mutating func removeAll() {
-        keys = []; slots = []; storedCount = 0
+        keys = []; slots = []; storedCount = 0; displaced = 0
     }
 
     /// Every value, in no particular order.

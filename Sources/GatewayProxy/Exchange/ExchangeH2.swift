@@ -9,30 +9,28 @@ import GatewaySystem
 /// side are the same steps as over HTTP/1.1.
 extension Exchange {
     /// Opens the stream with the head HeadWriter built (the same header rules as HTTP/1.1),
-    /// read back into HTTP/2 fields: `Host` becomes `:authority`, connection-specific fields
+    /// split back into HTTP/2 fields (no parser: the bytes are HeadWriter's own): `Host` becomes `:authority`, connection-specific fields
     /// stay behind, `te: trailers` goes along when the client sent it.
     func openBackendStream() -> Bool {
         guard let c = backendStream.conn, c.session != nil, !state.headSent, backendStream.failure == nil else { return false }
-        let limits = HTTPHeadLimits(maxURISize: .max, maxHeaderSize: .max, maxHeaders: .max)
-        var parser = HTTPRequestParser(limits: limits)
         let b = outgoingHead.readable
-        guard let head = try? parser.parse(b) else {
+        guard let line = HeadWriter.requestLine(b) else {
             backendFailed(ProxyError(.badGateway, "request head for \(serverLabel) could not be translated to HTTP/2", metric: nil))
             return true
         }
-        var fields = HTTP2Fields()
+        c.fields.removeAll()
         var authority: Range<Int>?
-        for h in head.headers {
-            if asciiEqualsIgnoringCase(b, h.name, "host") { authority = h.value; continue }
-            if expectsContinue && asciiEqualsIgnoringCase(b, h.name, "expect") { continue }   // answered below
-            fields.append(name: UnsafeRawBufferPointer(rebasing: b[h.name]), value: UnsafeRawBufferPointer(rebasing: b[h.value]))
+        HeadWriter.forEachField(b, after: line.end) { name, value in
+            if asciiEqualsIgnoringCase(b, name, "host") { authority = value; return }
+            if expectsContinue && asciiEqualsIgnoringCase(b, name, "expect") { return }   // answered below
+            c.fields.append(name: UnsafeRawBufferPointer(rebasing: b[name]), value: UnsafeRawBufferPointer(rebasing: b[value]))
         }
-        if clientTE { fields.append("te", "trailers") }
+        if clientTE { c.fields.append("te", "trailers") }
         let host = authority.map { UnsafeRawBufferPointer(rebasing: b[$0]) }
         let fallback = Array(c.server.config.host.utf8)
         let id = fallback.withUnsafeBytes { f in
-            c.open(self, method: UnsafeRawBufferPointer(rebasing: b[head.method]), authority: host ?? f,
-                   path: UnsafeRawBufferPointer(rebasing: b[head.target]), fields: fields,
+            c.open(self, method: UnsafeRawBufferPointer(rebasing: b[line.method]), authority: host ?? f,
+                   path: UnsafeRawBufferPointer(rebasing: b[line.target]), fields: c.fields,
                    endStream: state.requestEnded && requestTrailers == nil)
         }
         guard let id else {

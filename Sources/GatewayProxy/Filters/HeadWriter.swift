@@ -1,3 +1,4 @@
+import Glibc
 import GatewayConfig
 import GatewayHTTP
 import GatewayHTTP2
@@ -118,6 +119,29 @@ enum HeadWriter {
         trace.context.write(into: out.writableSpace(minimum: TraceContext.length))
         out.didWrite(TraceContext.length)
         out.append("\r\n\r\n")
+    }
+
+    /// The method and target of a request head `request` wrote, and where its field lines start.
+    static func requestLine(_ b: UnsafeRawBufferPointer) -> (method: Range<Int>, target: Range<Int>, end: Int)? {
+        guard let sp1 = find(0x20, b, from: 0), let sp2 = find(0x20, b, from: sp1 + 1), let lf = find(0x0A, b, from: sp2) else { return nil }
+        return (0..<sp1, (sp1 + 1)..<sp2, lf + 1)
+    }
+
+    /// memchr: the first `byte` in `b` at or after `from`.
+    private static func find(_ byte: UInt8, _ b: UnsafeRawBufferPointer, from: Int) -> Int? {
+        guard from < b.count, let base = b.baseAddress, let p = memchr(base + from, Int32(byte), b.count - from) else { return nil }
+        return base.distance(to: UnsafeRawPointer(p))
+    }
+
+    /// The field lines of a head `request` wrote, from `start` to the empty line: each is
+    /// `Name: value` CRLF, one field per line (its own output, so no parsing rules apply).
+    static func forEachField(_ b: UnsafeRawBufferPointer, after start: Int, _ body: (_ name: Range<Int>, _ value: Range<Int>) -> Void) {
+        var i = start
+        while i < b.count && b[i] != 0x0D {
+            guard let colon = find(UInt8(ascii: ":"), b, from: i), let cr = find(0x0D, b, from: colon) else { return }
+            body(i..<colon, min(colon + 2, cr)..<cr)
+            i = cr + 2
+        }
     }
 
     /// HTTP/2 trailers as HTTP/1.1 chunked-trailer lines (hop-by-hop fields stay behind).

@@ -34,6 +34,8 @@ final class H2Upstream: BackendUser, TimerTarget, BatchTarget {
     var deadline: UInt64 = 0
     var timerSlot = 0
     var batchQueued = false
+    /// Reused for every request head sent on it (nghttp2 copies the fields as it submits them).
+    var fields = HTTP2Fields()
 
     /// Our own cap on streams per connection, beside the backend's.
     static let maxStreams: UInt32 = 256
