@@ -3,7 +3,7 @@
 /// positive and mostly consecutive odd (or even) numbers, so `id >> 1` spreads them without a
 /// hash function — Swift's Dictionary would run SipHash on each of the dozens of lookups one
 /// request makes. Deletion shifts the cluster back (no tombstones). Empty until the first
-/// insert; emptied again it keeps only the smallest table (16 slots).
+/// insert; emptied again it keeps a table of up to 64 slots.
 @frozen public struct StreamMap<Value> {
     // Inlinable (and so its storage usable from inline code): the callers in other modules
     // specialize it for their value type; unspecialized, every access went through generic
@@ -91,9 +91,9 @@
                 hole = j
             }
         }
-        // An idle connection keeps at most the smallest table (a connection with one stream at a
-        // time would otherwise allocate one per request).
-        if count == 0 && keys.count > 16 { keys = []; slots = []; displaced = 0 }
+        // Emptied, it keeps a table of up to 64 slots (768 bytes): connections whose streams
+        // come and go in waves would otherwise regrow it from nothing each time.
+        if count == 0 && keys.count > 64 { keys = []; slots = []; displaced = 0 }
         return value
     }
 
