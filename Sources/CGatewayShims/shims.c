@@ -3,6 +3,7 @@
 #include <openssl/bio.h>
 #include <openssl/x509.h>
 #include <zlib.h>
+#include <pthread.h>
 
 int gw_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags) { return accept4(fd, addr, len, flags); }
 
@@ -24,6 +25,16 @@ int gw_ssl_get_ex_new_index(void) { return SSL_get_ex_new_index(0, NULL, NULL, N
 int gw_ssl_ctx_get_ex_new_index(void) { return SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL); }
 long gw_bio_get_mem_data(BIO *bio, char **data) { return BIO_get_mem_data(bio, data); }
 void gw_openssl_free(void *ptr) { OPENSSL_free(ptr); }
+
+// SHA-256 fetched once: handing OpenSSL 3.0 the legacy EVP_sha256() makes every digest call
+// fetch (and free) the provider's implementation first.
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+static void fetch_sha256(void) { sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL); }
+const struct evp_md_st *gw_sha256(void) {
+    pthread_once(&sha256_once, fetch_sha256);
+    return sha256_md != NULL ? sha256_md : EVP_sha256();
+}
 unsigned long gw_xn_flag_rfc2253(void) { return XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB; }
 
 uint64_t gw_ssl_op_no_renegotiation(void) { return SSL_OP_NO_RENEGOTIATION; }

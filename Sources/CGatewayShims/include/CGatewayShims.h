@@ -15,6 +15,7 @@ struct ssl_st;
 struct ssl_ctx_st;
 struct bio_st;
 struct z_stream_s;
+struct evp_md_st;
 
 int gw_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
 
@@ -39,6 +40,8 @@ struct bio_st *gw_socket_bio_new(int fd);
 void gw_socket_bio_clear_drained(struct bio_st *bio);
 int gw_socket_bio_drained(struct bio_st *bio);
 void gw_openssl_free(void *ptr);
+// SHA-256 as a fetched EVP_MD (one fetch per process, not one per digest call).
+const struct evp_md_st *gw_sha256(void);
 unsigned long gw_xn_flag_rfc2253(void);  // XN_FLAG_RFC2253 without ASN1_STRFLGS_ESC_MSB (UTF-8 kept)
 
 // SSL_OP_* (SSL_OP_BIT(n) macros in 3.0) and SSL_MODE_*/SSL_SESS_CACHE_* constants.
