@@ -26,6 +26,7 @@ int gw_ssl_set_min_proto_version(struct ssl_st *ssl, int version);
 int gw_ssl_set_max_proto_version(struct ssl_st *ssl, int version);
 int gw_ssl_set_tlsext_host_name(struct ssl_st *ssl, const char *name);
 long gw_ssl_ctx_set_session_cache_mode(struct ssl_ctx_st *ctx, long mode);
+long gw_ssl_ctx_get_session_cache_mode(struct ssl_ctx_st *ctx);
 long gw_ssl_ctx_sess_set_cache_size(struct ssl_ctx_st *ctx, long size);
 long gw_ssl_ctx_set_mode(struct ssl_ctx_st *ctx, long mode);
 void gw_ssl_ctx_set_read_ahead(struct ssl_ctx_st *ctx, int yes);
