@@ -72,3 +72,18 @@ void gw_malloc_tune(int trim_threshold, int top_pad) {
     mallopt(M_TRIM_THRESHOLD, trim_threshold);
     mallopt(M_TOP_PAD, top_pad);
 }
+
+// Gives the kernel back the free memory of the calling thread's arena and of every arena's free
+// chunks, then restores the server's settings. malloc_trim alone shrinks only the main arena's
+// top: a worker's arena gives its top back from free() (heap_trim), when the top exceeds the trim
+// threshold, so the thresholds go to zero for one free of a block large enough to consolidate
+// (>= 64 KiB, below the 128 KiB mmap threshold, so it comes from this thread's arena).
+void gw_malloc_release(int trim_threshold, int top_pad) {
+    mallopt(M_TOP_PAD, 0);
+    mallopt(M_TRIM_THRESHOLD, 0);
+    void *p = malloc(96 * 1024);
+    free(p);
+    malloc_trim(0);
+    mallopt(M_TRIM_THRESHOLD, trim_threshold);
+    mallopt(M_TOP_PAD, top_pad);
+}

@@ -69,3 +69,23 @@ struct SilentConnectionTests {
         #expect(Date().timeIntervalSince(started) < 5, "the drain closed the silent connection (handshake_timeout is 20 s)")
     }
 }
+
+/// After a surge of connections has passed, the worker gives its free memory back to the kernel
+/// (MemoryRelief: armed above 512 connections, acts once the count has halved) and goes on serving.
+@Suite(.serialized)
+struct FloodReliefTests {
+    @Test func memoryIsReleasedAfterAFloodAndTheGatewayStillServes() throws {
+        let s = try SilentConnectionTests.start("max_connections 2000;")
+        var fds: [Int32] = []
+        defer { for fd in fds { close(fd) } }
+        for _ in 0..<600 { fds.append(try #require(connectLoopback(s.gatewayPort))) }
+        // A few full handshakes among them, as a flood of real clients makes.
+        for i in 0..<5 { #expect(try s.curl("/during\(i)").status == 0) }
+        #expect(!s.gateway!.stderr.contains("memory_released"), "nothing is released while the connections are open")
+        for fd in fds { close(fd) }
+        fds = []
+        try s.gateway!.waitForStderr(#""event":"memory_released""#, timeout: 10)
+        #expect(s.gateway!.stderr.contains(#""peak":6"#), "\(s.gateway!.stderr)")
+        #expect(try s.curl("/after").status == 0)
+    }
+}

@@ -94,5 +94,7 @@ void *gw_page_realloc(void *p, size_t size, void *user);
 
 // glibc mallopt (malloc.h is not part of Swift's Glibc module).
 void gw_malloc_tune(int trim_threshold, int top_pad);
+// Free memory back to the kernel now (the calling thread's arena top, every arena's free chunks).
+void gw_malloc_release(int trim_threshold, int top_pad);
 
 #endif

@@ -24,6 +24,7 @@ final class PendingConnection: EventHandler, TimerTarget {
             Descriptor.close(fd); return
         }
         worker.pending[ObjectIdentifier(p)] = p
+        worker.relief.noteCount(worker.connectionCount)
         p.deadline = worker.loop.now + UInt64(snapshot.config.limits.handshakeTimeoutMs)
         worker.loop.schedule(p)
     }

@@ -25,6 +25,8 @@ final class Worker {
     var proxyReaders: [ObjectIdentifier: ProxyProtocolReader] = [:]
     /// Accepted connections whose client has sent nothing yet (no TLS state).
     var pending: [ObjectIdentifier: PendingConnection] = [:]
+    /// Memory back to the kernel once a surge of connections has passed.
+    private(set) lazy var relief = MemoryRelief(worker: self)
     var draining = false
     var requestIDs = RequestIDGenerator()
     var traceIDs = TraceIDGenerator()
@@ -75,7 +77,10 @@ final class Worker {
         }
     }
 
-    func add(_ c: ClientConnection) { live[ObjectIdentifier(c)] = c }
+    func add(_ c: ClientConnection) {
+        live[ObjectIdentifier(c)] = c
+        relief.noteCount(connectionCount)
+    }
     func remove(_ c: ClientConnection) {
         live[ObjectIdentifier(c)] = nil
         if draining && live.isEmpty { finishDrain() }
