@@ -25,7 +25,9 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser, BatchTarge
     let tickets: TicketKeyRing
     /// This worker's metric counters for this connection's snapshot.
     let counters: SnapshotCounters
-    var phase: Phase = .handshaking
+    var phase: Phase = .handshaking {
+        didSet { if oldValue == .handshaking && phase != .handshaking { worker.handshakesInFlight -= 1 } }
+    }
     /// The client's bytes as request parts, and the framing of the responses: HTTP/1.1 unless
     /// ALPN chose h2, when `http2` is set after the handshake and takes over.
     var downstream: HTTP1Downstream
@@ -85,6 +87,8 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser, BatchTarge
             }
         }
         worker.add(c)
+        worker.handshakesInFlight += 1
+        worker.relief.noteHandshakes(worker.handshakesInFlight)
         if handshakeDeadline != 0 {
             c.deadline = handshakeDeadline
             worker.loop.schedule(c)
