@@ -45,7 +45,7 @@ final class MemoryRelief: TimerTarget {
             Allocator.releaseFreeMemory()
             worker.buffers.releaseFreeBlocks()
             releases += 1
-            worker.logs.error.log(.info, "memory_released", "the connection count fell from its peak: free memory given back to the kernel",
+            worker.logs.error.log(.info, "memory_released", "a surge of connections or handshakes has passed: free memory given back to the kernel",
                                   [("worker", .int(worker.id)), ("peak", .int(peak)), ("connections", .int(count)),
                                    ("handshake_peak", .int(handshakePeak)), ("handshakes", .int(handshakes))])
             peak = count
