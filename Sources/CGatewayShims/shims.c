@@ -3,6 +3,7 @@
 #include <openssl/bio.h>
 #include <openssl/x509.h>
 #include <zlib.h>
+#include <pthread.h>
 
 int gw_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags) { return accept4(fd, addr, len, flags); }
 
@@ -12,6 +13,7 @@ int gw_ssl_set_min_proto_version(SSL *ssl, int v) { return (int)SSL_set_min_prot
 int gw_ssl_set_max_proto_version(SSL *ssl, int v) { return (int)SSL_set_max_proto_version(ssl, v); }
 int gw_ssl_set_tlsext_host_name(SSL *ssl, const char *name) { return (int)SSL_set_tlsext_host_name(ssl, name); }
 long gw_ssl_ctx_set_session_cache_mode(SSL_CTX *ctx, long mode) { return SSL_CTX_set_session_cache_mode(ctx, mode); }
+long gw_ssl_ctx_get_session_cache_mode(SSL_CTX *ctx) { return SSL_CTX_get_session_cache_mode(ctx); }
 long gw_ssl_ctx_sess_set_cache_size(SSL_CTX *ctx, long size) { return SSL_CTX_sess_set_cache_size(ctx, size); }
 long gw_ssl_ctx_set_mode(SSL_CTX *ctx, long mode) { return SSL_CTX_set_mode(ctx, mode); }
 void gw_ssl_ctx_set_read_ahead(SSL_CTX *ctx, int yes) { SSL_CTX_set_read_ahead(ctx, yes); }
@@ -24,6 +26,16 @@ int gw_ssl_get_ex_new_index(void) { return SSL_get_ex_new_index(0, NULL, NULL, N
 int gw_ssl_ctx_get_ex_new_index(void) { return SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL); }
 long gw_bio_get_mem_data(BIO *bio, char **data) { return BIO_get_mem_data(bio, data); }
 void gw_openssl_free(void *ptr) { OPENSSL_free(ptr); }
+
+// SHA-256 fetched once: handing OpenSSL 3.0 the legacy EVP_sha256() makes every digest call
+// fetch (and free) the provider's implementation first.
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+static void fetch_sha256(void) { sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL); }
+const struct evp_md_st *gw_sha256(void) {
+    pthread_once(&sha256_once, fetch_sha256);
+    return sha256_md != NULL ? sha256_md : EVP_sha256();
+}
 unsigned long gw_xn_flag_rfc2253(void) { return XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB; }
 
 uint64_t gw_ssl_op_no_renegotiation(void) { return SSL_OP_NO_RENEGOTIATION; }
@@ -57,6 +69,21 @@ int gw_inflate_init2(struct z_stream_s *strm, int window_bits) { return inflateI
 
 #include <malloc.h>
 void gw_malloc_tune(int trim_threshold, int top_pad) {
+    mallopt(M_TRIM_THRESHOLD, trim_threshold);
+    mallopt(M_TOP_PAD, top_pad);
+}
+
+// Gives the kernel back the free memory of the calling thread's arena and of every arena's free
+// chunks, then restores the server's settings. malloc_trim alone shrinks only the main arena's
+// top: a worker's arena gives its top back from free() (heap_trim), when the top exceeds the trim
+// threshold, so the thresholds go to zero for one free of a block large enough to consolidate
+// (>= 64 KiB, below the 128 KiB mmap threshold, so it comes from this thread's arena).
+void gw_malloc_release(int trim_threshold, int top_pad) {
+    mallopt(M_TOP_PAD, 0);
+    mallopt(M_TRIM_THRESHOLD, 0);
+    void *p = malloc(96 * 1024);
+    free(p);
+    malloc_trim(0);
     mallopt(M_TRIM_THRESHOLD, trim_threshold);
     mallopt(M_TOP_PAD, top_pad);
 }

@@ -15,8 +15,15 @@
 // tickets with the keys of the snapshot (or rotation) it was accepted under, and no lock is
 // taken per ticket. The ring is owned by Swift (TicketKeyRing), which the connection keeps alive.
 static int ring_index = -1;
+// AES-256-CBC fetched once from the default provider: EVP_aes_256_cbc() is a legacy object, and
+// OpenSSL 3.0 fetches (and frees) its provider implementation in every EncryptInit/DecryptInit
+// (a method-store lookup under a lock, name comparisons, an allocation) — twice per resumed handshake.
+static EVP_CIPHER *ticket_cipher;
 static pthread_once_t ring_once = PTHREAD_ONCE_INIT;
-static void make_ring_index(void) { ring_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL); }
+static void make_ring_index(void) {
+    ring_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+    ticket_cipher = EVP_CIPHER_fetch(NULL, "AES-256-CBC", NULL);
+}
 
 int gw_ssl_set_ticket_ring(SSL *ssl, const gw_ticket_ring *ring) {
     pthread_once(&ring_once, make_ring_index);
@@ -28,7 +35,7 @@ static int ticket_cb(SSL *s, unsigned char key_name[16], unsigned char *iv, EVP_
                      EVP_MAC_CTX *mac, int enc) {
     pthread_once(&ring_once, make_ring_index);
     const gw_ticket_ring *ring = SSL_get_ex_data(s, ring_index);
-    if (ring == NULL) return 0;
+    if (ring == NULL || ticket_cipher == NULL) return 0;
     unsigned char key[GW_TICKET_KEY_SIZE];
     int found = -1;
     if (enc) {
@@ -45,9 +52,9 @@ static int ticket_cb(SSL *s, unsigned char key_name[16], unsigned char *iv, EVP_
     int ok;
     if (enc) {
         memcpy(key_name, key, 16);
-        ok = RAND_bytes(iv, 16) > 0 && EVP_EncryptInit_ex(cipher, EVP_aes_256_cbc(), NULL, key + 48, iv);
+        ok = RAND_bytes(iv, 16) > 0 && EVP_EncryptInit_ex2(cipher, ticket_cipher, key + 48, iv, NULL);
     } else {
-        ok = EVP_DecryptInit_ex(cipher, EVP_aes_256_cbc(), NULL, key + 48, iv);
+        ok = EVP_DecryptInit_ex2(cipher, ticket_cipher, key + 48, iv, NULL);
     }
     ok = ok && EVP_MAC_init(mac, key + 16, 32, params);
     OPENSSL_cleanse(key, sizeof key);

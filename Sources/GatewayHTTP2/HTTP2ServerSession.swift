@@ -61,6 +61,11 @@ public final class HTTP2ServerSession: HTTP2Session {
         nghttp2_option_set_max_settings(option, config.maxSettingsEntries)
         // No RFC 7540 priority tree: closed streams are not kept around for it.
         nghttp2_option_set_no_closed_streams(option, 1)
+        // Response heads are encoded without HPACK's dynamic table (literals and static-table
+        // names, as nginx sends them): an idle connection keeps no copies of the last response's
+        // fields, and no response pays for table inserts and evictions. Requests still use the
+        // client's table (4,096 bytes, the default SETTINGS_HEADER_TABLE_SIZE).
+        nghttp2_option_set_max_deflate_dynamic_table_size(option, 0)
 
         try createSession(server: true, callbacks: callbacks, option: option)
         try submitSettings([

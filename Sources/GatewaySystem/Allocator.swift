@@ -8,6 +8,16 @@ public enum Allocator {
     /// memory (up to 256 MiB) and grow in 64 MiB steps of address space (not of RSS).
     /// Measured with scripts/bench's hs_full scenario: 981 -> about 800 µs of CPU per connection.
     public static func tuneForServer() {
-        gw_malloc_tune(256 << 20, 64 << 20)
+        gw_malloc_tune(trimThreshold, topPad)
+    }
+
+    static let trimThreshold: Int32 = 256 << 20
+    static let topPad: Int32 = 64 << 20
+
+    /// What `tuneForServer` keeps, handed back to the kernel once: after a surge of connections
+    /// (a flood) has passed, so a sidecar under a memory limit does not stay at its peak. Costs
+    /// a few milliseconds (every free chunk is looked at); the settings stay the server's.
+    public static func releaseFreeMemory() {
+        gw_malloc_release(trimThreshold, topPad)
     }
 }

@@ -60,6 +60,18 @@ public final class BufferPool {
         }
     }
 
+    /// Returns the pages of unused blocks to the kernel: free slab blocks stay in the pool (their
+    /// next use faults zero pages in again), spare malloc blocks are freed. After a surge.
+    public func releaseFreeBlocks() {
+        if let slab {
+            for i in slabFree { _ = madvise(slab + Int(i) * Self.blockSize, Self.blockSize, MADV_DONTNEED) }
+        }
+        for k in spare.indices {
+            for b in spare[k] { b.deallocate() }
+            spare[k].removeAll()
+        }
+    }
+
     /// Blocks ready to hand out without touching the allocator (slab blocks returned, spares).
     public var spareCount: Int { slabFree.count + spare.reduce(0) { $0 + $1.count } }
 }

@@ -119,6 +119,14 @@ public final class EventLoop: @unchecked Sendable {
         _ = epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev)
     }
 
+    /// Gives `fd`'s registration (its interest, its tag) to another handler: a hand-over between
+    /// two objects that serve one socket in turn, with no syscall.
+    public func replaceHandler(fd: Int32, with handler: EventHandler) {
+        let i = Int(fd)
+        guard i < handlers.count, handlers[i] != nil else { return }
+        handlers[i] = handler
+    }
+
     /// Forgets `fd` without closing it: another handler registers it next (a hand-over).
     public func deregister(fd: Int32) {
         let i = Int(fd)

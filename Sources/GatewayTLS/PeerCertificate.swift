@@ -30,7 +30,7 @@ public struct PeerCertificate: Sendable {
         serial = serialHex
         var md = [UInt8](repeating: 0, count: 32)
         var len: UInt32 = 0
-        _ = X509_digest(x509, EVP_sha256(), &md, &len)
+        _ = X509_digest(x509, gw_sha256(), &md, &len)
         sha256 = md.prefix(Int(len)).map { b in
             let h = String(b, radix: 16)
             return h.count == 1 ? "0" + h : h

@@ -68,8 +68,13 @@ public final class TLSListener: @unchecked Sendable {
         }
         entryHost = defaultHost
         // The session cache lives in the context the SSL was created from; the per-policy
-        // session id context (carried by each host's SSL_CTX) keeps sessions apart.
-        _ = gw_ssl_ctx_set_session_cache_mode(ctx, gw_ssl_sess_cache_server())
+        // session id context (carried by each host's SSL_CTX, and sealed into every ticket)
+        // keeps sessions apart. While every host issues tickets, tickets carry resumption (TLS 1.3,
+        // and TLS 1.2 clients that offer the extension; OpenSSL caches neither) and the cache would
+        // only hold the sessions of TLS 1.2 clients without tickets: up to 20,000 of them, ~1 KB
+        // each, that a flood of such handshakes fills. Off then, as nginx's default; a host with
+        // `session_tickets off` resumes through it, so it stays on for such a configuration.
+        _ = gw_ssl_ctx_set_session_cache_mode(ctx, Self.sessionCacheMode(hosts: contexts.hosts))
         _ = gw_ssl_ctx_sess_set_cache_size(ctx, 20_000)
         self.contexts = contexts
         self.defaultHost = defaultHost
@@ -82,6 +87,15 @@ public final class TLSListener: @unchecked Sendable {
         if defaultHost?.policy.sessionTickets ?? true { _ = SSL_CTX_set_num_tickets(ctx, 1) }
     }
     deinit { SSL_CTX_free(ctx) }
+
+    /// SSL_SESS_CACHE_OFF while every host issues tickets, else the server-side cache.
+    static func sessionCacheMode(hosts: [TLSHost]) -> Int {
+        hosts.allSatisfy(\.policy.sessionTickets) ? gw_ssl_sess_cache_off() : gw_ssl_sess_cache_server()
+    }
+
+    /// The listener context's session cache mode and options (tests, `gateway check`).
+    var sessionCacheMode: Int { gw_ssl_ctx_get_session_cache_mode(ctx) }
+    var options: UInt64 { SSL_CTX_get_options(ctx) }
 }
 
 /// Every host's context, the name table, and one TLSListener per listen block.

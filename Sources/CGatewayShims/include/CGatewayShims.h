@@ -15,6 +15,7 @@ struct ssl_st;
 struct ssl_ctx_st;
 struct bio_st;
 struct z_stream_s;
+struct evp_md_st;
 
 int gw_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
 
@@ -25,6 +26,7 @@ int gw_ssl_set_min_proto_version(struct ssl_st *ssl, int version);
 int gw_ssl_set_max_proto_version(struct ssl_st *ssl, int version);
 int gw_ssl_set_tlsext_host_name(struct ssl_st *ssl, const char *name);
 long gw_ssl_ctx_set_session_cache_mode(struct ssl_ctx_st *ctx, long mode);
+long gw_ssl_ctx_get_session_cache_mode(struct ssl_ctx_st *ctx);
 long gw_ssl_ctx_sess_set_cache_size(struct ssl_ctx_st *ctx, long size);
 long gw_ssl_ctx_set_mode(struct ssl_ctx_st *ctx, long mode);
 void gw_ssl_ctx_set_read_ahead(struct ssl_ctx_st *ctx, int yes);
@@ -39,6 +41,8 @@ struct bio_st *gw_socket_bio_new(int fd);
 void gw_socket_bio_clear_drained(struct bio_st *bio);
 int gw_socket_bio_drained(struct bio_st *bio);
 void gw_openssl_free(void *ptr);
+// SHA-256 as a fetched EVP_MD (one fetch per process, not one per digest call).
+const struct evp_md_st *gw_sha256(void);
 unsigned long gw_xn_flag_rfc2253(void);  // XN_FLAG_RFC2253 without ASN1_STRFLGS_ESC_MSB (UTF-8 kept)
 
 // SSL_OP_* (SSL_OP_BIT(n) macros in 3.0) and SSL_MODE_*/SSL_SESS_CACHE_* constants.
@@ -90,5 +94,7 @@ void *gw_page_realloc(void *p, size_t size, void *user);
 
 // glibc mallopt (malloc.h is not part of Swift's Glibc module).
 void gw_malloc_tune(int trim_threshold, int top_pad);
+// Free memory back to the kernel now (the calling thread's arena top, every arena's free chunks).
+void gw_malloc_release(int trim_threshold, int top_pad);
 
 #endif

@@ -25,7 +25,9 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser, BatchTarge
     let tickets: TicketKeyRing
     /// This worker's metric counters for this connection's snapshot.
     let counters: SnapshotCounters
-    var phase: Phase = .handshaking
+    var phase: Phase = .handshaking {
+        didSet { if oldValue == .handshaking && phase != .handshaking { worker.handshakesInFlight -= 1 } }
+    }
     /// The client's bytes as request parts, and the framing of the responses: HTTP/1.1 unless
     /// ALPN chose h2, when `http2` is set after the handshake and takes over.
     var downstream: HTTP1Downstream
@@ -67,20 +69,37 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser, BatchTarge
     var limits: Limits { snapshot.config.limits }
     var now: UInt64 { worker.loop.now }
 
-    static func start(fd: Int32, peer: SocketAddress, listener: ListenerRuntime, snapshot: RuntimeSnapshot, worker: Worker) {
+    /// Starts the TLS side of an accepted socket. From a PendingConnection (`registered`): the
+    /// socket is already in epoll with this connection's interest and became readable (the edge
+    /// is passed on), and the handshake keeps the accept's deadline.
+    static func start(fd: Int32, peer: SocketAddress, listener: ListenerRuntime, snapshot: RuntimeSnapshot, worker: Worker,
+                      registered: Bool = false, handshakeDeadline: UInt64 = 0, writable: Bool = false) {
         let tls: TLSSession
         let tickets = worker.tickets
         do { tls = try TLSSession(accepting: fd, listener: listener.tls, tickets: tickets) } catch {
             worker.logs.error.log(.error, "tls_setup_failed", error.description)
-            Descriptor.close(fd); return
+            if registered { worker.loop.closeAndDeregister(fd: fd) } else { Descriptor.close(fd) }
+            return
         }
         let c = ClientConnection(fd: fd, peer: peer, tls: tls, snapshot: snapshot, tickets: tickets, listenerIndex: listener.index, worker: worker)
-        do { try worker.loop.register(fd: fd, handler: c, interest: [.read, .write, .edge]) } catch {
-            worker.logs.error.log(.error, "register_failed", error.description)
-            Descriptor.close(fd); return
+        if registered {
+            worker.loop.replaceHandler(fd: fd, with: c)
+        } else {
+            do { try worker.loop.register(fd: fd, handler: c, interest: [.read, .write, .edge]) } catch {
+                worker.logs.error.log(.error, "register_failed", error.description)
+                Descriptor.close(fd); return
+            }
         }
         worker.add(c)
-        c.setDeadline(snapshot.config.limits.handshakeTimeoutMs)
+        worker.handshakesInFlight += 1
+        worker.relief.noteHandshakes(worker.handshakesInFlight)
+        if handshakeDeadline != 0 {
+            c.deadline = handshakeDeadline
+            worker.loop.schedule(c)
+        } else {
+            c.setDeadline(snapshot.config.limits.handshakeTimeoutMs)
+        }
+        if registered { c.handleEvent(readable: true, writable: writable) }
     }
 
     init(fd: Int32, peer: SocketAddress, tls: TLSSession, snapshot: RuntimeSnapshot, tickets: TicketKeyRing, listenerIndex: Int, worker: Worker) {

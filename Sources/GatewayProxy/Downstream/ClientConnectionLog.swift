@@ -1,4 +1,5 @@
 import GatewayConfig
+import GatewaySystem
 
 /// What a finished exchange, a failed handshake or a connection a TLS error ended leaves
 /// behind: metric counts (always) and an access-log line (when the access log is on), JSON or
@@ -17,14 +18,27 @@ extension ClientConnection {
     }
 
     private func logTLSFailure(_ event: String, _ reason: String) {
+        Self.logTLSFailure(worker.logs, event, reason, client: clientIP, sni: tls.serverName)
+    }
+
+    /// A connection that sent nothing within `handshake_timeout` (a PendingConnection, which has
+    /// no TLS session yet): the line and the count a started handshake's timeout gets.
+    static func logHandshakeTimeout(worker: Worker, snapshot: RuntimeSnapshot, peer: SocketAddress) {
+        let reason = "handshake timeout"
+        worker.metrics.counters(for: snapshot).handshakeFailures[.init(host: SnapshotCounters.none, reason: reason), default: 0] += 1
         guard worker.logs.access.enabled else { return }
+        logTLSFailure(worker.logs, "tls_handshake_failed", reason, client: peer.ipString, sni: nil)
+    }
+
+    private static func logTLSFailure(_ logs: Logs, _ event: String, _ reason: String, client: String, sni: String?) {
+        guard logs.access.enabled else { return }
         var j = JSONLine()
         j.field("time", timestampNow())
         j.field("event", event)
-        j.field("client", clientIP)
-        j.field("sni", tls.serverName)
+        j.field("client", client)
+        j.field("sni", sni)
         j.field("reason", reason)
-        j.finished().withUnsafeBytes { worker.logs.access.write($0) }
+        j.finished().withUnsafeBytes { logs.access.write($0) }
     }
 
     /// An HTTP/2 connection closed with GOAWAY for a protocol error or abuse (SPEC §12).

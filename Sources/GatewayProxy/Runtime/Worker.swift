@@ -20,9 +20,15 @@ final class Worker {
     let pool = BackendPool()
     let metrics = WorkerMetrics()
     var listeners: [Listener] = []
-    var connectionCount: Int { live.count + proxyReaders.count }
+    var connectionCount: Int { live.count + pending.count + proxyReaders.count }
     /// Connections still waiting for their PROXY header (before TLS).
     var proxyReaders: [ObjectIdentifier: ProxyProtocolReader] = [:]
+    /// Accepted connections whose client has sent nothing yet (no TLS state).
+    var pending: [ObjectIdentifier: PendingConnection] = [:]
+    /// Client connections in their TLS handshake (their SSL holds OpenSSL's handshake buffers).
+    var handshakesInFlight = 0
+    /// Memory back to the kernel once a surge of connections has passed.
+    private(set) lazy var relief = MemoryRelief(worker: self)
     var draining = false
     var requestIDs = RequestIDGenerator()
     var traceIDs = TraceIDGenerator()
@@ -73,7 +79,10 @@ final class Worker {
         }
     }
 
-    func add(_ c: ClientConnection) { live[ObjectIdentifier(c)] = c }
+    func add(_ c: ClientConnection) {
+        live[ObjectIdentifier(c)] = c
+        relief.noteCount(connectionCount)
+    }
     func remove(_ c: ClientConnection) {
         live[ObjectIdentifier(c)] = nil
         if draining && live.isEmpty { finishDrain() }
@@ -82,7 +91,7 @@ final class Worker {
     /// This worker's metrics with label values (runs on the worker's thread, for a scrape).
     func sampleMetrics() -> MetricsSample {
         var s = metrics.sample(currentGeneration: snapshot.generation)
-        s.connectionsActive = live.count
+        s.connectionsActive = live.count + pending.count
         for b in snapshot.backendList {
             for (i, server) in b.servers.enumerated() {
                 s.backendUp[[b.config.name, server.label]] = pool.isServerUp(b, server: i) ? 1 : 0
@@ -99,6 +108,7 @@ final class Worker {
         for l in listeners { loop.closeAndDeregister(fd: l.fd, shared: true) }
         listeners = []
         for r in Array(proxyReaders.values) { r.end() }
+        for p in Array(pending.values) { p.end() }
         for c in Array(live.values) { c.shutdownRequested() }
         if live.isEmpty { finishDrain() }
     }
@@ -146,7 +156,7 @@ final class Listener: EventHandler {
             }
             Socket.setNoDelay(cfd)
             if listenConfig.proxyProtocol { ProxyProtocolReader.start(fd: cfd, peer: peer, listener: listener, snapshot: snap, worker: worker); continue }
-            ClientConnection.start(fd: cfd, peer: peer, listener: listener, snapshot: snap, worker: worker)
+            PendingConnection.start(fd: cfd, peer: peer, listener: listener, snapshot: snap, worker: worker)
         }
     }
 }

@@ -1,0 +1,61 @@
+import GatewaySystem
+
+/// Gives memory back to the kernel after a surge of connections, or of handshakes, has passed.
+/// glibc keeps what a worker freed (Allocator.tuneForServer: page faults cost handshakes CPU),
+/// and a flood of 4,000 connections left the gateway at ten times its resident size for good.
+/// A handshake in flight holds ~30 KB that its end frees (OpenSSL 3.0 zeroes a 16 KiB message
+/// buffer for each), so 2,000 handshakes at once leave ~60 MB of free heap behind even while
+/// their connections stay. Armed only when the connection count or the handshakes in flight
+/// pass `surge` (no timer otherwise); then every `intervalMs` it looks whether the connections
+/// have fallen to half their peak, or the handshakes to a quarter of theirs, and if so releases
+/// the allocator's free memory and the buffer pool's unused blocks once, and starts over.
+final class MemoryRelief: TimerTarget {
+    /// unowned(unsafe): the worker owns this and outlives it.
+    unowned(unsafe) let worker: Worker
+    var deadline: UInt64 = 0
+    var timerSlot = 0
+    private(set) var peak = 0
+    private(set) var handshakePeak = 0
+    /// Releases done (tests, logs).
+    private(set) var releases = 0
+
+    static let surge = 512
+    static let intervalMs: UInt64 = 2000
+
+    init(worker: Worker) { self.worker = worker }
+
+    /// A connection was added: `count` is the worker's connection count now.
+    @inline(__always) func noteCount(_ count: Int) {
+        guard count > peak else { return }
+        peak = count
+        if peak >= Self.surge && deadline == 0 { arm(now: worker.loop.now) }
+    }
+
+    /// A handshake started: `count` is the worker's handshakes in flight now.
+    @inline(__always) func noteHandshakes(_ count: Int) {
+        guard count > handshakePeak else { return }
+        handshakePeak = count
+        if handshakePeak >= Self.surge && deadline == 0 { arm(now: worker.loop.now) }
+    }
+
+    func deadlineExpired(now: UInt64) {
+        deadline = 0
+        let count = worker.connectionCount, handshakes = worker.handshakesInFlight
+        if count * 2 <= peak || (handshakePeak >= Self.surge && handshakes * 4 <= handshakePeak) {
+            Allocator.releaseFreeMemory()
+            worker.buffers.releaseFreeBlocks()
+            releases += 1
+            worker.logs.error.log(.info, "memory_released", "a surge of connections or handshakes has passed: free memory given back to the kernel",
+                                  [("worker", .int(worker.id)), ("peak", .int(peak)), ("connections", .int(count)),
+                                   ("handshake_peak", .int(handshakePeak)), ("handshakes", .int(handshakes))])
+            peak = count
+            handshakePeak = handshakes
+        }
+        if peak >= Self.surge || handshakePeak >= Self.surge { arm(now: now) }
+    }
+
+    private func arm(now: UInt64) {
+        deadline = now + Self.intervalMs
+        worker.loop.schedule(self)
+    }
+}
