@@ -52,8 +52,12 @@ public struct ByteBuffer: ~Copyable {
         append(UnsafeRawBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
     }
     public mutating func append(_ s: String) {
-        var s = s
-        s.withUTF8 { append(UnsafeRawBufferPointer($0)) }
+        // A native or literal string lends its UTF-8 storage as it is (no copy of the String,
+        // so no retain and release of its buffer per call); others take the copying path.
+        if s.utf8.withContiguousStorageIfAvailable({ append(UnsafeRawBufferPointer($0)) }) == nil {
+            var s = s
+            s.withUTF8 { append(UnsafeRawBufferPointer($0)) }
+        }
     }
     public mutating func append(byte: UInt8) {
         reserve(1)
