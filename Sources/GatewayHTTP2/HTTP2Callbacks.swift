@@ -53,22 +53,25 @@ extension HTTP2ServerSession {
                 let st = HTTP2Stream(id: id, pool: s.pool)
                 st.beginHeaders(trailer: false)
                 s.streams[id] = st
-            } else {
-                s.streams[id]?.beginHeaders(trailer: true)
+                s.decoding = Unmanaged.passUnretained(st)
+            } else if let st = s.streams[id] {
+                st.beginHeaders(trailer: true)
+                s.decoding = Unmanaged.passUnretained(st)
             }
             return 0
         }
         nghttp2_session_callbacks_set_on_header_callback(cbs) { _, frame, name, namelen, value, valuelen, _, ud in
-            let s = sessionFrom(ud)
-            guard let st = s.streams[frame!.pointee.hd.stream_id] else { return 0 }
-            st.addField(name: UnsafeRawBufferPointer(start: name, count: namelen),
-                        value: UnsafeRawBufferPointer(start: value, count: valuelen), config: s.config)
-            // Decoding on far past the limit is an HPACK bomb's CPU: end the connection.
-            if st.headerListSize > s.config.fatalHeaderListSize {
-                s.callbackFailure = ("header list too large", HTTP2ErrorCode.enhanceYourCalm)
-                return failCallback
+            // +0 throughout (the callback runs once per field): the session by Unmanaged, its stream by `decoding`.
+            Unmanaged<HTTP2ServerSession>.fromOpaque(ud!)._withUnsafeGuaranteedRef { s in
+                s.withHeaderStream(frame!.pointee.hd.stream_id) { st in
+                    st.addField(name: UnsafeRawBufferPointer(start: name, count: namelen),
+                                value: UnsafeRawBufferPointer(start: value, count: valuelen), config: s.config)
+                    // Decoding on far past the limit is an HPACK bomb's CPU: end the connection.
+                    guard st.headerListSize > s.config.fatalHeaderListSize else { return 0 }
+                    s.callbackFailure = ("header list too large", HTTP2ErrorCode.enhanceYourCalm)
+                    return failCallback
+                } ?? 0
             }
-            return 0
         }
         nghttp2_session_callbacks_set_on_frame_recv_callback(cbs) { _, frame, ud in
             let s = sessionFrom(ud)

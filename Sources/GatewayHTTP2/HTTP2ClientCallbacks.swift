@@ -22,19 +22,22 @@ extension HTTP2ClientSession {
             // Before the final response every block is a head (1xx ones first); after it, trailers.
             st.beginHeaders(trailer: st.delivered)
             st.status = 0
+            s.decoding = Unmanaged.passUnretained(st)
             return 0
         }
         nghttp2_session_callbacks_set_on_header_callback(cbs) { _, frame, name, namelen, value, valuelen, _, ud in
-            let s = clientFrom(ud)
-            guard let st = s.streams[frame!.pointee.hd.stream_id], !st.discarding else { return 0 }
-            st.addResponseField(name: UnsafeRawBufferPointer(start: name, count: namelen),
-                                value: UnsafeRawBufferPointer(start: value, count: valuelen), config: s.config)
-            // Decoding on far past the limit is an HPACK bomb's CPU: end the connection.
-            if st.headerListSize > s.config.fatalHeaderListSize {
-                s.callbackFailure = ("header list too large", HTTP2ErrorCode.enhanceYourCalm)
-                return failCallback
+            // +0 throughout, as on the server side.
+            Unmanaged<HTTP2ClientSession>.fromOpaque(ud!)._withUnsafeGuaranteedRef { s in
+                s.withHeaderStream(frame!.pointee.hd.stream_id) { st in
+                    guard !st.discarding else { return 0 }
+                    st.addResponseField(name: UnsafeRawBufferPointer(start: name, count: namelen),
+                                        value: UnsafeRawBufferPointer(start: value, count: valuelen), config: s.config)
+                    // Decoding on far past the limit is an HPACK bomb's CPU: end the connection.
+                    guard st.headerListSize > s.config.fatalHeaderListSize else { return 0 }
+                    s.callbackFailure = ("header list too large", HTTP2ErrorCode.enhanceYourCalm)
+                    return failCallback
+                } ?? 0
             }
-            return 0
         }
         nghttp2_session_callbacks_set_on_frame_recv_callback(cbs) { _, frame, ud in
             clientFrom(ud).clientFrameReceived(frame!.pointee)

@@ -34,6 +34,17 @@ public class HTTP2Session {
     var sink: UnsafeMutablePointer<ByteBuffer>?
     /// Scratch for lower-casing outgoing field names (kept: no allocation per head).
     var nameScratch: [UInt8] = []
+    /// The stream whose header block is being decoded, so each field's callback reaches it
+    /// without a table lookup and a retain. Unmanaged: set at its begin_headers while the table
+    /// holds it, cleared when nghttp2 closes it (before the table lets it go).
+    var decoding: Unmanaged<HTTP2Stream>?
+
+    /// `body` with the stream a header field belongs to (+0: no retain), nil for an unknown stream.
+    @inline(__always) func withHeaderStream<R>(_ id: Int32, _ body: (HTTP2Stream) -> R) -> R? {
+        if let d = decoding, let r = d._withUnsafeGuaranteedRef({ $0.id == id ? body($0) : nil }) { return r }
+        guard let st = streams[id] else { return nil }
+        return body(st)
+    }
 
     init(pool: BufferPool?) { self.pool = pool }
 

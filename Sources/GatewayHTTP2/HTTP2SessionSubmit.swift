@@ -92,6 +92,7 @@ extension HTTP2Session {
         }
         nghttp2_session_callbacks_set_on_stream_close_callback(cbs) { session, id, code, ud in
             let s = baseSessionFrom(ud)
+            if let d = s.decoding, d._withUnsafeGuaranteedRef({ $0.id == id }) { s.decoding = nil }
             guard let st = s.streams.removeValue(forKey: id) else { return 0 }
             // Bytes the caller never consumed still count against the connection window.
             let left = st.incoming.readableCount
