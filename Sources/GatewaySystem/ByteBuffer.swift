@@ -8,14 +8,19 @@ public struct ByteBuffer: ~Copyable {
     public private(set) var capacity = 0
     public private(set) var readIndex = 0
     public private(set) var writeIndex = 0
-    /// The loop thread's pool (a strong reference: one retain per buffer, not per use).
-    private let pool: BufferPool?
+    /// The loop thread's pool, retained once for the buffer's life and released in deinit.
+    /// Unmanaged so that each take and give uses it at +0 (a strong optional was retained and
+    /// released around every use: 12 of a keep-alive request's retains and releases).
+    private let pool: Unmanaged<BufferPool>?
 
-    public init(pool: BufferPool? = nil) { self.pool = pool }
-    deinit { if let b = base { free(b, capacity) } }
+    public init(pool: BufferPool? = nil) { self.pool = pool.map { Unmanaged.passRetained($0) } }
+    deinit {
+        if let b = base { free(b, capacity) }
+        pool?.release()
+    }
 
     private func free(_ block: UnsafeMutableRawPointer, _ size: Int) {
-        if let pool, let k = BufferPool.sizeClass(size) { pool.give(block, k) } else { block.deallocate() }
+        if let pool, let k = BufferPool.sizeClass(size) { pool._withUnsafeGuaranteedRef { $0.give(block, k) } } else { block.deallocate() }
     }
 
     public var readableCount: Int { writeIndex - readIndex }
@@ -105,7 +110,7 @@ public struct ByteBuffer: ~Copyable {
         var newCap = max(capacity * 2, BufferPool.blockSize)
         while newCap - live < n { newCap *= 2 }
         let nb: UnsafeMutableRawPointer
-        if let pool, let k = BufferPool.sizeClass(newCap) { nb = pool.take(k) } else {
+        if let pool, let k = BufferPool.sizeClass(newCap) { nb = pool._withUnsafeGuaranteedRef { $0.take(k) } } else {
             nb = UnsafeMutableRawPointer.allocate(byteCount: newCap, alignment: 16)
         }
         if let b = base {
