@@ -61,16 +61,12 @@ extension HTTP2ServerSession {
             return 0
         }
         nghttp2_session_callbacks_set_on_header_callback(cbs) { _, frame, name, namelen, value, valuelen, _, ud in
-            // +0 throughout (the callback runs once per field): the session by Unmanaged, its stream by `decoding`.
+            // The session by Unmanaged at +0 (the callback runs once per field).
             Unmanaged<HTTP2ServerSession>.fromOpaque(ud!)._withUnsafeGuaranteedRef { s in
-                s.withHeaderStream(frame!.pointee.hd.stream_id) { st in
+                s.headerField(frame!.pointee.hd.stream_id, fatalListSize: s.config.fatalHeaderListSize) { st in
                     st.addField(name: UnsafeRawBufferPointer(start: name, count: namelen),
                                 value: UnsafeRawBufferPointer(start: value, count: valuelen), config: s.config)
-                    // Decoding on far past the limit is an HPACK bomb's CPU: end the connection.
-                    guard st.headerListSize > s.config.fatalHeaderListSize else { return 0 }
-                    s.callbackFailure = ("header list too large", HTTP2ErrorCode.enhanceYourCalm)
-                    return failCallback
-                } ?? 0
+                }
             }
         }
         nghttp2_session_callbacks_set_on_frame_recv_callback(cbs) { _, frame, ud in

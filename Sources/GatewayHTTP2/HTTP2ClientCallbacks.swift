@@ -26,17 +26,12 @@ extension HTTP2ClientSession {
             return 0
         }
         nghttp2_session_callbacks_set_on_header_callback(cbs) { _, frame, name, namelen, value, valuelen, _, ud in
-            // +0 throughout, as on the server side.
             Unmanaged<HTTP2ClientSession>.fromOpaque(ud!)._withUnsafeGuaranteedRef { s in
-                s.withHeaderStream(frame!.pointee.hd.stream_id) { st in
-                    guard !st.discarding else { return 0 }
+                s.headerField(frame!.pointee.hd.stream_id, fatalListSize: s.config.fatalHeaderListSize) { st in
+                    guard !st.discarding else { return }
                     st.addResponseField(name: UnsafeRawBufferPointer(start: name, count: namelen),
                                         value: UnsafeRawBufferPointer(start: value, count: valuelen), config: s.config)
-                    // Decoding on far past the limit is an HPACK bomb's CPU: end the connection.
-                    guard st.headerListSize > s.config.fatalHeaderListSize else { return 0 }
-                    s.callbackFailure = ("header list too large", HTTP2ErrorCode.enhanceYourCalm)
-                    return failCallback
-                } ?? 0
+                }
             }
         }
         nghttp2_session_callbacks_set_on_frame_recv_callback(cbs) { _, frame, ud in

@@ -39,6 +39,18 @@ public class HTTP2Session {
     /// holds it, cleared when nghttp2 closes it (before the table lets it go).
     var decoding: Unmanaged<HTTP2Stream>?
 
+    /// One decoded header field of stream `id`, for either side's on_header callback: `record`
+    /// stores it by that side's rule; decoding on far past the limit is an HPACK bomb's CPU, so
+    /// it ends the connection. +0 throughout (it runs once per field).
+    @inline(__always) func headerField(_ id: Int32, fatalListSize: Int, _ record: (HTTP2Stream) -> Void) -> Int32 {
+        withHeaderStream(id) { st in
+            record(st)
+            guard st.headerListSize > fatalListSize else { return 0 }
+            callbackFailure = ("header list too large", HTTP2ErrorCode.enhanceYourCalm)
+            return failCallback
+        } ?? 0
+    }
+
     /// `body` with the stream a header field belongs to (+0: no retain), nil for an unknown stream.
     @inline(__always) func withHeaderStream<R>(_ id: Int32, _ body: (HTTP2Stream) -> R) -> R? {
         if let d = decoding, let r = d._withUnsafeGuaranteedRef({ $0.id == id ? body($0) : nil }) { return r }
