@@ -4,19 +4,15 @@ enum ASCII {
     static let cr: UInt8 = 13, lf: UInt8 = 10, sp: UInt8 = 32, ht: UInt8 = 9
     static let colon: UInt8 = 58, comma: UInt8 = 44, semicolon: UInt8 = 59
 
-    /// tchar: the bytes allowed in a method, a header name or a token.
-    static let token: [Bool] = (0..<256).map { c in
-        switch UInt8(c) {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-             UInt8(ascii: "0")...UInt8(ascii: "9"): true
-        case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"),
-             UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."),
-             UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"): true
-        default: false
-        }
-    }
+    /// tchar (ALPHA, DIGIT and !#$%&'*+-.^_`|~): the bytes allowed in a method, a header name or
+    /// a token, as a bit per byte value in two words. Integer literals are constants; a global
+    /// table would be a lazy global, checked (swift_once) on every byte.
+    static let tokenBitsLow: UInt64 = 0x03FF_6CFA_0000_0000    // bytes 0-63
+    static let tokenBitsHigh: UInt64 = 0x57FF_FFFF_C7FF_FFFE   // bytes 64-127
 
-    @inline(__always) static func isToken(_ c: UInt8) -> Bool { token[Int(c)] }
+    @inline(__always) static func isToken(_ c: UInt8) -> Bool {
+        c < 64 ? (tokenBitsLow >> UInt64(c)) & 1 != 0 : c < 128 && (tokenBitsHigh >> UInt64(c &- 64)) & 1 != 0
+    }
     /// field-content: visible ASCII, obs-text, space and tab; no other control byte.
     @inline(__always) static func isFieldByte(_ c: UInt8) -> Bool { c >= 0x20 ? c != 0x7F : c == ht }
     /// A request target: visible ASCII only (no space, no control, no obs-text).

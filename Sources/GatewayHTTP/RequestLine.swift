@@ -18,7 +18,8 @@ struct RequestLineChecker: StartLineChecker {
 
     init(maxURISize: Int) { self.maxURISize = maxURISize }
 
-    private static let versionPattern: [UInt8] = Array("HTTP/0.0".utf8)  // 0 = a digit
+    /// "HTTP/0.0" (0 = a digit), byte i in bits 8i...8i+7: a constant, not a lazy global array.
+    private static let versionPattern: UInt64 = 0x302E_302F_5054_5448
 
     mutating func byte(_ c: UInt8, at index: Int) throws(HTTPParseError) {
         switch phase {
@@ -36,7 +37,7 @@ struct RequestLineChecker: StartLineChecker {
             targetLength = length; length = 0; phase = .version
         case .version:
             guard length < 8 else { throw .bad("malformed HTTP version") }
-            let p = Self.versionPattern[length]
+            let p = UInt8(truncatingIfNeeded: Self.versionPattern >> UInt64(8 * length))
             let ok = p == UInt8(ascii: "0") ? (c &- 48) < 10 : c == p
             guard ok else { throw .bad("malformed HTTP version") }
             length += 1

@@ -214,3 +214,21 @@ func expectEverySplit(_ text: String, _ expected: Outcome, sourceLocation: Sourc
         }
     }
 }
+
+@Suite struct ByteClassTests {
+    /// The token bit words are exactly RFC 9110's tchar, for all 256 byte values.
+    @Test func tokenBytesAreTchar() {
+        let tchar = Set("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ".utf8)
+        for c in 0...255 { #expect(ASCII.isToken(UInt8(c)) == tchar.contains(UInt8(c)), "byte \(c)") }
+    }
+
+    /// HTTP/1.<digit> ends a request line, nothing else in its place; the version pattern is read byte by byte.
+    @Test func versionPatternAcceptsDigitsOnly() {
+        for (line, ok) in [("HTTP/1.1", true), ("HTTP/1.0", true), ("HTTP/1.x", false), ("HTTQ/1.1", false), ("HTTP/1,1", false)] {
+            var p = HTTPRequestParser(limits: HTTPHeadLimits(maxURISize: 100, maxHeaderSize: 1000, maxHeaders: 10))
+            let bytes = Array("GET / \(line)\r\nHost: a\r\n\r\n".utf8)
+            let parsed = bytes.withUnsafeBytes { b in Result { () throws(HTTPParseError) in try p.parse(b) } }
+            if ok { #expect((try? parsed.get()) != nil, "\(line)") } else { #expect((try? parsed.get()) == nil, "\(line)") }
+        }
+    }
+}

@@ -19,8 +19,12 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser, BatchTarge
     var io: Transport
     var tls: TLSSession { io.session }
     let snapshot: RuntimeSnapshot
-    /// unowned(unsafe): a worker lives as long as the process, beyond all its connections (no refcount traffic per use).
-    unowned(unsafe) let worker: Worker
+    /// Strong `let`s: reading a `let` of the connection costs no retain, where an unowned
+    /// reference (or a chain of two) is retained around each use. The worker drops the
+    /// connection at `close`, which ends the cycle.
+    let worker: Worker
+    let loop: EventLoop
+    let backends: BackendPool
     /// The ticket keys attached to this connection's SSL: kept alive as long as it is.
     let tickets: TicketKeyRing
     /// This worker's metric counters for this connection's snapshot.
@@ -67,7 +71,7 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser, BatchTarge
     static let highWater = 64 * 1024
 
     var limits: Limits { snapshot.config.limits }
-    var now: UInt64 { worker.loop.now }
+    var now: UInt64 { loop.now }
 
     /// Starts the TLS side of an accepted socket. From a PendingConnection (`registered`): the
     /// socket is already in epoll with this connection's interest and became readable (the edge
@@ -103,7 +107,8 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser, BatchTarge
     }
 
     init(fd: Int32, peer: SocketAddress, tls: TLSSession, snapshot: RuntimeSnapshot, tickets: TicketKeyRing, listenerIndex: Int, worker: Worker) {
-        self.fd = fd; self.peer = peer; self.snapshot = snapshot; self.tickets = tickets; self.worker = worker
+        self.fd = fd; self.peer = peer; self.snapshot = snapshot; self.tickets = tickets; self.worker = worker; loop = worker.loop
+        backends = worker.pool
         self.listenerIndex = listenerIndex
         io = Transport(tls, buffers: worker.buffers)
         counters = worker.metrics.counters(for: snapshot)
@@ -122,7 +127,7 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser, BatchTarge
         var turns = 0
         while phase != .closed && turns < 64 {
             turns += 1
-            let before = phase, open = exchange != nil
+            let before = phase, open = exchanges.count
             switch phase {
             case .handshaking: handshake()
             case .serving: if let h2 = http2 { serveHTTP2(h2) } else { serve() }
@@ -130,19 +135,19 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser, BatchTarge
             case .draining: drain()
             case .closed: break
             }
-            if phase == before && (exchange != nil) == open { break }
+            if phase == before && exchanges.count == open { break }
         }
         guard phase != .closed else { return }
         if anotherTurn {
             anotherTurn = false
             // Strong: kept until the turn runs (soon), where a closed connection does nothing.
-            worker.loop.execute { self.drive() }
+            loop.execute { self.drive() }
         }
     }
 
     func setDeadline(_ ms: Int) {
         deadline = now + UInt64(ms)
-        worker.loop.schedule(self)
+        loop.schedule(self)
     }
 
     func deadlineExpired(now: UInt64) {
@@ -206,7 +211,7 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser, BatchTarge
         // HTTP/1: the connection's timer now keeps the exchange's time (its first deadline
         // replaces the head timeout); HTTP/2 keeps the connection's idle timer beside the streams'.
         let ex = exchanges.open(stream, startedAt: now, pool: worker.exchangePool)
-        ex.connection = self
+        ex.connectionRef = Unmanaged.passUnretained(self)
         return ex
     }
 
@@ -295,7 +300,7 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser, BatchTarge
         if let h2 = http2, phase == .serving { goAway(h2); return }
         switch phase {
         case .handshaking: close()
-        case .serving where exchange == nil && !headBytesSeen: close()
+        case .serving where exchanges.isEmpty && !headBytesSeen: close()
         default: closeAfterResponse = true
         }
     }
@@ -322,11 +327,11 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser, BatchTarge
         // Every way a TLS error ends an established connection comes here (a read, a write, a tunnel, a drain).
         if let failure = tls.failureAfterHandshake { logConnectionFailure(failure.description) }
         phase = .closed
-        worker.loop.cancel(self)
+        loop.cancel(self)
         for ex in exchanges.all { closeExchange(ex) }
         turnQueue = []; waitingQueue = []
-        if let t = tunnelled { t.owner = nil; worker.pool.discard(t); tunnelled = nil }
-        worker.loop.closeAndDeregister(fd: fd)
+        if let t = tunnelled { t.owner = nil; backends.discard(t); tunnelled = nil }
+        loop.closeAndDeregister(fd: fd)
         worker.remove(self)
     }
 }

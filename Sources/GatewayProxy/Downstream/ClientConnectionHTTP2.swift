@@ -40,7 +40,7 @@ extension ClientConnection {
             swap(&turns, &turnQueue)
             for ex in turns {
                 ex.turn = false
-                guard exchanges[ex.stream] === ex else { continue }   // finished by an earlier one's step
+                guard ex.isOpen else { continue }   // finished by an earlier one's step
                 if forwardStream(ex, h2) { ex.turn = true; progress = true }
             }
             turns.removeAll(keepingCapacity: true)
@@ -134,7 +134,7 @@ extension ClientConnection {
     /// backend as it takes it (the client's window opens only as bytes leave), the response back.
     private func forwardStream(_ ex: Exchange, _ h2: HTTP2Downstream) -> Bool {
         guard ex.advanceUpstream() else { return false }   // connecting: its socket's event comes back here
-        guard exchanges[ex.stream] === ex else { return true }
+        guard ex.isOpen else { return true }
         var progress = ex.sendHead()
         let stream = Int32(ex.stream)
         if !ex.state.requestEnded {
@@ -157,8 +157,8 @@ extension ClientConnection {
             }
         }
         if ex.flushUpstream() { progress = true }
-        if exchanges[ex.stream] === ex, ex.receiveResponse() { progress = true }
-        guard exchanges[ex.stream] === ex else { return true }
+        if ex.isOpen, ex.receiveResponse() { progress = true }
+        guard ex.isOpen else { return true }
         // The backend's part is over: its connection serves other streams while this one's
         // response still drains to the client.
         if ex.state.responseEnded && ex.state.requestEnded && ex.hasUpstream { releaseUpstream(ex) }
@@ -216,7 +216,7 @@ extension ClientConnection {
             progress = io.output.readableCount > before
             if progress { h2.flushes += 1 }
         }
-        if !io.output.isEmpty { worker.loop.afterBatch(self) }
+        if !io.output.isEmpty { loop.afterBatch(self) }
         return progress
     }
 
@@ -226,7 +226,7 @@ extension ClientConnection {
     /// The streams that waited for the client to take their frames get a turn.
     private func wakeWaiting() {
         swap(&turns, &waitingQueue)
-        for ex in turns where ex.waitingOnClient && ex.connection === self {
+        for ex in turns where ex.waitingOnClient && ex.connectionRef?.toOpaque() == Unmanaged.passUnretained(self).toOpaque() {
             ex.waitingOnClient = false   // set again if it still has to wait
             ex.turn = true
         }

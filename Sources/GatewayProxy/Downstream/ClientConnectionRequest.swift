@@ -9,7 +9,7 @@ import GatewayTLS
 extension ClientConnection {
     /// One turn of serving: a head when no exchange is open, then the open exchange's progress.
     func serve() {
-        if exchange == nil { readHead() }
+        if exchanges.isEmpty { readHead() }
         if let ex = exchange { forward(ex) }
     }
 
@@ -114,7 +114,7 @@ extension ClientConnection {
         if case .contentLength(let n) = head.framing, n > limits.maxBodySize {
             respondLocally(ex, .client(413, "body of \(n) bytes over max_body_size"), close: true); return
         }
-        guard let route = Router.route(b, path, in: host.config.routes), let backend = snapshot.backends[route.backend] else {
+        guard let ri = Router.routeIndex(b, path, in: host.config.routes), let backend = snapshot.routeBackends[host.index][ri] else {
             let shown = path.string(b)
             io.input.consume(head.headLength)
             respondLocally(ex, .client(404, "no route for \(shown)"), close: false); return
@@ -128,7 +128,7 @@ extension ClientConnection {
         var claims: HeadWriter.ClaimHeadersOut?
         if let jwt = host.config.jwt {
             var values: [String?] = []
-            if !route.jwtOff {
+            if !host.config.routes[ri].jwtOff {
                 guard let v = checkToken(ex, jwt, host: host, b, head) else { return }
                 values = v
             }
@@ -146,7 +146,8 @@ extension ClientConnection {
             let c = clientCertificate
             cert = HeadWriter.ClientCertHeaders(verify: c == nil ? "NONE" : "SUCCESS", cert: c)
         }
-        HeadWriter.request(b, head: head, path: path, route: route, host: head.host ?? authority, clientIP: clientIP,
+        let strip = host.config.routes[ri].stripPrefix ? host.config.routes[ri].prefix.utf8.count : 0
+        HeadWriter.request(b, head: head, path: path, strip: strip, host: head.host ?? authority, clientIP: clientIP,
                            requestID: ex.requestID, clientCert: cert,
                            trace: .init(context: trace, clientKept: clientTrace != nil), claims: claims, into: &ex.outgoingHead)
         ex.backend = backend
@@ -168,7 +169,7 @@ extension ClientConnection {
         while true {
             if consumeRequestBody(ex) { progress = true }
             if ex.flushUpstream() { progress = true }
-            guard exchange === ex, !ex.state.requestEnded, phase == .serving, ex.wantsBody, io.input.isEmpty else { break }
+            guard ex.isOpen, !ex.state.requestEnded, phase == .serving, ex.wantsBody, io.input.isEmpty else { break }
             guard readClient() else { break }
             progress = true
         }

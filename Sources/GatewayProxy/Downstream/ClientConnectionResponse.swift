@@ -11,11 +11,11 @@ extension ClientConnection {
     func forward(_ ex: Exchange) {
         var progress = true
         var rounds = 0
-        while progress && phase == .serving && exchange === ex && rounds < 256 {
+        while progress && phase == .serving && ex.isOpen && rounds < 256 {
             progress = false
             rounds += 1
             guard ex.advanceUpstream() else { return }
-            guard exchange === ex else { return }
+            guard ex.isOpen else { return }
             if sendRequest(ex) { progress = true }
             if ex.receiveResponse() { progress = true }
             if flushClient() { progress = true }
@@ -38,18 +38,18 @@ extension ClientConnection {
     /// exchange did not end cleanly.
     func releaseUpstream(_ ex: Exchange) {
         if let c = ex.backendStream.conn {
-            worker.pool.recordSuccess(c.backend, server: c.serverIndex)
+            backends.recordSuccess(c.backend, server: c.serverIndex)
             c.detach(ex, cancel: !(ex.backendStream.ended && ex.state.requestEnded))
             return
         }
         guard let c = ex.upstream else { return }
         ex.upstream = nil
-        worker.pool.recordSuccess(c.backend, server: c.serverIndex)
+        backends.recordSuccess(c.backend, server: c.serverIndex)
         if ex.state.keepsUpstream(upstreamReady: c.phase == .ready, draining: worker.draining) {
-            worker.pool.release(c)
+            backends.release(c)
         } else {
             c.owner = nil
-            worker.pool.discard(c)
+            backends.discard(c)
         }
     }
 

@@ -11,13 +11,18 @@ import GatewayTLS
 /// many steps update it in place, the backend's events and its timer reach it, and the
 /// worker's `ExchangePool` reuses it, so a keep-alive request allocates no exchange.
 final class Exchange: TimerTarget, BackendUser {
-    /// The connection and the stream it serves while open.
-    /// unowned(unsafe): an open exchange sits in its connection's table, and the connection
-    /// detaches and closes its exchanges before it goes; a pooled exchange has none.
-    unowned(unsafe) var connection: ClientConnection?
-    /// The worker whose pool lent it (read on every step, so held here rather than through the connection).
-    /// unowned(unsafe): workers live as long as the process.
-    unowned(unsafe) var worker: Worker!
+    /// The connection and the stream it serves while open, held unretained and used at +0
+    /// (`withClient`): an unowned reference is retained and released around every use.
+    /// Unmanaged: an open exchange sits in its connection's table, and the connection detaches
+    /// and closes its exchanges before it goes; a pooled exchange has none.
+    var connectionRef: Unmanaged<ClientConnection>?
+    var connection: ClientConnection? { connectionRef?.takeUnretainedValue() }
+    /// The worker whose pool lent it, and the two of its parts every step uses, as strong `let`s:
+    /// reading a `let` of a class the caller holds costs no retain, where an unowned or `var`
+    /// reference, or a chain of two, is retained around each use. (nil in unit tests.)
+    let worker: Worker!
+    let loop: EventLoop!
+    let backends: BackendPool!
     var stream: StreamID = 0
     var state = ExchangeState()
 
@@ -71,11 +76,11 @@ final class Exchange: TimerTarget, BackendUser {
     /// HTTP/2: something happened for this stream (its backend, the client, its window) and it
     /// needs a turn; the connection moves only such streams, not all of them on every event.
     var turn = false {
-        didSet { if turn && !oldValue { connection?.queueTurn(self) } }
+        didSet { if turn && !oldValue, let c = connectionRef { c._withUnsafeGuaranteedRef { $0.queueTurn(self) } } }
     }
     /// HTTP/2: its response waits for the client to take what the stream already holds.
     var waitingOnClient = false {
-        didSet { if waitingOnClient && !oldValue { connection?.queueWaiting(self) } }
+        didSet { if waitingOnClient && !oldValue, let c = connectionRef { c._withUnsafeGuaranteedRef { $0.queueWaiting(self) } } }
     }
     /// HTTP/2: the connection's flush count when its answer was queued (-1: not yet), so the
     /// reset that follows an early answer waits until the answer was written.
@@ -91,11 +96,23 @@ final class Exchange: TimerTarget, BackendUser {
     var deadline: UInt64 = 0
     var timerSlot = 0
 
-    init(buffers: BufferPool) { outgoingHead = ByteBuffer(pool: buffers) }
+    /// Set while the exchange is in its connection's table: `isOpen` answers "is this still the
+    /// stream's exchange" without a table lookup (a holder keeps a closed one from reuse).
+    fileprivate(set) var isOpen = false
+
+    init(buffers: BufferPool, worker: Worker?) {
+        outgoingHead = ByteBuffer(pool: buffers)
+        self.worker = worker; loop = worker?.loop; backends = worker?.pool
+    }
+
+    /// The open exchange's connection at +0 for `body` (no retain/release).
+    @inline(__always) func withClient<R>(_ body: (ClientConnection) throws -> R) rethrows -> R {
+        try connectionRef.unsafelyUnwrapped._withUnsafeGuaranteedRef(body)
+    }
 
     /// Ready for the next request: every field back to its initial value.
     func reset(startedAt: UInt64) {
-        connection = nil; stream = 0; state = ExchangeState()
+        connectionRef = nil; isOpen = false; stream = 0; state = ExchangeState()
         self.startedAt = startedAt
         method = ""; path = ""; host = nil; hostIndex = SnapshotCounters.none
         requestID = .none; trace = nil; isHEAD = false; clientVersionMinor = 1
@@ -126,8 +143,7 @@ final class ExchangePool {
 
     func take(startedAt: UInt64) -> Exchange {
         reclaim()
-        let ex = spare.popLast() ?? Exchange(buffers: buffers)
-        ex.worker = worker
+        let ex = spare.popLast() ?? Exchange(buffers: buffers, worker: worker)
         ex.startedAt = startedAt
         return ex
     }
@@ -163,13 +179,15 @@ struct ExchangeTable {
 
     private var first: (stream: StreamID, exchange: Exchange)?
     private var more = StreamMap<Exchange>()
+    /// Open exchanges, kept apart so "any open?" reads no reference (no retain).
+    private(set) var count = 0
 
     subscript(stream: StreamID) -> Exchange? {
         if let f = first, f.stream == stream { return f.exchange }
         return more.isEmpty ? nil : more[Int32(bitPattern: stream)]
     }
 
-    var isEmpty: Bool { first == nil && more.isEmpty }
+    var isEmpty: Bool { count == 0 }
 
     /// Every open exchange (closing a connection).
     var all: [Exchange] { (first.map { [$0.exchange] } ?? []) + more.values }
@@ -177,6 +195,8 @@ struct ExchangeTable {
     mutating func open(_ stream: StreamID, startedAt: UInt64, pool: ExchangePool) -> Exchange {
         let ex = pool.take(startedAt: startedAt)
         ex.stream = stream
+        ex.isOpen = true
+        count += 1
         if first == nil { first = (stream, ex) } else { more[Int32(bitPattern: stream)] = ex }
         return ex
     }
@@ -188,6 +208,8 @@ struct ExchangeTable {
         if let f = first, f.stream == stream { taken = f.exchange; first = nil } else { taken = more.removeValue(forKey: Int32(bitPattern: stream)) }
         guard var ex = taken else { return }
         taken = nil
+        ex.isOpen = false
+        count -= 1
         if isKnownUniquelyReferenced(&ex) { pool.give(ex) } else { pool.retire(ex) }
     }
 }

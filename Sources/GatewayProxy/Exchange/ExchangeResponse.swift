@@ -12,14 +12,17 @@ extension Exchange {
     func receiveResponse() -> Bool {
         if backendStream.conn != nil { return receiveBackendStream() }
         guard let c = upstream, c.phase == .ready, !state.responseEnded, state.headSent else { return false }
-        let client = conn
+        return withClient { receiveResponse(c, $0) }
+    }
+
+    private func receiveResponse(_ c: UpstreamSession, _ client: ClientConnection) -> Bool {
         var progress = false
         defer { if client.http2 != nil { waitingOnClient = !client.canTakeResponse(self) } }
         while client.canTakeResponse(self) {
             // Hand on every part already buffered (a head and its body often share one read)
             // before reading again.
             while client.canTakeResponse(self) {
-                guard let more = handOnResponsePart(c) else { return true }
+                guard let more = handOnResponsePart(c, client) else { return true }
                 guard more else { break }
                 progress = true
                 if state.responseEnded { return true }
@@ -57,7 +60,7 @@ extension Exchange {
 
     /// Takes the next response part from the backend's buffered bytes to the client.
     /// true: a part was handed on; false: more bytes are needed; nil: the exchange failed.
-    func handOnResponsePart(_ c: UpstreamSession) -> Bool? {
+    func handOnResponsePart(_ c: UpstreamSession, _ client: ClientConnection) -> Bool? {
         let input = c.io.input.readable
         let step: (part: HTTP1ClientCodec.Part?, consumed: Int)
         do { step = try c.codec.next(input) } catch {
@@ -67,10 +70,9 @@ extension Exchange {
                 return nil
             }
             worker.logs.error.log(.error, "backend_error", "backend \(c.server.label) sent a bad chunk: \(error.reason)")
-            conn.counters.countBackendFailure(backend: c.backend.index, server: c.serverIndex, .protocol)
-            conn.abort(self); return nil
+            client.counters.countBackendFailure(backend: c.backend.index, server: c.serverIndex, .protocol)
+            client.abort(self); return nil
         }
-        let client = conn
         switch step.part {
         case nil:
             c.io.input.consume(step.consumed)
@@ -102,7 +104,10 @@ extension Exchange {
     /// The response is complete: the gzip trailer, then the codec's end of body (with the
     /// backend's trailers, where it had some).
     func finishBody(trailers: HTTP2Fields? = nil) {
-        let client = conn
+        withClient { finishBody(trailers, $0) }
+    }
+
+    private func finishBody(_ trailers: HTTP2Fields?, _ client: ClientConnection) {
         state.responseEnded = true
         if let g = gzip {
             g.finish { client.writeBody(self, $0) }
@@ -114,7 +119,10 @@ extension Exchange {
     /// The final response head, with the gateway's edits (gzip, Vary), in the client's protocol.
     /// `ends`: the backend sent no body (HTTP/2 passes a trailers-only gRPC answer on as one).
     func startResponse(_ head: HTTPResponseHead, _ input: UnsafeRawBufferPointer, ends: Bool = false) {
-        let client = conn
+        withClient { startResponse(head, input, ends, $0) }
+    }
+
+    private func startResponse(_ head: HTTPResponseHead, _ input: UnsafeRawBufferPointer, _ ends: Bool, _ client: ClientConnection) {
         state.responseHead(status: head.status, keepAlive: head.keepAlive)
         upstreamMs = Int(now - upstreamStartedAt)
         let (compress, vary) = compressionFor(head, input)

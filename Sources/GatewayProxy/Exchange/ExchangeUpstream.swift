@@ -7,9 +7,9 @@ import GatewayTLS
 /// The backend side of an exchange: choosing a server, retrying (ExchangeState, RetryPolicy),
 /// failing with 502/503/504, its own deadline, and streaming the request to the backend.
 extension Exchange {
-    /// unowned(unsafe) reads through `connection`: only called while the exchange is open.
-    var conn: ClientConnection { connection.unsafelyUnwrapped }
-    var now: UInt64 { worker.loop.now }
+    /// The connection, retained (cold paths; hot ones use `withClient`): only while the exchange is open.
+    var conn: ClientConnection { connectionRef.unsafelyUnwrapped.takeUnretainedValue() }
+    var now: UInt64 { loop.now }
 
     // MARK: - Events that reach the exchange
 
@@ -26,9 +26,12 @@ extension Exchange {
         var ms = ms
         // A gRPC client's own deadline bounds the wait for the backend when it is shorter (SPEC §12).
         if grpcDeadline != 0 && !state.responseStarted { ms = min(ms, grpcDeadline > now ? Int(grpcDeadline - now) : 0) }
-        if let c = connection, c.http2 == nil { c.setDeadline(ms); return }
+        if let c = connectionRef, c._withUnsafeGuaranteedRef({ $0.http2 == nil }) {
+            c._withUnsafeGuaranteedRef { $0.setDeadline(ms) }
+            return
+        }
         deadline = now + UInt64(ms)
-        worker.loop.schedule(self)
+        loop.schedule(self)
     }
 
     func deadlineExpired(now: UInt64) {
@@ -43,7 +46,7 @@ extension Exchange {
 
     /// Lets go of the timer and the backend connection (the exchange is over or the client went).
     func detach() {
-        if deadline != 0 { worker.loop.cancel(self) }
+        if deadline != 0 { loop.cancel(self) }
         dropUpstream()
     }
 
@@ -52,7 +55,7 @@ extension Exchange {
         backendStream.conn?.detach(self, cancel: true)
         guard let c = upstream else { return }
         c.owner = nil
-        worker.pool.discard(c)
+        backends.discard(c)
         upstream = nil
     }
 
@@ -60,7 +63,7 @@ extension Exchange {
 
     func connect(excluding: Int?) {
         guard let b = backend else { return }
-        guard let server = worker.pool.pickServer(b, excluding: excluding) else {
+        guard let server = backends.pickServer(b, excluding: excluding) else {
             backendFailed(ProxyError(.unavailable, "backend \(b.config.name) has no server available", metric: nil)); return
         }
         state.attempts += 1
@@ -68,12 +71,12 @@ extension Exchange {
         upstreamStartedAt = now
         do {
             if b.tls.protocol == .h2 {
-                let c = try worker.pool.h2Connection(b, server: server)
+                let c = try backends.h2Connection(b, server: server)
                 c.attach(self)
                 setDeadline(c.session != nil ? b.config.responseTimeoutMs : b.config.connectTimeoutMs)
                 return
             }
-            let c = try worker.pool.connection(b, server: server)
+            let c = try backends.connection(b, server: server)
             c.owner = self
             upstream = c
             setDeadline(c.phase == .ready ? b.config.responseTimeoutMs : b.config.connectTimeoutMs)

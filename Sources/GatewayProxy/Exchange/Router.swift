@@ -34,11 +34,16 @@ enum Router {
 
     /// The longest-prefix route (routes are kept longest first) whose prefix ends on a segment boundary.
     static func route(_ b: UnsafeRawBufferPointer, _ path: Path, in routes: [Route]) -> Route? {
-        for r in routes where hasPrefix(b, path, r.prefix) {
-            let n = r.prefix.utf8.count
-            if path.count == n || r.prefix.utf8.last == UInt8(ascii: "/") { return r }
+        routeIndex(b, path, in: routes).map { routes[$0] }
+    }
+
+    /// The same route by its position (the request path reads its fields in place: no copy of its strings).
+    static func routeIndex(_ b: UnsafeRawBufferPointer, _ path: Path, in routes: [Route]) -> Int? {
+        for i in routes.indices where hasPrefix(b, path, routes[i].prefix) {
+            let n = routes[i].prefix.utf8.count
+            if path.count == n || routes[i].prefix.utf8.last == UInt8(ascii: "/") { return i }
             let next = path.byte(b, n)
-            if next == UInt8(ascii: "/") || next == UInt8(ascii: "?") { return r }
+            if next == UInt8(ascii: "/") || next == UInt8(ascii: "?") { return i }
         }
         return nil
     }
@@ -54,9 +59,14 @@ enum Router {
 
     /// Writes the path the backend gets: `strip_prefix` removes the route's prefix, leaving at least `/`.
     static func writeUpstreamPath(_ b: UnsafeRawBufferPointer, _ path: Path, _ route: Route, into out: inout ByteBuffer) {
+        writeUpstreamPath(b, path, strip: route.stripPrefix ? route.prefix.utf8.count : 0, into: &out)
+    }
+
+    /// `strip`: the length of the prefix `strip_prefix` removes (0: none).
+    static func writeUpstreamPath(_ b: UnsafeRawBufferPointer, _ path: Path, strip: Int, into out: inout ByteBuffer) {
         var from = 0
-        if route.stripPrefix {
-            from = route.prefix.utf8.count
+        if strip > 0 {
+            from = strip
             if from >= path.count || path.byte(b, from) != UInt8(ascii: "/") { out.append(byte: UInt8(ascii: "/")) }
         }
         if path.impliedSlash && from == 0 { out.append(byte: UInt8(ascii: "/")); from = 1 }

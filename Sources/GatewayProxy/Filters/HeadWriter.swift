@@ -65,14 +65,14 @@ enum HeadWriter {
 
     /// The request head toward the backend, written into `out` straight from the client's bytes.
     /// `host`: the authority to send when the client sent no Host (an absolute-form target).
-    static func request(_ b: UnsafeRawBufferPointer, head: HTTPRequestHead, path: Router.Path, route: Route,
+    static func request(_ b: UnsafeRawBufferPointer, head: HTTPRequestHead, path: Router.Path, strip: Int,
                         host: Range<Int>?, clientIP: String, requestID: RequestID, clientCert: ClientCertHeaders?,
                         trace: TraceHeadersOut, claims: ClaimHeadersOut? = nil, into out: inout ByteBuffer) {
         // An upgrade (WebSocket) keeps its Upgrade header and says so in Connection.
         let upgrade = head.upgrade
         out.append(UnsafeRawBufferPointer(rebasing: b[head.method]))
         out.append(byte: 0x20)
-        Router.writeUpstreamPath(b, path, route, into: &out)
+        Router.writeUpstreamPath(b, path, strip: strip, into: &out)
         out.append(" HTTP/1.1\r\n")
         let tokens = connectionTokens(b, head.headers)
         var sawHost = false

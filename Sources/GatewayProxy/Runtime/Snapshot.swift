@@ -77,6 +77,9 @@ public final class RuntimeSnapshot: Sendable {
     public let config: GatewayConfiguration
     public let tls: TLSServerContexts
     public let backends: [String: BackendRuntime]
+    /// By host index, then route position: the route's backend, resolved once here rather than
+    /// by name (a String hash) per request.
+    let routeBackends: [[BackendRuntime?]]
     /// Each host's effective policy, by host index (the 421 rule).
     public let hostPolicies: [TLSPolicy]
     /// By host index: the exact names a connection to that host may serve without a 421 and its
@@ -131,6 +134,7 @@ public final class RuntimeSnapshot: Sendable {
         }
         guard errors.isEmpty else { throw ConfigLoadError(errors) }
         self.backends = backends
+        routeBackends = tls.hosts.map { h in h.config.routes.map { backends[$0.backend] } }
         backendList = list
         var byAddress: [ListenKey: ListenerRuntime] = [:]
         for (i, (l, t)) in zip(config.listeners, tls.listeners).enumerated() { byAddress[ListenKey(l)] = ListenerRuntime(config: l, tls: t, index: i) }

@@ -41,7 +41,7 @@ extension ClientConnection {
         case .serving:
             if let h2 = http2 {
                 goAway(h2)
-            } else if exchange == nil && !headBytesSeen {
+            } else if exchanges.isEmpty && !headBytesSeen {
                 beginClose()
                 drive()
             } else {

@@ -17,7 +17,7 @@ final class Worker {
     private var healthCheckers: [HealthChecker] = []
     var logs: Logs { snapshot.logs }
     /// A `let` (not lazy): read on every request, it must cost no optional check and no retain.
-    let pool = BackendPool()
+    let pool: BackendPool
     let metrics = WorkerMetrics()
     var listeners: [Listener] = []
     var connectionCount: Int { live.count + pending.count + proxyReaders.count }
@@ -46,6 +46,7 @@ final class Worker {
         generatedTickets = tickets
         exchangePool = ExchangePool(buffers: buffers)
         loop = try EventLoop()
+        pool = BackendPool(loop: loop)
         pool.worker = self
         exchangePool.worker = self
         try addListeners(listenFDs)

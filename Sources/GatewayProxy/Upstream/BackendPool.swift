@@ -14,38 +14,42 @@ final class BackendPool {
     /// `protocol h2` connections by pool key, busy or idle: each carries many streams.
     private var h2: [[H2Upstream]] = []
     private var sessions: [Int: TLSResumption] = [:]
-    private var cursor: [Int: Int] = [:]
+    private var cursor = DenseTable(0)
     /// unowned(unsafe): a worker lives as long as the process, beyond all its connections (no refcount traffic per use).
     /// Set by the worker as it starts; never nil after that.
     unowned(unsafe) var worker: Worker!
+    /// A strong `let`: read per request, where the unowned worker's loop would be retained around each use.
+    let loop: EventLoop
+
+    init(loop: EventLoop) { self.loop = loop }
 
 
     /// Passive health of one server (SPEC §6 `max_fails`/`fail_timeout`, as nginx counts them).
-    private struct Health { var fails = 0; var firstFailAt: UInt64 = 0; var downUntil: UInt64 = 0 }
-    private var health: [Int: Health] = [:]
+    private struct Health: Equatable { var fails = 0; var firstFailAt: UInt64 = 0; var downUntil: UInt64 = 0 }
+    private var health = DenseTable(Health())
     /// Servers the active health check found failing: out of rotation until a check passes.
-    private var activeDown = Set<Int>()
+    private var activeDown = DenseTable(false)
     /// Requests in flight per server, for `least_conn`.
-    private var busy: [Int: Int] = [:]
+    private var busy = DenseTable(0)
 
     /// The server for the next request: weighted round robin or least connections, skipping
     /// `excluding` and servers marked down. nil: no server is up (503).
     func pickServer(_ backend: BackendRuntime, excluding: Int? = nil) -> Int? {
         let id = backend.nameKey
-        let now = worker.loop.now
+        let now = loop.now
         func usable(_ s: Int) -> Bool { isUp(backend.servers[s].healthKey, now: now) && s != excluding }
-        var c = cursor[id, default: 0]
+        var c = cursor[id]
         defer { cursor[id] = c }
         if backend.config.balance == .leastConn {
             return Balancer.leastConnections(weights: backend.weights, cursor: &c,
-                                             inFlight: { busy[backend.servers[$0].healthKey] ?? 0 }, usable: usable)
+                                             inFlight: { busy[backend.servers[$0].healthKey] }, usable: usable)
         }
         return Balancer.roundRobin(schedule: backend.schedule, cursor: &c, usable: usable)
     }
 
     /// Whether `pickServer` would find a server (without moving the round-robin cursor).
     func hasUsableServer(_ backend: BackendRuntime, excluding: Int?) -> Bool {
-        let now = worker.loop.now
+        let now = loop.now
         return backend.servers.indices.contains { s in s != excluding && isUp(backend.servers[s].healthKey, now: now) }
     }
 
@@ -55,16 +59,18 @@ final class BackendPool {
     }
 
     private func isUp(_ key: Int, now: UInt64) -> Bool {
-        (health[key]?.downUntil ?? 0) <= now && !activeDown.contains(key)
+        health[key].downUntil <= now && !activeDown[key]
     }
 
     /// The active health check's verdict; transitions are logged.
     func setActiveHealth(_ backend: BackendRuntime, server: Int, up: Bool, reason: String) {
         let key = backend.servers[server].healthKey
         let fields: [(String, LogValue)] = [("backend", .string(backend.config.name)), ("server", .string(backend.servers[server].label)), ("reason", .string(reason))]
-        if up, activeDown.remove(key) != nil {
+        guard activeDown[key] == up else { return }   // no transition
+        activeDown[key] = !up
+        if up {
             worker.logs.error.log(.info, "backend_health_ok", "health check passed: back in rotation", fields)
-        } else if !up, activeDown.insert(key).inserted {
+        } else {
             worker.logs.error.log(.warn, "backend_health_failed", "health check failed: out of rotation", fields)
         }
     }
@@ -75,8 +81,8 @@ final class BackendPool {
         let maxFails = backend.config.maxFails
         guard maxFails > 0 else { return }
         let key = backend.servers[server].healthKey
-        let now = worker.loop.now, window = UInt64(backend.config.failTimeoutMs)
-        var h = health[key] ?? Health()
+        let now = loop.now, window = UInt64(backend.config.failTimeoutMs)
+        var h = health[key]
         if h.fails == 0 || now - h.firstFailAt > window { h.fails = 0; h.firstFailAt = now }
         h.fails += 1
         if h.fails >= maxFails {
@@ -90,13 +96,13 @@ final class BackendPool {
 
     func recordSuccess(_ backend: BackendRuntime, server: Int) {
         let key = backend.servers[server].healthKey
-        if health[key] != nil { health[key] = nil }
+        if health[key] != Health() { health[key] = Health() }
     }
 
     private func finished(_ c: UpstreamSession) {
         guard c.inFlight else { return }
         c.inFlight = false
-        busy[c.server.healthKey, default: 1] -= 1
+        busy[c.server.healthKey] -= 1
     }
 
     /// A pooled connection to that server, or a new one.
@@ -115,7 +121,7 @@ final class BackendPool {
             conn = try UpstreamSession(worker: worker, backend: backend, serverIndex: server, session: session)
         }
         conn!.inFlight = true
-        busy[backend.servers[server].healthKey, default: 0] += 1
+        busy[backend.servers[server].healthKey] += 1
         return conn!
     }
 
@@ -135,8 +141,8 @@ final class BackendPool {
         c.io.output.releaseIfEmpty()
         if key >= idle.count { idle += Array(repeating: [], count: key + 1 - idle.count) }
         idle[key].append(c)
-        c.deadline = worker.loop.now + UInt64(c.backend.config.keepaliveTimeoutMs)
-        worker.loop.schedule(c)
+        c.deadline = loop.now + UInt64(c.backend.config.keepaliveTimeoutMs)
+        loop.schedule(c)
     }
 
     // MARK: - HTTP/2 backends
@@ -154,21 +160,21 @@ final class BackendPool {
             c = try H2Upstream(worker: worker, backend: backend, serverIndex: server, session: session)
             h2[key].append(c)
         }
-        busy[backend.servers[server].healthKey, default: 0] += 1
+        busy[backend.servers[server].healthKey] += 1
         return c
     }
 
     /// One of its streams is over. With none left it idles, up to `keepalive` idle connections
     /// per server for `keepalive_timeout`; past that, or after a GOAWAY, it closes.
     func streamEnded(_ c: H2Upstream) {
-        busy[c.server.healthKey, default: 1] -= 1
+        busy[c.server.healthKey] -= 1
         guard c.load == 0, !c.closed else { return }
         if c.session != nil { rememberSession(of: c.link) }
         let key = c.server.poolKey
         let idleCount = h2[key].reduce(0) { $0 + ($1.load == 0 ? 1 : 0) }
         guard !c.goingAway, c.session != nil, idleCount <= c.backend.config.keepalive else { discard(c); return }
-        c.deadline = worker.loop.now + UInt64(c.backend.config.keepaliveTimeoutMs)
-        worker.loop.schedule(c)
+        c.deadline = loop.now + UInt64(c.backend.config.keepaliveTimeoutMs)
+        loop.schedule(c)
     }
 
     func discard(_ c: H2Upstream) {
@@ -197,5 +203,20 @@ final class BackendPool {
         idle = []
         for list in h2 { for c in list { c.close() } }
         h2 = []
+    }
+}
+
+/// Per-key state of the pool by `StateKeys` id (small and dense): an array read per request
+/// instead of a hashed lookup; keys past the end read as `initial`.
+private struct DenseTable<Value> {
+    private var values: [Value] = []
+    private let initial: Value
+    init(_ initial: Value) { self.initial = initial }
+    subscript(key: Int) -> Value {
+        get { key < values.count ? values[key] : initial }
+        set {
+            if key >= values.count { values += Array(repeating: initial, count: key + 1 - values.count) }
+            values[key] = newValue
+        }
     }
 }
