@@ -27,6 +27,9 @@ public final class HTTP2ClientSession: HTTP2Session {
     public init(config: HTTP2Config = HTTP2Config(), pool: BufferPool? = nil) throws(HTTP2Error) {
         self.config = config
         super.init(pool: pool)
+        // A backend connection multiplexes up to hundreds of streams: its tables stay grown.
+        streams = StreamMap(keptSlots: 1024)
+        finished = StreamMap(keptSlots: 1024)
         var callbacks: OpaquePointer?
         guard nghttp2_session_callbacks_new(&callbacks) == 0 else { throw HTTP2Error("nghttp2_session_callbacks_new failed") }
         defer { nghttp2_session_callbacks_del(callbacks) }

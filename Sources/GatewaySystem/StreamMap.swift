@@ -3,7 +3,7 @@
 /// positive and mostly consecutive odd (or even) numbers, so `id >> 1` spreads them without a
 /// hash function — Swift's Dictionary would run SipHash on each of the dozens of lookups one
 /// request makes. Deletion shifts the cluster back (no tombstones). Empty until the first
-/// insert; emptied again it keeps a table of up to 64 slots.
+/// insert; emptied again it keeps a table of up to `keptSlots` slots (64 unless the owner says).
 @frozen public struct StreamMap<Value> {
     // Inlinable (and so its storage usable from inline code): the callers in other modules
     // specialize it for their value type; unspecialized, every access went through generic
@@ -14,8 +14,12 @@
     /// Entries not in their home slot. Ids are mostly consecutive, so usually none: then a
     /// removal just clears its slot instead of walking the rest of the cluster.
     @usableFromInline var displaced = 0
+    /// The largest table kept when the map empties. A client connection's map stays small when
+    /// idle (memory per connection); a backend connection carrying hundreds of streams keeps
+    /// its table, or it would reallocate and regrow it every time its streams drain to zero.
+    @usableFromInline let keptSlots: Int
 
-    @inlinable public init() {}
+    @inlinable public init(keptSlots: Int = 64) { self.keptSlots = keptSlots }
 
     @inlinable public var count: Int { storedCount }
 
@@ -91,9 +95,9 @@
                 hole = j
             }
         }
-        // Emptied, it keeps a table of up to 64 slots (768 bytes): connections whose streams
-        // come and go in waves would otherwise regrow it from nothing each time.
-        if count == 0 && keys.count > 64 { keys = []; slots = []; displaced = 0 }
+        // Emptied, it keeps a table of up to `keptSlots` slots (64: 768 bytes): connections whose
+        // streams come and go in waves would otherwise regrow it from nothing each time.
+        if count == 0 && keys.count > keptSlots { keys = []; slots = []; displaced = 0 }
         return value
     }
 

@@ -15,8 +15,9 @@ extension Exchange {
 
     /// The backend connection's events: this exchange needs a turn, which its connection gives.
     func drive() {
+        guard isOpen, let c = connection else { return }   // closed: its connection may be gone
         turn = true
-        connection?.drive()
+        c.drive()
     }
 
     /// HTTP/1 has one exchange at a time: its time is kept in the connection's one timer entry

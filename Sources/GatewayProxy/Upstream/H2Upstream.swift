@@ -19,7 +19,7 @@ final class H2Upstream: BackendUser, TimerTarget, BatchTarget {
     unowned(unsafe) let worker: Worker
     /// Exchanges by the stream they opened, and those attached that have not opened theirs yet
     /// (before the handshake, or until their turn): they count against the streams it may open.
-    private(set) var streams = StreamMap<Exchange>()
+    private(set) var streams = StreamMap<Exchange>(keptSlots: 1024)
     private var waiting: [Exchange] = []
     /// Exchanges that got news from the backend in this round (kept: no allocation per round).
     private var touched: [Exchange] = []
@@ -247,7 +247,10 @@ final class H2Upstream: BackendUser, TimerTarget, BatchTarget {
     private func notify() {
         while !touched.isEmpty {
             swap(&touched, &notifying)
-            for ex in notifying { ex.drive() }
+            // Every touched stream is queued first, so one drive of a client connection moves
+            // all of its streams that got news, not one connection round per stream.
+            for ex in notifying where ex.isOpen { ex.turn = true }
+            for ex in notifying where ex.turn { ex.drive() }
             notifying.removeAll(keepingCapacity: true)
         }
     }
