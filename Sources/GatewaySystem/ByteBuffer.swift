@@ -3,11 +3,18 @@ import Glibc
 /// A growable byte buffer with read and write indices, holding memory only while it holds
 /// data (an idle keep-alive connection owns no buffer memory). With a pool, its first block
 /// comes from and goes back to the loop thread's `BufferPool` instead of the allocator.
+///
+/// The small steps (append, consume, the counts) are inlinable: other modules call them for
+/// every header and body part, and a call per step cost more than the step.
 public struct ByteBuffer: ~Copyable {
-    public private(set) var base: UnsafeMutableRawPointer?
-    public private(set) var capacity = 0
-    public private(set) var readIndex = 0
-    public private(set) var writeIndex = 0
+    @usableFromInline var _base: UnsafeMutableRawPointer?
+    @usableFromInline var _capacity = 0
+    @usableFromInline var _readIndex = 0
+    @usableFromInline var _writeIndex = 0
+    public var base: UnsafeMutableRawPointer? { @inlinable get { _base } }
+    public var capacity: Int { @inlinable get { _capacity } }
+    public var readIndex: Int { @inlinable get { _readIndex } }
+    public var writeIndex: Int { @inlinable get { _writeIndex } }
     /// The loop thread's pool, retained once for the buffer's life and released in deinit.
     /// Unmanaged so that each take and give uses it at +0 (a strong optional was retained and
     /// released around every use: 12 of a keep-alive request's retains and releases).
@@ -15,7 +22,7 @@ public struct ByteBuffer: ~Copyable {
 
     public init(pool: BufferPool? = nil) { self.pool = pool.map { Unmanaged.passRetained($0) } }
     deinit {
-        if let b = base { free(b, capacity) }
+        if let b = _base { free(b, _capacity) }
         pool?.release()
     }
 
@@ -23,37 +30,37 @@ public struct ByteBuffer: ~Copyable {
         if let pool, let k = BufferPool.sizeClass(size) { pool._withUnsafeGuaranteedRef { $0.give(block, k) } } else { block.deallocate() }
     }
 
-    public var readableCount: Int { writeIndex - readIndex }
-    public var isEmpty: Bool { readIndex == writeIndex }
+    @inlinable public var readableCount: Int { _writeIndex - _readIndex }
+    @inlinable public var isEmpty: Bool { _readIndex == _writeIndex }
 
     /// The unread bytes.
-    public var readable: UnsafeRawBufferPointer {
-        guard let base else { return UnsafeRawBufferPointer(start: nil, count: 0) }
-        return UnsafeRawBufferPointer(start: base + readIndex, count: writeIndex - readIndex)
+    @inlinable public var readable: UnsafeRawBufferPointer {
+        guard let _base else { return UnsafeRawBufferPointer(start: nil, count: 0) }
+        return UnsafeRawBufferPointer(start: _base + _readIndex, count: _writeIndex - _readIndex)
     }
 
     /// Space to write at least `minimum` bytes into; call `didWrite` after.
-    public mutating func writableSpace(minimum: Int) -> UnsafeMutableRawBufferPointer {
+    @inlinable public mutating func writableSpace(minimum: Int) -> UnsafeMutableRawBufferPointer {
         reserve(minimum)
-        return UnsafeMutableRawBufferPointer(start: base! + writeIndex, count: capacity - writeIndex)
+        return UnsafeMutableRawBufferPointer(start: _base! + _writeIndex, count: _capacity - _writeIndex)
     }
 
-    public mutating func didWrite(_ n: Int) { writeIndex += n }
+    @inlinable public mutating func didWrite(_ n: Int) { _writeIndex += n }
 
-    public mutating func consume(_ n: Int) {
-        readIndex += n
-        if readIndex == writeIndex { readIndex = 0; writeIndex = 0 }
+    @inlinable public mutating func consume(_ n: Int) {
+        _readIndex += n
+        if _readIndex == _writeIndex { _readIndex = 0; _writeIndex = 0 }
     }
 
-    public mutating func append(_ bytes: UnsafeRawBufferPointer) {
+    @inlinable public mutating func append(_ bytes: UnsafeRawBufferPointer) {
         guard bytes.count > 0 else { return }
         reserve(bytes.count)
-        (base! + writeIndex).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
-        writeIndex += bytes.count
+        (_base! + _writeIndex).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+        _writeIndex += bytes.count
     }
 
     public mutating func append(_ bytes: [UInt8]) { bytes.withUnsafeBytes { append($0) } }
-    public mutating func append(_ s: StaticString) {
+    @inlinable public mutating func append(_ s: StaticString) {
         append(UnsafeRawBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
     }
     public mutating func append(_ s: String) {
@@ -64,10 +71,10 @@ public struct ByteBuffer: ~Copyable {
             s.withUTF8 { append(UnsafeRawBufferPointer($0)) }
         }
     }
-    public mutating func append(byte: UInt8) {
+    @inlinable public mutating func append(byte: UInt8) {
         reserve(1)
-        base!.storeBytes(of: byte, toByteOffset: writeIndex, as: UInt8.self)
-        writeIndex += 1
+        _base!.storeBytes(of: byte, toByteOffset: _writeIndex, as: UInt8.self)
+        _writeIndex += 1
     }
     /// Decimal text of a non-negative integer, without going through String.
     public mutating func append(decimal value: Int) {
@@ -89,34 +96,38 @@ public struct ByteBuffer: ~Copyable {
         }
     }
 
-    public mutating func clear() { readIndex = 0; writeIndex = 0 }
+    @inlinable public mutating func clear() { _readIndex = 0; _writeIndex = 0 }
 
     /// Frees the memory once nothing is left in it.
     public mutating func releaseIfEmpty() {
-        guard isEmpty, let b = base else { return }
-        free(b, capacity)
-        base = nil; capacity = 0; readIndex = 0; writeIndex = 0
+        guard isEmpty, let b = _base else { return }
+        free(b, _capacity)
+        _base = nil; _capacity = 0; _readIndex = 0; _writeIndex = 0
     }
 
-    private mutating func reserve(_ n: Int) {
-        if capacity - writeIndex >= n { return }
-        let live = writeIndex - readIndex
-        if let b = base, readIndex > 0, capacity - live >= n {
+    /// Inlined: most appends fit, and then cost one compare, not a call.
+    @inlinable @inline(__always) mutating func reserve(_ n: Int) {
+        if _capacity - _writeIndex < n { makeRoom(n) }
+    }
+
+    @usableFromInline @inline(never) mutating func makeRoom(_ n: Int) {
+        let live = _writeIndex - _readIndex
+        if let b = _base, _readIndex > 0, _capacity - live >= n {
             // Compact: move the unread bytes to the front.
-            b.copyMemory(from: b + readIndex, byteCount: live)
-            readIndex = 0; writeIndex = live
+            b.copyMemory(from: b + _readIndex, byteCount: live)
+            _readIndex = 0; _writeIndex = live
             return
         }
-        var newCap = max(capacity * 2, BufferPool.blockSize)
+        var newCap = max(_capacity * 2, BufferPool.blockSize)
         while newCap - live < n { newCap *= 2 }
         let nb: UnsafeMutableRawPointer
         if let pool, let k = BufferPool.sizeClass(newCap) { nb = pool._withUnsafeGuaranteedRef { $0.take(k) } } else {
             nb = UnsafeMutableRawPointer.allocate(byteCount: newCap, alignment: 16)
         }
-        if let b = base {
-            nb.copyMemory(from: b + readIndex, byteCount: live)
-            free(b, capacity)
+        if let b = _base {
+            nb.copyMemory(from: b + _readIndex, byteCount: live)
+            free(b, _capacity)
         }
-        base = nb; capacity = newCap; readIndex = 0; writeIndex = live
+        _base = nb; _capacity = newCap; _readIndex = 0; _writeIndex = live
     }
 }
