@@ -29,7 +29,7 @@ let package = Package(
         .target(name: "GatewayProxyProtocol"),                                                          // PROXY protocol v1/v2 byte parser
         .target(name: "GatewayJWT", dependencies: ["CCJose", "COpenSSL"]),                                   // JWT check: the only module calling cjose/jansson
         .target(name: "GatewayConfig", dependencies: ["COpenSSL", "GatewaySystem", "GatewayJWT"]),            // config language -> immutable values
-        .target(name: "GatewayTLS", dependencies: ["COpenSSL", "CGatewayShims", "GatewayConfig", "GatewaySystem"]), // OpenSSL wrappers, policy contexts
+        .target(name: "GatewayTLS", dependencies: ["COpenSSL", "CGatewayShims", "GatewayConfig", "GatewaySystem"], swiftSettings: hot), // OpenSSL wrappers, policy contexts (TLSSession reads and writes every record)
         .target(name: "GatewayProxy", dependencies: ["GatewaySystem", "GatewayTLS", "GatewayHTTP", "GatewayHTTP2", "GatewayProxyProtocol", "GatewayConfig", "GatewayJWT", "COpenSSL", "CZlib", "CGatewayShims"], swiftSettings: hot),
         .target(name: "GatewayCheck", dependencies: ["GatewayConfig", "GatewayTLS", "GatewayProxy", "GatewaySystem"]),                 // `gateway check` policy rules, text/JSON/SARIF
         .target(name: "GatewayCLI", dependencies: ["GatewayProxy", "GatewayConfig", "GatewayTLS", "GatewayCheck", "GatewaySystem", "COpenSSL",

@@ -35,7 +35,11 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser, BatchTarge
     /// The client's bytes as request parts, and the framing of the responses: HTTP/1.1 unless
     /// ALPN chose h2, when `http2` is set after the handshake and takes over.
     var downstream: HTTP1Downstream
-    var http2: HTTP2Downstream?
+    /// Set once (never cleared), retained once here and released in deinit, and read at +0:
+    /// it is looked at for every response part, where a `var` reference is retained per use.
+    var http2Ref: Unmanaged<HTTP2Downstream>?
+    var http2: HTTP2Downstream? { http2Ref?.takeUnretainedValue() }
+    var isHTTP2: Bool { http2Ref != nil }
     /// The listen block the connection came in on (its position in the snapshot's list).
     let listenerIndex: Int
     var exchanges = ExchangeTable()
@@ -115,6 +119,8 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser, BatchTarge
         let l = snapshot.config.limits
         downstream = HTTP1Downstream(limits: HTTPHeadLimits(maxURISize: l.maxURISize, maxHeaderSize: l.maxHeaderSize, maxHeaders: l.maxHeaders))
     }
+
+    deinit { http2Ref?.release() }
 
     func handleEvent(readable: Bool, writable: Bool) {
         if readable { tls.noteReadable() }
@@ -236,7 +242,7 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser, BatchTarge
         case .abort: abort(ex); return
         case .connect(let other): ex.connect(excluding: other); return
         case .answer(let c):
-            close = c && http2 == nil   // an HTTP/2 stream fails alone: its request is reset after the answer
+            close = c && !isHTTP2   // an HTTP/2 stream fails alone: its request is reset after the answer
             ex.stopsReading = c
         }
         if close { closeAfterResponse = true }

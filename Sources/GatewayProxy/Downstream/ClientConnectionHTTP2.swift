@@ -17,7 +17,7 @@ extension ClientConnection {
             if let host = tls.host, let name = tls.serverName ?? listen.defaultHost {
                 origins = snapshot.origins(host: host.index, name: name, listener: listen)
             }
-            http2 = try HTTP2Downstream(limits: limits, pool: worker.buffers, origins: origins)
+            http2Ref = Unmanaged.passRetained(try HTTP2Downstream(limits: limits, pool: worker.buffers, origins: origins))
             setDeadline(limits.idleTimeoutMs)
         } catch {
             worker.logs.error.log(.error, "http2_setup_failed", error.description)
@@ -220,8 +220,8 @@ extension ClientConnection {
         return progress
     }
 
-    func queueTurn(_ ex: Exchange) { if http2 != nil { turnQueue.append(ex) } }
-    func queueWaiting(_ ex: Exchange) { if http2 != nil { waitingQueue.append(ex) } }
+    func queueTurn(_ ex: Exchange) { if isHTTP2 { turnQueue.append(ex) } }
+    func queueWaiting(_ ex: Exchange) { if isHTTP2 { waitingQueue.append(ex) } }
 
     /// The streams that waited for the client to take their frames get a turn.
     private func wakeWaiting() {
@@ -235,7 +235,7 @@ extension ClientConnection {
 
     /// The batch's writes to the client; what they made room for moves on.
     func endOfBatch() {
-        guard phase == .serving, http2 != nil else { return }
+        guard phase == .serving, isHTTP2 else { return }
         defer { io.output.releaseIfEmpty() }   // an idle connection holds no buffer block
         if flushClient() && phase == .serving {
             wakeWaiting()

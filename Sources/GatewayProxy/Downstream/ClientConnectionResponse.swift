@@ -30,7 +30,7 @@ extension ClientConnection {
         guard !io.output.isEmpty else { return false }
         var progress = false
         guard io.flush(progress: &progress) else { close(); return true }
-        if progress, phase == .serving, http2 == nil, let ex = exchange { ex.setDeadline(max(limits.idleTimeoutMs, 1)) }
+        if progress, phase == .serving, !isHTTP2, let ex = exchange { ex.setDeadline(max(limits.idleTimeoutMs, 1)) }
         return progress
     }
 
@@ -57,16 +57,19 @@ extension ClientConnection {
 
     /// Whether the exchange's stream can take more response bytes (back-pressure on its backend).
     func canTakeResponse(_ ex: Exchange) -> Bool {
-        if let h2 = http2 { return h2.canTakeResponse(ex.stream) }
+        if let h2 = http2Ref { return h2._withUnsafeGuaranteedRef { $0.canTakeResponse(ex.stream) } }
         return io.output.readableCount < Self.highWater
     }
 
     func writeInterim(_ ex: Exchange, _ b: UnsafeRawBufferPointer, _ head: HTTPResponseHead) {
-        if let h2 = http2 { h2.writeInterim(ex.stream, b, head, into: &io.output) } else { downstream.writeInterim(ex.stream, b, head, into: &io.output) }
+        if let h2 = http2Ref { h2._withUnsafeGuaranteedRef { $0.writeInterim(ex.stream, b, head, into: &io.output) } } else { downstream.writeInterim(ex.stream, b, head, into: &io.output) }
     }
 
     func writeHead(_ ex: Exchange, _ b: UnsafeRawBufferPointer, _ head: HTTPResponseHead, _ edits: ResponseEdits, ends: Bool = false) {
-        if let h2 = http2 { _ = h2.writeHead(ex.stream, b, head, edits, endStream: ends, close: false, into: &io.output); return }
+        if let h2 = http2Ref {
+            _ = h2._withUnsafeGuaranteedRef { $0.writeHead(ex.stream, b, head, edits, endStream: ends, close: false, into: &io.output) }
+            return
+        }
         let closing = closeAfterResponse || !ex.state.clientKeepAlive
         if downstream.writeHead(ex.stream, b, head, edits, endStream: ends, close: closing, into: &io.output) {
             closeAfterResponse = true   // the body ends with the connection
@@ -74,18 +77,18 @@ extension ClientConnection {
     }
 
     func writeBody(_ ex: Exchange, _ bytes: UnsafeRawBufferPointer) {
-        if let h2 = http2 { h2.writeBody(ex.stream, bytes, into: &io.output) } else { downstream.writeBody(ex.stream, bytes, into: &io.output) }
+        if let h2 = http2Ref { h2._withUnsafeGuaranteedRef { $0.writeBody(ex.stream, bytes, into: &io.output) } } else { downstream.writeBody(ex.stream, bytes, into: &io.output) }
     }
 
     /// The end of the body with the backend's trailers: HTTP/2 sends them; HTTP/1.1 only as
     /// chunked trailers to a client that said `TE: trailers`.
     func writeTrailers(_ ex: Exchange, _ fields: HTTP2Fields) {
-        if let h2 = http2 { h2.writeTrailers(ex.stream, fields, accepted: true, into: &io.output) }
+        if let h2 = http2Ref { h2._withUnsafeGuaranteedRef { $0.writeTrailers(ex.stream, fields, accepted: true, into: &io.output) } }
         else { downstream.writeTrailers(ex.stream, fields, accepted: ex.clientTE, into: &io.output) }
     }
 
     func writeEnd(_ ex: Exchange) {
-        if let h2 = http2 { h2.writeEnd(ex.stream, into: &io.output) } else { downstream.writeEnd(ex.stream, into: &io.output) }
+        if let h2 = http2Ref { h2._withUnsafeGuaranteedRef { $0.writeEnd(ex.stream, into: &io.output) } } else { downstream.writeEnd(ex.stream, into: &io.output) }
     }
 
     /// Response fully written and request fully read: log, recycle, and get ready for the next request.

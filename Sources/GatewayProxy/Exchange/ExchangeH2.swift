@@ -52,7 +52,7 @@ extension Exchange {
         guard let c = backendStream.conn, let s = c.session, backendStream.id != 0, !state.responseEnded else { return false }
         let client = conn, id = backendStream.id
         var progress = false
-        defer { if client.http2 != nil { waitingOnClient = !client.canTakeResponse(self) } }
+        defer { if client.isHTTP2 { waitingOnClient = !client.canTakeResponse(self) } }
         if !state.responseStarted {
             guard let fields = backendStream.head else { return false }
             backendStream.head = nil
@@ -84,7 +84,7 @@ extension Exchange {
             var framing: BodyFraming = isHEAD || status == 204 || status == 304 ? .none : .chunked
             // An HTTP/1.1 client that takes trailers gets the body chunked, so the backend's
             // trailers (if it sends some) have a place; otherwise a length passes as it is.
-            let chunkForTrailers = clientTE && conn.http2 == nil && framing == .chunked
+            let chunkForTrailers = clientTE && !conn.isHTTP2 && framing == .chunked
             for f in fields.fields where !chunkForTrailers && asciiEqualsIgnoringCase(b, f.name, "content-length") {
                 if let n = Int(String(decoding: b[f.value], as: UTF8.self)) { framing = .contentLength(n) }
             }

@@ -17,7 +17,7 @@ extension Exchange {
 
     private func receiveResponse(_ c: UpstreamSession, _ client: ClientConnection) -> Bool {
         var progress = false
-        defer { if client.http2 != nil { waitingOnClient = !client.canTakeResponse(self) } }
+        defer { if client.isHTTP2 { waitingOnClient = !client.canTakeResponse(self) } }
         while client.canTakeResponse(self) {
             // Hand on every part already buffered (a head and its body often share one read)
             // before reading again.

@@ -27,7 +27,7 @@ extension Exchange {
         var ms = ms
         // A gRPC client's own deadline bounds the wait for the backend when it is shorter (SPEC §12).
         if grpcDeadline != 0 && !state.responseStarted { ms = min(ms, grpcDeadline > now ? Int(grpcDeadline - now) : 0) }
-        if let c = connectionRef, c._withUnsafeGuaranteedRef({ $0.http2 == nil }) {
+        if let c = connectionRef, c._withUnsafeGuaranteedRef({ !$0.isHTTP2 }) {
             c._withUnsafeGuaranteedRef { $0.setDeadline(ms) }
             return
         }
