@@ -25,6 +25,7 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser, BatchTarge
     let worker: Worker
     let loop: EventLoop
     let backends: BackendPool
+    let exchangePool: ExchangePool
     /// The ticket keys attached to this connection's SSL: kept alive as long as it is.
     let tickets: TicketKeyRing
     /// This worker's metric counters for this connection's snapshot.
@@ -113,6 +114,7 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser, BatchTarge
     init(fd: Int32, peer: SocketAddress, tls: TLSSession, snapshot: RuntimeSnapshot, tickets: TicketKeyRing, listenerIndex: Int, worker: Worker) {
         self.fd = fd; self.peer = peer; self.snapshot = snapshot; self.tickets = tickets; self.worker = worker; loop = worker.loop
         backends = worker.pool
+        exchangePool = worker.exchangePool
         self.listenerIndex = listenerIndex
         io = Transport(tls, buffers: worker.buffers)
         counters = worker.metrics.counters(for: snapshot)
@@ -216,7 +218,7 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser, BatchTarge
     func openExchange(_ stream: StreamID = HTTP1Downstream.stream) -> Exchange {
         // HTTP/1: the connection's timer now keeps the exchange's time (its first deadline
         // replaces the head timeout); HTTP/2 keeps the connection's idle timer beside the streams'.
-        let ex = exchanges.open(stream, startedAt: now, pool: worker.exchangePool)
+        let ex = exchanges.open(stream, startedAt: now, pool: exchangePool)
         ex.connectionRef = Unmanaged.passUnretained(self)
         return ex
     }
@@ -224,7 +226,7 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser, BatchTarge
     /// The exchange is over: its timer and backend are let go, then it goes back to the pool.
     func closeExchange(_ ex: Exchange) {
         ex.detach()
-        exchanges.close(ex.stream, pool: worker.exchangePool)
+        exchanges.close(ex.stream, pool: exchangePool)
     }
 
     /// An error response from the gateway itself. With `close`, the framing is lost or untrusted:

@@ -62,8 +62,8 @@ extension ClientConnection {
         let host = ex.hostIndex != SnapshotCounters.none ? ex.hostIndex : (tls.host?.index ?? SnapshotCounters.none)
         counters.countRequest(host: host, backend: ex.backend?.index ?? SnapshotCounters.none, status: ex.state.status)
         worker.metrics.durations.observe(ms: totalMs)
+        guard worker.accessLogEnabled else { return }
         let logs = worker.logs
-        guard logs.access.enabled else { return }
         let line = logs.accessFormat == .text ? textLine(ex, totalMs: totalMs) : jsonLine(ex, totalMs: totalMs)
         line.withUnsafeBytes { logs.access.write($0) }
     }

@@ -63,10 +63,11 @@ extension ClientConnection {
         requestCount += 1
         if requestCount >= limits.maxRequestsPerConnection { closeAfterResponse = true }
         let (authority, path) = Router.splitTarget(b, head.target)
-        if worker.logs.access.enabled {
+        if worker.accessLogEnabled {
             ex.method = String(decoding: b[head.method], as: UTF8.self)
             ex.path = path.string(b)
             ex.host = head.host.map { String(decoding: b[$0], as: UTF8.self) }
+            ex.accessLogged = true
         }
         ex.isHEAD = head.isHEAD
         ex.expectsContinue = head.expectContinue
@@ -94,8 +95,8 @@ extension ClientConnection {
         // Which host block this request is for, and whether this connection may ask for it.
         let hosts = snapshot.tls.hosts
         let asked = (authority ?? head.host).map { UnsafeRawBufferPointer(rebasing: b[$0]) }
-        let decision = hostResolver.resolve(asked: asked, connectionHost: tls.host?.index,
-                                            table: snapshot.tls.table, policies: snapshot.hostPolicies)
+        let decision = hostResolver.cached(asked) ?? hostResolver.resolve(asked: asked, connectionHost: tls.host?.index,
+                                                                          table: snapshot.tls.table, policies: snapshot.hostPolicies)
         var host: TLSHost?
         switch decision {
         case .misdirected(let requested):

@@ -31,6 +31,8 @@ final class Exchange: TimerTarget, BackendUser {
     var method = ""
     var path = ""
     var host: String?
+    /// The three above were filled (the access log is on).
+    var accessLogged = false
     /// The host block that answers (metric label), or `SnapshotCounters.none`.
     var hostIndex = SnapshotCounters.none
     var requestID = RequestID.none
@@ -114,14 +116,24 @@ final class Exchange: TimerTarget, BackendUser {
     func reset(startedAt: UInt64) {
         connectionRef = nil; isOpen = false; stream = 0; state = ExchangeState()
         self.startedAt = startedAt
-        method = ""; path = ""; host = nil; hostIndex = SnapshotCounters.none
+        // Reference-holding fields are cleared only when set: most requests leave them empty,
+        // and clearing an empty one still calls the runtime to release nothing.
+        if accessLogged { method = ""; path = ""; host = nil; accessLogged = false }
+        hostIndex = SnapshotCounters.none
         requestID = .none; trace = nil; isHEAD = false; clientVersionMinor = 1
-        compression = nil; acceptsGzip = false; jwtSub = nil; jwtError = nil
-        backend = nil; upstream = nil; backendStream = BackendStream(); upstreamStartedAt = 0; upstreamMs = nil
-        requestTrailers = nil; clientTE = false; expectsContinue = false; grpc = false; grpcDeadline = 0
+        if compression != nil { compression = nil }
+        acceptsGzip = false
+        if jwtSub != nil || jwtError != nil { jwtSub = nil; jwtError = nil }
+        if backend != nil { backend = nil }
+        if upstream != nil { upstream = nil }
+        if !backendStream.isEmpty { backendStream = BackendStream() }
+        upstreamStartedAt = 0; upstreamMs = nil
+        if requestTrailers != nil { requestTrailers = nil }
+        clientTE = false; expectsContinue = false; grpc = false; grpcDeadline = 0
         outgoingHead.clear(); outgoingHead.releaseIfEmpty()
         requestChunked = false; requestBodyBytes = 0; clientEnded = false; stopsReading = false; turn = false; waitingOnClient = false; answerFlush = -1; recorded = false
-        gzip = nil; bytesOut = 0
+        if gzip != nil { gzip = nil }
+        bytesOut = 0
         deadline = 0; timerSlot = 0
     }
 }

@@ -20,8 +20,15 @@ struct HostResolver {
     private var lastDecision: Decision?
 
     /// `asked`: the request's authority (absolute-form target) or Host header bytes, nil when absent.
+    /// The decision for a repeat of the last authority (the connection's host never changes),
+    /// before the caller gathers what a new one needs.
+    func cached(_ asked: UnsafeRawBufferPointer?) -> Decision? {
+        if let d = lastDecision, Self.same(asked, lastAsked) { return d }
+        return nil
+    }
+
     mutating func resolve(asked: UnsafeRawBufferPointer?, connectionHost: Int?, table: HostTable, policies: [TLSPolicy]) -> Decision {
-        if let d = lastDecision, Self.same(asked, lastAsked) { return d }   // the connection's host never changes
+        if let d = cached(asked) { return d }
         let d = Self.decide(asked: asked.map { String(decoding: $0, as: UTF8.self) }, connectionHost: connectionHost,
                             table: table, policies: policies)
         lastAsked = asked.map { Array($0) }

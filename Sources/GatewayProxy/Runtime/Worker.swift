@@ -13,9 +13,12 @@ final class Worker {
     let exchangePool: ExchangePool
     let id: Int
     /// New connections take the current snapshot; a reload replaces it through `loop.execute`.
-    var snapshot: RuntimeSnapshot { didSet { startHealthChecks() } }
+    var snapshot: RuntimeSnapshot { didSet { accessLogEnabled = snapshot.logs.access.enabled; startHealthChecks() } }
     private var healthCheckers: [HealthChecker] = []
     var logs: Logs { snapshot.logs }
+    /// Whether the current snapshot's access log is on: read per request as a Bool, where
+    /// `logs` copies the struct (its three references retained and released).
+    private(set) var accessLogEnabled: Bool
     /// A `let` (not lazy): read on every request, it must cost no optional check and no retain.
     let pool: BackendPool
     let metrics = WorkerMetrics()
@@ -43,6 +46,7 @@ final class Worker {
     init(id: Int, snapshot: RuntimeSnapshot, tickets: TicketKeyRing, listenFDs: [WorkerSocket]) throws(SystemError) {
         self.id = id
         self.snapshot = snapshot
+        accessLogEnabled = snapshot.logs.access.enabled
         generatedTickets = tickets
         exchangePool = ExchangePool(buffers: buffers)
         loop = try EventLoop()

@@ -320,4 +320,7 @@ struct BackendStream {
     var ended = false
     /// The stream or connection failed; the exchange retries or answers on its next turn.
     var failure: ProxyError?
+
+    /// Nothing set (the exchange never used an h2 backend, or let its stream go).
+    var isEmpty: Bool { conn == nil && head == nil && trailers == nil && failure == nil && id == 0 }
 }
