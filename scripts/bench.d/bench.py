@@ -563,7 +563,9 @@ def mem_idle(proc, port, n, http2=False):
                 if not chunk:
                     raise RuntimeError("connection closed during mem_idle")
                 data += chunk
-        time.sleep(0.5)
+        # Idle means idle for a while: the gateway gives an idle HTTP/2 connection's empty pages
+        # back on its second once-a-second sweep that finds it idle (until 2026-12-06: 0.5 s).
+        time.sleep(2.5)
         after = rss_bytes(proc.pid)
     finally:
         for s in conns:
