@@ -15,7 +15,10 @@ import GatewaySystem
 /// while their connections stay. Checked only when the connection count or the handshakes in
 /// flight pass `surge`; then every `intervalMs` it looks whether the connections have fallen to
 /// half their peak, or the handshakes to a quarter of theirs, and if so releases the allocator's
-/// free memory and the buffer pool's unused blocks once, and starts over.
+/// free memory and the buffer pool's unused blocks once, and starts over. A smaller burst of
+/// handshakes (`handshakeBurst` at once, e.g. 50 clients connecting together) is given back once
+/// no handshake was in flight at two sweeps in a row: 50 at once left ~2 MB of free heap behind,
+/// 2 KB per connection of 1,000 held (../shared/bench mem: 17.3 KB, against 15.3 KB one at a time).
 final class MemoryRelief: TimerTarget {
     /// unowned(unsafe): the worker owns this and outlives it.
     unowned(unsafe) let worker: Worker
@@ -27,8 +30,11 @@ final class MemoryRelief: TimerTarget {
     private(set) var releases = 0
     /// Sweeps since the last surge check (one every `intervalMs / sweepMs` sweeps).
     private var sweeps = 0
+    /// Sweeps in a row that found no handshake in flight.
+    private var quietHandshakeSweeps = 0
 
     static let surge = 512
+    static let handshakeBurst = 32
     static let intervalMs: UInt64 = 2000
     static let sweepMs: UInt64 = 1000
 
@@ -51,8 +57,11 @@ final class MemoryRelief: TimerTarget {
     func deadlineExpired(now: UInt64) {
         deadline = 0
         sweepIdleHTTP2()
+        quietHandshakeSweeps = worker.handshakesInFlight == 0 ? quietHandshakeSweeps + 1 : 0
         sweeps += 1
-        if sweeps * Int(Self.sweepMs) >= Int(Self.intervalMs) {
+        if handshakePeak >= Self.handshakeBurst && quietHandshakeSweeps >= 2 {
+            release()
+        } else if sweeps * Int(Self.sweepMs) >= Int(Self.intervalMs) {
             sweeps = 0
             checkSurge()
         }
@@ -70,20 +79,23 @@ final class MemoryRelief: TimerTarget {
     private func checkSurge() {
         guard peak >= Self.surge || handshakePeak >= Self.surge else {
             peak = worker.connectionCount
-            handshakePeak = worker.handshakesInFlight
+            if handshakePeak < Self.handshakeBurst { handshakePeak = worker.handshakesInFlight }
             return
         }
         let count = worker.connectionCount, handshakes = worker.handshakesInFlight
-        if count * 2 <= peak || (handshakePeak >= Self.surge && handshakes * 4 <= handshakePeak) {
-            Allocator.releaseFreeMemory()
-            worker.buffers.releaseFreeBlocks()
-            releases += 1
-            worker.logs.error.log(.info, "memory_released", "a surge of connections or handshakes has passed: free memory given back to the kernel",
-                                  [("worker", .int(worker.id)), ("peak", .int(peak)), ("connections", .int(count)),
-                                   ("handshake_peak", .int(handshakePeak)), ("handshakes", .int(handshakes))])
-            peak = count
-            handshakePeak = handshakes
-        }
+        if count * 2 <= peak || (handshakePeak >= Self.surge && handshakes * 4 <= handshakePeak) { release() }
+    }
+
+    private func release() {
+        let count = worker.connectionCount, handshakes = worker.handshakesInFlight
+        Allocator.releaseFreeMemory()
+        worker.buffers.releaseFreeBlocks()
+        releases += 1
+        worker.logs.error.log(.info, "memory_released", "a surge of connections or handshakes has passed: free memory given back to the kernel",
+                              [("worker", .int(worker.id)), ("peak", .int(peak)), ("connections", .int(count)),
+                               ("handshake_peak", .int(handshakePeak)), ("handshakes", .int(handshakes))])
+        peak = count
+        handshakePeak = handshakes
     }
 
     private func arm(now: UInt64) {
