@@ -131,6 +131,8 @@ public final class HTTP2ClientSession: HTTP2Session {
 
     func emit(_ e: HTTP2ClientEvent) { events.append(e) }
 
+    override func releaseEventStorage() { events.releaseIfEmpty() }
+
     override func dataReceived(_ id: Int32, count: Int) { emit(.data(stream: id, count: count)) }
     override func malformed(_ id: Int32, reason: String) { emit(.malformed(stream: id, reason: reason)) }
 

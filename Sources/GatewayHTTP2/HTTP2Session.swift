@@ -12,6 +12,10 @@ public class HTTP2Session {
     /// The nghttp2 session; its user_data is `self` unretained. Invariant: the session is
     /// deleted in `deinit`, so no callback can run after `self` is gone.
     var session: OpaquePointer?
+    /// The page memory nghttp2's blocks come from (freed after the session, in deinit).
+    let arena = gw_page_arena_new()
+    /// Idle-memory sweeps (`releaseIdleMemory`) since bytes last went in or out.
+    var quietSweeps = 0
     var streams = StreamMap<HTTP2Stream>()
     /// Client side: streams nghttp2 closed cleanly while the caller had not consumed all their
     /// body yet (the response's tail), kept until it has (the server side never fills this).
@@ -60,7 +64,10 @@ public class HTTP2Session {
 
     init(pool: BufferPool?) { self.pool = pool }
 
-    deinit { nghttp2_session_del(session) }
+    deinit {
+        nghttp2_session_del(session)
+        gw_page_arena_free(arena)
+    }
 
     /// Makes the nghttp2 session, `server` or client, with `self` as user_data.
     func createSession(server: Bool, callbacks: OpaquePointer?, option: OpaquePointer?) throws(HTTP2Error) {
@@ -70,7 +77,8 @@ public class HTTP2Session {
         // nghttp2's own blocks from page memory: its 16 KiB frame buffer and 4 KiB tables are
         // mostly unwritten on an idle connection, and unwritten pages cost no RSS (35.3 -> 30.3 KB
         // per idle HTTP/2 connection, 1,000 held after one request each). nghttp2 copies the struct.
-        var mem = nghttp2_mem(mem_user_data: nil, malloc: gw_page_malloc, free: gw_page_free,
+        guard let arena else { throw HTTP2Error("out of memory for the nghttp2 session") }
+        var mem = nghttp2_mem(mem_user_data: UnsafeMutableRawPointer(arena), malloc: gw_page_malloc, free: gw_page_free,
                               calloc: gw_page_calloc, realloc: gw_page_realloc)
         let rv = server ? nghttp2_session_server_new3(&s, callbacks, me, option, &mem)
                         : nghttp2_session_client_new3(&s, callbacks, me, option, &mem)
@@ -104,6 +112,7 @@ public class HTTP2Session {
     public func receive(_ bytes: UnsafeRawBufferPointer) throws(HTTP2Error) -> Int {
         if let failure { throw failure }
         guard let base = bytes.baseAddress, bytes.count > 0 else { return 0 }
+        quietSweeps = 0
         let n = nghttp2_session_mem_recv(session, base.assumingMemoryBound(to: UInt8.self), bytes.count)
         if n < 0 { throw fail(libraryCode: Int32(n)) }
         return n
@@ -112,6 +121,7 @@ public class HTTP2Session {
     /// Appends what nghttp2 has to send (frames, as many as fit under `limit` bytes in `sink`)
     /// to `sink`. Call after `receive` and after actions; `wantsWrite` says whether more waits.
     public func write(into sink: inout ByteBuffer, limit: Int = .max) throws(HTTP2Error) {
+        quietSweeps = 0
         try withUnsafeMutablePointer(to: &sink) { (out: UnsafeMutablePointer<ByteBuffer>) throws(HTTP2Error) in
             self.sink = out
             defer { self.sink = nil }
@@ -136,6 +146,28 @@ public class HTTP2Session {
     /// Streams open on the connection (server: a head was delivered or is being received;
     /// client: requests submitted and not yet closed).
     public var openStreams: Int { streams.count }
+
+    // MARK: idle memory
+
+    /// Called by a periodic sweep (every second or so): on the second sweep in a row that finds
+    /// the connection idle (no stream, nothing to send, no byte in or out in between) the memory
+    /// that holds nothing is given back — nghttp2's written pages that are zeros or stale frame
+    /// bytes, and our own tables and scratch — so an idle connection costs its live state only.
+    /// Not at the moment it becomes idle: a client with one request after another would pay
+    /// the page faults and allocations again on every request. Returns nghttp2's bytes given
+    /// back, nil when the connection was not (newly) idle.
+    public func releaseIdleMemory() -> Int? {
+        quietSweeps += 1
+        guard quietSweeps == 2, streams.isEmpty, finished.isEmpty, !wantsWrite else { return nil }
+        streams = StreamMap()
+        finished = StreamMap()
+        nameScratch = []
+        releaseEventStorage()
+        return gw_page_arena_trim(arena)
+    }
+
+    /// The event queue's storage, when it is empty (the subclass that has one).
+    func releaseEventStorage() {}
 
     // MARK: received bodies
 
@@ -250,6 +282,9 @@ struct EventQueue<Event> {
     private var head = 0
 
     mutating func append(_ e: Event) { events.append(e) }
+
+    /// Lets its storage go when nothing is queued (an idle connection).
+    mutating func releaseIfEmpty() { if head == events.count { events = []; head = 0 } }
 
     mutating func next() -> Event? {
         guard head < events.count else { return nil }

@@ -19,6 +19,8 @@ Method (why each choice):
   every "Connection: close" request is a full handshake; hs_resumed leaves wrk alone.
 - Memory: mem_idle opens 1000 TLS connections, makes one keep-alive request on each and holds
   them; the proxy tree's RSS growth divided by 1000 (a delta, so fixed overhead cancels).
+  mem_idle_h2: the same over HTTP/2 (ALPN h2, GET /ok on stream 1, SETTINGS acknowledged), with
+  h2 on at each proxy's listener as in h2_small. --mem-conns N changes the 1000 for both.
 - ka_jwt: ka_small with `Authorization: Bearer` an ES256 token; the gateway's api.test then has a
   `jwt { }` block and verifies every request (SPEC §13); the anchors pass the header unverified, so
   the ratio to them includes the verify. The summary adds the gateway's ka_jwt / ka_small CPU per
@@ -44,7 +46,7 @@ import argparse, json, os, re, resource, shutil, socket, ssl, statistics, subpro
 HERE = os.path.dirname(os.path.abspath(__file__))
 CPUS = os.cpu_count() or 1
 TICK = os.sysconf("SC_CLK_TCK")
-SCENARIOS = ["ka_small", "ka_jwt", "ka_16k", "ka_2backends", "body_20m", "hs_full", "hs_resumed", "hs_rsa", "mem_idle",
+SCENARIOS = ["ka_small", "ka_jwt", "ka_16k", "ka_2backends", "body_20m", "hs_full", "hs_resumed", "hs_rsa", "mem_idle", "mem_idle_h2",
              "h2_small", "h2_1m", "flood", "ka_10k", "h2_backend", "grpc_unary"]
 # HTTP/2 scenarios (h2load): connections x concurrent streams, and the path. h2_small: 100 small
 # requests in flight, within the 128 pooled upstream connections (no backend handshakes in the
@@ -533,17 +535,27 @@ def measure_h2load(proc, port, path, seconds, conns, streams, extra=(), origin_p
     return r
 
 
-def mem_idle(proc, port, n):
+def mem_idle(proc, port, n, http2=False):
+    """n TLS connections, one at a time, each held after one GET /ok; the proxy tree's RSS growth
+    divided by n. http2 (mem_idle_h2): ALPN h2 and the request on stream 1 (the `h2` package,
+    which scripts/test installs), the client's SETTINGS ACK and the server's WINDOW_UPDATE
+    exchanged before the connection is left idle."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    if http2:
+        ctx.set_alpn_protocols(["h2"])
     time.sleep(0.3)
     before = rss_bytes(proc.pid)
     conns = []
     try:
         for _ in range(n):
             s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostname="api.test")
+            conns.append(s)
+            if http2:
+                h2_get_ok(s)
+                continue
             s.sendall(b"GET /ok HTTP/1.1\r\nHost: api.test\r\n\r\n")
             data = b""
             while not data.endswith(b"ok\n"):
@@ -551,13 +563,44 @@ def mem_idle(proc, port, n):
                 if not chunk:
                     raise RuntimeError("connection closed during mem_idle")
                 data += chunk
-            conns.append(s)
-        time.sleep(0.5)
+        # Idle means idle for a while: the gateway gives an idle HTTP/2 connection's empty pages
+        # back on its second once-a-second sweep that finds it idle (until 2026-12-06: 0.5 s).
+        time.sleep(2.5)
         after = rss_bytes(proc.pid)
     finally:
         for s in conns:
             s.close()
     return {"bytes_per_conn": (after - before) / n, "rss_before": before, "rss_after": after}
+
+
+def h2_get_ok(s):
+    """GET /ok on stream 1 of a fresh HTTP/2 connection over the TLS socket `s`, to the end of
+    the response; what the client owes afterwards (SETTINGS ACK) is sent, so the connection is
+    idle on both sides."""
+    import h2.config, h2.connection, h2.events
+    if s.selected_alpn_protocol() != "h2":
+        raise Skip(f"ALPN h2 not selected (got {s.selected_alpn_protocol()!r})")
+    c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding=None))
+    c.initiate_connection()
+    c.send_headers(1, [(":method", "GET"), (":scheme", "https"), (":authority", "api.test"), (":path", "/ok")],
+                   end_stream=True)
+    s.sendall(c.data_to_send())
+    status, body, ended = None, b"", False
+    while not ended:
+        chunk = s.recv(65536)
+        if not chunk:
+            raise RuntimeError("connection closed during mem_idle_h2")
+        for e in c.receive_data(chunk):
+            if isinstance(e, h2.events.ResponseReceived):
+                status = dict(e.headers).get(b":status")
+            elif isinstance(e, h2.events.DataReceived):
+                body += e.data
+                c.acknowledge_received_data(e.flow_controlled_length, e.stream_id)
+            elif isinstance(e, (h2.events.StreamEnded, h2.events.StreamReset)):
+                ended = True
+        s.sendall(c.data_to_send())
+    if status != b"200" or body != b"ok\n":
+        raise RuntimeError(f"mem_idle_h2: GET /ok answered {status!r} {body[:60]!r}")
 
 
 def tcp_conns(port, side="sport", accepted=False):
@@ -670,15 +713,18 @@ def run_scenario(name, proxy, args, work, pki, origin_ports, nosession, shim=Non
     cert = "api-rsa" if name == "hs_rsa" else "api"
     ports = origin_ports if name == "ka_2backends" else origin_ports[:1]
     jwt = name == "ka_jwt"
-    conns = {"mem_idle": args.mem_conns, "flood": 2 * args.flood_conns + 10, "ka_10k": args.scale_conns}.get(name, 0)
-    p = start_proxy(proxy, work, pki, port, ports, cert, binary(proxy, args), h2=name in H2,
+    conns = {"mem_idle": args.mem_conns, "mem_idle_h2": args.mem_conns, "flood": 2 * args.flood_conns + 10, "ka_10k": args.scale_conns}.get(name, 0)
+    p = start_proxy(proxy, work, pki, port, ports, cert, binary(proxy, args), h2=name in H2 or name == "mem_idle_h2",
                     jwt=jwt and proxy not in ("nginx", "haproxy"), conns=conns)
     try:
         if name in H2:
             conns, streams, path = H2[name]
             return measure_h2load(p, port, path, args.duration, conns, streams)
-        if name == "mem_idle":
-            return mem_idle(p, port, args.mem_conns)
+        if name in ("mem_idle", "mem_idle_h2"):
+            try:
+                return mem_idle(p, port, args.mem_conns, http2=name == "mem_idle_h2")
+            except Skip as e:
+                return {"skipped": str(e), "errors": ""}
         if name == "flood":
             return flood(p, port, args)
         if name == "ka_10k":
@@ -736,6 +782,8 @@ def summarize(results, scenarios, proxies, args_after=30):
     for s in scenarios:
         if s == "mem_idle":
             metrics = [("bytes_per_conn", "bytes per idle TLS connection (lower is better)")]
+        elif s == "mem_idle_h2":
+            metrics = [("bytes_per_conn", "bytes per idle HTTP/2 connection (lower is better)")]
         elif s == "ka_10k":
             metrics = [("us_per_req", "proxy CPU µs per request (the connections' handshakes included)"), ("rps", "requests/s"),
                        ("p50_ms", "p50 latency ms"), ("p99_ms", "p99 latency ms"), ("non2xx", "non-2xx responses"),
@@ -861,7 +909,7 @@ def main():
                         out.write(json.dumps(r) + "\n")
                         out.flush()
                         brief = f"skipped: {r['skipped']}" if r.get("skipped") else \
-                            f"{r['bytes_per_conn']:.0f} B/conn" if s == "mem_idle" else \
+                            f"{r['bytes_per_conn']:.0f} B/conn" if s in ("mem_idle", "mem_idle_h2") else \
                             (f"{(r['bytes_per_conn'] or 0):.0f} B/conn held, RSS {r['rss_before_mb']:.1f} -> {r['rss_all_open_mb']:.1f}"
                              f" -> {r['rss_after_mb']:.1f} MB, p99 {r['p99_ms_before']} -> {r['p99_ms_during']} ms,"
                              f" {r['closed_by_proxy']} closed by the proxy {r['errors']}") if s == "flood" else \

@@ -85,8 +85,15 @@ typedef struct gw_ticket_ring {
 int gw_ssl_set_ticket_ring(struct ssl_st *ssl, const gw_ticket_ring *ring);
 int gw_ssl_ctx_use_ticket_keys(struct ssl_ctx_st *ctx);
 
-// Page memory (page_memory.c): blocks of a page or more straight from mmap, so unwritten pages
-// cost no RSS; the signatures of nghttp2_mem's functions.
+// Page memory for an nghttp2 session (page_memory.c): blocks of a page or more straight from
+// mmap, so unwritten pages cost no RSS. `user` is the session's arena; the signatures are those
+// of nghttp2_mem's functions. gw_page_arena_trim (only while the session is idle: no stream,
+// nothing queued) gives back the pages that hold nothing: all zeros, or a frame buffer's stale
+// bytes; returns the bytes given back. Free the arena after the session.
+typedef struct gw_page_arena gw_page_arena;
+gw_page_arena *gw_page_arena_new(void);
+void gw_page_arena_free(gw_page_arena *a);
+size_t gw_page_arena_trim(gw_page_arena *a);
 void *gw_page_malloc(size_t size, void *user);
 void gw_page_free(void *p, void *user);
 void *gw_page_calloc(size_t n, size_t size, void *user);

@@ -129,6 +129,15 @@ final class HTTP2Downstream: DownstreamCodec {
         UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount).map { $0 >= 65 && $0 <= 90 ? $0 + 32 : $0 }
     }
 
+    /// The periodic idle sweep (MemoryRelief): what an idle connection holds for nothing goes
+    /// back (the session's pages and tables, the response-head scratch). Returns the session's
+    /// bytes given back, nil when it was not (newly) idle.
+    func releaseIdleMemory() -> Int? {
+        guard pending == nil, let n = session.releaseIdleMemory() else { return nil }
+        fields = HTTP2Fields()
+        return n
+    }
+
     /// Whether the stream can take more response bytes now.
     func canTakeResponse(_ stream: StreamID) -> Bool { session.outgoingBuffered(Int32(stream)) < Self.streamHighWater }
 }

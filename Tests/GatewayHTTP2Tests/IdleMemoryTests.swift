@@ -1,0 +1,68 @@
+// An idle session gives back the memory that holds nothing (HTTP2Session.releaseIdleMemory, the
+// page arena of page_memory.c), only after a whole sweep of idleness, never with a stream open,
+// and goes on working afterwards.
+import CGatewayShims
+import Testing
+@testable import GatewayHTTP2
+
+@Suite struct IdleMemory {
+    /// One GET answered with a body, pumped to the end.
+    func exchange(_ p: ClientPair, _ path: String) throws {
+        let id = try p.client.request(method: "GET", authority: "a", path: path, endStream: true)
+        p.pump()
+        try p.server.respond(id, status: 200, headers: fields([("content-type", "text/plain")]), endStream: false)
+        try sendData(p.server, id, Array("hello".utf8), endStream: true)
+        p.pump()
+        #expect(text(p.client.receivedBody(id)) == "hello")
+        p.client.consume(id, 5)
+        #expect(p.server.openStreams == 0 && p.client.openStreams == 0)
+    }
+
+    @Test func anIdleSessionGivesBackItsPagesOnTheSecondSweepAndStillWorks() throws {
+        let p = try ClientPair()
+        try exchange(p, "/one")
+        #expect(p.server.releaseIdleMemory() == nil, "the first sweep only notes the quiet")
+        let given = try #require(p.server.releaseIdleMemory())
+        #expect(given >= 4096, "at least the frame buffer's written page: \(given)")
+        #expect(p.server.releaseIdleMemory() == nil, "given back once per quiet spell")
+        // The zeroed frame buffer and stream table serve the next requests.
+        try exchange(p, "/two")
+        try exchange(p, "/three")
+        #expect(p.server.releaseIdleMemory() == nil && p.server.releaseIdleMemory() != nil)
+    }
+
+    @Test func aSessionWithAnOpenStreamOrTrafficKeepsItsMemory() throws {
+        let p = try ClientPair()
+        let id = try p.client.request(method: "GET", authority: "a", path: "/slow", endStream: true)
+        p.pump()
+        #expect(p.server.openStreams == 1)
+        #expect(p.server.releaseIdleMemory() == nil && p.server.releaseIdleMemory() == nil, "a stream is open")
+        try p.server.respond(id, status: 204, endStream: true)
+        p.pump()
+        #expect(p.server.releaseIdleMemory() == nil, "bytes moved since the last sweep")
+        #expect(p.server.releaseIdleMemory() != nil)
+    }
+
+    @Test func theArenaKeepsWrittenPagesThatAreNotZeroAndFreesEveryKind() throws {
+        let arena = try #require(gw_page_arena_new())
+        defer { gw_page_arena_free(arena) }
+        let user = UnsafeMutableRawPointer(arena)
+        let small = try #require(gw_page_malloc(100, user))
+        let table = try #require(gw_page_calloc(256, 16, user))
+        #expect(Int(bitPattern: table) & 4095 == 0, "a page block is page aligned, with no header")
+        table.storeBytes(of: 7, toByteOffset: 96, as: UInt64.self)
+        #expect(gw_page_arena_trim(arena) == 0, "a written page that is not zero stays")
+        #expect(table.load(fromByteOffset: 96, as: UInt64.self) == 7)
+        table.storeBytes(of: 0, toByteOffset: 96, as: UInt64.self)
+        #expect(gw_page_arena_trim(arena) == 4096, "a page of zeros goes back")
+        // Growing a small block into a page block, and back down, keeps the bytes.
+        small.storeBytes(of: 0x1234, as: UInt32.self)
+        let grown = try #require(gw_page_realloc(small, 10_000, user))
+        #expect(grown.load(as: UInt32.self) == 0x1234 && Int(bitPattern: grown) & 4095 == 0)
+        let shrunk = try #require(gw_page_realloc(grown, 64, user))
+        #expect(shrunk.load(as: UInt32.self) == 0x1234)
+        gw_page_free(shrunk, user)
+        gw_page_free(table, user)
+        gw_page_free(nil, user)
+    }
+}
