@@ -233,11 +233,13 @@ extension ClientConnection {
         turns.removeAll(keepingCapacity: true)
     }
 
-    /// The batch's writes to the client; what they made room for moves on.
+    /// The streams whose backends had news in this batch move (one round for all of them), then
+    /// the batch's writes to the client; what they made room for moves on.
     func endOfBatch() {
         guard phase == .serving, isHTTP2 else { return }
         defer { io.output.releaseIfEmpty() }   // an idle connection holds no buffer block
-        if flushClient() && phase == .serving {
+        if !turnQueue.isEmpty { drive() }
+        if phase == .serving && flushClient() && phase == .serving {
             wakeWaiting()
             drive()
         }

@@ -14,10 +14,13 @@ extension Exchange {
     // MARK: - Events that reach the exchange
 
     /// The backend connection's events: this exchange needs a turn, which its connection gives.
+    /// HTTP/2: the turn waits for the end of the event batch, so the streams whose backends
+    /// answered in one batch move in one round of their connection (one pass of nghttp2's
+    /// output, one write) instead of a round each.
     func drive() {
         guard isOpen, let c = connection else { return }   // closed: its connection may be gone
         turn = true
-        c.drive()
+        if c.isHTTP2 { loop.afterBatch(c) } else { c.drive() }
     }
 
     /// HTTP/1 has one exchange at a time: its time is kept in the connection's one timer entry
