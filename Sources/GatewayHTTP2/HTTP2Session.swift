@@ -159,8 +159,8 @@ public class HTTP2Session {
     public func releaseIdleMemory() -> Int? {
         quietSweeps += 1
         guard quietSweeps == 2, streams.isEmpty, finished.isEmpty, !wantsWrite else { return nil }
-        streams = StreamMap()
-        finished = StreamMap()
+        streams.removeAll()   // keeps the owner's keptSlots
+        finished.removeAll()
         nameScratch = []
         releaseEventStorage()
         return gw_page_arena_trim(arena)

@@ -74,11 +74,9 @@ public struct HTTP2Fields: Sendable, Equatable {
     }
 
     public mutating func append(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
-        let n = bytes.count
-        bytes.append(contentsOf: name)
-        let v = bytes.count
-        bytes.append(contentsOf: value)
-        fields.append(HTTPHeaderField(name: n..<v, value: v..<bytes.count))
+        let n = appendRaw(name)
+        let v = appendRaw(value)
+        fields.append(HTTPHeaderField(name: n, value: v))
     }
 
     public mutating func append(_ name: StaticString, _ value: StaticString) {
@@ -98,9 +96,11 @@ public struct HTTP2Fields: Sendable, Equatable {
     }
 
     /// Appends one byte range of this storage as a field range (used while decoding a head).
+    /// As typed UInt8 memory, so the append is one copy: a raw buffer has no contiguous-storage
+    /// path and was appended byte by byte.
     mutating func appendRaw(_ p: UnsafeRawBufferPointer) -> Range<Int> {
         let start = bytes.count
-        bytes.append(contentsOf: p)
+        bytes.append(contentsOf: UnsafeBufferPointer(start: p.baseAddress?.assumingMemoryBound(to: UInt8.self), count: p.count))
         return start..<bytes.count
     }
 

@@ -26,13 +26,14 @@ extension Exchange {
             c.fields.append(name: UnsafeRawBufferPointer(rebasing: b[name]), value: UnsafeRawBufferPointer(rebasing: b[value]))
         }
         if clientTE { c.fields.append("te", "trailers") }
-        let host = authority.map { UnsafeRawBufferPointer(rebasing: b[$0]) }
-        let fallback = Array(c.server.config.host.utf8)
-        let id = fallback.withUnsafeBytes { f in
-            c.open(self, method: UnsafeRawBufferPointer(rebasing: b[line.method]), authority: host ?? f,
+        let open = { (authority: UnsafeRawBufferPointer) in
+            c.open(self, method: UnsafeRawBufferPointer(rebasing: b[line.method]), authority: authority,
                    path: UnsafeRawBufferPointer(rebasing: b[line.target]), fields: c.fields,
-                   endStream: state.requestEnded && requestTrailers == nil)
+                   endStream: self.state.requestEnded && self.requestTrailers == nil)
         }
+        // The server's own name only when the request had no Host (no copy of it per request).
+        let id = authority.map { open(UnsafeRawBufferPointer(rebasing: b[$0])) }
+            ?? Array(c.server.config.host.utf8).withUnsafeBytes { open($0) }
         guard let id else {
             backendFailed(ProxyError(.badGateway, "backend \(serverLabel) took no new stream", retrySafe: true, metric: nil))
             return true
