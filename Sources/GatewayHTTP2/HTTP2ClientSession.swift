@@ -48,6 +48,11 @@ public final class HTTP2ClientSession: HTTP2Session {
         nghttp2_option_set_max_continuations(option, 9 * config.maxContinuations + 9)
         nghttp2_option_set_max_outbound_ack(option, config.maxOutboundAck)
         nghttp2_option_set_max_settings(option, config.maxSettingsEntries)
+        // As on the server side: no closed streams kept for a priority tree, and request heads
+        // encoded without HPACK's dynamic table (HAProxy's encoder does the same): no table
+        // search, insert or eviction per request (a few more header bytes on the backend link).
+        nghttp2_option_set_no_closed_streams(option, 1)
+        nghttp2_option_set_max_deflate_dynamic_table_size(option, 0)
 
         try createSession(server: false, callbacks: callbacks, option: option)
         try submitSettings([
