@@ -57,6 +57,20 @@ extension HostResolver {
         #expect(r.resolve(asked: "api.example.test", connectionHost: 1, table: table, policies: policies) == .misdirected(requested: "api.example.test"))
     }
 
+    /// `cached` answers only a repeat of the last authority (the connection skips gathering the
+    /// table and policies then), and never a different one.
+    @Test func cachedAnswersOnlyTheLastAuthority() {
+        var r = HostResolver()
+        func cached(_ s: String?) -> HostResolver.Decision? {
+            guard let s else { return r.cached(nil) }
+            return Array(s.utf8).withUnsafeBytes { r.cached($0) }
+        }
+        #expect(cached("api.example.test") == nil)   // nothing decided yet
+        _ = r.resolve(asked: "api.example.test", connectionHost: 1, table: table, policies: policies)
+        #expect(cached("api.example.test") == .misdirected(requested: "api.example.test"))
+        #expect(cached("bar.example.test") == nil && cached("api.example.tes") == nil && cached(nil) == nil)
+    }
+
     @Test func normalisation() {
         #expect(HostResolver.normaliseHost("Example.TEST.:443") == "example.test")
         #expect(HostResolver.normaliseHost("[2001:DB8::1]:443") == "2001:db8::1")

@@ -1,5 +1,5 @@
 import Testing
-import GatewaySystem
+@testable import GatewaySystem
 
 /// StreamMap against Dictionary under random inserts, replacements and removals (the deletion
 /// shifts clusters back, which is where open addressing goes wrong).
@@ -31,5 +31,18 @@ import GatewaySystem
         map[1] = "a"; map[3] = "b"
         map[1] = nil; map[3] = nil
         #expect(map.isEmpty && map.values.isEmpty)
+    }
+
+    /// Emptied, a map drops a table past `keptSlots` (an idle client connection holds little)
+    /// and keeps one within it (a backend connection's streams drain to zero and come back).
+    @Test func emptiedTableIsKeptUpToKeptSlots() {
+        var small = StreamMap<Int>(), large = StreamMap<Int>(keptSlots: 1024)
+        for id in stride(from: Int32(1), through: 401, by: 2) { small[id] = 1; large[id] = 1 }
+        #expect(small.keys.count > 64 && large.keys.count > 64)
+        for id in stride(from: Int32(1), through: 401, by: 2) { small[id] = nil; large[id] = nil }
+        #expect(small.isEmpty && small.keys.isEmpty)
+        #expect(large.isEmpty && large.keys.count > 64 && large.keys.count <= 1024)
+        large[7] = 3
+        #expect(large[7] == 3 && large.count == 1)
     }
 }
