@@ -5,6 +5,16 @@
 // so the verdict is a function of the bytes alone, never of how TCP segmented them: the
 // first failing byte decides (a parser that sees only a prefix can answer no other way).
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The first LF in `bytes[from..<to]` (memchr: field lines are scanned for their end only), or `to`.
+@inline(__always) func nextLF(_ bytes: UnsafeRawBufferPointer, from: Int, to: Int) -> Int {
+    guard from < to, let base = bytes.baseAddress, let p = memchr(base + from, Int32(ASCII.lf), to - from) else { return to }
+    return UnsafeRawPointer(p) - base
+}
+
 /// Checks a start line as its bytes arrive (the request line: 414 before the line ends).
 protocol StartLineChecker {
     /// One byte of the start line, in order; a CR only when the next byte showed it is not a line end.
@@ -66,6 +76,11 @@ struct HeadScanner: Sendable {
                 // A CR is a line end only if LF follows: until then it is held back.
                 if i > lineStart && bytes[i - 1] == ASCII.cr { try checker.byte(ASCII.cr, at: i - 1) }
                 if c != ASCII.cr { try checker.byte(c, at: i) }
+            } else {
+                // Inside a field line only its end matters here (fields() checks its bytes):
+                // jump to the next LF, or to the size limit, where the check above throws.
+                i = nextLF(bytes, from: i + 1, to: min(count, limits.maxHeadSize))
+                continue
             }
             i += 1
         }
@@ -83,8 +98,7 @@ struct HeadScanner: Sendable {
         var ls = startLineEnd! + 2
         let end = headLength - 2
         while ls < end {
-            var le = ls
-            while bytes[le] != ASCII.lf { le += 1 }
+            var le = nextLF(bytes, from: ls, to: headLength)
             le -= 1 // the CR (the scanner checked it)
             if ASCII.isWhitespace(bytes[ls]) { throw .bad("obsolete line folding") }
             var colon = ls
