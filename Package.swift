@@ -28,7 +28,7 @@ let package = Package(
         .target(name: "GatewayHTTP2", dependencies: ["CNGHTTP2", "CGatewayShims", "GatewayHTTP", "GatewaySystem"], swiftSettings: hot), // HTTP/2 framing on libnghttp2
         .target(name: "GatewayProxyProtocol"),                                                          // PROXY protocol v1/v2 byte parser
         .target(name: "GatewayJWT", dependencies: ["CCJose", "COpenSSL"]),                                   // JWT check: the only module calling cjose/jansson
-        .target(name: "GatewayConfig", dependencies: ["COpenSSL", "GatewaySystem", "GatewayJWT"]),            // config language -> immutable values
+        .target(name: "GatewayConfig", dependencies: ["COpenSSL", "CGatewayShims", "GatewaySystem", "GatewayJWT"]),            // config language -> immutable values
         .target(name: "GatewayTLS", dependencies: ["COpenSSL", "CGatewayShims", "GatewayConfig", "GatewaySystem"], swiftSettings: hot), // OpenSSL wrappers, policy contexts (TLSSession reads and writes every record)
         .target(name: "GatewayProxy", dependencies: ["GatewaySystem", "GatewayTLS", "GatewayHTTP", "GatewayHTTP2", "GatewayProxyProtocol", "GatewayConfig", "GatewayJWT", "COpenSSL", "CZlib", "CGatewayShims"], swiftSettings: hot),
         .target(name: "GatewayCheck", dependencies: ["GatewayConfig", "GatewayTLS", "GatewayProxy", "GatewaySystem"]),                 // `gateway check` policy rules, text/JSON/SARIF

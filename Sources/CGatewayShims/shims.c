@@ -1,5 +1,6 @@
 #include "CGatewayShims.h"
 #include <openssl/ssl.h>
+#include <openssl/err.h>
 #include <openssl/bio.h>
 #include <openssl/x509.h>
 #include <zlib.h>
@@ -22,6 +23,17 @@ int gw_ssl_ctx_set_servername_callback(SSL_CTX *ctx, int (*cb)(SSL *, int *, voi
 }
 int gw_ssl_ctx_set1_groups_list(SSL_CTX *ctx, const char *list) { return (int)SSL_CTX_set1_groups_list(ctx, list); }
 int gw_ssl_set1_groups_list(SSL *ssl, const char *list) { return (int)SSL_set1_groups_list(ssl, list); }
+// Whether this OpenSSL knows every group of `list`: set on a throwaway server context (what
+// a host's context will do at load), errors cleared. For the config parser, which sits below
+// GatewayTLS and must not call OpenSSL's TLS API itself.
+int gw_groups_list_supported(const char *list) {
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (!ctx) return -1;
+    int ok = SSL_CTX_set1_groups_list(ctx, list) == 1;
+    SSL_CTX_free(ctx);
+    ERR_clear_error();
+    return ok;
+}
 int gw_ssl_get_ex_new_index(void) { return SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL); }
 int gw_ssl_ctx_get_ex_new_index(void) { return SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL); }
 long gw_bio_get_mem_data(BIO *bio, char **data) { return BIO_get_mem_data(bio, data); }

@@ -33,6 +33,8 @@ void gw_ssl_ctx_set_read_ahead(struct ssl_ctx_st *ctx, int yes);
 int gw_ssl_ctx_set_servername_callback(struct ssl_ctx_st *ctx, int (*cb)(struct ssl_st *, int *, void *));
 int gw_ssl_ctx_set1_groups_list(struct ssl_ctx_st *ctx, const char *list);
 int gw_ssl_set1_groups_list(struct ssl_st *ssl, const char *list);
+/// 1: every group of `list` is known to this OpenSSL; 0: not; -1: no context could be made.
+int gw_groups_list_supported(const char *list);
 int gw_ssl_get_ex_new_index(void);
 int gw_ssl_ctx_get_ex_new_index(void);
 long gw_bio_get_mem_data(struct bio_st *bio, char **data);
