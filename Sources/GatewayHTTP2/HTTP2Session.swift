@@ -208,6 +208,17 @@ public class HTTP2Session {
         resumeIfDeferred(st)
     }
 
+    /// Queues all of `buffer`'s bytes and leaves it empty: its memory moves to the stream when the
+    /// stream's queue has a free place (`ByteQueue.take`), so a large body is not copied on its way
+    /// from the backend's input to the client's output but once.
+    public func sendData(_ stream: Int32, taking buffer: inout ByteBuffer) throws(HTTP2Error) {
+        guard let st = streams[stream], st.hasProvider, !st.outgoingEnd else {
+            throw HTTP2Error("sendData: stream \(stream) has no open \(bodyName)")
+        }
+        st.outgoing.take(&buffer)
+        resumeIfDeferred(st)
+    }
+
     /// Ends the body with trailers (gRPC's grpc-status); a trailers-only message is a head with
     /// `endStream: false` followed by this.
     public func sendTrailers(_ stream: Int32, _ fields: HTTP2Fields) throws(HTTP2Error) {
@@ -221,6 +232,12 @@ public class HTTP2Session {
 
     /// Body bytes queued on the stream that nghttp2 has not taken yet (0 for a closed stream).
     public func outgoingBuffered(_ stream: Int32) -> Int { streams[stream]?.outgoing.readableCount ?? 0 }
+    /// Whether the stream takes more body: under `limit` bytes queued and a place free for a
+    /// buffer handed over whole (so that it is not copied).
+    public func canQueue(_ stream: Int32, below limit: Int) -> Bool {
+        guard let st = streams[stream] else { return true }
+        return st.outgoing.readableCount < limit && !st.outgoing.isFull
+    }
 
     /// Resets the stream (RST_STREAM with `code`); its later DATA is dropped.
     public func reset(_ stream: Int32, code: UInt32) {

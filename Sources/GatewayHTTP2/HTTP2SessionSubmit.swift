@@ -74,9 +74,7 @@ extension HTTP2Session {
                 return Int32(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue)
             }
             out.pointee.append(UnsafeRawBufferPointer(start: framehd, count: 9))
-            out.pointee.append(UnsafeRawBufferPointer(rebasing: st.outgoing.readable[0..<length]))
-            st.outgoing.consume(length)
-            st.outgoing.releaseIfEmpty()
+            st.outgoing.move(length, into: &out.pointee)
             return 0
         }
         nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs) { session, _, id, data, len, ud in
@@ -145,9 +143,7 @@ let readBody: nghttp2_data_source_read_callback = { session, id, buf, length, fl
     if n > 0 && s.sink != nil {
         flags!.pointee |= NGHTTP2_DATA_FLAG_NO_COPY.rawValue
     } else if n > 0 {
-        UnsafeMutableRawPointer(buf!).copyMemory(from: st.outgoing.readable.baseAddress!, byteCount: n)
-        st.outgoing.consume(n)
-        st.outgoing.releaseIfEmpty()
+        st.outgoing.move(n, to: UnsafeMutableRawPointer(buf!))
     }
     guard rest == 0 else { return n }
     if !st.outgoingEnd {

@@ -24,7 +24,7 @@ final class HTTP2Stream {
     var discarding = false
 
     var incoming: ByteBuffer
-    var outgoing: ByteBuffer
+    var outgoing: ByteQueue
     /// The caller has said the response body ends after `outgoing` (sendData endStream or sendTrailers).
     var outgoingEnd = false
     var pendingTrailers: HTTP2Fields?
@@ -36,7 +36,7 @@ final class HTTP2Stream {
     init(id: Int32, pool: BufferPool?) {
         self.id = id
         incoming = ByteBuffer(pool: pool)
-        outgoing = ByteBuffer(pool: pool)
+        outgoing = ByteQueue(pool: pool)
     }
 
     /// Starts decoding a new header block (the request head, or trailers after it).

@@ -98,6 +98,18 @@ public struct ByteBuffer: ~Copyable {
 
     @inlinable public mutating func clear() { _readIndex = 0; _writeIndex = 0 }
 
+    /// Swaps the memory and contents of two buffers of the same pool (a block goes back to the
+    /// pool it came from): a body read into one connection's input moves to the buffer it is
+    /// sent from without being copied. False, and nothing changed, when the pools differ.
+    public mutating func exchangeContents(with other: inout ByteBuffer) -> Bool {
+        guard pool?.toOpaque() == other.pool?.toOpaque() else { return false }
+        Swift.swap(&_base, &other._base)
+        Swift.swap(&_capacity, &other._capacity)
+        Swift.swap(&_readIndex, &other._readIndex)
+        Swift.swap(&_writeIndex, &other._writeIndex)
+        return true
+    }
+
     /// Frees the memory once nothing is left in it.
     public mutating func releaseIfEmpty() {
         guard isEmpty, let b = _base else { return }

@@ -95,6 +95,11 @@ final class HTTP2Downstream: DownstreamCodec {
         try? session.sendData(Int32(stream), bytes, endStream: false)
     }
 
+    /// All of `buffer` as body bytes, leaving it empty (its memory may move to the stream).
+    func writeBody(_ stream: StreamID, taking buffer: inout ByteBuffer) {
+        try? session.sendData(Int32(stream), taking: &buffer)
+    }
+
     func writeEnd(_ stream: StreamID, into out: inout ByteBuffer) {
         try? session.sendData(Int32(stream), UnsafeRawBufferPointer(start: nil, count: 0), endStream: true)
     }
@@ -139,5 +144,5 @@ final class HTTP2Downstream: DownstreamCodec {
     }
 
     /// Whether the stream can take more response bytes now.
-    func canTakeResponse(_ stream: StreamID) -> Bool { session.outgoingBuffered(Int32(stream)) < Self.streamHighWater }
+    func canTakeResponse(_ stream: StreamID) -> Bool { session.canQueue(Int32(stream), below: Self.streamHighWater) }
 }

@@ -87,6 +87,13 @@ extension Exchange {
         case .head(let head)?:
             startResponse(head, input)
         case .body(let range)?:
+            if range.count == input.count, step.consumed == input.count, gzip == nil, let h2 = client.http2Ref {
+                // The whole read is body: its buffer moves to the HTTP/2 stream instead of being
+                // copied, and the backend reads into the stream's empty one next.
+                bytesOut += range.count
+                h2._withUnsafeGuaranteedRef { $0.writeBody(stream, taking: &c.io.input) }
+                return true
+            }
             let run = UnsafeRawBufferPointer(rebasing: input[range])
             if let gzip {
                 gzip.compress(run) { client.writeBody(self, $0) }
