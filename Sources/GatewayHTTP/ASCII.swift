@@ -43,13 +43,16 @@ enum ASCII {
 }
 
 /// Whether `bytes[range]` equals `lowercased` ignoring ASCII case. `lowercased` must be lower case.
-@inline(__always)
+/// Inlinable: the other modules call it for every header name against several names, and the
+/// length check alone settles most calls.
+@inlinable
 public func asciiEqualsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, _ lowercased: StaticString) -> Bool {
     guard range.count == lowercased.utf8CodeUnitCount else { return false }
     let p = lowercased.utf8Start
     var j = 0
     for i in range {
-        if ASCII.lower(bytes[i]) != p[j] { return false }
+        let c = bytes[i]
+        if (c &- 65 < 26 ? c | 0x20 : c) != p[j] { return false }
         j += 1
     }
     return true
