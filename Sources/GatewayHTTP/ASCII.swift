@@ -15,6 +15,26 @@ enum ASCII {
     }
     /// field-content: visible ASCII, obs-text, space and tab; no other control byte.
     @inline(__always) static func isFieldByte(_ c: UInt8) -> Bool { c >= 0x20 ? c != 0x7F : c == ht }
+    /// Whether every byte of `bytes[range]` is field-content: eight bytes at a time, and byte by
+    /// byte only in a word that holds a byte below 0x20 (a tab is one) or a DEL. The tests are
+    /// exact for "some byte is": a borrow can mark a wrong byte, never an innocent word.
+    @inline(__always) static func allFieldBytes(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
+        var i = range.lowerBound
+        while range.upperBound - i >= 8 {
+            let w = bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+            let del = w ^ (ones &* 0x7F)
+            if ((w &- ones &* 0x20) & ~w | (del &- ones) & ~del) & highs != 0 {
+                for j in i..<(i + 8) where !isFieldByte(bytes[j]) { return false }
+            }
+            i += 8
+        }
+        while i < range.upperBound {
+            if !isFieldByte(bytes[i]) { return false }
+            i += 1
+        }
+        return true
+    }
     /// A request target: visible ASCII only (no space, no control, no obs-text).
     @inline(__always) static func isTargetByte(_ c: UInt8) -> Bool { c > 0x20 && c < 0x7F }
     @inline(__always) static func isWhitespace(_ c: UInt8) -> Bool { c == sp || c == ht }

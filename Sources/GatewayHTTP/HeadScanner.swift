@@ -109,8 +109,10 @@ struct HeadScanner: Sendable {
             }
             guard colon > ls else { throw .bad("empty header name") }
             var lo = colon + 1, hi = le
-            for i in lo..<hi where !ASCII.isFieldByte(bytes[i]) {
-                throw .bad(bytes[i] == ASCII.cr ? "bare CR in a header value" : "invalid byte in a header value")
+            if !ASCII.allFieldBytes(bytes, lo..<hi) {
+                for i in lo..<hi where !ASCII.isFieldByte(bytes[i]) {
+                    throw .bad(bytes[i] == ASCII.cr ? "bare CR in a header value" : "invalid byte in a header value")
+                }
             }
             while lo < hi && ASCII.isWhitespace(bytes[lo]) { lo += 1 }
             while hi > lo && ASCII.isWhitespace(bytes[hi - 1]) { hi -= 1 }

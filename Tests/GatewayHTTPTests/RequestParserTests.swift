@@ -222,6 +222,24 @@ func expectEverySplit(_ text: String, _ expected: Outcome, sourceLocation: Sourc
         for c in 0...255 { #expect(ASCII.isToken(UInt8(c)) == tchar.contains(UInt8(c)), "byte \(c)") }
     }
 
+    /// The word-at-a-time value check agrees with the byte rule for every byte value at every
+    /// position of a run (two whole words and a tail), and next to a tab or obs-text.
+    @Test func fieldValueWordsAgreeWithTheByteRule() {
+        for neighbour: UInt8 in [0x61, 0x09, 0xFF] {
+            for c in 0...255 {
+                for at in 0..<19 {
+                    var run = [UInt8](repeating: neighbour, count: 19)
+                    run[at] = UInt8(c)
+                    let ok = run.withUnsafeBytes { ASCII.allFieldBytes($0, 0..<19) }
+                    #expect(ok == run.allSatisfy(ASCII.isFieldByte), "byte \(c) at \(at) beside \(neighbour)")
+                }
+            }
+        }
+        let offset = Array("x: abc\u{7F}defgh".utf8)   // a range that starts mid-buffer
+        #expect(offset.withUnsafeBytes { ASCII.allFieldBytes($0, 3..<offset.count) } == false)
+        #expect(offset.withUnsafeBytes { ASCII.allFieldBytes($0, 3..<6) } == true)
+    }
+
     /// HTTP/1.<digit> ends a request line, nothing else in its place; the version pattern is read byte by byte.
     @Test func versionPatternAcceptsDigitsOnly() {
         for (line, ok) in [("HTTP/1.1", true), ("HTTP/1.0", true), ("HTTP/1.x", false), ("HTTQ/1.1", false), ("HTTP/1,1", false)] {
