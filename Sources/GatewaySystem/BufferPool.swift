@@ -17,8 +17,10 @@ public final class BufferPool {
     private let slab: UnsafeMutableRawPointer?
     /// Slab blocks handed out at least once; the ones below it are in use or on the free list.
     private var slabUsed = 0
-    /// Returned slab blocks, by index.
-    private var slabFree: [Int32] = []
+    /// Returned slab blocks, by index: a stack with room for every block, so a push or pop is a
+    /// store or load (an Array's uniqueness and capacity checks were most of a take and a give).
+    private let slabFree: UnsafeMutablePointer<Int32>
+    private var slabFreeCount = 0
     /// Spare malloc blocks of the larger sizes, a few each.
     private var spare: [[UnsafeMutableRawPointer]] = Array(repeating: [], count: classes)
     private let spareLimit = 4
@@ -28,11 +30,12 @@ public final class BufferPool {
         let bytes = slabBlocks * Self.blockSize
         let p = slabBlocks == 0 ? MAP_FAILED : mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
         slab = p == MAP_FAILED ? nil : p
-        slabFree.reserveCapacity(slabBlocks)
+        slabFree = .allocate(capacity: max(slabBlocks, 1))
     }
 
     deinit {
         if let slab { munmap(slab, slabBlocks * Self.blockSize) }
+        slabFree.deallocate()
         for list in spare { for b in list { b.deallocate() } }
     }
 
@@ -44,7 +47,7 @@ public final class BufferPool {
 
     func take(_ k: Int) -> UnsafeMutableRawPointer {
         if k == 0, let slab {
-            if let i = slabFree.popLast() { return slab + Int(i) * Self.blockSize }
+            if slabFreeCount > 0 { slabFreeCount -= 1; return slab + Int(slabFree[slabFreeCount]) * Self.blockSize }
             if slabUsed < slabBlocks { slabUsed += 1; return slab + (slabUsed - 1) * Self.blockSize }
         }
         return spare[k].popLast() ?? UnsafeMutableRawPointer.allocate(byteCount: Self.blockSize << k, alignment: 16)
@@ -52,7 +55,8 @@ public final class BufferPool {
 
     func give(_ block: UnsafeMutableRawPointer, _ k: Int) {
         if k == 0, let slab, block >= slab, block < slab + slabBlocks * Self.blockSize {
-            slabFree.append(Int32((block - slab) / Self.blockSize))
+            slabFree[slabFreeCount] = Int32((block - slab) / Self.blockSize)
+            slabFreeCount += 1
         } else if spare[k].count < spareLimit {
             spare[k].append(block)
         } else {
@@ -64,7 +68,7 @@ public final class BufferPool {
     /// next use faults zero pages in again), spare malloc blocks are freed. After a surge.
     public func releaseFreeBlocks() {
         if let slab {
-            for i in slabFree { _ = madvise(slab + Int(i) * Self.blockSize, Self.blockSize, MADV_DONTNEED) }
+            for j in 0..<slabFreeCount { _ = madvise(slab + Int(slabFree[j]) * Self.blockSize, Self.blockSize, MADV_DONTNEED) }
         }
         for k in spare.indices {
             for b in spare[k] { b.deallocate() }
@@ -73,5 +77,5 @@ public final class BufferPool {
     }
 
     /// Blocks ready to hand out without touching the allocator (slab blocks returned, spares).
-    public var spareCount: Int { slabFree.count + spare.reduce(0) { $0 + $1.count } }
+    public var spareCount: Int { slabFreeCount + spare.reduce(0) { $0 + $1.count } }
 }
