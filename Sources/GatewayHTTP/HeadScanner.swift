@@ -17,10 +17,20 @@ import Glibc
 
 /// Checks a start line as its bytes arrive (the request line: 414 before the line ends).
 protocol StartLineChecker {
+    /// Whether `byte` wants every byte of the start line; when not, the scan jumps to its LF.
+    static var checksBytes: Bool { get }
     /// One byte of the start line, in order; a CR only when the next byte showed it is not a line end.
     mutating func byte(_ c: UInt8, at index: Int) throws(HTTPParseError)
     /// The start line `bytes[line]` is complete (its CRLF excluded).
     mutating func end(_ bytes: UnsafeRawBufferPointer, _ line: Range<Int>) throws(HTTPParseError)
+    /// `byte` for each of `bytes[range]` in order (a checker may do it faster).
+    mutating func bytes(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) throws(HTTPParseError)
+}
+
+extension StartLineChecker {
+    mutating func bytes(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) throws(HTTPParseError) {
+        for i in range { try byte(bytes[i], at: i) }
+    }
 }
 
 /// Limits applied while scanning: the head's size counts from the first byte of the buffer
@@ -72,13 +82,22 @@ struct HeadScanner: Sendable {
                     }
                 }
                 lineStart = i + 1
-            } else if startLineEnd == nil {
+            } else if startLineEnd == nil && C.checksBytes && i == lineStart,
+                      case let limit = min(count, limits.maxHeadSize), case let lf = nextLF(bytes, from: i, to: limit), lf < limit {
+                // The whole start line is here: its bytes go to the checker in one tight loop,
+                // in the same order and with the same verdicts as one at a time (the CR before
+                // the LF is the line end; the LF itself is handled above, next).
+                try checker.bytes(bytes, i..<(bytes[lf - 1] == ASCII.cr ? lf - 1 : lf))
+                i = lf
+                continue
+            } else if startLineEnd == nil && C.checksBytes {
                 // A CR is a line end only if LF follows: until then it is held back.
                 if i > lineStart && bytes[i - 1] == ASCII.cr { try checker.byte(ASCII.cr, at: i - 1) }
                 if c != ASCII.cr { try checker.byte(c, at: i) }
             } else {
-                // Inside a field line only its end matters here (fields() checks its bytes):
-                // jump to the next LF, or to the size limit, where the check above throws.
+                // Inside a field line (or a start line checked only once complete) only its end
+                // matters here (fields() checks its bytes): jump to the next LF, or to the size
+                // limit, where the check above throws.
                 i = nextLF(bytes, from: i + 1, to: min(count, limits.maxHeadSize))
                 continue
             }

@@ -3,6 +3,7 @@
 // line is decided at the same byte however the line was segmented.
 
 struct RequestLineChecker: StartLineChecker {
+    static var checksBytes: Bool { true }
     private enum Phase { case method, target, version }
     let maxURISize: Int
     private var phase = Phase.method
@@ -20,6 +21,37 @@ struct RequestLineChecker: StartLineChecker {
 
     /// "HTTP/0.0" (0 = a digit), byte i in bits 8i...8i+7: a constant, not a lazy global array.
     private static let versionPattern: UInt64 = 0x302E_302F_5054_5448
+
+    /// A whole line's bytes: the runs of method and target bytes in tight loops, every other
+    /// byte (a separator, a version byte, a bad one) through `byte`, so the verdicts are its.
+    mutating func bytes(_ b: UnsafeRawBufferPointer, _ range: Range<Int>) throws(HTTPParseError) {
+        var i = range.lowerBound
+        let end = range.upperBound
+        while i < end {
+            var n = length
+            switch phase {
+            case .method:
+                while i < end && ASCII.isToken(b[i]) { n += 1; i += 1 }
+            case .target:
+                while i < end && ASCII.isTargetByte(b[i]) && n < maxURISize { n += 1; i += 1 }
+            case .version:
+                // All eight version bytes at once when they are right (else byte by byte, which
+                // finds the first wrong one): HTTP/ and . in place, digits where the 0s are.
+                if n == 0, end - i >= 8 {
+                    let w = b.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+                    let digits: UInt64 = 0xFF00_FF00_0000_0000
+                    if w & ~digits == Self.versionPattern & ~digits,
+                       UInt8(truncatingIfNeeded: w >> 40) &- 48 < 10, UInt8(truncatingIfNeeded: w >> 56) &- 48 < 10 {
+                        n = 8; i += 8
+                    }
+                }
+            }
+            length = n
+            guard i < end else { return }
+            try byte(b[i], at: i)
+            i += 1
+        }
+    }
 
     mutating func byte(_ c: UInt8, at index: Int) throws(HTTPParseError) {
         switch phase {
@@ -77,6 +109,7 @@ struct RequestLineChecker: StartLineChecker {
 
 /// The response side checks its status line once the head is complete (every error there is a 502).
 struct NoStartLineCheck: StartLineChecker {
+    static var checksBytes: Bool { false }
     func byte(_ c: UInt8, at index: Int) throws(HTTPParseError) {}
     func end(_ bytes: UnsafeRawBufferPointer, _ line: Range<Int>) throws(HTTPParseError) {}
 }

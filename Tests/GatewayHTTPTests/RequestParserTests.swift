@@ -242,7 +242,7 @@ func expectEverySplit(_ text: String, _ expected: Outcome, sourceLocation: Sourc
 
     /// HTTP/1.<digit> ends a request line, nothing else in its place; the version pattern is read byte by byte.
     @Test func versionPatternAcceptsDigitsOnly() {
-        for (line, ok) in [("HTTP/1.1", true), ("HTTP/1.0", true), ("HTTP/1.x", false), ("HTTQ/1.1", false), ("HTTP/1,1", false)] {
+        for (line, ok) in [("HTTP/1.1", true), ("HTTP/1.0", true), ("HTTP/1.x", false), ("HTTQ/1.1", false), ("HTTP/1,1", false), ("HTTP/1.1x", false), ("HTTP/11.1", false), ("http/1.1", false)] {
             var p = HTTPRequestParser(limits: HTTPHeadLimits(maxURISize: 100, maxHeaderSize: 1000, maxHeaders: 10))
             let bytes = Array("GET / \(line)\r\nHost: a\r\n\r\n".utf8)
             let parsed = bytes.withUnsafeBytes { b in Result { () throws(HTTPParseError) in try p.parse(b) } }
