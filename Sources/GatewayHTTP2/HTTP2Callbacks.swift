@@ -50,7 +50,7 @@ extension HTTP2ServerSession {
         nghttp2_session_callbacks_set_on_begin_headers_callback(cbs) { _, frame, ud in
             let s = sessionFrom(ud), id = frame!.pointee.hd.stream_id
             if frame!.pointee.headers.cat == NGHTTP2_HCAT_REQUEST {
-                let st = HTTP2Stream(id: id, pool: s.pool)
+                let st = s.makeStream(id)
                 st.beginHeaders(trailer: false)
                 s.streams[id] = st
                 s.decoding = Unmanaged.passUnretained(st)

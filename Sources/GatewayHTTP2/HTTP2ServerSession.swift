@@ -92,8 +92,9 @@ public final class HTTP2ServerSession: HTTP2Session {
     override func dataReceived(_ id: Int32, count: Int) { emit(.data(stream: id, count: count)) }
     override func malformed(_ id: Int32, reason: String) { emit(.malformed(stream: id, reason: reason)) }
 
-    override func streamClosed(_ st: HTTP2Stream, code: UInt32) {
+    override func streamClosed(_ st: HTTP2Stream, code: UInt32) -> Bool {
         if st.delivered { emit(.streamClosed(stream: st.id, code: code)) }
+        return false
     }
 
     /// The length of the stream's `:path` as received, also when its head was too large (0 if

@@ -97,7 +97,7 @@ extension HTTP2Session {
             // Bytes the caller never consumed still count against the connection window.
             let left = st.incoming.readableCount
             if left > 0 { _ = nghttp2_session_consume_connection(session, left) }
-            s.streamClosed(st, code: code)
+            if !s.streamClosed(st, code: code) { s.recycle(st) }
             return 0
         }
         // Only the two HTTP messaging errors (RFC 9113 §8) are ours to report per stream, once;

@@ -4,7 +4,8 @@
 import GatewaySystem
 
 final class HTTP2Stream {
-    let id: Int32
+    /// Set again when the session reuses the object for another stream (`reuse`).
+    private(set) var id: Int32
     /// The head or trailers being decoded (HEADERS + CONTINUATION), handed out at END_HEADERS.
     var head = HTTP2RequestHead()
     /// Client side: the response head's `:status` (the head's `fields` hold its regular fields).
@@ -37,6 +38,26 @@ final class HTTP2Stream {
         self.id = id
         incoming = ByteBuffer(pool: pool)
         outgoing = ByteBuffer(pool: pool)
+    }
+
+    /// Back to the state `init` gives, for stream `id`: a closed stream's object serves the
+    /// session's next stream (HTTP2Session.makeStream), so a request costs no allocation here.
+    /// `clear` already let its buffers and fields go when it was closed.
+    func reuse(id: Int32) {
+        self.id = id
+        status = 0; headerListSize = 0; tooLarge = false; pathLength = 0
+        delivered = false; discarding = false
+        outgoingEnd = false; deferred = false; hasProvider = false
+    }
+
+    /// Lets go of what a closed stream still holds (unconsumed bytes, a head, trailers), so a
+    /// spare kept for reuse holds no memory beyond the object.
+    func clear() {
+        incoming.clear(); incoming.releaseIfEmpty()
+        outgoing.clear(); outgoing.releaseIfEmpty()
+        if trailers != nil { trailers = nil }
+        if pendingTrailers != nil { pendingTrailers = nil }
+        if head.fields.count > 0 || head.fields.bytes.capacity > 0 { head = HTTP2RequestHead() }
     }
 
     /// Starts decoding a new header block (the request head, or trailers after it).
