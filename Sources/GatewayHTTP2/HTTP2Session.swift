@@ -300,7 +300,8 @@ public class HTTP2Session {
 
 /// The events a session recorded and the caller has not drained yet, in order.
 struct EventQueue<Event> {
-    private var events: [Event] = []
+    /// Taken events leave nil behind (`take` moves the event out; see `next`).
+    private var events: [Event?] = []
     private var head = 0
 
     mutating func append(_ e: Event) { events.append(e) }
@@ -310,7 +311,9 @@ struct EventQueue<Event> {
 
     mutating func next() -> Event? {
         guard head < events.count else { return nil }
-        let e = events[head]
+        // Moved out, not copied: a copy retains the payload (a head's storage, a reason) and the
+        // queue would keep it alive until drained, so the caller's copy would not be the only one.
+        let e = events[head].take()
         head += 1
         if head == events.count { events.removeAll(keepingCapacity: true); head = 0 }
         return e
