@@ -98,9 +98,8 @@ extension HTTP2ServerSession {
                     emit(.headersTooLarge(stream: id))
                     return
                 }
-                let head = st.head
-                st.head = HTTP2RequestHead()
-                emit(.request(stream: id, head: head))
+                // Shared, not moved: the stream keeps the storage for its object's next head.
+                emit(.request(stream: id, head: st.head))
             } else if let t = st.trailers, !st.discarding {
                 st.trailers = nil
                 if st.tooLarge {

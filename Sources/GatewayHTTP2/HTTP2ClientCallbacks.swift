@@ -61,8 +61,8 @@ extension HTTP2ClientSession {
                 st.trailers = nil
                 emit(.trailers(stream: id, fields: t))
             } else {
+                // Shared, not moved: the stream keeps the storage for its object's next head.
                 let fields = st.head.fields
-                st.head = HTTP2RequestHead()
                 // nghttp2 has checked :status (present, three digits, 101 refused, no END_STREAM on 1xx).
                 if st.status < 200 {
                     emit(.informational(stream: id, status: st.status, fields: fields))

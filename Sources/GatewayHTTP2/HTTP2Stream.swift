@@ -50,20 +50,21 @@ final class HTTP2Stream {
         outgoingEnd = false; deferred = false; hasProvider = false
     }
 
-    /// Lets go of what a closed stream still holds (unconsumed bytes, a head, trailers), so a
-    /// spare kept for reuse holds no memory beyond the object.
+    /// Lets go of what a closed stream still holds (unconsumed bytes, trailers), so a spare kept
+    /// for reuse holds only the object and its head storage (for the next stream's head).
     func clear() {
         incoming.clear(); incoming.releaseIfEmpty()
         outgoing.clear(); outgoing.releaseIfEmpty()
         if trailers != nil { trailers = nil }
         if pendingTrailers != nil { pendingTrailers = nil }
-        if head.fields.count > 0 || head.fields.bytes.capacity > 0 { head = HTTP2RequestHead() }
     }
 
     /// Starts decoding a new header block (the request head, or trailers after it).
     func beginHeaders(trailer: Bool) {
         headerListSize = 0
-        if trailer { trailers = HTTP2Fields() } else { head = HTTP2RequestHead(); head.fields.reserveForHead() }
+        // A head goes into the storage of the stream object's last head (HTTP2Session.makeStream
+        // reuses objects): handed out by sharing, it is unique again once the caller dropped it.
+        if trailer { trailers = HTTP2Fields() } else { head.removeAll(); head.fields.reserveForHead() }
     }
 
     /// Records one decoded field; pseudo-header fields land in the head's named ranges

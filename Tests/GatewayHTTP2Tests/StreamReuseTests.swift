@@ -20,7 +20,8 @@ import Testing
         p.pump()
         #expect(p.server.openStreams == 0 && p.server.spareStreams.count == 1)
         let spare = try #require(p.server.spareStreams.first)
-        #expect(spare.incoming.isEmpty && spare.outgoing.isEmpty && spare.pendingTrailers == nil && spare.head.fields.count == 0)
+        #expect(spare.incoming.isEmpty && spare.outgoing.isEmpty && spare.pendingTrailers == nil)
+        let storage = spare.head.fields.bytes.withUnsafeBufferPointer { UInt(bitPattern: $0.baseAddress) }
 
         // Stream 3 gets the same object, with nothing of stream 1 in it.
         p.serverEvents = []
@@ -32,6 +33,9 @@ import Testing
         #expect(st.trailers == nil && st.pendingTrailers == nil && st.incoming.isEmpty && st.outgoing.isEmpty)
         let (sid, head) = try #require(requests(p.serverEvents).first)
         #expect(sid == second && text(head[head.path!]) == "/two" && pairs(head.fields) == ["x-two=2"])
+        #expect(text(head[head.method]) == "GET" && text(head[head.authority!]) == "a" && head.connectProtocol == nil)
+        #expect(head.fields.bytes.withUnsafeBufferPointer { UInt(bitPattern: $0.baseAddress) } == storage,
+                "the first head's storage, let go by every holder, took the second head")
         #expect(p.serverEvents.contains(.endStream(stream: second)))
 
         // And it works as a new stream: a response with a body and trailers goes out whole.
