@@ -135,7 +135,7 @@ public final class HTTP2ClientSession: HTTP2Session {
     /// The next event, in the order things happened; nil when all were drained.
     public func nextEvent() -> HTTP2ClientEvent? { events.next() }
 
-    func emit(_ e: HTTP2ClientEvent) { events.append(e) }
+    func emit(_ e: consuming HTTP2ClientEvent) { events.append(e) }   // moved into the queue, not copied
 
     override func releaseEventStorage() { events.releaseIfEmpty() }
 

@@ -85,7 +85,7 @@ public final class HTTP2ServerSession: HTTP2Session {
     /// The next event, in the order things happened; nil when all were drained.
     public func nextEvent() -> HTTP2Event? { events.next() }
 
-    func emit(_ e: HTTP2Event) { events.append(e) }
+    func emit(_ e: consuming HTTP2Event) { events.append(e) }   // moved into the queue, not copied
 
     override func releaseEventStorage() { events.releaseIfEmpty() }
 

@@ -304,7 +304,7 @@ struct EventQueue<Event> {
     private var events: [Event?] = []
     private var head = 0
 
-    mutating func append(_ e: Event) { events.append(e) }
+    mutating func append(_ e: consuming Event) { events.append(e) }
 
     /// Lets its storage go when nothing is queued (an idle connection).
     mutating func releaseIfEmpty() { if head == events.count { events = []; head = 0 } }

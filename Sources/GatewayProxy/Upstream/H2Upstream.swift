@@ -172,7 +172,7 @@ final class H2Upstream: BackendUser, TimerTarget, BatchTarget {
 
     private func dispatch(_ s: HTTP2ClientSession) {
         while let e = s.nextEvent() {
-            switch e {
+            switch consume e {   // the fields moved on, not copied
             case .informational:
                 break   // the final head follows
             case .response(let id, let status, let fields):
