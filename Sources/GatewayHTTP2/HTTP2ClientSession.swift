@@ -30,6 +30,8 @@ public final class HTTP2ClientSession: HTTP2Session {
         // A backend connection multiplexes up to hundreds of streams: its tables stay grown.
         streams = StreamMap(keptSlots: 1024)
         finished = StreamMap(keptSlots: 1024)
+        // Spares for a full connection's turnover (about 1 KB each with their head storage),
+        // kept until the connection closes: backend connections are not swept for idle memory.
         keptStreams = Int(config.maxConcurrentStreams)
         var callbacks: OpaquePointer?
         guard nghttp2_session_callbacks_new(&callbacks) == 0 else { throw HTTP2Error("nghttp2_session_callbacks_new failed") }
