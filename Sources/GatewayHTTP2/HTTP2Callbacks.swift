@@ -3,10 +3,12 @@
 // could not be a C function pointer anyway); the session arrives through user_data.
 import CNGHTTP2
 
+/// `body` with the session at +0 (no retain and release per callback). Invariant: user_data is
+/// the session object that owns the nghttp2 session (deleted in its deinit), and nghttp2 calls
+/// back only inside a session method (receive, write, a submit), whose `self` keeps it alive.
 @inline(__always)
-func sessionFrom(_ ud: UnsafeMutableRawPointer?) -> HTTP2ServerSession {
-    // Invariant: user_data is the session object that owns the nghttp2 session (deleted in its deinit).
-    Unmanaged<HTTP2ServerSession>.fromOpaque(ud!).takeUnretainedValue()
+func withServer<R>(_ ud: UnsafeMutableRawPointer?, _ body: (HTTP2ServerSession) -> R) -> R {
+    Unmanaged<HTTP2ServerSession>.fromOpaque(ud!)._withUnsafeGuaranteedRef(body)
 }
 
 let failCallback = Int32(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue)
@@ -19,8 +21,8 @@ extension HTTP2ServerSession {
     func installCallbacks(_ cbs: OpaquePointer?) {
         Self.installSharedCallbacks(cbs)
         // Frame headers: the type names a flood; HEADERS + CONTINUATION sizes bound the block.
-        nghttp2_session_callbacks_set_on_begin_frame_callback(cbs) { _, hd, ud in
-            let s = sessionFrom(ud), hd = hd!.pointee
+        nghttp2_session_callbacks_set_on_begin_frame_callback(cbs) { _, hd, ud in withServer(ud) { s in
+            let hd = hd!.pointee
             s.lastFrameType = hd.type
             if hd.type == frameHeaders {
                 // RFC 9113 §5.1.1: a new stream below the highest is a connection error, which
@@ -46,11 +48,11 @@ extension HTTP2ServerSession {
                 return failCallback
             }
             return 0
-        }
-        nghttp2_session_callbacks_set_on_begin_headers_callback(cbs) { _, frame, ud in
-            let s = sessionFrom(ud), id = frame!.pointee.hd.stream_id
+        } }
+        nghttp2_session_callbacks_set_on_begin_headers_callback(cbs) { _, frame, ud in withServer(ud) { s in
+            let id = frame!.pointee.hd.stream_id
             if frame!.pointee.headers.cat == NGHTTP2_HCAT_REQUEST {
-                let st = HTTP2Stream(id: id, pool: s.pool)
+                let st = s.makeStream(id)
                 st.beginHeaders(trailer: false)
                 s.streams[id] = st
                 s.decoding = Unmanaged.passUnretained(st)
@@ -59,7 +61,7 @@ extension HTTP2ServerSession {
                 s.decoding = Unmanaged.passUnretained(st)
             }
             return 0
-        }
+        } }
         nghttp2_session_callbacks_set_on_header_callback(cbs) { _, frame, name, namelen, value, valuelen, _, ud in
             // The session by Unmanaged at +0 (the callback runs once per field).
             Unmanaged<HTTP2ServerSession>.fromOpaque(ud!)._withUnsafeGuaranteedRef { s in
@@ -69,8 +71,7 @@ extension HTTP2ServerSession {
                 }
             }
         }
-        nghttp2_session_callbacks_set_on_frame_recv_callback(cbs) { _, frame, ud in
-            let s = sessionFrom(ud)
+        nghttp2_session_callbacks_set_on_frame_recv_callback(cbs) { _, frame, ud in withServer(ud) { s in
             // Rapid reset: past the budget the connection ends (ENHANCE_YOUR_CALM, "rapid reset").
             if frame!.pointee.hd.type == frameRstStream && !s.takeResetToken() {
                 s.callbackFailure = ("rapid reset", HTTP2ErrorCode.enhanceYourCalm)
@@ -78,11 +79,11 @@ extension HTTP2ServerSession {
             }
             s.frameReceived(frame!.pointee)
             return 0
-        }
-        nghttp2_session_callbacks_set_before_frame_send_callback(cbs) { _, frame, ud in
-            sessionFrom(ud).frameSending(frame!.pointee)
+        } }
+        nghttp2_session_callbacks_set_before_frame_send_callback(cbs) { _, frame, ud in withServer(ud) { s in
+            s.frameSending(frame!.pointee)
             return 0
-        }
+        } }
     }
 
     func frameReceived(_ frame: nghttp2_frame) {
@@ -98,9 +99,8 @@ extension HTTP2ServerSession {
                     emit(.headersTooLarge(stream: id))
                     return
                 }
-                let head = st.head
-                st.head = HTTP2RequestHead()
-                emit(.request(stream: id, head: head))
+                // Shared, not moved: the stream keeps the storage for its object's next head.
+                emit(.request(stream: id, head: st.head))
             } else if let t = st.trailers, !st.discarding {
                 st.trailers = nil
                 if st.tooLarge {

@@ -3,28 +3,29 @@
 // @convention(c) closures; the session arrives through user_data.
 import CNGHTTP2
 
+/// `body` with the session at +0. Invariant: user_data is the HTTP2ClientSession that owns the
+/// nghttp2 session (deleted in its deinit); nghttp2 calls back only inside a session method,
+/// whose `self` keeps it alive.
 @inline(__always)
-func clientFrom(_ ud: UnsafeMutableRawPointer?) -> HTTP2ClientSession {
-    // Invariant: user_data is the HTTP2ClientSession that owns the nghttp2 session (deleted in its deinit).
-    Unmanaged<HTTP2ClientSession>.fromOpaque(ud!).takeUnretainedValue()
+func withClientSession<R>(_ ud: UnsafeMutableRawPointer?, _ body: (HTTP2ClientSession) -> R) -> R {
+    Unmanaged<HTTP2ClientSession>.fromOpaque(ud!)._withUnsafeGuaranteedRef(body)
 }
 
 extension HTTP2ClientSession {
     func installClientCallbacks(_ cbs: OpaquePointer?) {
         Self.installSharedCallbacks(cbs)
-        nghttp2_session_callbacks_set_on_begin_frame_callback(cbs) { _, hd, ud in
-            clientFrom(ud).lastFrameType = hd!.pointee.type
+        nghttp2_session_callbacks_set_on_begin_frame_callback(cbs) { _, hd, ud in withClientSession(ud) { s in
+            s.lastFrameType = hd!.pointee.type
             return 0
-        }
-        nghttp2_session_callbacks_set_on_begin_headers_callback(cbs) { _, frame, ud in
-            let s = clientFrom(ud)
+        } }
+        nghttp2_session_callbacks_set_on_begin_headers_callback(cbs) { _, frame, ud in withClientSession(ud) { s in
             guard let st = s.streams[frame!.pointee.hd.stream_id] else { return 0 }
             // Before the final response every block is a head (1xx ones first); after it, trailers.
             st.beginHeaders(trailer: st.delivered)
             st.status = 0
             s.decoding = Unmanaged.passUnretained(st)
             return 0
-        }
+        } }
         nghttp2_session_callbacks_set_on_header_callback(cbs) { _, frame, name, namelen, value, valuelen, _, ud in
             Unmanaged<HTTP2ClientSession>.fromOpaque(ud!)._withUnsafeGuaranteedRef { s in
                 s.headerField(frame!.pointee.hd.stream_id, fatalListSize: s.config.fatalHeaderListSize) { st in
@@ -34,14 +35,14 @@ extension HTTP2ClientSession {
                 }
             }
         }
-        nghttp2_session_callbacks_set_on_frame_recv_callback(cbs) { _, frame, ud in
-            clientFrom(ud).clientFrameReceived(frame!.pointee)
+        nghttp2_session_callbacks_set_on_frame_recv_callback(cbs) { _, frame, ud in withClientSession(ud) { s in
+            s.clientFrameReceived(frame!.pointee)
             return 0
-        }
-        nghttp2_session_callbacks_set_before_frame_send_callback(cbs) { _, frame, ud in
-            clientFrom(ud).clientFrameSending(frame!.pointee)
+        } }
+        nghttp2_session_callbacks_set_before_frame_send_callback(cbs) { _, frame, ud in withClientSession(ud) { s in
+            s.clientFrameSending(frame!.pointee)
             return 0
-        }
+        } }
     }
 
     func clientFrameReceived(_ frame: nghttp2_frame) {
@@ -61,8 +62,8 @@ extension HTTP2ClientSession {
                 st.trailers = nil
                 emit(.trailers(stream: id, fields: t))
             } else {
+                // Shared, not moved: the stream keeps the storage for its object's next head.
                 let fields = st.head.fields
-                st.head = HTTP2RequestHead()
                 // nghttp2 has checked :status (present, three digits, 101 refused, no END_STREAM on 1xx).
                 if st.status < 200 {
                     emit(.informational(stream: id, status: st.status, fields: fields))

@@ -30,6 +30,9 @@ public final class HTTP2ClientSession: HTTP2Session {
         // A backend connection multiplexes up to hundreds of streams: its tables stay grown.
         streams = StreamMap(keptSlots: 1024)
         finished = StreamMap(keptSlots: 1024)
+        // Spares for a full connection's turnover (about 1 KB each with their head storage),
+        // kept until the connection closes: backend connections are not swept for idle memory.
+        keptStreams = Int(config.maxConcurrentStreams)
         var callbacks: OpaquePointer?
         guard nghttp2_session_callbacks_new(&callbacks) == 0 else { throw HTTP2Error("nghttp2_session_callbacks_new failed") }
         defer { nghttp2_session_callbacks_del(callbacks) }
@@ -100,7 +103,7 @@ public final class HTTP2ClientSession: HTTP2Session {
             return nghttp2_submit_request(session, nil, nva, count, &provider, nil)
         }
         guard id > 0 else { throw HTTP2Error("nghttp2_submit_request failed", libraryCode: id) }
-        let st = HTTP2Stream(id: id, pool: pool)
+        let st = makeStream(id)
         st.hasProvider = !endStream
         st.outgoingEnd = endStream
         streams[id] = st
@@ -134,7 +137,7 @@ public final class HTTP2ClientSession: HTTP2Session {
     /// The next event, in the order things happened; nil when all were drained.
     public func nextEvent() -> HTTP2ClientEvent? { events.next() }
 
-    func emit(_ e: HTTP2ClientEvent) { events.append(e) }
+    func emit(_ e: consuming HTTP2ClientEvent) { events.append(e) }   // moved into the queue, not copied
 
     override func releaseEventStorage() { events.releaseIfEmpty() }
 
@@ -144,9 +147,11 @@ public final class HTTP2ClientSession: HTTP2Session {
     /// Every stream the caller opened gets its close (it has to know which ones to retry). A
     /// response that ended cleanly keeps its unconsumed tail readable until consumed (its
     /// window went back to the connection at the close).
-    override func streamClosed(_ st: HTTP2Stream, code: UInt32) {
-        if code == HTTP2ErrorCode.noError && !st.incoming.isEmpty { finished[st.id] = st }
+    override func streamClosed(_ st: HTTP2Stream, code: UInt32) -> Bool {
         emit(.streamClosed(stream: st.id, code: code))
+        guard code == HTTP2ErrorCode.noError && !st.incoming.isEmpty else { return false }
+        finished[st.id] = st
+        return true
     }
 
     func recordPeerGoaway(_ last: Int32) { peerLastStream = last }

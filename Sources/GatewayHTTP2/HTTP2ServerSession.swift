@@ -85,15 +85,16 @@ public final class HTTP2ServerSession: HTTP2Session {
     /// The next event, in the order things happened; nil when all were drained.
     public func nextEvent() -> HTTP2Event? { events.next() }
 
-    func emit(_ e: HTTP2Event) { events.append(e) }
+    func emit(_ e: consuming HTTP2Event) { events.append(e) }   // moved into the queue, not copied
 
     override func releaseEventStorage() { events.releaseIfEmpty() }
 
     override func dataReceived(_ id: Int32, count: Int) { emit(.data(stream: id, count: count)) }
     override func malformed(_ id: Int32, reason: String) { emit(.malformed(stream: id, reason: reason)) }
 
-    override func streamClosed(_ st: HTTP2Stream, code: UInt32) {
+    override func streamClosed(_ st: HTTP2Stream, code: UInt32) -> Bool {
         if st.delivered { emit(.streamClosed(stream: st.id, code: code)) }
+        return false
     }
 
     /// The length of the stream's `:path` as received, also when its head was too large (0 if

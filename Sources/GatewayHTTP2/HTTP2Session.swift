@@ -21,6 +21,10 @@ public class HTTP2Session {
     /// body yet (the response's tail), kept until it has (the server side never fills this).
     var finished = StreamMap<HTTP2Stream>()
     let pool: BufferPool?
+    /// Closed streams' objects, kept for the next streams (one allocation per stream otherwise),
+    /// up to `keptStreams`; dropped with the rest of an idle connection's memory.
+    var spareStreams: [HTTP2Stream] = []
+    var keptStreams = 32
 
     /// Set once the connection is dead (a fatal receive error or a GOAWAY nghttp2 sent itself).
     public internal(set) var failure: HTTP2Error?
@@ -162,6 +166,7 @@ public class HTTP2Session {
         streams.removeAll()   // keeps the owner's keptSlots
         finished.removeAll()
         nameScratch = []
+        spareStreams = []
         releaseEventStorage()
         return gw_page_arena_trim(arena)
     }
@@ -184,7 +189,7 @@ public class HTTP2Session {
         if let s = finished[stream] {
             // Closed: nghttp2 forgot the stream and has its window back already.
             s.incoming.consume(min(count, s.incoming.readableCount))
-            if s.incoming.isEmpty { finished[stream] = nil }
+            if s.incoming.isEmpty { finished[stream] = nil; recycle(s) }
             return
         }
         guard let s = streams[stream], count > 0 else { return }
@@ -241,9 +246,25 @@ public class HTTP2Session {
 
     /// Resets the stream (RST_STREAM with `code`); its later DATA is dropped.
     public func reset(_ stream: Int32, code: UInt32) {
-        finished[stream] = nil
+        if !finished.isEmpty, let st = finished.removeValue(forKey: stream) { recycle(st) }
         streams[stream]?.discarding = true
         _ = nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), stream, code)
+    }
+
+    /// The object for a new stream `id`: a spare one reset (`reuse`), else a new one.
+    func makeStream(_ id: Int32) -> HTTP2Stream {
+        guard let st = spareStreams.popLast() else { return HTTP2Stream(id: id, pool: pool) }
+        st.reuse(id: id)
+        return st
+    }
+
+    /// A stream nghttp2 closed, out of every table: its object is kept for a later stream.
+    /// Only the session ever held it (`decoding` was cleared at the close), so a reused object
+    /// is never seen under its old id.
+    func recycle(_ st: HTTP2Stream) {
+        guard spareStreams.count < keptStreams else { return }
+        st.clear()
+        spareStreams.append(st)
     }
 
     /// "response body" or "request body", for error messages.
@@ -259,8 +280,9 @@ public class HTTP2Session {
 
     /// `count` DATA bytes were appended to the stream's receive buffer.
     func dataReceived(_ id: Int32, count: Int) {}
-    /// nghttp2 closed a stream that was in the table (already removed from it).
-    func streamClosed(_ st: HTTP2Stream, code: UInt32) {}
+    /// nghttp2 closed a stream that was in the table (already removed from it); true when the
+    /// session keeps the object (else it is recycled for a later stream).
+    func streamClosed(_ st: HTTP2Stream, code: UInt32) -> Bool { false }
     /// A stream nghttp2 reset as malformed (RFC 9113 §8.1.1).
     func malformed(_ id: Int32, reason: String) {}
 
@@ -295,17 +317,20 @@ public class HTTP2Session {
 
 /// The events a session recorded and the caller has not drained yet, in order.
 struct EventQueue<Event> {
-    private var events: [Event] = []
+    /// Taken events leave nil behind (`take` moves the event out; see `next`).
+    private var events: [Event?] = []
     private var head = 0
 
-    mutating func append(_ e: Event) { events.append(e) }
+    mutating func append(_ e: consuming Event) { events.append(e) }
 
     /// Lets its storage go when nothing is queued (an idle connection).
     mutating func releaseIfEmpty() { if head == events.count { events = []; head = 0 } }
 
     mutating func next() -> Event? {
         guard head < events.count else { return nil }
-        let e = events[head]
+        // Moved out, not copied: a copy retains the payload (a head's storage, a reason) and the
+        // queue would keep it alive until drained, so the caller's copy would not be the only one.
+        let e = events[head].take()
         head += 1
         if head == events.count { events.removeAll(keepingCapacity: true); head = 0 }
         return e

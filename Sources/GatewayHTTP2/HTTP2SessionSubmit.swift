@@ -18,6 +18,13 @@ func baseSessionFrom(_ ud: UnsafeMutableRawPointer?) -> HTTP2Session {
     Unmanaged<HTTP2Session>.fromOpaque(ud!).takeUnretainedValue()
 }
 
+/// `body` with the session at +0. Invariant: as above; nghttp2 calls back only inside a session
+/// method, whose `self` keeps the session alive.
+@inline(__always)
+func withBaseSession<R>(_ ud: UnsafeMutableRawPointer?, _ body: (HTTP2Session) -> R) -> R {
+    Unmanaged<HTTP2Session>.fromOpaque(ud!)._withUnsafeGuaranteedRef(body)
+}
+
 extension HTTP2Session {
     /// Calls `body` with the `pseudo` fields, then `fields`, as an nghttp2_nv array on the stack,
     /// names lower-cased into `nameScratch`. nghttp2 copies the fields while submitting.
@@ -77,8 +84,7 @@ extension HTTP2Session {
             st.outgoing.move(length, into: &out.pointee)
             return 0
         }
-        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs) { session, _, id, data, len, ud in
-            let s = baseSessionFrom(ud)
+        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs) { session, _, id, data, len, ud in withBaseSession(ud) { s in
             guard let st = s.streams[id], st.delivered, !st.discarding else {
                 // Nobody will take these bytes: give the window back now.
                 _ = nghttp2_session_consume(session, id, len)
@@ -87,21 +93,20 @@ extension HTTP2Session {
             st.incoming.append(UnsafeRawBufferPointer(start: data, count: len))
             s.dataReceived(id, count: len)
             return 0
-        }
-        nghttp2_session_callbacks_set_on_stream_close_callback(cbs) { session, id, code, ud in
-            let s = baseSessionFrom(ud)
+        } }
+        nghttp2_session_callbacks_set_on_stream_close_callback(cbs) { session, id, code, ud in withBaseSession(ud) { s in
             if let d = s.decoding, d._withUnsafeGuaranteedRef({ $0.id == id }) { s.decoding = nil }
             guard let st = s.streams.removeValue(forKey: id) else { return 0 }
             // Bytes the caller never consumed still count against the connection window.
             let left = st.incoming.readableCount
             if left > 0 { _ = nghttp2_session_consume_connection(session, left) }
-            s.streamClosed(st, code: code)
+            if !s.streamClosed(st, code: code) { s.recycle(st) }
             return 0
-        }
+        } }
         // Only the two HTTP messaging errors (RFC 9113 §8) are ours to report per stream, once;
         // nghttp2 has queued RST_STREAM PROTOCOL_ERROR for them. Connection errors show as its GOAWAY.
-        nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cbs) { _, frame, code, ud in
-            let s = baseSessionFrom(ud), id = frame!.pointee.hd.stream_id
+        nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cbs) { _, frame, code, ud in withBaseSession(ud) { s in
+            let id = frame!.pointee.hd.stream_id
             let reason: String
             switch code {
             case Int32(NGHTTP2_ERR_HTTP_HEADER.rawValue): reason = "malformed header"
@@ -113,7 +118,7 @@ extension HTTP2Session {
                 s.malformed(id, reason: reason)
             }
             return 0
-        }
+        } }
         // A field nghttp2 would silently drop (a bad character in a regular field's name or
         // value): RFC 9113 §8.2.1 calls the message malformed, so make nghttp2 reset the stream.
         nghttp2_session_callbacks_set_on_invalid_header_callback(cbs) { _, _, _, _, _, _, _, _ in

@@ -4,7 +4,8 @@
 import GatewaySystem
 
 final class HTTP2Stream {
-    let id: Int32
+    /// Set again when the session reuses the object for another stream (`reuse`).
+    private(set) var id: Int32
     /// The head or trailers being decoded (HEADERS + CONTINUATION), handed out at END_HEADERS.
     var head = HTTP2RequestHead()
     /// Client side: the response head's `:status` (the head's `fields` hold its regular fields).
@@ -39,10 +40,31 @@ final class HTTP2Stream {
         outgoing = ByteQueue(pool: pool)
     }
 
+    /// Back to the state `init` gives, for stream `id`: a closed stream's object serves the
+    /// session's next stream (HTTP2Session.makeStream), so a request costs no allocation here.
+    /// `clear` already let its buffers and fields go when it was closed.
+    func reuse(id: Int32) {
+        self.id = id
+        status = 0; headerListSize = 0; tooLarge = false; pathLength = 0
+        delivered = false; discarding = false
+        outgoingEnd = false; deferred = false; hasProvider = false
+    }
+
+    /// Lets go of what a closed stream still holds (unconsumed bytes, trailers), so a spare kept
+    /// for reuse holds only the object and its head storage (for the next stream's head).
+    func clear() {
+        incoming.clear(); incoming.releaseIfEmpty()
+        outgoing.clear(); outgoing.releaseIfEmpty()
+        if trailers != nil { trailers = nil }
+        if pendingTrailers != nil { pendingTrailers = nil }
+    }
+
     /// Starts decoding a new header block (the request head, or trailers after it).
     func beginHeaders(trailer: Bool) {
         headerListSize = 0
-        if trailer { trailers = HTTP2Fields() } else { head = HTTP2RequestHead(); head.fields.reserveForHead() }
+        // A head goes into the storage of the stream object's last head (HTTP2Session.makeStream
+        // reuses objects): handed out by sharing, it is unique again once the caller dropped it.
+        if trailer { trailers = HTTP2Fields() } else { head.removeAll(); head.fields.reserveForHead() }
     }
 
     /// Records one decoded field; pseudo-header fields land in the head's named ranges

@@ -133,6 +133,13 @@ public struct HTTP2RequestHead: Sendable, Equatable {
     public internal(set) var connectProtocol: Range<Int>?
 
     public subscript(_ r: Range<Int>) -> ArraySlice<UInt8> { fields[r] }
+
+    /// Empty again, keeping the storage: no allocation when nothing else holds it any more
+    /// (the caller let the last head go), else new storage of the same size, as before.
+    mutating func removeAll() {
+        fields.removeAll()
+        method = 0..<0; scheme = nil; authority = nil; path = nil; connectProtocol = nil
+    }
 }
 
 /// What happened on the connection, in order. The session only records; the caller acts.

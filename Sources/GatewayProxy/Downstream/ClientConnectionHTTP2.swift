@@ -84,8 +84,10 @@ extension ClientConnection {
         return progress
     }
 
-    private func handle(_ e: HTTP2Event, _ h2: HTTP2Downstream) {
-        switch e {
+    /// Consumes the event: its head is moved out, not copied (the stream keeps the head's
+    /// storage for its next head, which is free only once no copy is left).
+    private func handle(_ e: consuming HTTP2Event, _ h2: HTTP2Downstream) {
+        switch consume e {
         case .request(let s, let head):
             let ends = h2.headEndsStream(s)
             startStream(StreamID(s), head, endStream: ends)

@@ -51,7 +51,12 @@ extension Exchange {
     /// (its window opens as the client takes it), then the end or the trailers.
     func receiveBackendStream() -> Bool {
         guard let c = backendStream.conn, let s = c.session, backendStream.id != 0, !state.responseEnded else { return false }
-        let client = conn, id = backendStream.id
+        return withClient { receiveBackendStream(c, s, $0) }
+    }
+
+    /// The client at +0 (`withClient`'s invariant), not retained for the whole step.
+    private func receiveBackendStream(_ c: H2Upstream, _ s: HTTP2ClientSession, _ client: ClientConnection) -> Bool {
+        let id = backendStream.id
         var progress = false
         defer { if client.isHTTP2 { waitingOnClient = !client.canTakeResponse(self) } }
         if !state.responseStarted {

@@ -172,7 +172,7 @@ final class H2Upstream: BackendUser, TimerTarget, BatchTarget {
 
     private func dispatch(_ s: HTTP2ClientSession) {
         while let e = s.nextEvent() {
-            switch e {
+            switch consume e {   // the fields moved on, not copied
             case .informational:
                 break   // the final head follows
             case .response(let id, let status, let fields):
@@ -196,7 +196,7 @@ final class H2Upstream: BackendUser, TimerTarget, BatchTarget {
                     ex.backendStream.failure = ProxyError(.badGateway, "backend \(server.label) reset the stream (HTTP/2 error \(code))",
                                                           retrySafe: safe, metric: .reset)
                 }
-                touched.append(ex)
+                touch(ex)
             case .goaway:
                 goingAway = true   // finished streams stay good; those above its last id close REFUSED
             case .connectionError(let error):
@@ -209,7 +209,14 @@ final class H2Upstream: BackendUser, TimerTarget, BatchTarget {
     private func record(_ id: Int32, _ change: (inout BackendStream) -> Void) {
         guard let ex = streams[id] else { return }
         change(&ex.backendStream)
-        touched.append(ex)
+        touch(ex)
+    }
+
+    /// Queues the exchange for `notify`. A stream's events mostly come one after another (head,
+    /// data, end, close), so one just queued is not queued again: a repeat would only drive it a
+    /// second time with nothing new.
+    private func touch(_ ex: Exchange) {
+        if touched.last !== ex { touched.append(ex) }
     }
 
     /// Everything nghttp2 has to send, to the socket.
