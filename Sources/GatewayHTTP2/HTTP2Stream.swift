@@ -54,7 +54,7 @@ final class HTTP2Stream {
     /// for reuse holds only the object and its head storage (for the next stream's head).
     func clear() {
         incoming.clear(); incoming.releaseIfEmpty()
-        outgoing.clear(); outgoing.releaseIfEmpty()
+        outgoing.removeAll()
         if trailers != nil { trailers = nil }
         if pendingTrailers != nil { pendingTrailers = nil }
     }

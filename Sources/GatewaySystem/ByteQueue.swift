@@ -55,6 +55,12 @@ public struct ByteQueue: ~Copyable {
         }
     }
 
+    /// Drops everything and gives the memory back (a stream object about to be reused).
+    public mutating func removeAll() {
+        for i in 0..<Self.places { place(i) { $0.clear(); $0.releaseIfEmpty() } }
+        first = 0; used = 0; readableCount = 0
+    }
+
     private mutating func drain(_ count: Int, _ take: (UnsafeRawBufferPointer) -> Void) {
         var left = count
         while left > 0 {

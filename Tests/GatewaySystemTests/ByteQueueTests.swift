@@ -66,6 +66,18 @@ import Testing
         #expect(pool.spareCount == 2)
     }
 
+    @Test func removeAllEmptiesEveryPlaceAndTheQueueWorksOn() {
+        let pool = BufferPool()
+        var q = ByteQueue(pool: pool)
+        for byte in UInt8(1)...3 { var b = filled(pool, byte, 10); q.take(&b); b.releaseIfEmpty() }
+        q.removeAll()
+        let empty = q.isEmpty
+        #expect(empty && pool.spareCount == 3)
+        var b = filled(pool, 9, 4)
+        q.take(&b)
+        #expect(drained(&q) == [9, 9, 9, 9])
+    }
+
     @Test func aBufferOfAnotherPoolIsCopied() {
         var q = ByteQueue(pool: BufferPool())
         var other = ByteBuffer()
