@@ -80,9 +80,13 @@ import Testing
         p.pump()
         try p.server.respond(id, status: 204, endStream: true)
         p.pump()
-        #expect(p.server.spareStreams.count == 1)
+        #expect(p.server.spareStreams.count == 1 && p.client.spareStreams.count == 1)
         _ = p.server.releaseIdleMemory()
         _ = p.server.releaseIdleMemory()
         #expect(p.server.spareStreams.isEmpty)
+        // The backend side (a `protocol h2` connection, swept by BackendPool.releaseIdleHTTP2Memory).
+        _ = p.client.releaseIdleMemory()
+        _ = p.client.releaseIdleMemory()
+        #expect(p.client.spareStreams.isEmpty)
     }
 }

@@ -1,6 +1,6 @@
 import GatewaySystem
 
-/// Gives memory back to the kernel: an idle HTTP/2 connection's, and the allocator's after a
+/// Gives memory back to the kernel: an idle HTTP/2 connection's (client or backend), and the allocator's after a
 /// surge of connections, or of handshakes, has passed.
 ///
 /// Idle HTTP/2 connections: while the worker has connections, every `sweepMs` each HTTP/2
@@ -74,6 +74,7 @@ final class MemoryRelief: TimerTarget {
         for c in worker.live.values where c.exchanges.isEmpty && c.io.output.isEmpty {
             _ = c.http2?.releaseIdleMemory()
         }
+        worker.pool.releaseIdleHTTP2Memory()
     }
 
     private func checkSurge() {

@@ -220,3 +220,13 @@ private struct DenseTable<Value> {
         }
     }
 }
+
+extension BackendPool {
+    /// The idle-memory sweep for `protocol h2` backend connections, as for client ones: one idle
+    /// for a whole sweep lets go of its spare stream objects (up to a stream limit's worth after
+    /// a burst, ~1 KB each) and nghttp2's unused pages.
+    func releaseIdleHTTP2Memory() {
+        for list in h2 { for u in list { _ = u.session?.releaseIdleMemory() } }
+    }
+}
+
