@@ -1,13 +1,16 @@
 // A closed stream's object serves the session's next stream (HTTP2Session.makeStream/recycle):
 // the reused one starts clean — no bytes, fields, trailers or flags of the stream before — and
-// a response tail the client keeps after the close is never reused under it.
+// a response tail the client keeps after the close is never reused under it. Objects are kept
+// only while another stream is open (the `/keep` requests below): the last stream of a connection going idle
+// is freed at once.
 import Testing
 @testable import GatewayHTTP2
 
 @Suite struct StreamReuse {
     @Test func reusedServerStreamStartsClean() throws {
         let p = try ClientPair()
-        // Stream 1: a body the server never consumes, trailers pending, then the client resets it.
+        _ = try p.client.request(method: "GET", authority: "a", path: "/keep", endStream: true)   // held open
+        // Stream 3: a body the server never consumes, trailers pending, then the client resets it.
         let first = try p.client.request(method: "POST", authority: "a", path: "/one",
                                          headers: fields([("x-one", "1"), ("content-type", "text/plain")]), endStream: false)
         try clientSendData(p.client, first, Array("abc".utf8), endStream: false)
@@ -18,12 +21,12 @@ import Testing
         p.server.streams[first]?.pendingTrailers = fields([("grpc-status", "0")])
         p.client.reset(first, code: HTTP2ErrorCode.cancel)
         p.pump()
-        #expect(p.server.openStreams == 0 && p.server.spareStreams.count == 1)
+        #expect(p.server.openStreams == 1 && p.server.spareStreams.count == 1)
         let spare = try #require(p.server.spareStreams.first)
         #expect(spare.incoming.isEmpty && spare.outgoing.isEmpty && spare.pendingTrailers == nil)
         let storage = spare.head.fields.bytes.withUnsafeBufferPointer { UInt(bitPattern: $0.baseAddress) }
 
-        // Stream 3 gets the same object, with nothing of stream 1 in it.
+        // Stream 5 gets the same object, with nothing of stream 3 in it.
         p.serverEvents = []
         let second = try p.client.request(method: "GET", authority: "a", path: "/two", headers: fields([("x-two", "2")]), endStream: true)
         p.pump()
@@ -49,19 +52,20 @@ import Testing
 
     @Test func clientTailKeptAndNotReused() throws {
         let p = try ClientPair()
+        _ = try p.client.request(method: "GET", authority: "a", path: "/keep", endStream: true)   // held open
         let first = try p.client.request(method: "GET", authority: "a", path: "/one", endStream: true)
         p.pump()
         try p.server.respond(first, status: 200, endStream: false)
         try sendData(p.server, first, Array("tail".utf8), endStream: true)
         p.pump()
         // Closed with its body unconsumed: kept readable, not made a spare.
-        #expect(p.client.openStreams == 0 && p.client.spareStreams.isEmpty)
+        #expect(p.client.openStreams == 1 && p.client.spareStreams.isEmpty)
         let second = try p.client.request(method: "GET", authority: "a", path: "/two", endStream: true)
         p.pump()
         try p.server.respond(second, status: 204, endStream: true)
         p.pump()
         #expect(text(p.client.receivedBody(first)) == "tail")
-        #expect(p.client.spareStreams.count == 1, "stream 3 closed with nothing left: its object is kept")
+        #expect(p.client.spareStreams.count == 1, "stream 5 closed with nothing left: its object is kept")
         p.client.consume(first, 4)
         #expect(p.client.receivedBody(first).isEmpty && p.client.spareStreams.count == 2, "the tail read, its object is kept too")
         // The spare serves the next request as a clean stream.
@@ -74,13 +78,25 @@ import Testing
         #expect(text(p.client.receivedBody(third)) == "3")
     }
 
-    @Test func idleSweepDropsSpares() throws {
+    @Test func theLastStreamOfAConnectionIsNotKept() throws {
         let p = try ClientPair()
         let id = try p.client.request(method: "GET", authority: "a", path: "/", endStream: true)
         p.pump()
         try p.server.respond(id, status: 204, endStream: true)
         p.pump()
-        #expect(p.server.spareStreams.count == 1 && p.client.spareStreams.count == 1)
+        #expect(p.server.openStreams == 0 && p.server.spareStreams.isEmpty && p.client.spareStreams.isEmpty)
+    }
+
+    @Test func idleSweepDropsSpares() throws {
+        let p = try ClientPair()
+        let keep = try p.client.request(method: "GET", authority: "a", path: "/keep", endStream: true)
+        let id = try p.client.request(method: "GET", authority: "a", path: "/", endStream: true)
+        p.pump()
+        try p.server.respond(id, status: 204, endStream: true)
+        p.pump()
+        try p.server.respond(keep, status: 204, endStream: true)   // the last one: freed, not kept
+        p.pump()
+        #expect(p.server.openStreams == 0 && p.server.spareStreams.count == 1 && p.client.spareStreams.count == 1)
         _ = p.server.releaseIdleMemory()
         _ = p.server.releaseIdleMemory()
         #expect(p.server.spareStreams.isEmpty)
