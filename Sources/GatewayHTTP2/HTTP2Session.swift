@@ -201,13 +201,19 @@ public class HTTP2Session {
 
     // MARK: sent bodies
 
+    /// The stream `call` adds body or trailers to: open, with a data provider, not ended yet.
+    @inline(__always) private func bodyStream(_ stream: Int32, _ call: StaticString) throws(HTTP2Error) -> HTTP2Stream {
+        guard let st = streams[stream], st.hasProvider, !st.outgoingEnd else {
+            throw HTTP2Error("\(call): stream \(stream) has no open \(bodyName)")
+        }
+        return st
+    }
+
     /// Queues body bytes (copied into the stream's outgoing buffer, which nghttp2 drains as the
     /// peer's flow-control window allows). Keep `outgoingBuffered` bounded: stop reading the
     /// source while it is over your limit.
     public func sendData(_ stream: Int32, _ bytes: UnsafeRawBufferPointer, endStream: Bool) throws(HTTP2Error) {
-        guard let st = streams[stream], st.hasProvider, !st.outgoingEnd else {
-            throw HTTP2Error("sendData: stream \(stream) has no open \(bodyName)")
-        }
+        let st = try bodyStream(stream, "sendData")
         st.outgoing.append(bytes)
         st.outgoingEnd = endStream
         resumeIfDeferred(st)
@@ -217,9 +223,7 @@ public class HTTP2Session {
     /// stream's queue has a free place (`ByteQueue.take`), so a large body is not copied on its way
     /// from the backend's input to the client's output but once.
     public func sendData(_ stream: Int32, taking buffer: inout ByteBuffer) throws(HTTP2Error) {
-        guard let st = streams[stream], st.hasProvider, !st.outgoingEnd else {
-            throw HTTP2Error("sendData: stream \(stream) has no open \(bodyName)")
-        }
+        let st = try bodyStream(stream, "sendData")
         st.outgoing.take(&buffer)
         resumeIfDeferred(st)
     }
@@ -227,9 +231,7 @@ public class HTTP2Session {
     /// Ends the body with trailers (gRPC's grpc-status); a trailers-only message is a head with
     /// `endStream: false` followed by this.
     public func sendTrailers(_ stream: Int32, _ fields: HTTP2Fields) throws(HTTP2Error) {
-        guard let st = streams[stream], st.hasProvider, !st.outgoingEnd else {
-            throw HTTP2Error("sendTrailers: stream \(stream) has no open \(bodyName)")
-        }
+        let st = try bodyStream(stream, "sendTrailers")
         st.pendingTrailers = fields
         st.outgoingEnd = true
         resumeIfDeferred(st)
