@@ -39,6 +39,11 @@ public final class HTTP2ServerSession: HTTP2Session {
         resetTokens = config.resetBurst
         resetStamp = monotonicMilliseconds() / 1000
         super.init(pool: pool)
+        // Spares for as many streams as a client may have open: h2load -m128 closes and opens
+        // them in runs of dozens, and with 32 kept most new streams allocated their object and
+        // grew their head storage again. Never more than the connection held open at once, and
+        // dropped with the rest of its memory when it goes idle.
+        keptStreams = Int(config.maxConcurrentStreams)
         var callbacks: OpaquePointer?
         guard nghttp2_session_callbacks_new(&callbacks) == 0 else { throw HTTP2Error("nghttp2_session_callbacks_new failed") }
         defer { nghttp2_session_callbacks_del(callbacks) }

@@ -25,6 +25,8 @@ public class HTTP2Session {
     /// up to `keptStreams`; dropped with the rest of an idle connection's memory.
     var spareStreams: [HTTP2Stream] = []
     var keptStreams = 32
+    /// Spares are kept also when the last open stream closes (see `recycle`).
+    var keepsSparesWhenIdle = false
 
     /// Set once the connection is dead (a fatal receive error or a GOAWAY nghttp2 sent itself).
     public internal(set) var failure: HTTP2Error?
@@ -264,11 +266,12 @@ public class HTTP2Session {
     /// the session has other streams open (a busy connection's next stream takes it). The last
     /// one of a connection going idle is freed at once, for the next connection to use: kept
     /// until the idle sweep, every new connection allocated its own, and an idle HTTP/2
-    /// connection cost 24.1 KB instead of 22.4 (scripts/bench mem_idle_h2).
+    /// connection cost 24.1 KB instead of 22.4 (scripts/bench mem_idle_h2). A backend
+    /// connection keeps it (`keepsSparesWhenIdle`).
     /// Only the session ever held it (`decoding` was cleared at the close), so a reused object
     /// is never seen under its old id.
     func recycle(_ st: HTTP2Stream) {
-        guard !streams.isEmpty, spareStreams.count < keptStreams else { return }
+        guard keepsSparesWhenIdle || !streams.isEmpty, spareStreams.count < keptStreams else { return }
         st.clear()
         spareStreams.append(st)
     }

@@ -4,12 +4,24 @@
 // received by the server and a response body received by the client.
 import CNGHTTP2
 
+@inline(__always)
+private func equals(_ n: UnsafeRawBufferPointer, _ s: StaticString) -> Bool {
+    n.count == s.utf8CodeUnitCount && n.elementsEqual(UnsafeRawBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
+}
+
 /// Fields HTTP/2 forbids (RFC 9113 §8.2.2): dropped instead of sent.
 private func isConnectionSpecific(_ n: UnsafeRawBufferPointer) -> Bool {
-    func eq(_ s: StaticString) -> Bool {
-        n.count == s.utf8CodeUnitCount && n.elementsEqual(UnsafeRawBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
-    }
-    return eq("connection") || eq("keep-alive") || eq("proxy-connection") || eq("transfer-encoding") || eq("upgrade")
+    equals(n, "connection") || equals(n, "keep-alive") || equals(n, "proxy-connection") || equals(n, "transfer-encoding")
+        || equals(n, "upgrade")
+}
+
+/// nghttp2's flags for a field: the two the gateway gives a new value on every request are sent
+/// as literals never indexed (RFC 7541 §6.2.3). Indexed, each went into HPACK's dynamic table
+/// (an nghttp2 allocation) only to push out the fields that do repeat.
+@inline(__always)
+private func indexFlags(_ n: UnsafeRawBufferPointer) -> UInt8 {
+    equals(n, "x-request-id") || equals(n, "traceparent")
+        ? UInt8(NGHTTP2_NV_FLAG_NO_INDEX.rawValue) : UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)
 }
 
 @inline(__always)
@@ -48,20 +60,21 @@ extension HTTP2Session {
             nameScratch.withUnsafeBytes { names in
                 withUnsafeTemporaryAllocation(of: nghttp2_nv.self, capacity: max(cap, 1)) { nva in
                     var n = 0
-                    func add(_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) {
+                    func add(_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, _ flags: UInt8) {
                         nva[n] = nghttp2_nv(name: mutableBytes(name), value: mutableBytes(value), namelen: name.count,
-                                            valuelen: value.count, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
+                                            valuelen: value.count, flags: flags)
                         n += 1
                     }
                     for (name, value) in pseudo {
-                        add(UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount), value)
+                        add(UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount), value,
+                            UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
                     }
                     var at = 0
                     for f in fields.fields {
                         let name = UnsafeRawBufferPointer(rebasing: names[at..<at + f.name.count])
                         at += f.name.count
                         if isConnectionSpecific(name) { continue }
-                        add(name, UnsafeRawBufferPointer(rebasing: raw[f.value]))
+                        add(name, UnsafeRawBufferPointer(rebasing: raw[f.value]), indexFlags(name))
                     }
                     return body(UnsafePointer(nva.baseAddress!), n)
                 }
