@@ -103,6 +103,7 @@ extension HTTP2ServerSession {
                 emit(.request(stream: id, head: st.head))
             } else if let t = st.trailers, !st.discarding {
                 st.trailers = nil
+                st.spareTrailers = t   // shared, as the head is: storage for the object's next trailers
                 if st.tooLarge {
                     st.discarding = true
                     emit(.headersTooLarge(stream: id))

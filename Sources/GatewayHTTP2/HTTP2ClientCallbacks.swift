@@ -60,6 +60,7 @@ extension HTTP2ClientSession {
             }
             if let t = st.trailers {
                 st.trailers = nil
+                st.spareTrailers = t   // shared, as the head is: storage for the object's next trailers
                 emit(.trailers(stream: id, fields: t))
             } else {
                 // Shared, not moved: the stream keeps the storage for its object's next head.

@@ -11,6 +11,9 @@ final class HTTP2Stream {
     /// Client side: the response head's `:status` (the head's `fields` hold its regular fields).
     var status = 0
     var trailers: HTTP2Fields?
+    /// The last trailers' storage, for the next trailers this object decodes (gRPC ends every
+    /// response with trailers: new storage each time cost two allocations per call).
+    var spareTrailers = HTTP2Fields()
     /// Decoded header list size as RFC 9113 §6.5.2 counts it (name + value + 32 per field).
     var headerListSize = 0
     var tooLarge = false
@@ -55,7 +58,7 @@ final class HTTP2Stream {
     func clear() {
         incoming.clear(); incoming.releaseIfEmpty()
         outgoing.removeAll()
-        if trailers != nil { trailers = nil }
+        if let t = trailers { spareTrailers = t; trailers = nil }
         if pendingTrailers != nil { pendingTrailers = nil }
     }
 
@@ -64,7 +67,15 @@ final class HTTP2Stream {
         headerListSize = 0
         // A head goes into the storage of the stream object's last head (HTTP2Session.makeStream
         // reuses objects): handed out by sharing, it is unique again once the caller dropped it.
-        if trailer { trailers = HTTP2Fields() } else { head.removeAll(); head.fields.reserveForHead() }
+        // Trailers likewise take the storage of the object's last trailers.
+        if trailer {
+            var t = spareTrailers
+            spareTrailers = HTTP2Fields()
+            t.removeAll()
+            trailers = t
+        } else {
+            head.removeAll(); head.fields.reserveForHead()
+        }
     }
 
     /// Records one decoded field; pseudo-header fields land in the head's named ranges

@@ -78,6 +78,34 @@ import Testing
         #expect(text(p.client.receivedBody(third)) == "3")
     }
 
+    @Test func trailersTakeTheLastTrailersStorage() throws {
+        let p = try ClientPair()
+        func exchange(_ status: String) throws -> (HTTP2Fields, UInt?) {
+            let id = try p.client.request(method: "POST", authority: "a", path: "/pkg.Svc/Call", endStream: true)
+            p.pump()
+            try p.server.respond(id, status: 200, endStream: false)
+            try sendData(p.server, id, Array("msg".utf8), endStream: false)
+            try p.server.sendTrailers(id, fields([("grpc-status", status), ("grpc-message", "m")]))
+            p.pump()
+            #expect(text(p.client.receivedBody(id)) == "msg")
+            p.client.consume(id, 3)
+            var got: HTTP2Fields?
+            for case .trailers(id, let t) in p.clientEvents { got = t }
+            p.clientEvents = []
+            let t = try #require(got)
+            return (t, t.bytes.withUnsafeBufferPointer { UInt(bitPattern: $0.baseAddress) })
+        }
+        let (first, storage) = try exchange("0")
+        #expect(pairs(first) == ["grpc-status=0", "grpc-message=m"])
+        // The backend side keeps the stream object, and the trailers' storage with it; once the
+        // caller let go of the first trailers, the second ones are decoded into the same memory.
+        #expect(p.client.spareStreams.count == 1)
+        _ = consume first
+        let (second, again) = try exchange("5")
+        #expect(pairs(second) == ["grpc-status=5", "grpc-message=m"])
+        #expect(again == storage, "the first trailers' storage took the second trailers")
+    }
+
     @Test func theLastStreamOfAClientConnectionIsNotKept() throws {
         let p = try ClientPair()
         let id = try p.client.request(method: "GET", authority: "a", path: "/", endStream: true)
