@@ -118,3 +118,15 @@
         return out
     }
 }
+
+extension StreamMap where Value: AnyObject {
+    /// `body` with the value for `id` at +0, nil if there is none. Mutating so the map is
+    /// borrowed in place, not copied: invariant, the map holds the value for the whole call, and
+    /// `body` must not change the map (exclusivity would stop it).
+    @inlinable public mutating func withValue<R>(_ id: Int32, _ body: (Value) throws -> R) rethrows -> R? {
+        guard let i = find(id) else { return nil }
+        return try slots.withUnsafeBufferPointer { p in
+            try Unmanaged.passUnretained(p[i].unsafelyUnwrapped)._withUnsafeGuaranteedRef(body)
+        }
+    }
+}

@@ -178,6 +178,25 @@ struct GRPCTests {
         #expect(lc.status(1) == 200 && (lc.stream(1)["headers"] as? [String: String])?["grpc-status"] == "14", "\(lc)")
         #expect((long["elapsed"] as? Double ?? 0) >= 2.5, "\(long["elapsed"] ?? "-")")
     }
+
+    /// One connection, streams whose deadlines fall in another order than they were set: the
+    /// connection's one stream timer (StreamTimer.swift) fires for each at its own time — the
+    /// earlier one set second moves it earlier, and after firing it waits for the later one.
+    @Test func staggeredStreamDeadlinesOnOneConnection() throws {
+        let g = try Self.start(echo: true, routes: "route /open.Echo backend echoh2;",
+                               backends: { Stack.h2Backend("echoh2", port: $0.echoPort) })
+        defer { g.stop() }
+        let r = try H2Client.scenario(g.s, "grpc-staggered", ["--path", "/open.Echo/Call", "--grpc-timeout", "1500m,300m,800m"])
+        let c = H2Client.conn(r)
+        for sid in [1, 3, 5] {
+            #expect(c.status(sid) == 200 && (c.stream(sid)["headers"] as? [String: String])?["grpc-status"] == "4", "stream \(sid): \(c)")
+        }
+        let at = r["answered_at"] as? [String: Double] ?? [:]
+        let (first, second, third) = (at["3"] ?? -1, at["5"] ?? -1, at["1"] ?? -1)
+        // 300 ms, 800 ms, 1.5 s; each before response_timeout (3 s), none before its own deadline.
+        #expect(first >= 0.3 && second >= 0.8 && third >= 1.5 && third < 2.9, "\(at)")
+        #expect(first < second && second < third, "\(at)")
+    }
 }
 
 extension GRPCResult {

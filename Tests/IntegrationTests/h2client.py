@@ -178,6 +178,29 @@ def grpc_open(args):
     return {"conn": c.result(), "elapsed": round(time.monotonic() - start, 3)}
 
 
+@scenario
+def grpc_staggered(args):
+    """Open gRPC calls as grpc-open makes them, all at once on one connection, stream 1 + 2i with
+    the i-th of the comma-separated --grpc-timeout values: when each was answered, in seconds
+    from the start (the connection's one stream timer must fire for each at its own time)."""
+    c = fresh(args)
+    timeouts = args.grpc_timeout.split(",")
+    ids = [1 + 2 * i for i in range(len(timeouts))]
+    start = time.monotonic()
+    for sid, t in zip(ids, timeouts):
+        c.get(sid, args.path, method="POST", end_stream=False,
+              extra=[("content-type", "application/grpc"), ("te", "trailers"), ("grpc-timeout", t)])
+        c.data(sid, b"\0\0\0\0\x04open", end_stream=False)
+    answered = {}
+    while len(answered) < len(ids):
+        if not c.until(lambda: any(c.answered(s)() for s in ids if s not in answered), timeout=args.timeout):
+            break   # closed or timed out: the missing ones are reported as such
+        for s in ids:
+            if s not in answered and c.answered(s)():
+                answered[s] = round(time.monotonic() - start, 3)
+    return {"conn": c.result(), "answered_at": {str(s): answered.get(s) for s in ids}}
+
+
 # -- lifecycle
 
 

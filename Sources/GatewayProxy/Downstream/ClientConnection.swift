@@ -64,6 +64,8 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser, BatchTarge
     /// The connection's own deadline: handshake, request head, idle keep-alive, tunnel, drain.
     var deadline: UInt64 = 0
     var timerSlot = 0
+    /// HTTP/2: the one timer entry for its streams' deadlines (StreamTimer.swift).
+    var streamTimer: StreamTimer?
     var batchQueued = false
     /// Set when a step stopped at its round limit with work left (large bodies).
     var anotherTurn = false
@@ -336,6 +338,7 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser, BatchTarge
         if let failure = tls.failureAfterHandshake { logConnectionFailure(failure.description) }
         phase = .closed
         loop.cancel(self)
+        dropStreamTimer()
         for ex in exchanges.all { closeExchange(ex) }
         turnQueue = []; waitingQueue = []
         if let t = tunnelled { t.owner = nil; backends.discard(t); tunnelled = nil }

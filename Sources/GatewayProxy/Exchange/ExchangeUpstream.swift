@@ -25,7 +25,7 @@ extension Exchange {
 
     /// HTTP/1 has one exchange at a time: its time is kept in the connection's one timer entry
     /// (moving a deadline there is a store, not a heap insert and removal per request). HTTP/2
-    /// streams keep their own.
+    /// streams keep their own, which the connection's stream timer watches.
     func setDeadline(_ ms: Int) {
         var ms = ms
         // A gRPC client's own deadline bounds the wait for the backend when it is shorter (SPEC §12).
@@ -35,6 +35,8 @@ extension Exchange {
             return
         }
         deadline = now + UInt64(ms)
+        // HTTP/2: the connection's one stream timer keeps it (no heap entry per stream).
+        if let c = connectionRef { c._withUnsafeGuaranteedRef { $0.noteStreamDeadline(deadline) }; return }
         loop.schedule(self)
     }
 

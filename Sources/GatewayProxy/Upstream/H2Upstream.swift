@@ -207,9 +207,10 @@ final class H2Upstream: BackendUser, TimerTarget, BatchTarget {
     }
 
     private func record(_ id: Int32, _ change: (inout BackendStream) -> Void) {
-        guard let ex = streams[id] else { return }
-        change(&ex.backendStream)
-        touch(ex)
+        _ = streams.withValue(id) { ex in
+            change(&ex.backendStream)
+            touch(ex)
+        }
     }
 
     /// Queues the exchange for `notify`. A stream's events mostly come one after another (head,
@@ -256,8 +257,11 @@ final class H2Upstream: BackendUser, TimerTarget, BatchTarget {
             swap(&touched, &notifying)
             // Every touched stream is queued first, so one drive of a client connection moves
             // all of its streams that got news, not one connection round per stream.
-            for ex in notifying where ex.isOpen { ex.turn = true }
-            for ex in notifying where ex.turn { ex.drive() }
+            do {   // the copy goes before removeAll, which then keeps the storage
+                let list = notifying
+                list.forEachUnretained { if $0.isOpen { $0.turn = true } }
+                list.forEachUnretained { if $0.turn { $0.drive() } }
+            }
             notifying.removeAll(keepingCapacity: true)
         }
     }
