@@ -185,7 +185,9 @@ public final class EventLoop: @unchecked Sendable {
     @inline(__always) private func runBatchTargets() {
         while !batch.isEmpty {
             swap(&batch, &batchRunning)
-            for t in batchRunning { t.batchQueued = false; t.endOfBatch() }
+            // Index by index: a for-in retained and released every target (existentials, so
+            // not Array.forEachUnretained); the list is not changed until removeAll.
+            for i in batchRunning.indices { batchRunning[i].batchQueued = false; batchRunning[i].endOfBatch() }
             batchRunning.removeAll(keepingCapacity: true)
         }
     }

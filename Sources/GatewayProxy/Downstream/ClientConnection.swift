@@ -64,8 +64,9 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser, BatchTarge
     /// The connection's own deadline: handshake, request head, idle keep-alive, tunnel, drain.
     var deadline: UInt64 = 0
     var timerSlot = 0
-    /// HTTP/2: the one timer entry for its streams' deadlines (StreamTimer.swift).
-    var streamTimer: StreamTimer?
+    /// HTTP/2: the one timer entry for its streams' deadlines (StreamTimer.swift). Retained
+    /// once when made and released by `close` (dropStreamTimer), read at +0 for every stream.
+    var streamTimer: Unmanaged<StreamTimer>?
     var batchQueued = false
     /// Set when a step stopped at its round limit with work left (large bodies).
     var anotherTurn = false

@@ -38,10 +38,13 @@ extension ClientConnection {
             }
             guard phase == .serving else { return }
             swap(&turns, &turnQueue)
-            for ex in turns {
-                ex.turn = false
-                guard ex.isOpen else { continue }   // finished by an earlier one's step
-                if forwardStream(ex, h2) { ex.turn = true; progress = true }
+            do {   // the copy goes before removeAll, which then keeps the storage
+                let list = turns
+                list.forEachUnretained { ex in
+                    ex.turn = false
+                    guard ex.isOpen else { return }   // finished by an earlier one's step
+                    if forwardStream(ex, h2) { ex.turn = true; progress = true }
+                }
             }
             turns.removeAll(keepingCapacity: true)
             guard phase == .serving else { return }
@@ -228,9 +231,14 @@ extension ClientConnection {
     /// The streams that waited for the client to take their frames get a turn.
     private func wakeWaiting() {
         swap(&turns, &waitingQueue)
-        for ex in turns where ex.waitingOnClient && ex.connectionRef?.toOpaque() == Unmanaged.passUnretained(self).toOpaque() {
-            ex.waitingOnClient = false   // set again if it still has to wait
-            ex.turn = true
+        let me = Unmanaged.passUnretained(self).toOpaque()
+        do {
+            let list = turns
+            list.forEachUnretained { ex in
+                guard ex.waitingOnClient && ex.connectionRef?.toOpaque() == me else { return }
+                ex.waitingOnClient = false   // set again if it still has to wait
+                ex.turn = true
+            }
         }
         turns.removeAll(keepingCapacity: true)
     }

@@ -23,17 +23,20 @@ final class StreamTimer: TimerTarget {
 extension ClientConnection {
     /// An HTTP/2 stream's exchange will time out at `d` (its `deadline`).
     func noteStreamDeadline(_ d: UInt64) {
-        let t = streamTimer ?? makeStreamTimer()
-        if t.deadline == 0 || d < t.deadline {
-            t.deadline = d
-            loop.schedule(t)
+        guard phase != .closed else { return }   // no timer (and no cycle with it) after close
+        let ref = streamTimer ?? makeStreamTimer()
+        ref._withUnsafeGuaranteedRef { t in
+            if t.deadline == 0 || d < t.deadline {
+                t.deadline = d
+                loop.schedule(t)
+            }
         }
     }
 
-    private func makeStreamTimer() -> StreamTimer {
-        let t = StreamTimer(self)
-        streamTimer = t
-        return t
+    private func makeStreamTimer() -> Unmanaged<StreamTimer> {
+        let ref = Unmanaged.passRetained(StreamTimer(self))
+        streamTimer = ref
+        return ref
     }
 
     /// The stream timer fired: the exchanges whose deadline passed time out (collected first:
@@ -48,14 +51,15 @@ extension ClientConnection {
             ex.deadline = 0   // fired, as a heap entry's would be: once, until it sets another
             ex.deadlineExpired(now: now)
         }
-        if next != 0 && phase != .closed { noteStreamDeadline(next) }
+        if next != 0 { noteStreamDeadline(next) }
     }
 
     /// The connection closes: its stream timer leaves the heap and lets go of it.
     func dropStreamTimer() {
-        guard let t = streamTimer else { return }
+        guard let ref = streamTimer else { return }
+        streamTimer = nil
+        let t = ref.takeRetainedValue()
         loop.cancel(t)
         t.connection = nil
-        streamTimer = nil
     }
 }
