@@ -31,7 +31,10 @@ protocol DownstreamCodec {
     mutating func writeHead(_ stream: StreamID, _ b: UnsafeRawBufferPointer, _ head: HTTPResponseHead, _ edits: ResponseEdits,
                             endStream: Bool, close: Bool, into out: inout ByteBuffer) -> Bool
 
-    func writeBody(_ stream: StreamID, _ bytes: UnsafeRawBufferPointer, into out: inout ByteBuffer)
+    /// Mutating though it changes nothing: the connection calls it on its codec property with
+    /// `into: &io.output`, and a non-mutating call copied the whole codec (a retain and a release
+    /// per response) to keep the two accesses apart.
+    mutating func writeBody(_ stream: StreamID, _ bytes: UnsafeRawBufferPointer, into out: inout ByteBuffer)
 
     mutating func writeEnd(_ stream: StreamID, into out: inout ByteBuffer)
 

@@ -60,7 +60,7 @@ struct HTTP1Downstream: DownstreamCodec {
         return framing == .close
     }
 
-    func writeBody(_ stream: StreamID, _ bytes: UnsafeRawBufferPointer, into out: inout ByteBuffer) {
+    mutating func writeBody(_ stream: StreamID, _ bytes: UnsafeRawBufferPointer, into out: inout ByteBuffer) {
         guard bytes.count > 0 else { return }
         if framing == .chunked {
             out.append(hex: bytes.count)
