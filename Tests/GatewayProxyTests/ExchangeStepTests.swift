@@ -227,6 +227,25 @@ enum Routing {
         #expect(again.state == ExchangeState() && again.state.status == 0 && again.outgoingHead.isEmpty && again.backend == nil && again.startedAt == 9)
     }
 
+    @Test func sparesCoverABatchOfStreamsAndAreCutBackAfterASurge() {
+        let pool = ExchangePool(buffers: BufferPool(slabBlocks: 4))
+        var table = ExchangeTable()
+        // 500 streams in flight at once (h2load -c4 -m250 gives a worker ~512), all answered.
+        for s in 0..<500 { _ = table.open(StreamID(1 + 2 * s), startedAt: 1, pool: pool) }
+        var objects: [ObjectIdentifier] = []
+        for s in 0..<500 {
+            objects.append(ObjectIdentifier(table[StreamID(1 + 2 * s)]!))
+            table.close(StreamID(1 + 2 * s), pool: pool)
+        }
+        #expect(pool.spareCount == 500, "every one kept for the next batch")
+        let known = Set(objects)
+        let next = (0..<500).map { _ in pool.take(startedAt: 2) }
+        #expect(next.allSatisfy { known.contains(ObjectIdentifier($0)) }, "the next batch allocated none")
+        next.forEach { pool.give($0) }
+        pool.trim(to: ExchangePool.keptAfterSurge)
+        #expect(pool.spareCount == ExchangePool.keptAfterSurge)
+    }
+
     @Test func anExchangeStillHeldElsewhereIsNotReused() {
         let pool = ExchangePool(buffers: BufferPool(slabBlocks: 4))
         var table = ExchangeTable()

@@ -149,7 +149,12 @@ final class ExchangePool {
     /// an exchange usually holds it): they come back once nothing else does.
     private var retired: [Exchange] = []
     private let buffers: BufferPool
-    private let limit = 256
+    /// Spares kept: as many as a worker's HTTP/2 clients keep in flight at once (h2load -c4
+    /// -m250: ~500), else a batch of answers freed the excess and the next batch allocated it
+    /// again (0.29 exchanges allocated per request). A few hundred bytes each, and cut back to
+    /// `keptAfterSurge` when a surge of connections has passed (MemoryRelief).
+    private let limit = 1024
+    static let keptAfterSurge = 256
 
     init(buffers: BufferPool) { self.buffers = buffers }
 
@@ -167,9 +172,16 @@ final class ExchangePool {
         if spare.count < limit { spare.append(ex) }
     }
 
+    var spareCount: Int { spare.count }
+
+    /// Lets go of spares beyond `count`.
+    func trim(to count: Int) {
+        if spare.count > count { spare.removeSubrange(count...) }
+    }
+
     /// A closed exchange that may still be held: reset and reused only once nothing else holds it.
     func retire(_ ex: Exchange) {
-        if retired.count < limit { retired.append(ex) }
+        if retired.count < Self.keptAfterSurge { retired.append(ex) }   // `take` walks them: few
     }
 
     private func reclaim() {

@@ -89,6 +89,7 @@ final class MemoryRelief: TimerTarget {
 
     private func release() {
         let count = worker.connectionCount, handshakes = worker.handshakesInFlight
+        worker.exchangePool.trim(to: ExchangePool.keptAfterSurge)
         Allocator.releaseFreeMemory()
         worker.buffers.releaseFreeBlocks()
         releases += 1
