@@ -10,4 +10,12 @@ extension Array where Element: AnyObject {
             for i in p.indices { try Unmanaged.passUnretained(p[i])._withUnsafeGuaranteedRef(body) }
         }
     }
+
+    /// The first element `predicate` holds for, the others looked at +0 (same invariant).
+    @inlinable public func firstUnretained(where predicate: (Element) throws -> Bool) rethrows -> Element? {
+        try withUnsafeBufferPointer { p in
+            for i in p.indices where try Unmanaged.passUnretained(p[i])._withUnsafeGuaranteedRef(predicate) { return p[i] }
+            return nil
+        }
+    }
 }

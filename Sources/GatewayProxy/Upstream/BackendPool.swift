@@ -153,7 +153,7 @@ final class BackendPool {
         let key = backend.servers[server].poolKey
         if key >= h2.count { h2 += Array(repeating: [], count: key + 1 - h2.count) }
         let c: H2Upstream
-        if let open = h2[key].first(where: { $0.acceptsStream }) {
+        if let open = h2[key].firstUnretained(where: { $0.acceptsStream }) {
             c = open
         } else {
             let session = backend.config.tls.sessionReuse ? sessions[key] : nil

@@ -50,7 +50,8 @@ final class H2Upstream: BackendUser, TimerTarget, BatchTarget {
     var acceptsStream: Bool {
         guard !closed, !goingAway else { return false }
         guard let s = session else { return waiting.count < 100 }   // RFC 9113 §6.5.2's minimum until its SETTINGS
-        return s.availableStreams > waiting.count
+        // At +0: invariant, `self` holds the session for this call, which changes nothing.
+        return Unmanaged.passUnretained(s)._withUnsafeGuaranteedRef { $0.availableStreams } > waiting.count
     }
 
     init(worker: Worker, backend: BackendRuntime, serverIndex: Int, session: TLSResumption?) throws(ProxyError) {
