@@ -6,6 +6,7 @@
 // SETTINGS_MAX_CONCURRENT_STREAMS; the Swift side keeps the per-stream buffers (HTTP2Session)
 // and tells the caller how many streams it may open, so a pool never queues inside nghttp2.
 import CNGHTTP2
+import GatewayHTTP
 import GatewaySystem
 
 public final class HTTP2ClientSession: HTTP2Session {
@@ -93,12 +94,34 @@ public final class HTTP2ClientSession: HTTP2Session {
     /// `canOpenStream` is false: nghttp2 would hold the HEADERS back until a stream closes.
     public func request(method: UnsafeRawBufferPointer, scheme: UnsafeRawBufferPointer, authority: UnsafeRawBufferPointer,
                         path: UnsafeRawBufferPointer, headers: HTTP2Fields = HTTP2Fields(), endStream: Bool) throws(HTTP2Error) -> Int32 {
+        // The typed throw stays outside the closure (a typed-throws closure crashes swiftc 6.3.1).
+        let r: Result<Int32, HTTP2Error> = headers.bytes.withUnsafeBytes { raw in
+            do throws(HTTP2Error) {
+                return .success(try request(method: method, scheme: scheme, authority: authority, path: path,
+                                            head: raw, fields: headers.fields, endStream: endStream))
+            } catch { return .failure(error) }
+        }
+        return try r.get()
+    }
+
+    /// `request` with the regular fields as ranges of `head` (an HTTP/1 head the gateway wrote),
+    /// and `te: trailers` first among them when `trailersTE`.
+    public func request(method: UnsafeRawBufferPointer, scheme: UnsafeRawBufferPointer, authority: UnsafeRawBufferPointer,
+                        path: UnsafeRawBufferPointer, head: UnsafeRawBufferPointer, fields: [HTTPHeaderField],
+                        trailersTE: Bool = false, endStream: Bool) throws(HTTP2Error) -> Int32 {
         if let failure { throw failure }
         guard canOpenStream else {
             throw HTTP2Error("request: no stream available (\(streams.count) open, peer allows \(peerMaxConcurrentStreams))")
         }
-        let pseudo: [(StaticString, UnsafeRawBufferPointer)] = [(":method", method), (":scheme", scheme), (":authority", authority), (":path", path)]
-        let id = withFieldArray(headers, pseudo: pseudo) { nva, count in
+        let trailers: StaticString = "trailers"
+        let pseudo: [(StaticString, UnsafeRawBufferPointer)]
+        if trailersTE {
+            pseudo = [(":method", method), (":scheme", scheme), (":authority", authority), (":path", path),
+                      ("te", UnsafeRawBufferPointer(start: trailers.utf8Start, count: trailers.utf8CodeUnitCount))]
+        } else {
+            pseudo = [(":method", method), (":scheme", scheme), (":authority", authority), (":path", path)]
+        }
+        let id = withFieldArray(head, fields, pseudo: pseudo) { nva, count in
             if endStream { return nghttp2_submit_request(session, nil, nva, count, nil, nil) }
             var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil), read_callback: readBody)
             return nghttp2_submit_request(session, nil, nva, count, &provider, nil)

@@ -3,6 +3,7 @@
 // stream's outgoing buffer, and the callbacks whose work is the same for a request body
 // received by the server and a response body received by the client.
 import CNGHTTP2
+import GatewayHTTP
 
 @inline(__always)
 private func equals(_ n: UnsafeRawBufferPointer, _ s: StaticString) -> Bool {
@@ -13,6 +14,16 @@ private func equals(_ n: UnsafeRawBufferPointer, _ s: StaticString) -> Bool {
 private func isConnectionSpecific(_ n: UnsafeRawBufferPointer) -> Bool {
     equals(n, "connection") || equals(n, "keep-alive") || equals(n, "proxy-connection") || equals(n, "transfer-encoding")
         || equals(n, "upgrade")
+}
+
+/// Eight bytes with A-Z lower-cased, every other byte (0x80 and up too) as it was: a byte's
+/// high bit after adding 0x3F to its low seven says >= "A", after adding 0x25 says > "Z".
+@inline(__always)
+func lowercased(_ w: UInt64) -> UInt64 {
+    let ones: UInt64 = 0x0101_0101_0101_0101, highs = ones &* 0x80
+    let low7 = w & ~highs
+    let upper = (low7 &+ ones &* 0x3F) & ~(low7 &+ ones &* 0x25) & ~w & highs
+    return w | (upper >> 2)
 }
 
 /// nghttp2's flags for a field: the two the gateway gives a new value on every request are sent
@@ -42,42 +53,50 @@ extension HTTP2Session {
     /// names lower-cased into `nameScratch`. nghttp2 copies the fields while submitting.
     func withFieldArray(_ fields: HTTP2Fields, pseudo: [(StaticString, UnsafeRawBufferPointer)],
                         _ body: (UnsafePointer<nghttp2_nv>, Int) -> Int32) -> Int32 {
+        fields.bytes.withUnsafeBytes { withFieldArray($0, fields.fields, pseudo: pseudo, body) }
+    }
+
+    /// The same with the fields as ranges of `raw` (a request head toward an h2 backend goes
+    /// from the HTTP/1 head's bytes, without a copy into an HTTP2Fields first).
+    func withFieldArray(_ raw: UnsafeRawBufferPointer, _ fields: [HTTPHeaderField], pseudo: [(StaticString, UnsafeRawBufferPointer)],
+                        _ body: (UnsafePointer<nghttp2_nv>, Int) -> Int32) -> Int32 {
         // Lower-cased names into the scratch in one pass over raw memory (appending byte by byte
         // cost a uniqueness check per byte).
         var total = 0
-        for f in fields.fields { total += f.name.count }
+        for f in fields { total += f.name.count }
         if nameScratch.count < total { nameScratch = [UInt8](repeating: 0, count: max(total, 2 * nameScratch.count)) }
-        fields.bytes.withUnsafeBufferPointer { src in
-            nameScratch.withUnsafeMutableBufferPointer { dst in
-                var at = 0
-                for f in fields.fields {
-                    for i in f.name { let c = src[i]; dst[at] = c &- 65 < 26 ? c | 0x20 : c; at += 1 }
+        nameScratch.withUnsafeMutableBytes { dst in
+            var at = 0
+            for f in fields {
+                var i = f.name.lowerBound
+                while f.name.upperBound - i >= 8 {   // eight bytes at a time (byte by byte cost ~9 instructions each)
+                    dst.storeBytes(of: lowercased(raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)), toByteOffset: at, as: UInt64.self)
+                    i += 8; at += 8
                 }
+                while i < f.name.upperBound { let c = raw[i]; dst[at] = c &- 65 < 26 ? c | 0x20 : c; i += 1; at += 1 }
             }
         }
         let cap = fields.count + pseudo.count
-        return fields.bytes.withUnsafeBytes { raw in
-            nameScratch.withUnsafeBytes { names in
-                withUnsafeTemporaryAllocation(of: nghttp2_nv.self, capacity: max(cap, 1)) { nva in
-                    var n = 0
-                    func add(_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, _ flags: UInt8) {
-                        nva[n] = nghttp2_nv(name: mutableBytes(name), value: mutableBytes(value), namelen: name.count,
-                                            valuelen: value.count, flags: flags)
-                        n += 1
-                    }
-                    for (name, value) in pseudo {
-                        add(UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount), value,
-                            UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
-                    }
-                    var at = 0
-                    for f in fields.fields {
-                        let name = UnsafeRawBufferPointer(rebasing: names[at..<at + f.name.count])
-                        at += f.name.count
-                        if isConnectionSpecific(name) { continue }
-                        add(name, UnsafeRawBufferPointer(rebasing: raw[f.value]), indexFlags(name))
-                    }
-                    return body(UnsafePointer(nva.baseAddress!), n)
+        return nameScratch.withUnsafeBytes { names in
+            withUnsafeTemporaryAllocation(of: nghttp2_nv.self, capacity: max(cap, 1)) { nva in
+                var n = 0
+                func add(_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, _ flags: UInt8) {
+                    nva[n] = nghttp2_nv(name: mutableBytes(name), value: mutableBytes(value), namelen: name.count,
+                                        valuelen: value.count, flags: flags)
+                    n += 1
                 }
+                for (name, value) in pseudo {
+                    add(UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount), value,
+                        UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
+                }
+                var at = 0
+                for f in fields {
+                    let name = UnsafeRawBufferPointer(rebasing: names[at..<at + f.name.count])
+                    at += f.name.count
+                    if isConnectionSpecific(name) { continue }
+                    add(name, UnsafeRawBufferPointer(rebasing: raw[f.value]), indexFlags(name))
+                }
+                return body(UnsafePointer(nva.baseAddress!), n)
             }
         }
     }

@@ -64,3 +64,31 @@ import Testing
         #expect(blocks[1].count < unique + 16, "\(blocks[1].count) bytes for \(unique) bytes of new values")
     }
 }
+
+/// The word-at-a-time lower-casing of field names (HTTP2SessionSubmit.lowercased) against the
+/// byte rule, for every byte value in every position of the word.
+@Suite struct NameLowercasing {
+    @Test func everyByteInEveryPositionAsTheByteRule() {
+        let filler: [UInt8] = Array("aZ-0x~Q_".utf8)
+        for position in 0..<8 {
+            for b in 0...255 {
+                var bytes = filler
+                bytes[position] = UInt8(b)
+                let w = bytes.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
+                let got = withUnsafeBytes(of: lowercased(w)) { Array($0) }
+                let want = bytes.map { $0 &- 65 < 26 ? $0 | 0x20 : $0 }
+                #expect(got == want, "byte \(b) at \(position)")
+            }
+        }
+    }
+
+    @Test func mixedCaseNamesReachNghttp2LowerCased() throws {
+        let p = try ClientPair()
+        let long = "X-Forwarded-For-Some-Long-Name-Of-37b"
+        _ = try p.client.request(method: "GET", authority: "a", path: "/",
+                                 headers: fields([(long, "1"), ("Accept", "2"), ("tE", "trailers")]), endStream: true)
+        p.pump()
+        let (_, head) = try #require(requests(p.serverEvents).first)
+        #expect(pairs(head.fields) == ["\(long.lowercased())=1", "accept=2", "te=trailers"])
+    }
+}

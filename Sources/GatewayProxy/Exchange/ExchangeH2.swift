@@ -18,17 +18,18 @@ extension Exchange {
             backendFailed(ProxyError(.badGateway, "request head for \(serverLabel) could not be translated to HTTP/2", metric: nil))
             return true
         }
-        c.fields.removeAll()
+        // The fields go to nghttp2 as ranges of the head's bytes (no copy of them first).
+        var fields = c.takeFieldRanges()
         var authority: Range<Int>?
         HeadWriter.forEachField(b, after: line.end) { name, value in
             if asciiEqualsIgnoringCase(b, name, "host") { authority = value; return }
             if expectsContinue && asciiEqualsIgnoringCase(b, name, "expect") { return }   // answered below
-            c.fields.append(name: UnsafeRawBufferPointer(rebasing: b[name]), value: UnsafeRawBufferPointer(rebasing: b[value]))
+            fields.append(HTTPHeaderField(name: name, value: value))
         }
-        if clientTE { c.fields.append("te", "trailers") }
+        defer { c.giveBack(fields) }
         let open = { (authority: UnsafeRawBufferPointer) in
             c.open(self, method: UnsafeRawBufferPointer(rebasing: b[line.method]), authority: authority,
-                   path: UnsafeRawBufferPointer(rebasing: b[line.target]), fields: c.fields,
+                   path: UnsafeRawBufferPointer(rebasing: b[line.target]), head: b, fields: fields, trailersTE: self.clientTE,
                    endStream: self.state.requestEnded && self.requestTrailers == nil)
         }
         // The server's own name only when the request had no Host (no copy of it per request).

@@ -1,3 +1,4 @@
+import GatewayHTTP
 import GatewayHTTP2
 import GatewaySystem
 import GatewayTLS
@@ -35,7 +36,7 @@ final class H2Upstream: BackendUser, TimerTarget, BatchTarget {
     var timerSlot = 0
     var batchQueued = false
     /// Reused for every request head sent on it (nghttp2 copies the fields as it submits them).
-    var fields = HTTP2Fields()
+    private var fieldRanges: [HTTPHeaderField] = []
 
     /// Our own cap on streams per connection, beside the backend's.
     static let maxStreams: UInt32 = 256
@@ -69,15 +70,25 @@ final class H2Upstream: BackendUser, TimerTarget, BatchTarget {
         ex.backendStream = BackendStream(conn: self)
     }
 
-    /// Opens the exchange's stream with its request head; the stream id, or nil when the
-    /// connection cannot take it after all (the exchange fails over, retry-safe).
+    /// The storage for a request head's field ranges, empty (give it back after `open`).
+    func takeFieldRanges() -> [HTTPHeaderField] {
+        var f: [HTTPHeaderField] = []
+        swap(&f, &fieldRanges)
+        f.removeAll(keepingCapacity: true)
+        return f
+    }
+
+    func giveBack(_ f: consuming [HTTPHeaderField]) { fieldRanges = f }
+
+    /// Opens the exchange's stream with its request head (`fields`: ranges of `head`); the stream
+    /// id, or nil when the connection cannot take it after all (the exchange fails over, retry-safe).
     func open(_ ex: Exchange, method: UnsafeRawBufferPointer, authority: UnsafeRawBufferPointer, path: UnsafeRawBufferPointer,
-              fields: HTTP2Fields, endStream: Bool) -> Int32? {
+              head: UnsafeRawBufferPointer, fields: [HTTPHeaderField], trailersTE: Bool, endStream: Bool) -> Int32? {
         guard let s = session, !closed else { return nil }
         if let i = waiting.firstIndex(where: { $0 === ex }) { waiting.remove(at: i) }
         let scheme: StaticString = "https"
         let id = try? s.request(method: method, scheme: UnsafeRawBufferPointer(start: scheme.utf8Start, count: scheme.utf8CodeUnitCount),
-                                authority: authority, path: path, headers: fields, endStream: endStream)
+                                authority: authority, path: path, head: head, fields: fields, trailersTE: trailersTE, endStream: endStream)
         guard let id else { return nil }
         streams[id] = ex
         needsFlush()
