@@ -113,15 +113,9 @@ public final class HTTP2ClientSession: HTTP2Session {
         guard canOpenStream else {
             throw HTTP2Error("request: no stream available (\(streams.count) open, peer allows \(peerMaxConcurrentStreams))")
         }
-        let trailers: StaticString = "trailers"
-        let pseudo: [(StaticString, UnsafeRawBufferPointer)]
-        if trailersTE {
-            pseudo = [(":method", method), (":scheme", scheme), (":authority", authority), (":path", path),
-                      ("te", UnsafeRawBufferPointer(start: trailers.utf8Start, count: trailers.utf8CodeUnitCount))]
-        } else {
-            pseudo = [(":method", method), (":scheme", scheme), (":authority", authority), (":path", path)]
-        }
-        let id = withFieldArray(head, fields, pseudo: pseudo) { nva, count in
+        // One literal (the optimizer keeps it on the stack; chosen between two, it was allocated).
+        let pseudo: [(StaticString, UnsafeRawBufferPointer)] = [(":method", method), (":scheme", scheme), (":authority", authority), (":path", path)]
+        let id = withFieldArray(head, fields, pseudo: pseudo, te: trailersTE) { nva, count in
             if endStream { return nghttp2_submit_request(session, nil, nva, count, nil, nil) }
             var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil), read_callback: readBody)
             return nghttp2_submit_request(session, nil, nva, count, &provider, nil)

@@ -57,9 +57,10 @@ extension HTTP2Session {
     }
 
     /// The same with the fields as ranges of `raw` (a request head toward an h2 backend goes
-    /// from the HTTP/1 head's bytes, without a copy into an HTTP2Fields first).
+    /// from the HTTP/1 head's bytes, without a copy into an HTTP2Fields first), and `te:
+    /// trailers` right after the pseudo-header fields when `te`.
     func withFieldArray(_ raw: UnsafeRawBufferPointer, _ fields: [HTTPHeaderField], pseudo: [(StaticString, UnsafeRawBufferPointer)],
-                        _ body: (UnsafePointer<nghttp2_nv>, Int) -> Int32) -> Int32 {
+                        te: Bool = false, _ body: (UnsafePointer<nghttp2_nv>, Int) -> Int32) -> Int32 {
         // Lower-cased names into the scratch in one pass over raw memory (appending byte by byte
         // cost a uniqueness check per byte).
         var total = 0
@@ -76,7 +77,7 @@ extension HTTP2Session {
                 while i < f.name.upperBound { let c = raw[i]; dst[at] = c &- 65 < 26 ? c | 0x20 : c; i += 1; at += 1 }
             }
         }
-        let cap = fields.count + pseudo.count
+        let cap = fields.count + pseudo.count + 1
         return nameScratch.withUnsafeBytes { names in
             withUnsafeTemporaryAllocation(of: nghttp2_nv.self, capacity: max(cap, 1)) { nva in
                 var n = 0
@@ -85,9 +86,14 @@ extension HTTP2Session {
                                         valuelen: value.count, flags: flags)
                     n += 1
                 }
-                for (name, value) in pseudo {
+                func add(_ name: StaticString, _ value: UnsafeRawBufferPointer) {
                     add(UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount), value,
                         UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
+                }
+                for (name, value) in pseudo { add(name, value) }
+                if te {
+                    let trailers: StaticString = "trailers"
+                    add("te", UnsafeRawBufferPointer(start: trailers.utf8Start, count: trailers.utf8CodeUnitCount))
                 }
                 var at = 0
                 for f in fields {

@@ -19,17 +19,16 @@ extension Exchange {
             return true
         }
         // The fields go to nghttp2 as ranges of the head's bytes (no copy of them first).
-        var fields = c.takeFieldRanges()
+        c.fieldRanges.removeAll(keepingCapacity: true)
         var authority: Range<Int>?
         HeadWriter.forEachField(b, after: line.end) { name, value in
             if asciiEqualsIgnoringCase(b, name, "host") { authority = value; return }
             if expectsContinue && asciiEqualsIgnoringCase(b, name, "expect") { return }   // answered below
-            fields.append(HTTPHeaderField(name: name, value: value))
+            c.fieldRanges.append(HTTPHeaderField(name: name, value: value))
         }
-        defer { c.giveBack(fields) }
         let open = { (authority: UnsafeRawBufferPointer) in
             c.open(self, method: UnsafeRawBufferPointer(rebasing: b[line.method]), authority: authority,
-                   path: UnsafeRawBufferPointer(rebasing: b[line.target]), head: b, fields: fields, trailersTE: self.clientTE,
+                   path: UnsafeRawBufferPointer(rebasing: b[line.target]), head: b, fields: c.fieldRanges, trailersTE: self.clientTE,
                    endStream: self.state.requestEnded && self.requestTrailers == nil)
         }
         // The server's own name only when the request had no Host (no copy of it per request).

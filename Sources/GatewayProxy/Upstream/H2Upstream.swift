@@ -35,8 +35,9 @@ final class H2Upstream: BackendUser, TimerTarget, BatchTarget {
     var deadline: UInt64 = 0
     var timerSlot = 0
     var batchQueued = false
-    /// Reused for every request head sent on it (nghttp2 copies the fields as it submits them).
-    private var fieldRanges: [HTTPHeaderField] = []
+    /// Reused for every request head sent on it: the fields as ranges of the exchange's head
+    /// bytes (nghttp2 copies them as it submits them).
+    var fieldRanges: [HTTPHeaderField] = []
 
     /// Our own cap on streams per connection, beside the backend's.
     static let maxStreams: UInt32 = 256
@@ -69,16 +70,6 @@ final class H2Upstream: BackendUser, TimerTarget, BatchTarget {
         waiting.append(ex)
         ex.backendStream = BackendStream(conn: self)
     }
-
-    /// The storage for a request head's field ranges, empty (give it back after `open`).
-    func takeFieldRanges() -> [HTTPHeaderField] {
-        var f: [HTTPHeaderField] = []
-        swap(&f, &fieldRanges)
-        f.removeAll(keepingCapacity: true)
-        return f
-    }
-
-    func giveBack(_ f: consuming [HTTPHeaderField]) { fieldRanges = f }
 
     /// Opens the exchange's stream with its request head (`fields`: ranges of `head`); the stream
     /// id, or nil when the connection cannot take it after all (the exchange fails over, retry-safe).
