@@ -44,6 +44,10 @@ public final class HTTP2ServerSession: HTTP2Session {
         // grew their head storage again. Never more than the connection held open at once, and
         // dropped with the rest of its memory when it goes idle.
         keptStreams = Int(config.maxConcurrentStreams)
+        // Likewise the stream table: emptied after each run it was dropped and regrown in five
+        // doublings, rehashing every stream (a retain and release each). Kept until the
+        // connection goes idle (releaseIdleMemory).
+        streams = StreamMap(keepingRoomFor: keptStreams)
         var callbacks: OpaquePointer?
         guard nghttp2_session_callbacks_new(&callbacks) == 0 else { throw HTTP2Error("nghttp2_session_callbacks_new failed") }
         defer { nghttp2_session_callbacks_del(callbacks) }

@@ -6,9 +6,7 @@ import CNGHTTP2
 import GatewayHTTP
 
 @inline(__always)
-private func equals(_ n: UnsafeRawBufferPointer, _ s: StaticString) -> Bool {
-    n.count == s.utf8CodeUnitCount && n.elementsEqual(UnsafeRawBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
-}
+private func equals(_ n: UnsafeRawBufferPointer, _ s: StaticString) -> Bool { bytesEqual(n, s) }
 
 /// Fields HTTP/2 forbids (RFC 9113 §8.2.2): dropped instead of sent.
 private func isConnectionSpecific(_ n: UnsafeRawBufferPointer) -> Bool {

@@ -112,11 +112,9 @@ public struct HTTP2Fields: Sendable, Equatable {
 
     /// The value of the first field named `name` (lower case), if any.
     public func value(_ name: StaticString) -> ArraySlice<UInt8>? {
-        let want = UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount)
-        for f in fields where f.name.count == want.count && bytes[f.name].elementsEqual(want) {
-            return bytes[f.value]
+        bytes.withUnsafeBytes { b in
+            fields.first { bytesEqual(UnsafeRawBufferPointer(rebasing: b[$0.name]), name) }.map { bytes[$0.value] }
         }
-        return nil
     }
 }
 

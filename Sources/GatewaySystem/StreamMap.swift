@@ -21,6 +21,14 @@
 
     @inlinable public init(keptSlots: Int = 64) { self.keptSlots = keptSlots }
 
+    /// A map that keeps, when emptied, the table `streams` entries at once grew it to (it
+    /// doubles at half full).
+    @inlinable public init(keepingRoomFor streams: Int) {
+        var slots = 64
+        while slots < 2 * streams { slots *= 2 }
+        self.keptSlots = slots
+    }
+
     @inlinable public var count: Int { storedCount }
 
     @inlinable public var isEmpty: Bool { count == 0 }

@@ -246,6 +246,23 @@ enum Routing {
         #expect(pool.spareCount == ExchangePool.keptAfterSurge)
     }
 
+    /// An h2 backend's batch of answers closes hundreds of exchanges while each is still held by
+    /// the step that finished it: once let go, every one comes back (none freed and reallocated).
+    @Test func aBatchClosedWhileHeldComesBackWhole() {
+        let pool = ExchangePool(buffers: BufferPool(slabBlocks: 4))
+        var table = ExchangeTable()
+        var held: [Exchange] = []
+        for s in 0..<500 { held.append(table.open(StreamID(1 + 2 * s), startedAt: 1, pool: pool)) }
+        for s in 0..<500 { table.close(StreamID(1 + 2 * s), pool: pool) }
+        #expect(pool.spareCount == 0 && pool.retiredCount == 500, "every one kept, none dropped to be freed")
+        let known = Set(held.map(ObjectIdentifier.init))
+        held.removeAll()
+        let next = (0..<500).map { _ in pool.take(startedAt: 2) }
+        #expect(next.allSatisfy { known.contains(ObjectIdentifier($0)) }, "the next batch allocated none")
+        #expect(next.allSatisfy { $0.startedAt == 2 && $0.state == ExchangeState() })
+        #expect(pool.retiredCount == 0)
+    }
+
     @Test func anExchangeStillHeldElsewhereIsNotReused() {
         let pool = ExchangePool(buffers: BufferPool(slabBlocks: 4))
         var table = ExchangeTable()

@@ -45,4 +45,19 @@ import Testing
         large[7] = 3
         #expect(large[7] == 3 && large.count == 1)
     }
+
+    /// A client connection's table keeps room for all the streams it may open (128 by default):
+    /// emptied after each run of streams, it is not regrown from nothing.
+    @Test func roomForAConnectionsStreamsIsKept() {
+        #expect(StreamMap<Int>(keepingRoomFor: 10).keptSlots == 64)
+        #expect(StreamMap<Int>(keepingRoomFor: 128).keptSlots == 256)
+        #expect(StreamMap<Int>(keepingRoomFor: 1000).keptSlots == 2048)
+        var map = StreamMap<Int>(keepingRoomFor: 128)
+        for id in stride(from: Int32(1), through: 255, by: 2) { map[id] = 1 }
+        #expect(map.count == 128 && map.keys.count == 256)
+        for id in stride(from: Int32(1), through: 255, by: 2) { map[id] = nil }
+        #expect(map.isEmpty && map.keys.count == 256)
+        map.removeAll()
+        #expect(map.keys.isEmpty && map.keptSlots == 256)
+    }
 }

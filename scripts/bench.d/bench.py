@@ -478,7 +478,44 @@ def count_syscalls(proc, run_load):
     return float(m.group(1)) / requests if m and requests else None
 
 
-def measure_wrk(proc, port, path, seconds, close=False, nosession=None, conns=50, syscalls=False, headers=()):
+# Where a proxy's CPU goes, by the object its samples fall in: `perf report --sort dso` shares.
+PROFILE_PARTS = (("kernel", ("[kernel.kallsyms]", "[vdso]")), ("openssl", ("libssl", "libcrypto")),
+                 ("libc", ("libc.so", "ld-linux")), ("swift_runtime", ("libswift", "libFoundation", "libdispatch")),
+                 ("nghttp2", ("libnghttp2",)))
+
+
+def profile_split(proc, run_load):
+    """Shares of the proxy tree's CPU samples (perf record, 1999 Hz, no call graphs) over a separate,
+    untimed run_load(): kernel, OpenSSL, libc, the Swift runtime, nghttp2, and the rest (the proxy's
+    own code). Multiplied by the timed run's CPU per request they say where its microseconds go."""
+    if not shutil.which("perf"):
+        return None
+    pids = ",".join(str(x) for x in tree(proc.pid))
+    fd, data = tempfile.mkstemp(prefix="perf-", suffix=".data")
+    os.close(fd)
+    perf = subprocess.Popen(["perf", "record", "-F", "1999", "-p", pids, "-o", data],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.3)
+        run_load()
+    finally:
+        perf.send_signal(2)
+        perf.wait()
+    rep = subprocess.run(["perf", "report", "-i", data, "--sort", "dso", "--stdio", "-q"], capture_output=True, text=True).stdout
+    os.unlink(data)
+    split = {name: 0.0 for name, _ in PROFILE_PARTS}
+    split["own"] = 0.0
+    for line in rep.splitlines():
+        m = re.match(r"\s*([\d.]+)%\s+(\S+)", line)
+        if not m:
+            continue
+        share, dso = float(m.group(1)) / 100, m.group(2)
+        part = next((name for name, keys in PROFILE_PARTS if any(k in dso for k in keys)), "own")
+        split[part] += share
+    return split
+
+
+def measure_wrk(proc, port, path, seconds, close=False, nosession=None, conns=50, syscalls=False, headers=(), profile=False):
     wrk(port, path, 2, close, nosession, conns, headers)          # warm-up: pools, caches, page faults
     c0, t0 = cpu_seconds(proc.pid), time.time()
     r = wrk(port, path, seconds, close, nosession, conns, headers)
@@ -490,6 +527,10 @@ def measure_wrk(proc, port, path, seconds, close=False, nosession=None, conns=50
         # After the timed run, on the same warmed-up proxy: the same load for a shorter while.
         r["syscalls_per_req"] = count_syscalls(proc, lambda: wrk(port, path, min(seconds, 3), close, nosession, conns,
                                                                    headers)["requests"])
+    if profile and r["us_per_req"]:
+        split = profile_split(proc, lambda: wrk(port, path, min(seconds, 3), close, nosession, conns, headers))
+        if split:
+            r.update({f"us_{part}": share * r["us_per_req"] for part, share in split.items()})
     return r
 
 
@@ -737,7 +778,7 @@ def run_scenario(name, proxy, args, work, pki, origin_ports, nosession, shim=Non
         close = name.startswith("hs_")
         headers = [f"Authorization: Bearer {open(f'{pki}/jwt.token').read()}"] if jwt else []
         r = measure_wrk(p, port, path, args.duration, close, nosession if name in ("hs_full", "hs_rsa") else None,
-                        syscalls=name.startswith("ka_"), headers=headers)
+                        syscalls=name.startswith("ka_"), headers=headers, profile=args.profile and name.startswith("ka_"))
     finally:
         stop(p)
     if shim and name in ALLOC_SCENARIOS:
@@ -807,6 +848,9 @@ def summarize(results, scenarios, proxies, args_after=30):
             metrics = [("us_per_req", "proxy CPU µs per request (lower is better)"), ("rps", "requests/s"), ("p50_ms", "p50 latency ms")]
             if s.startswith("ka_"):
                 metrics.append(("syscalls_per_req", "syscalls per request (perf)"))
+            if any(r.get("us_kernel") is not None and r["scenario"] == s for r in results):
+                metrics += [(f"us_{part}", f"of the CPU µs: {part} (perf record, separate run)")
+                            for part in [n for n, _ in PROFILE_PARTS] + ["own"]]
             if s in H2_BACKEND:
                 metrics = [m for m in metrics if m[0] != "p50_ms"] + [
                     ("backend_conns_max", "proxy -> origin connections during the run (most seen; 1,000 streams in flight)")]
@@ -850,6 +894,9 @@ def main():
     ap.add_argument("--flood-conns", type=int, default=2000, help="flood: N slow-loris + N silent connections")
     ap.add_argument("--flood-hold", type=float, default=15, help="flood: seconds of flood once all are open")
     ap.add_argument("--flood-after", type=float, default=30, help="flood: seconds after it before RSS is read again")
+    ap.add_argument("--profile", action="store_true",
+                    help="ka_* scenarios: split each proxy's CPU per request into kernel, OpenSSL, libc, Swift runtime, "
+                         "nghttp2 and its own code (perf record over a separate run)")
     ap.add_argument("--out", default=None, help="JSON lines of every run (default: a file under /tmp)")
     ap.add_argument("--proxies", default="gateway,nginx,haproxy",
                     help="which proxies (haproxy is skipped when not installed; `baseline` is added after"

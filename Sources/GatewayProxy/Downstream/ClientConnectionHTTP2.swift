@@ -18,6 +18,7 @@ extension ClientConnection {
                 origins = snapshot.origins(host: host.index, name: name, listener: listen)
             }
             http2Ref = Unmanaged.passRetained(try HTTP2Downstream(limits: limits, pool: worker.buffers, origins: origins))
+            exchanges.keepRoom(for: limits.http2MaxConcurrentStreams)
             setDeadline(limits.idleTimeoutMs)
         } catch {
             worker.logs.error.log(.error, "http2_setup_failed", error.description)

@@ -64,7 +64,7 @@ final class HTTP2Downstream: DownstreamCodec {
     }
 
     private static func equals(_ b: [UInt8], _ r: Range<Int>, _ s: StaticString) -> Bool {
-        r.count == s.utf8CodeUnitCount && b[r].elementsEqual(UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
+        b.withUnsafeBytes { bytesEqual(UnsafeRawBufferPointer(rebasing: $0[r]), s) }
     }
 
     // MARK: - Response parts (DownstreamCodec)

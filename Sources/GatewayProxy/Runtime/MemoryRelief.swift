@@ -72,9 +72,10 @@ final class MemoryRelief: TimerTarget {
     /// decides whether it was idle for a whole sweep).
     private func sweepIdleHTTP2() {
         for c in worker.live.values where c.exchanges.isEmpty && c.io.output.isEmpty {
-            _ = c.http2?.releaseIdleMemory()
+            if c.http2?.releaseIdleMemory() != nil { c.exchanges.releaseStorage() }
         }
         worker.pool.releaseIdleHTTP2Memory()
+        worker.exchangePool.reclaim()
     }
 
     private func checkSurge() {
