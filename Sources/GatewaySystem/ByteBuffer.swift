@@ -32,6 +32,8 @@ public struct ByteBuffer: ~Copyable {
 
     @inlinable public var readableCount: Int { _writeIndex - _readIndex }
     @inlinable public var isEmpty: Bool { _readIndex == _writeIndex }
+    /// Bytes that fit after the unread ones without moving or growing the storage.
+    @inlinable public var writableCount: Int { _capacity - _writeIndex }
 
     /// The unread bytes.
     @inlinable public var readable: UnsafeRawBufferPointer {

@@ -77,6 +77,9 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser, BatchTarge
 
     /// Bytes buffered toward one side before the gateway stops reading the other side.
     static let highWater = 64 * 1024
+    /// HTTP/1 response bodies: pending output this large is written out before a part that would
+    /// grow the buffer (ClientConnection.writeBody).
+    static let flushBeforeGrowth = 4 * 1024
 
     var limits: Limits { snapshot.config.limits }
     var now: UInt64 { loop.now }

@@ -77,7 +77,16 @@ extension ClientConnection {
     }
 
     func writeBody(_ ex: Exchange, _ bytes: UnsafeRawBufferPointer) {
-        if let h2 = http2Ref { h2._withUnsafeGuaranteedRef { $0.writeBody(ex.stream, bytes, into: &io.output) } } else { downstream.writeBody(ex.stream, bytes, into: &io.output) }
+        if let h2 = http2Ref { h2._withUnsafeGuaranteedRef { $0.writeBody(ex.stream, bytes, into: &io.output) }; return }
+        // Several KB waiting and no room for this part: write them out first, or the append grows
+        // the buffer and copies them (a 16 KiB response: 16 KiB copied each). A record holds at
+        // most 16 KiB, so this makes no more records or writes than the later flush would. A
+        // failure here shows again at that flush, which closes the connection.
+        if io.output.readableCount >= Self.flushBeforeGrowth && io.output.writableCount < bytes.count + 16 {
+            var progress = false
+            _ = io.flush(progress: &progress)
+        }
+        downstream.writeBody(ex.stream, bytes, into: &io.output)
     }
 
     /// The end of the body with the backend's trailers: HTTP/2 sends them; HTTP/1.1 only as
