@@ -181,23 +181,29 @@ public class HTTP2Session {
     /// The stream's received body bytes the caller has not consumed (valid until the next call
     /// into the session). Empty for an unknown stream.
     public func receivedBody(_ stream: Int32) -> UnsafeRawBufferPointer {
-        (streams[stream] ?? finished[stream])?.incoming.readable ?? UnsafeRawBufferPointer(start: nil, count: 0)
+        // The stream object at +0 (StreamMap.withValue): called several times a request.
+        streams.withValue(stream) { $0.incoming.readable } ?? finished.withValue(stream) { $0.incoming.readable }
+            ?? UnsafeRawBufferPointer(start: nil, count: 0)
     }
 
     /// The caller has taken `count` body bytes of the stream (the other side accepted them):
     /// they leave the receive buffer and count toward the stream's and the connection's
     /// WINDOW_UPDATE. Nothing else opens the window (automatic window updates are off).
     public func consume(_ stream: Int32, _ count: Int) {
-        if let s = finished[stream] {
-            // Closed: nghttp2 forgot the stream and has its window back already.
+        // Closed: nghttp2 forgot the stream and has its window back already.
+        if !finished.isEmpty, let drained = finished.withValue(stream, { s in
             s.incoming.consume(min(count, s.incoming.readableCount))
-            if s.incoming.isEmpty { finished[stream] = nil; recycle(s) }
+            return s.incoming.isEmpty
+        }) {
+            if drained, let s = finished.removeValue(forKey: stream) { recycle(s) }
             return
         }
-        guard let s = streams[stream], count > 0 else { return }
-        let n = min(count, s.incoming.readableCount)
-        s.incoming.consume(n)
-        s.incoming.releaseIfEmpty()
+        guard count > 0, let n = streams.withValue(stream, { s in
+            let n = min(count, s.incoming.readableCount)
+            s.incoming.consume(n)
+            s.incoming.releaseIfEmpty()
+            return n
+        }) else { return }
         _ = nghttp2_session_consume(session, stream, n)
     }
 
@@ -215,10 +221,15 @@ public class HTTP2Session {
     /// peer's flow-control window allows). Keep `outgoingBuffered` bounded: stop reading the
     /// source while it is over your limit.
     public func sendData(_ stream: Int32, _ bytes: UnsafeRawBufferPointer, endStream: Bool) throws(HTTP2Error) {
-        let st = try bodyStream(stream, "sendData")
-        st.outgoing.append(bytes)
-        st.outgoingEnd = endStream
-        resumeIfDeferred(st)
+        // At +0 (StreamMap.withValue): once or more a request.
+        let queued = streams.withValue(stream) { st in
+            guard st.hasProvider, !st.outgoingEnd else { return false }
+            st.outgoing.append(bytes)
+            st.outgoingEnd = endStream
+            resumeIfDeferred(st)
+            return true
+        }
+        if queued != true { _ = try bodyStream(stream, "sendData") }   // throws what is missing
     }
 
     /// Queues all of `buffer`'s bytes and leaves it empty: its memory moves to the stream when the
@@ -270,7 +281,7 @@ public class HTTP2Session {
     /// connection keeps it (`keepsSparesWhenIdle`).
     /// Only the session ever held it (`decoding` was cleared at the close), so a reused object
     /// is never seen under its old id.
-    func recycle(_ st: HTTP2Stream) {
+    func recycle(_ st: consuming HTTP2Stream) {
         guard keepsSparesWhenIdle || !streams.isEmpty, spareStreams.count < keptStreams else { return }
         st.clear()
         spareStreams.append(st)

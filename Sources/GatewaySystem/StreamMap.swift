@@ -54,7 +54,9 @@
         }
     }
 
-    @inlinable mutating func insert(_ id: Int32, _ value: Value) {
+    /// `value` is consumed: a caller's last use of its reference moves into the slot instead of
+    /// a retain here and a release there.
+    @inlinable mutating func insert(_ id: Int32, _ value: consuming Value) {
         precondition(id != 0, "stream 0 is not a stream")
         if let i = find(id) { slots[i] = value; return }
         if (count + 1) * 2 > keys.count { grow() }
@@ -81,11 +83,11 @@
     @inlinable @discardableResult
     public mutating func removeValue(forKey id: Int32) -> Value? {
         guard var hole = find(id) else { return nil }
-        let value = slots[hole]
+        // Moved out (take), not copied and then cleared: no retain and release per removal.
+        let value = slots[hole].take()
         let mask = keys.count - 1
         if home(id, mask) != hole { displaced -= 1 }
         keys[hole] = 0
-        slots[hole] = nil
         storedCount -= 1
         // Move later members of the cluster back into the hole when their home slot allows it
         // (nothing to move when every entry is at home).
@@ -98,8 +100,8 @@
             let movable = hole <= j ? (h <= hole || h > j) : (h <= hole && h > j)
             if movable {
                 if h == hole { displaced -= 1 }
-                keys[hole] = k; slots[hole] = slots[j]
-                keys[j] = 0; slots[j] = nil
+                keys[hole] = k; slots[hole] = slots[j].take()
+                keys[j] = 0
                 hole = j
             }
         }

@@ -263,6 +263,25 @@ enum Routing {
         #expect(pool.retiredCount == 0)
     }
 
+    /// With a loop, a closed exchange waits for the end of the batch: a step that closed it may
+    /// still be using it (at +0), so the same batch never gets it again, reset or not.
+    @Test func aClosedExchangeComesBackAtTheEndOfTheBatch() throws {
+        let loop = try EventLoop()
+        let pool = ExchangePool(buffers: BufferPool(slabBlocks: 4))
+        pool.loop = loop
+        var table = ExchangeTable()
+        let closed = ObjectIdentifier(table.open(HTTP1Downstream.stream, startedAt: 1, pool: pool))
+        table[HTTP1Downstream.stream]!.state.status = 200
+        table.close(HTTP1Downstream.stream, pool: pool)
+        #expect(pool.batchQueued && pool.spareCount == 0)
+        let next = pool.take(startedAt: 2)
+        #expect(ObjectIdentifier(next) != closed, "not handed out again within the batch")
+        pool.endOfBatch()   // what the loop runs once the batch's events are handled
+        #expect(pool.spareCount == 1 && pool.retiredCount == 0)
+        let again = pool.take(startedAt: 3)
+        #expect(ObjectIdentifier(again) == closed && again.state.status == 0 && again.startedAt == 3)
+    }
+
     @Test func anExchangeStillHeldElsewhereIsNotReused() {
         let pool = ExchangePool(buffers: BufferPool(slabBlocks: 4))
         var table = ExchangeTable()

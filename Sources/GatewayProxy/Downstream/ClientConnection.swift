@@ -40,12 +40,25 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser, BatchTarge
     /// it is looked at for every response part, where a `var` reference is retained per use.
     var http2Ref: Unmanaged<HTTP2Downstream>?
     var http2: HTTP2Downstream? { http2Ref?.takeUnretainedValue() }
+    /// `body` with the HTTP/2 codec at +0. Invariant: `http2Ref` is set once (retained) and
+    /// released only in deinit, so it outlives every call on the connection.
+    @inline(__always) func withHTTP2<R>(_ body: (HTTP2Downstream) -> R) -> R? {
+        guard let r = http2Ref else { return nil }
+        return r._withUnsafeGuaranteedRef(body)
+    }
     var isHTTP2: Bool { http2Ref != nil }
     /// The listen block the connection came in on (its position in the snapshot's list).
     let listenerIndex: Int
     var exchanges = ExchangeTable()
     /// HTTP/1: the one exchange in progress.
     var exchange: Exchange? { exchanges[HTTP1Downstream.stream] }
+    /// `body` with the HTTP/1 exchange at +0. Invariant: ExchangePool recycles a closed exchange
+    /// only at the end of the loop's batch, so it stays valid (and not reused) through `body`
+    /// even when `body` closes it.
+    @inline(__always) func withExchange<R>(_ body: (Exchange) -> R) -> R? {
+        guard let u = exchanges.firstUnmanaged else { return nil }
+        return u._withUnsafeGuaranteedRef(body)
+    }
     /// HTTP/2: exchanges whose `turn` or `waitingOnClient` was set, in order (queued as the flag
     /// is set, so a round visits only them instead of scanning every open stream), and the list
     /// a round works through (kept: no allocation per round).
@@ -144,7 +157,7 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser, BatchTarge
             let before = phase, open = exchanges.count
             switch phase {
             case .handshaking: handshake()
-            case .serving: if let h2 = http2 { serveHTTP2(h2) } else { serve() }
+            case .serving: if withHTTP2({ serveHTTP2($0) }) == nil { serve() }
             case .tunnel: tunnel()
             case .draining: drain()
             case .closed: break

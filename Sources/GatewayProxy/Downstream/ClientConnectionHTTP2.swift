@@ -206,7 +206,7 @@ extension ClientConnection {
     private func streamGone(_ ex: Exchange) {
         if ex.state.status != 0 { record(ex) }
         closeExchange(ex)
-        if exchanges.isEmpty && !(http2?.noticed ?? false) { setDeadline(limits.idleTimeoutMs) }
+        if exchanges.isEmpty && !(withHTTP2 { $0.noticed } ?? false) { setDeadline(limits.idleTimeoutMs) }
     }
 
     /// nghttp2's frames into the connection's output (no syscall); the socket write waits for

@@ -10,7 +10,7 @@ extension ClientConnection {
     /// One turn of serving: a head when no exchange is open, then the open exchange's progress.
     func serve() {
         if exchanges.isEmpty { readHead() }
-        if let ex = exchange { forward(ex) }
+        _ = withExchange { forward($0) }
     }
 
     // MARK: - Request head

@@ -30,7 +30,7 @@ extension ClientConnection {
         guard !io.output.isEmpty else { return false }
         var progress = false
         guard io.flush(progress: &progress) else { close(); return true }
-        if progress, phase == .serving, !isHTTP2, let ex = exchange { ex.setDeadline(max(limits.idleTimeoutMs, 1)) }
+        if progress, phase == .serving, !isHTTP2 { _ = withExchange { $0.setDeadline(max(limits.idleTimeoutMs, 1)) } }
         return progress
     }
 

@@ -140,10 +140,21 @@ final class Exchange: TimerTarget, BackendUser {
 
 /// Finished exchanges of one worker, reset and handed out again: a keep-alive request
 /// allocates no exchange, and an idle connection holds none. One loop thread: no locks.
-final class ExchangePool {
+///
+/// An exchange closed during a batch of the loop's events comes back at the end of that batch
+/// (`endOfBatch`), never sooner: so an exchange read from a connection's table stays what it
+/// was for the rest of the batch, and the steps that may close it can take it at +0
+/// (`ClientConnection.withExchange`) instead of a retain guarding it from reuse.
+final class ExchangePool: BatchTarget {
     /// The worker that owns this pool (set once it exists; nil in unit tests).
     /// unowned(unsafe): workers live as long as the process.
     unowned(unsafe) var worker: Worker?
+    /// The loop whose batches closed exchanges wait out (the worker's; nil: recycled at once).
+    /// unowned(unsafe): the worker owns both, and the loop lives as long as the worker.
+    unowned(unsafe) var loop: EventLoop?
+    var batchQueued = false
+    /// Closed during the current batch: recycled at its end.
+    private var closing: [Exchange] = []
     private var spare: [Exchange] = []
     /// Closed exchanges some caller up the stack still held at `close` (the step that finished
     /// an exchange usually holds it): they come back once nothing else does.
@@ -167,9 +178,28 @@ final class ExchangePool {
 
     /// Reset as it comes back, not as it goes out: a spare must hold nothing — no compressor,
     /// no buffer block, and above all no backend of an old snapshot (its TLS contexts) after a reload.
-    func give(_ ex: Exchange) {
+    func give(_ ex: consuming Exchange) {
         ex.reset(startedAt: 0)
         if spare.count < limit { spare.append(ex) }
+    }
+
+    /// The table let `ex` go. With a loop, it comes back at the end of the batch; without one
+    /// (unit tests), now when nothing else holds it.
+    func closed(_ ex: consuming Exchange) {
+        guard let loop else { recycle(consume ex); return }
+        closing.append(ex)
+        if !batchQueued { loop.afterBatch(self) }
+    }
+
+    func endOfBatch() {
+        // Moved out one by one: a copy would make none of them uniquely referenced.
+        while let ex = closing.popLast() { recycle(consume ex) }
+    }
+
+    /// Reset and spare when nothing else holds it (a queue of its connection, a backend stream
+    /// table), else retired until nothing does.
+    private func recycle(_ ex: consuming Exchange) {
+        if isKnownUniquelyReferenced(&ex) { give(ex) } else { retire(ex) }
     }
 
     var spareCount: Int { spare.count }
@@ -242,15 +272,20 @@ struct ExchangeTable {
         return ex
     }
 
-    /// The stream's exchange is over. The pool gets it back only when nothing else still holds
-    /// it (a step further up the stack): a reused exchange must never be seen by an old holder.
+    /// The stream's exchange is over: the pool has it back (at the end of the loop's batch, and
+    /// only when nothing else holds it then: a reused exchange must never be seen by an old holder).
     mutating func close(_ stream: StreamID, pool: ExchangePool) {
-        var taken: Exchange?
-        if let f = first, f.stream == stream { taken = f.exchange; first = nil } else { taken = more.removeValue(forKey: Int32(bitPattern: stream)) }
-        guard var ex = taken else { return }
-        taken = nil
+        let taken: Exchange?   // moved out of the table (take), not copied and cleared
+        if first?.stream == stream { taken = first.take()?.exchange } else { taken = more.removeValue(forKey: Int32(bitPattern: stream)) }
+        guard let ex = consume taken else { return }
         ex.isOpen = false
         count -= 1
-        if isKnownUniquelyReferenced(&ex) { pool.give(ex) } else { pool.retire(ex) }
+        pool.closed(consume ex)   // the table's reference moves on: nothing left here to hold it
+    }
+
+    /// The HTTP/1 exchange (the first opened) unretained, if any.
+    var firstUnmanaged: Unmanaged<Exchange>? {
+        guard let f = first else { return nil }
+        return Unmanaged.passUnretained(f.exchange)
     }
 }
