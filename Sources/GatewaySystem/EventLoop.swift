@@ -55,6 +55,8 @@ public final class EventLoop: @unchecked Sendable {
     /// Targets for the end of this batch, and the list being run (swapped: no allocation per batch).
     private var batch: [BatchTarget] = []
     private var batchRunning: [BatchTarget] = []
+    /// Objects closed during this iteration, held until its end (`keepUntilEndOfBatch`).
+    private var closing: [AnyObject] = []
     /// Cached at each wake-up: the "now" of every handler in that iteration.
     public private(set) var now: UInt64 = monotonicMilliseconds()
 
@@ -182,6 +184,12 @@ public final class EventLoop: @unchecked Sendable {
         batch.append(target)
     }
 
+    /// Holds `object` until the current iteration of `run` is over: a step that uses it at +0
+    /// (without a retain of its own) may close it midway and still return through it.
+    public func keepUntilEndOfBatch(_ object: AnyObject) {
+        closing.append(object)
+    }
+
     @inline(__always) private func runBatchTargets() {
         while !batch.isEmpty {
             swap(&batch, &batchRunning)
@@ -226,6 +234,7 @@ public final class EventLoop: @unchecked Sendable {
             runBatchTargets()
             fireTimers()
             runBatchTargets()
+            if !closing.isEmpty { closing.removeAll(keepingCapacity: true) }
         }
     }
 

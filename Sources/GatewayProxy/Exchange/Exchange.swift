@@ -107,6 +107,14 @@ final class Exchange: TimerTarget, BackendUser {
         self.worker = worker; loop = worker?.loop; backends = worker?.pool
     }
 
+    /// The HTTP/1 backend connection at +0 for `body`. Invariant: the exchange or the pool holds
+    /// it until it is closed, and a closed one is held by the loop until the end of its iteration
+    /// (`UpstreamSession.close`), so it outlives `body` even when `body` lets it go.
+    @inline(__always) func withUpstream<R>(_ body: (UpstreamSession) -> R) -> R? {
+        guard let u = upstream.map({ Unmanaged.passUnretained($0) }) else { return nil }
+        return u._withUnsafeGuaranteedRef(body)
+    }
+
     /// The open exchange's connection at +0 for `body` (no retain/release).
     @inline(__always) func withClient<R>(_ body: (ClientConnection) throws -> R) rethrows -> R {
         try connectionRef.unsafelyUnwrapped._withUnsafeGuaranteedRef(body)

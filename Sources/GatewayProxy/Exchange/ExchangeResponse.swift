@@ -11,8 +11,10 @@ extension Exchange {
     /// Reads the backend's response while the client keeps up.
     func receiveResponse() -> Bool {
         if backendStream.conn != nil { return receiveBackendStream() }
-        guard let c = upstream, c.phase == .ready, !state.responseEnded, state.headSent else { return false }
-        return withClient { receiveResponse(c, $0) }
+        return withUpstream { c in
+            guard c.phase == .ready, !state.responseEnded, state.headSent else { return false }
+            return withClient { receiveResponse(c, $0) }
+        } ?? false
     }
 
     private func receiveResponse(_ c: UpstreamSession, _ client: ClientConnection) -> Bool {

@@ -141,11 +141,13 @@ extension Exchange {
     /// The request head, once per backend connection (again after a retry).
     func sendHead() -> Bool {
         if backendStream.conn != nil { return openBackendStream() }
-        guard let c = upstream, c.phase == .ready, !state.headSent else { return false }
-        c.io.output.append(outgoingHead.readable)
-        c.codec.expectResponse(toHEAD: isHEAD, upgradeRequested: state.upgradeRequested)
-        state.headSent = true
-        return true
+        return withUpstream { c in
+            guard c.phase == .ready, !state.headSent else { return false }
+            c.io.output.append(outgoingHead.readable)
+            c.codec.expectResponse(toHEAD: isHEAD, upgradeRequested: state.upgradeRequested)
+            state.headSent = true
+            return true
+        } ?? false
     }
 
     /// The backend connection is ready for body bytes.
@@ -189,8 +191,10 @@ extension Exchange {
         }
     }
 
-    func flushUpstream() -> Bool {
-        guard let c = upstream, c.phase == .ready, !c.io.output.isEmpty else { return false }
+    func flushUpstream() -> Bool { withUpstream { flushUpstream($0) } ?? false }
+
+    private func flushUpstream(_ c: UpstreamSession) -> Bool {
+        guard c.phase == .ready, !c.io.output.isEmpty else { return false }
         var progress = false
         guard c.io.flush(progress: &progress) else {
             backendFailed(ProxyError(.badGateway, "backend \(c.server.label) failed while sending the request",

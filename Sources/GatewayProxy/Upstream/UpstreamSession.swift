@@ -114,6 +114,7 @@ final class UpstreamSession: EventHandler, TimerTarget {
         guard phase != .closed else { return }
         phase = .closed
         worker.loop.cancel(self)
+        worker.loop.keepUntilEndOfBatch(self)   // Exchange.withUpstream's invariant
         owner = nil   // breaks the owner ↔ backend cycle for good
         tls.shutdown()
         worker.loop.closeAndDeregister(fd: fd)
