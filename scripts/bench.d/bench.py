@@ -778,7 +778,7 @@ def run_scenario(name, proxy, args, work, pki, origin_ports, nosession, shim=Non
         close = name.startswith("hs_")
         headers = [f"Authorization: Bearer {open(f'{pki}/jwt.token').read()}"] if jwt else []
         r = measure_wrk(p, port, path, args.duration, close, nosession if name in ("hs_full", "hs_rsa") else None,
-                        syscalls=name.startswith("ka_"), headers=headers, profile=args.profile and name.startswith("ka_"))
+                        syscalls=name.startswith("ka_"), headers=headers, profile=args.profile)
     finally:
         stop(p)
     if shim and name in ALLOC_SCENARIOS:
@@ -848,7 +848,7 @@ def summarize(results, scenarios, proxies, args_after=30):
             metrics = [("us_per_req", "proxy CPU µs per request (lower is better)"), ("rps", "requests/s"), ("p50_ms", "p50 latency ms")]
             if s.startswith("ka_"):
                 metrics.append(("syscalls_per_req", "syscalls per request (perf)"))
-            if any(r.get("us_kernel") is not None and r["scenario"] == s for r in results):
+            if any(r.get("us_kernel") is not None and r["scenario"] == s for r in results):   # --profile
                 metrics += [(f"us_{part}", f"of the CPU µs: {part} (perf record, separate run)")
                             for part in [n for n, _ in PROFILE_PARTS] + ["own"]]
             if s in H2_BACKEND:
@@ -895,7 +895,7 @@ def main():
     ap.add_argument("--flood-hold", type=float, default=15, help="flood: seconds of flood once all are open")
     ap.add_argument("--flood-after", type=float, default=30, help="flood: seconds after it before RSS is read again")
     ap.add_argument("--profile", action="store_true",
-                    help="ka_* scenarios: split each proxy's CPU per request into kernel, OpenSSL, libc, Swift runtime, "
+                    help="wrk scenarios (ka_*, hs_*): split each proxy's CPU per request into kernel, OpenSSL, libc, Swift runtime, "
                          "nghttp2 and its own code (perf record over a separate run)")
     ap.add_argument("--out", default=None, help="JSON lines of every run (default: a file under /tmp)")
     ap.add_argument("--proxies", default="gateway,nginx,haproxy",
