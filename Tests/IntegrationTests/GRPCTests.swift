@@ -165,7 +165,9 @@ struct GRPCTests {
         let counts = c.raw["counts"] as? [String: Int] ?? [:]
         #expect(counts["HEADERS"] == 1 && counts["DATA"] == nil, "trailers-only: \(c)")
         let elapsed = short["elapsed"] as? Double ?? -1
-        #expect(elapsed >= 0.3 && elapsed < 2.5, "grpc-timeout (300 ms) fired, not response_timeout (3 s): \(elapsed)")
+        // The loop's clock is whole milliseconds read when epoll_wait returns, so the deadline can
+        // fall a millisecond or two before the client's own 300 ms (CI once saw 0.299).
+        #expect(elapsed >= 0.28 && elapsed < 2.5, "grpc-timeout (300 ms) fired, not response_timeout (3 s): \(elapsed)")
         // Logged: the exchange in the access log, an error line with its request id.
         let line = try Self.accessLine(g.s, "/open.Echo/Call")
         let id = try #require(line["request_id"] as? String, "\(line)")
@@ -193,8 +195,9 @@ struct GRPCTests {
         }
         let at = r["answered_at"] as? [String: Double] ?? [:]
         let (first, second, third) = (at["3"] ?? -1, at["5"] ?? -1, at["1"] ?? -1)
-        // 300 ms, 800 ms, 1.5 s; each before response_timeout (3 s), none before its own deadline.
-        #expect(first >= 0.3 && second >= 0.8 && third >= 1.5 && third < 2.9, "\(at)")
+        // 300 ms, 800 ms, 1.5 s; each before response_timeout (3 s), none before its own deadline
+        // (less the loop's millisecond clock's slack, as in grpcTimeoutBoundsTheExchange).
+        #expect(first >= 0.28 && second >= 0.78 && third >= 1.48 && third < 2.9, "\(at)")
         #expect(first < second && second < third, "\(at)")
     }
 }
