@@ -57,19 +57,15 @@ extension ClientConnection {
 
     /// Whether the exchange's stream can take more response bytes (back-pressure on its backend).
     func canTakeResponse(_ ex: Exchange) -> Bool {
-        if let h2 = http2Ref { return h2._withUnsafeGuaranteedRef { $0.canTakeResponse(ex.stream) } }
-        return io.output.readableCount < Self.highWater
+        withHTTP2 { $0.canTakeResponse(ex.stream) } ?? (io.output.readableCount < Self.highWater)
     }
 
     func writeInterim(_ ex: Exchange, _ b: UnsafeRawBufferPointer, _ head: HTTPResponseHead) {
-        if let h2 = http2Ref { h2._withUnsafeGuaranteedRef { $0.writeInterim(ex.stream, b, head, into: &io.output) } } else { downstream.writeInterim(ex.stream, b, head, into: &io.output) }
+        if withHTTP2({ $0.writeInterim(ex.stream, b, head, into: &io.output) }) == nil { downstream.writeInterim(ex.stream, b, head, into: &io.output) }
     }
 
     func writeHead(_ ex: Exchange, _ b: UnsafeRawBufferPointer, _ head: HTTPResponseHead, _ edits: ResponseEdits, ends: Bool = false) {
-        if let h2 = http2Ref {
-            _ = h2._withUnsafeGuaranteedRef { $0.writeHead(ex.stream, b, head, edits, endStream: ends, close: false, into: &io.output) }
-            return
-        }
+        if withHTTP2({ _ = $0.writeHead(ex.stream, b, head, edits, endStream: ends, close: false, into: &io.output) }) != nil { return }
         let closing = closeAfterResponse || !ex.state.clientKeepAlive
         if downstream.writeHead(ex.stream, b, head, edits, endStream: ends, close: closing, into: &io.output) {
             closeAfterResponse = true   // the body ends with the connection
@@ -77,7 +73,7 @@ extension ClientConnection {
     }
 
     func writeBody(_ ex: Exchange, _ bytes: UnsafeRawBufferPointer) {
-        if let h2 = http2Ref { h2._withUnsafeGuaranteedRef { $0.writeBody(ex.stream, bytes, into: &io.output) }; return }
+        if withHTTP2({ $0.writeBody(ex.stream, bytes, into: &io.output) }) != nil { return }
         // Several KB waiting and no room for this part: write them out first, or the append grows
         // the buffer and copies them (a 16 KiB response: 16 KiB copied each). A record holds at
         // most 16 KiB, so this makes no more records or writes than the later flush would. A
@@ -92,12 +88,13 @@ extension ClientConnection {
     /// The end of the body with the backend's trailers: HTTP/2 sends them; HTTP/1.1 only as
     /// chunked trailers to a client that said `TE: trailers`.
     func writeTrailers(_ ex: Exchange, _ fields: HTTP2Fields) {
-        if let h2 = http2Ref { h2._withUnsafeGuaranteedRef { $0.writeTrailers(ex.stream, fields, accepted: true, into: &io.output) } }
-        else { downstream.writeTrailers(ex.stream, fields, accepted: ex.clientTE, into: &io.output) }
+        if withHTTP2({ $0.writeTrailers(ex.stream, fields, accepted: true, into: &io.output) }) == nil {
+            downstream.writeTrailers(ex.stream, fields, accepted: ex.clientTE, into: &io.output)
+        }
     }
 
     func writeEnd(_ ex: Exchange) {
-        if let h2 = http2Ref { h2._withUnsafeGuaranteedRef { $0.writeEnd(ex.stream, into: &io.output) } } else { downstream.writeEnd(ex.stream, into: &io.output) }
+        if withHTTP2({ $0.writeEnd(ex.stream, into: &io.output) }) == nil { downstream.writeEnd(ex.stream, into: &io.output) }
     }
 
     /// Response fully written and request fully read: log, recycle, and get ready for the next request.

@@ -219,9 +219,9 @@ final class ExchangePool: BatchTarget {
     }
 
     /// A closed exchange that may still be held: reset and reused only once nothing else holds it.
-    /// An h2 backend's batch of answers closes hundreds of exchanges inside one read (each held
-    /// by the step that finished it): all of them are kept, or the excess was freed and allocated
-    /// again (0.2 exchanges per request at h2load -c4 -m250).
+    /// What still holds one at the end of its batch (its connection's turn queue, a backend's
+    /// stream table) can hold hundreds at h2load -c4 -m250: all of them are kept up to the limit,
+    /// or the excess was freed and allocated again (0.2 exchanges per request with 256).
     func retire(_ ex: Exchange) {
         if retired.count + spare.count < limit { retired.append(ex) }
     }

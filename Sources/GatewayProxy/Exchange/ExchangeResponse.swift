@@ -89,11 +89,11 @@ extension Exchange {
         case .head(let head)?:
             startResponse(head, input)
         case .body(let range)?:
-            if range.count == input.count, step.consumed == input.count, gzip == nil, let h2 = client.http2Ref {
+            if range.count == input.count, step.consumed == input.count, gzip == nil, client.isHTTP2 {
                 // The whole read is body: its buffer moves to the HTTP/2 stream instead of being
                 // copied, and the backend reads into the stream's empty one next.
                 bytesOut += range.count
-                h2._withUnsafeGuaranteedRef { $0.writeBody(stream, taking: &c.io.input) }
+                _ = client.withHTTP2 { $0.writeBody(stream, taking: &c.io.input) }
                 return true
             }
             let run = UnsafeRawBufferPointer(rebasing: input[range])
