@@ -18,11 +18,16 @@ extension Exchange {
     /// answered in one batch move in one round of their connection (one pass of nghttp2's
     /// output, one write) instead of a round each.
     func drive() {
-        guard isOpen, let ref = connectionRef else { return }   // closed: its connection may be gone
+        guard isOpen, connectionRef != nil else { return }   // closed: its connection may be gone
         turn = true
-        // HTTP/2 only queues the connection: at +0 (`withClient`'s invariant). HTTP/1 drives it
-        // now, and a drive may close it: held for that.
-        if ref._withUnsafeGuaranteedRef({ $0.isHTTP2 }) { ref._withUnsafeGuaranteedRef { loop.afterBatch($0) } } else { ref.takeUnretainedValue().drive() }
+        // HTTP/2 only queues the connection, at +0 (`withClient`). HTTP/1 drives it now, and a
+        // drive may close it: held for that.
+        let queued = withClient { c in
+            guard c.isHTTP2 else { return false }
+            loop.afterBatch(c)
+            return true
+        }
+        if !queued { connection?.drive() }
     }
 
     /// HTTP/1 has one exchange at a time: its time is kept in the connection's one timer entry
