@@ -42,8 +42,9 @@ public class HTTP2Session {
     /// Only set during that call, which the sink outlives. mem_send hands every other frame back
     /// as soon as it is serialized and calls the DATA callback in between, so order holds.
     var sink: UnsafeMutablePointer<ByteBuffer>?
-    /// Scratch for lower-casing outgoing field names (kept: no allocation per head).
-    var nameScratch: [UInt8] = []
+    /// Scratch for lower-casing outgoing field names (kept: no allocation per head). Raw memory,
+    /// owned here (freed in deinit): an array in a class property was retained around each use.
+    var nameScratch = UnsafeMutableRawBufferPointer(start: nil, count: 0)
     /// The stream whose header block is being decoded, so each field's callback reaches it
     /// without a table lookup and a retain. Unmanaged: set at its begin_headers while the table
     /// holds it, cleared when nghttp2 closes it (before the table lets it go).
@@ -73,6 +74,16 @@ public class HTTP2Session {
     deinit {
         nghttp2_session_del(session)
         gw_page_arena_free(arena)
+        nameScratch.deallocate()
+    }
+
+    /// `nameScratch` with room for `count` bytes.
+    func nameScratch(atLeast count: Int) -> UnsafeMutableRawBufferPointer {
+        if nameScratch.count < count {
+            nameScratch.deallocate()
+            nameScratch = .allocate(byteCount: max(count, 2 * nameScratch.count, 256), alignment: 8)
+        }
+        return nameScratch
     }
 
     /// Makes the nghttp2 session, `server` or client, with `self` as user_data.
@@ -167,7 +178,8 @@ public class HTTP2Session {
         guard quietSweeps == 2, streams.isEmpty, finished.isEmpty, !wantsWrite else { return nil }
         streams.removeAll()   // keeps the owner's keptSlots
         finished.removeAll()
-        nameScratch = []
+        nameScratch.deallocate()
+        nameScratch = UnsafeMutableRawBufferPointer(start: nil, count: 0)
         spareStreams = []
         releaseEventStorage()
         return gw_page_arena_trim(arena)

@@ -63,8 +63,8 @@ extension HTTP2Session {
         // cost a uniqueness check per byte).
         var total = 0
         for f in fields { total += f.name.count }
-        if nameScratch.count < total { nameScratch = [UInt8](repeating: 0, count: max(total, 2 * nameScratch.count)) }
-        nameScratch.withUnsafeMutableBytes { dst in
+        let dst = nameScratch(atLeast: total)
+        do {
             var at = 0
             for f in fields {
                 var i = f.name.lowerBound
@@ -76,32 +76,31 @@ extension HTTP2Session {
             }
         }
         let cap = fields.count + pseudo.count + 1
-        return nameScratch.withUnsafeBytes { names in
-            withUnsafeTemporaryAllocation(of: nghttp2_nv.self, capacity: max(cap, 1)) { nva in
-                var n = 0
-                func add(_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, _ flags: UInt8) {
-                    nva[n] = nghttp2_nv(name: mutableBytes(name), value: mutableBytes(value), namelen: name.count,
-                                        valuelen: value.count, flags: flags)
-                    n += 1
-                }
-                func add(_ name: StaticString, _ value: UnsafeRawBufferPointer) {
-                    add(UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount), value,
-                        UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
-                }
-                for (name, value) in pseudo { add(name, value) }
-                if te {
-                    let trailers: StaticString = "trailers"
-                    add("te", UnsafeRawBufferPointer(start: trailers.utf8Start, count: trailers.utf8CodeUnitCount))
-                }
-                var at = 0
-                for f in fields {
-                    let name = UnsafeRawBufferPointer(rebasing: names[at..<at + f.name.count])
-                    at += f.name.count
-                    if isConnectionSpecific(name) { continue }
-                    add(name, UnsafeRawBufferPointer(rebasing: raw[f.value]), indexFlags(name))
-                }
-                return body(UnsafePointer(nva.baseAddress!), n)
+        let names = UnsafeRawBufferPointer(dst)
+        return withUnsafeTemporaryAllocation(of: nghttp2_nv.self, capacity: max(cap, 1)) { nva in
+            var n = 0
+            func add(_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, _ flags: UInt8) {
+                nva[n] = nghttp2_nv(name: mutableBytes(name), value: mutableBytes(value), namelen: name.count,
+                                    valuelen: value.count, flags: flags)
+                n += 1
             }
+            func add(_ name: StaticString, _ value: UnsafeRawBufferPointer) {
+                add(UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount), value,
+                    UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
+            }
+            for (name, value) in pseudo { add(name, value) }
+            if te {
+                let trailers: StaticString = "trailers"
+                add("te", UnsafeRawBufferPointer(start: trailers.utf8Start, count: trailers.utf8CodeUnitCount))
+            }
+            var at = 0
+            for f in fields {
+                let name = UnsafeRawBufferPointer(rebasing: names[at..<at + f.name.count])
+                at += f.name.count
+                if isConnectionSpecific(name) { continue }
+                add(name, UnsafeRawBufferPointer(rebasing: raw[f.value]), indexFlags(name))
+            }
+            return body(UnsafePointer(nva.baseAddress!), n)
         }
     }
 
@@ -113,20 +112,25 @@ extension HTTP2Session {
         // ever asked for).
         nghttp2_session_callbacks_set_send_data_callback(cbs) { _, frame, framehd, length, _, ud in
             let s = baseSessionFrom(ud)
-            guard let out = s.sink, let st = s.streams[frame!.pointee.hd.stream_id], st.outgoing.readableCount >= length else {
-                return Int32(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue)
-            }
-            out.pointee.append(UnsafeRawBufferPointer(start: framehd, count: 9))
-            st.outgoing.move(length, into: &out.pointee)
-            return 0
+            guard let out = s.sink else { return Int32(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue) }
+            return s.streams.withValue(frame!.pointee.hd.stream_id) { st in
+                guard st.outgoing.readableCount >= length else { return Int32(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue) }
+                out.pointee.append(UnsafeRawBufferPointer(start: framehd, count: 9))
+                st.outgoing.move(length, into: &out.pointee)
+                return 0
+            } ?? Int32(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue)
         }
         nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs) { session, _, id, data, len, ud in withBaseSession(ud) { s in
-            guard let st = s.streams[id], st.delivered, !st.discarding else {
+            let taken = s.streams.withValue(id) { st in
+                guard st.delivered, !st.discarding else { return false }
+                st.incoming.append(UnsafeRawBufferPointer(start: data, count: len))
+                return true
+            } ?? false
+            guard taken else {
                 // Nobody will take these bytes: give the window back now.
                 _ = nghttp2_session_consume(session, id, len)
                 return 0
             }
-            st.incoming.append(UnsafeRawBufferPointer(start: data, count: len))
             s.dataReceived(id, count: len)
             return 0
         } }
@@ -175,14 +179,19 @@ nonisolated(unsafe) private let emptyByte = UnsafeMutablePointer<UInt8>.allocate
 /// NO_END_STREAM, and the trailers go as the stream's last HEADERS.
 let readBody: nghttp2_data_source_read_callback = { session, id, buf, length, flags, _, ud in
     let s = baseSessionFrom(ud)
-    guard let st = s.streams[id] else { return ssize_t(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue) }
+    // The stream at +0 (the table holds it; nothing here changes the table).
+    return s.streams.withValue(id) { readBody(s, $0, session, id, buf, length, flags!) } ?? ssize_t(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
+}
+
+private func readBody(_ s: HTTP2Session, _ st: HTTP2Stream, _ session: OpaquePointer?, _ id: Int32, _ buf: UnsafeMutablePointer<UInt8>?,
+                      _ length: Int, _ flags: UnsafeMutablePointer<UInt32>) -> ssize_t {
     let n = min(length, st.outgoing.readableCount)
     // The payload is not copied here: sendDataFrame writes it from `outgoing` straight into the
     // caller's sink when nghttp2 sends the frame (one copy less per byte of every body).
     // (nghttp2 sends the frame before it asks for the next one.)
     let rest = st.outgoing.readableCount - n
     if n > 0 && s.sink != nil {
-        flags!.pointee |= NGHTTP2_DATA_FLAG_NO_COPY.rawValue
+        flags.pointee |= NGHTTP2_DATA_FLAG_NO_COPY.rawValue
     } else if n > 0 {
         st.outgoing.move(n, to: UnsafeMutableRawPointer(buf!))
     }
@@ -192,10 +201,10 @@ let readBody: nghttp2_data_source_read_callback = { session, id, buf, length, fl
         st.deferred = true
         return ssize_t(NGHTTP2_ERR_DEFERRED.rawValue)
     }
-    flags!.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
+    flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
     if let t = st.pendingTrailers {
         st.pendingTrailers = nil
-        flags!.pointee |= NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue
+        flags.pointee |= NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue
         let rv = s.withFieldArray(t, pseudo: []) { nva, count in nghttp2_submit_trailer(session, id, nva, count) }
         if rv != 0 { return ssize_t(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue) }
     }

@@ -56,7 +56,7 @@
 
     /// `value` is consumed: a caller's last use of its reference moves into the slot instead of
     /// a retain here and a release there.
-    @inlinable mutating func insert(_ id: Int32, _ value: consuming Value) {
+    @inlinable public mutating func insert(_ id: Int32, _ value: consuming Value) {
         precondition(id != 0, "stream 0 is not a stream")
         if let i = find(id) { slots[i] = value; return }
         if (count + 1) * 2 > keys.count { grow() }
@@ -130,6 +130,12 @@
 }
 
 extension StreamMap where Value: AnyObject {
+    /// The value for `id` unretained, nil if there is none; the caller states what keeps it alive.
+    @inlinable public func unmanaged(_ id: Int32) -> Unmanaged<Value>? {
+        guard let i = find(id) else { return nil }
+        return slots.withUnsafeBufferPointer { Unmanaged.passUnretained($0[i].unsafelyUnwrapped) }
+    }
+
     /// `body` with the value for `id` at +0, nil if there is none. Mutating so the map is
     /// borrowed in place, not copied: invariant, the map holds the value for the whole call, and
     /// `body` must not change the map (exclusivity would stop it).

@@ -214,8 +214,8 @@ enum Routing {
         let pool = ExchangePool(buffers: BufferPool(slabBlocks: 4))
         var table = ExchangeTable()
         // Weak: the test must not hold the exchange, or the table would rightly not reuse it.
-        weak var one = table.open(HTTP1Downstream.stream, startedAt: 5, pool: pool)
-        let three = table.open(3, startedAt: 7, pool: pool)   // a second stream, as HTTP/2 would open
+        weak var one = table.open(HTTP1Downstream.stream, startedAt: 5, pool: pool).takeUnretainedValue()
+        let three = table.open(3, startedAt: 7, pool: pool).takeUnretainedValue()   // a second stream, as HTTP/2 would open
         #expect(table[HTTP1Downstream.stream] === one && table[3] === three && table[5] == nil)
         table[HTTP1Downstream.stream]!.state.status = 502
         table[HTTP1Downstream.stream]!.outgoingHead.append(Array("GET / HTTP/1.1\r\n".utf8))
@@ -252,7 +252,7 @@ enum Routing {
         let pool = ExchangePool(buffers: BufferPool(slabBlocks: 4))
         var table = ExchangeTable()
         var held: [Exchange] = []
-        for s in 0..<500 { held.append(table.open(StreamID(1 + 2 * s), startedAt: 1, pool: pool)) }
+        for s in 0..<500 { held.append(table.open(StreamID(1 + 2 * s), startedAt: 1, pool: pool).takeUnretainedValue()) }
         for s in 0..<500 { table.close(StreamID(1 + 2 * s), pool: pool) }
         #expect(pool.spareCount == 0 && pool.retiredCount == 500, "every one kept, none dropped to be freed")
         let known = Set(held.map(ObjectIdentifier.init))
@@ -270,7 +270,7 @@ enum Routing {
         let pool = ExchangePool(buffers: BufferPool(slabBlocks: 4))
         pool.loop = loop
         var table = ExchangeTable()
-        let closed = ObjectIdentifier(table.open(HTTP1Downstream.stream, startedAt: 1, pool: pool))
+        let closed = ObjectIdentifier(table.open(HTTP1Downstream.stream, startedAt: 1, pool: pool).takeUnretainedValue())
         table[HTTP1Downstream.stream]!.state.status = 200
         table.close(HTTP1Downstream.stream, pool: pool)
         #expect(pool.batchQueued && pool.spareCount == 0)
@@ -285,7 +285,7 @@ enum Routing {
     @Test func anExchangeStillHeldElsewhereIsNotReused() {
         let pool = ExchangePool(buffers: BufferPool(slabBlocks: 4))
         var table = ExchangeTable()
-        let held = table.open(HTTP1Downstream.stream, startedAt: 1, pool: pool)
+        let held = table.open(HTTP1Downstream.stream, startedAt: 1, pool: pool).takeUnretainedValue()
         table.close(HTTP1Downstream.stream, pool: pool)
         #expect(pool.take(startedAt: 2) !== held)
     }

@@ -546,9 +546,10 @@ def h2load(port, path, seconds, conns, streams, extra=()):
     return {"requests": int(m.group(3)), "errors": f"{m.group(4)} failed {m.group(5)} errored {bad} non2xx" if bad or int(m.group(4)) else ""}
 
 
-def measure_h2load(proc, port, path, seconds, conns, streams, extra=(), origin_port=None):
+def measure_h2load(proc, port, path, seconds, conns, streams, extra=(), origin_port=None, profile=False):
     """origin_port: also sample (every 0.2 s) the proxy's established connections to the origin
-    during the timed run: the most seen (multiplexing: far fewer than conns x streams)."""
+    during the timed run: the most seen (multiplexing: far fewer than conns x streams). Syscalls
+    per request and (profile) the CPU split come from separate untimed runs, as for wrk."""
     import threading
     h2load(port, path, 2, conns, streams, extra)   # warm-up: pools, caches, page faults
     seen, done = [0], threading.Event()
@@ -573,6 +574,12 @@ def measure_h2load(proc, port, path, seconds, conns, streams, extra=(), origin_p
     r.update(rps=r["requests"] / wall, proxy_cpu_s=cpu, proxy_cores=cpu / wall,
              req_per_cpu_s=r["requests"] / cpu if cpu > 0 else None,
              us_per_req=cpu / r["requests"] * 1e6 if r["requests"] else None)
+    again = lambda: h2load(port, path, min(seconds, 3), conns, streams, extra)["requests"]
+    r["syscalls_per_req"] = count_syscalls(proc, again)
+    if profile and r["us_per_req"]:
+        split = profile_split(proc, again)
+        if split:
+            r.update({f"us_{part}": share * r["us_per_req"] for part, share in split.items()})
     return r
 
 
@@ -740,7 +747,7 @@ def run_h2_backend(name, proxy, args, work, pki):
             check["grpc_status_0"] = "grpc-status: 0" in out
             if not check["grpc_status_0"]:
                 raise RuntimeError(f"{proxy}: no `grpc-status: 0` trailer through the proxy: {out[-600:]}")
-        r = measure_h2load(p, port, path, args.duration, conns, streams, extra, origin_port=args.echo_port)
+        r = measure_h2load(p, port, path, args.duration, conns, streams, extra, origin_port=args.echo_port, profile=args.profile)
         r.update(check)
         return r
     finally:
@@ -760,7 +767,7 @@ def run_scenario(name, proxy, args, work, pki, origin_ports, nosession, shim=Non
     try:
         if name in H2:
             conns, streams, path = H2[name]
-            return measure_h2load(p, port, path, args.duration, conns, streams)
+            return measure_h2load(p, port, path, args.duration, conns, streams, profile=args.profile)
         if name in ("mem_idle", "mem_idle_h2"):
             try:
                 return mem_idle(p, port, args.mem_conns, http2=name == "mem_idle_h2")
@@ -846,7 +853,7 @@ def summarize(results, scenarios, proxies, args_after=30):
             metrics = [("mb_per_s", "MB/s through the proxy"), ("us_per_req", "proxy CPU µs per body")]
         else:
             metrics = [("us_per_req", "proxy CPU µs per request (lower is better)"), ("rps", "requests/s"), ("p50_ms", "p50 latency ms")]
-            if s.startswith("ka_"):
+            if s.startswith("ka_") or s in H2 or s in H2_BACKEND:
                 metrics.append(("syscalls_per_req", "syscalls per request (perf)"))
             if any(r.get("us_kernel") is not None and r["scenario"] == s for r in results):   # --profile
                 metrics += [(f"us_{part}", f"of the CPU µs: {part} (perf record, separate run)")

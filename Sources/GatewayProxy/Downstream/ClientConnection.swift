@@ -59,6 +59,11 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser, BatchTarge
         guard let u = exchanges.firstUnmanaged else { return nil }
         return u._withUnsafeGuaranteedRef(body)
     }
+    /// `body` with the stream's open exchange at +0, nil if none (the same invariant as `withNewExchange`).
+    @inline(__always) func withExchange<R>(_ stream: StreamID, _ body: (Exchange) -> R) -> R? {
+        guard let u = exchanges.unmanaged(stream) else { return nil }
+        return u._withUnsafeGuaranteedRef(body)
+    }
     /// HTTP/2: exchanges whose `turn` or `waitingOnClient` was set, in order (queued as the flag
     /// is set, so a round visits only them instead of scanning every open stream), and the list
     /// a round works through (kept: no allocation per round).
@@ -235,11 +240,18 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser, BatchTarge
 
     @discardableResult
     func openExchange(_ stream: StreamID = HTTP1Downstream.stream) -> Exchange {
+        withNewExchange(stream) { $0 }
+    }
+
+    /// `body` with a new exchange at +0. Invariant: the table holds it while it is open, and once
+    /// it closes the pool holds it until the end of the batch (`ExchangePool.closed`).
+    @inline(__always) func withNewExchange<R>(_ stream: StreamID, _ body: (Exchange) -> R) -> R {
         // HTTP/1: the connection's timer now keeps the exchange's time (its first deadline
         // replaces the head timeout); HTTP/2 keeps the connection's idle timer beside the streams'.
-        let ex = exchanges.open(stream, startedAt: now, pool: exchangePool)
-        ex.connectionRef = Unmanaged.passUnretained(self)
-        return ex
+        exchanges.open(stream, startedAt: now, pool: exchangePool)._withUnsafeGuaranteedRef { ex in
+            ex.connectionRef = Unmanaged.passUnretained(self)
+            return body(ex)
+        }
     }
 
     /// The exchange is over: its timer and backend are let go, then it goes back to the pool.

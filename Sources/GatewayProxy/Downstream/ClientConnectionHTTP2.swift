@@ -107,14 +107,14 @@ extension ClientConnection {
             worker.logs.error.log(.info, "http2_stream_reset", "malformed request reset with PROTOCOL_ERROR: \(reason)",
                                   [("client", .string(clientIP)), ("stream", .int(Int(s)))])
         case .data(let s, _):
-            exchanges[StreamID(s)]?.turn = true   // taken from the stream's buffer as its backend can take it
+            _ = withExchange(StreamID(s)) { $0.turn = true }   // taken from the stream's buffer as its backend can take it
         case .trailers(let s, let fields):
             // Sent on after the body: HTTP/2 trailers to an h2 backend, chunked trailers to HTTP/1.1.
-            if let ex = exchanges[StreamID(s)] { ex.requestTrailers = fields; ex.clientEnded = true; ex.turn = true }
+            _ = withExchange(StreamID(s)) { ex in ex.requestTrailers = fields; ex.clientEnded = true; ex.turn = true }
         case .endStream(let s):
-            if let ex = exchanges[StreamID(s)] { ex.clientEnded = true; ex.turn = true }
+            _ = withExchange(StreamID(s)) { ex in ex.clientEnded = true; ex.turn = true }
         case .reset(let s, _), .streamClosed(let s, _):
-            if let ex = exchanges[StreamID(s)], !finishStream(ex, h2, closed: true) { streamGone(ex) }
+            _ = withExchange(StreamID(s)) { ex in if !finishStream(ex, h2, closed: true) { streamGone(ex) } }
         case .goaway:
             break   // nghttp2 refuses new streams; the open ones finish, then serveHTTP2 closes
         case .connectionError(let error):
@@ -124,7 +124,7 @@ extension ClientConnection {
 
     /// A request head on a new stream: the same steps as an HTTP/1 head, over bytes the stream owns.
     private func startStream(_ stream: StreamID, _ head: HTTP2RequestHead, endStream: Bool) {
-        defer { if let ex = exchanges[stream] { ex.clientEnded = endStream; ex.turn = true } }
+        defer { _ = withExchange(stream) { ex in ex.clientEnded = endStream; ex.turn = true } }
         guard let request = HTTP2Downstream.requestHead(head, endStream: endStream) else {
             respondLocally(openExchange(stream), .client(501, "CONNECT is not supported"), close: true)
             return
@@ -222,7 +222,7 @@ extension ClientConnection {
             progress = io.output.readableCount > before
             if progress { h2.flushes += 1 }
         }
-        if !io.output.isEmpty { loop.afterBatch(self) }
+        if !io.output.isEmpty && !batchQueued { loop.afterBatch(self) }
         return progress
     }
 

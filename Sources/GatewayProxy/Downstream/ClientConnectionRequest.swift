@@ -59,7 +59,10 @@ extension ClientConnection {
     /// route, the head toward the backend; then the exchange connects. The head is used up here,
     /// so nothing refers to the client's buffer afterwards.
     func startExchange(_ head: HTTPRequestHead, _ b: UnsafeRawBufferPointer, stream: StreamID = HTTP1Downstream.stream) {
-        let ex = openExchange(stream)
+        withNewExchange(stream) { startExchange($0, head, b) }
+    }
+
+    private func startExchange(_ ex: Exchange, _ head: HTTPRequestHead, _ b: UnsafeRawBufferPointer) {
         requestCount += 1
         if requestCount >= limits.maxRequestsPerConnection { closeAfterResponse = true }
         let (authority, path) = Router.splitTarget(b, head.target)
@@ -93,7 +96,6 @@ extension ClientConnection {
         }
 
         // Which host block this request is for, and whether this connection may ask for it.
-        let hosts = snapshot.tls.hosts
         let asked = (authority ?? head.host).map { UnsafeRawBufferPointer(rebasing: b[$0]) }
         let decision = hostResolver.cached(asked) ?? hostResolver.resolve(asked: asked, connectionHost: tls.host?.index,
                                                                           table: snapshot.tls.table, policies: snapshot.hostPolicies)
@@ -105,7 +107,7 @@ extension ClientConnection {
             io.input.consume(head.headLength)
             respondLocally(ex, .client(421, "host \(requested) is not served under this connection's TLS policy (\(c.name))"), close: false)
             return
-        case .serve(let i): host = i.map { hosts[$0] }
+        case .serve(let i): host = i.map { snapshot.tls.hosts[$0] }
         }
         ex.hostIndex = host?.index ?? SnapshotCounters.none
         guard let host else {

@@ -37,16 +37,23 @@ extension ClientConnection {
     /// A finished exchange's backend connection goes back to the pool, or is dropped when the
     /// exchange did not end cleanly.
     func releaseUpstream(_ ex: Exchange) {
-        if let c = ex.backendStream.conn {
-            backends.recordSuccess(c.backend, server: c.serverIndex)
-            c.detach(ex, cancel: !(ex.backendStream.ended && ex.state.requestEnded))
+        if ex.backendStream.conn != nil {
+            let cancel = !(ex.backendStream.ended && ex.state.requestEnded)
+            // An open connection at +0 (`withBackendConnection`); a closed one may have no holder
+            // but this exchange, which detaching lets go, so it is held for the call.
+            if ex.withBackendConnection({ (c, _) -> Void in
+                backends.recordSuccess(c.link.backend, server: c.serverIndex)
+                c.detach(ex, cancel: cancel)
+            }) == nil, let c = ex.backendStream.conn {
+                backends.recordSuccess(c.link.backend, server: c.serverIndex)
+                c.detach(ex, cancel: cancel)
+            }
             return
         }
-        guard let c = ex.upstream else { return }
-        ex.upstream = nil
+        guard let c = ex.upstream.take() else { return }   // the exchange's reference moves here
         backends.recordSuccess(c.backend, server: c.serverIndex)
         if ex.state.keepsUpstream(upstreamReady: c.phase == .ready, draining: worker.draining) {
-            backends.release(c)
+            backends.release(consume c)
         } else {
             c.owner = nil
             backends.discard(c)

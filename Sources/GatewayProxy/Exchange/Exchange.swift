@@ -115,6 +115,18 @@ final class Exchange: TimerTarget, BackendUser {
         return u._withUnsafeGuaranteedRef(body)
     }
 
+    /// The open `h2` backend connection and its session at +0 for `body`; nil when there is none
+    /// or it closed (a connection has its session until it closes). Invariant: an open one is
+    /// in the pool, and one that closes during `body` is held, with its session, by the loop
+    /// until the end of the batch (`H2Upstream.close`).
+    @inline(__always) func withBackendConnection<R>(_ body: (H2Upstream, HTTP2ClientSession) -> R) -> R? {
+        guard let c = backendStream.conn.map({ Unmanaged.passUnretained($0) }) else { return nil }
+        return c._withUnsafeGuaranteedRef { c in
+            guard let s = c.session.map({ Unmanaged.passUnretained($0) }) else { return nil }
+            return s._withUnsafeGuaranteedRef { body(c, $0) }
+        }
+    }
+
     /// The open exchange's connection at +0 for `body` (no retain/release).
     @inline(__always) func withClient<R>(_ body: (ClientConnection) throws -> R) rethrows -> R {
         try connectionRef.unsafelyUnwrapped._withUnsafeGuaranteedRef(body)
@@ -271,13 +283,16 @@ struct ExchangeTable {
     /// Every open exchange (closing a connection).
     var all: [Exchange] { (first.map { [$0.exchange] } ?? []) + more.values }
 
-    mutating func open(_ stream: StreamID, startedAt: UInt64, pool: ExchangePool) -> Exchange {
+    /// The new exchange, unretained: the pool's reference moves into the table, which holds it
+    /// while it is open (and the pool until the end of the batch once it closes).
+    mutating func open(_ stream: StreamID, startedAt: UInt64, pool: ExchangePool) -> Unmanaged<Exchange> {
         let ex = pool.take(startedAt: startedAt)
         ex.stream = stream
         ex.isOpen = true
         count += 1
-        if first == nil { first = (stream, ex) } else { more[Int32(bitPattern: stream)] = ex }
-        return ex
+        let u = Unmanaged.passUnretained(ex)
+        if first == nil { first = (stream, consume ex) } else { more.insert(Int32(bitPattern: stream), consume ex) }
+        return u
     }
 
     /// The stream's exchange is over: the pool has it back (at the end of the loop's batch, and
@@ -289,6 +304,12 @@ struct ExchangeTable {
         ex.isOpen = false
         count -= 1
         pool.closed(consume ex)   // the table's reference moves on: nothing left here to hold it
+    }
+
+    /// The stream's open exchange unretained, if any (`ClientConnection.withExchange(_:_:)`).
+    func unmanaged(_ stream: StreamID) -> Unmanaged<Exchange>? {
+        if let f = first, f.stream == stream { return Unmanaged.passUnretained(f.exchange) }
+        return more.isEmpty ? nil : more.unmanaged(Int32(bitPattern: stream))
     }
 
     /// The HTTP/1 exchange (the first opened) unretained, if any.

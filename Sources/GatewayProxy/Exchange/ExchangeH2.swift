@@ -12,7 +12,11 @@ extension Exchange {
     /// split back into HTTP/2 fields (no parser: the bytes are HeadWriter's own): `Host` becomes `:authority`, connection-specific fields
     /// stay behind, `te: trailers` goes along when the client sent it.
     func openBackendStream() -> Bool {
-        guard let c = backendStream.conn, c.session != nil, !state.headSent, backendStream.failure == nil else { return false }
+        guard !state.headSent, backendStream.failure == nil else { return false }
+        return withBackendConnection { c, s in openBackendStream(c, s) } ?? false
+    }
+
+    private func openBackendStream(_ c: H2Upstream, _ s: HTTP2ClientSession) -> Bool {
         let b = outgoingHead.readable
         guard let line = HeadWriter.requestLine(b) else {
             backendFailed(ProxyError(.badGateway, "request head for \(serverLabel) could not be translated to HTTP/2", metric: nil))
@@ -27,7 +31,7 @@ extension Exchange {
             c.fieldRanges.append(HTTPHeaderField(name: name, value: value))
         }
         let open = { (authority: UnsafeRawBufferPointer) in
-            c.open(self, method: UnsafeRawBufferPointer(rebasing: b[line.method]), authority: authority,
+            c.open(self, s, method: UnsafeRawBufferPointer(rebasing: b[line.method]), authority: authority,
                    path: UnsafeRawBufferPointer(rebasing: b[line.target]), head: b, fields: c.fieldRanges, trailersTE: self.clientTE,
                    endStream: self.state.requestEnded && self.requestTrailers == nil)
         }
@@ -50,8 +54,8 @@ extension Exchange {
     /// Hands on what the backend sent on the stream while the client keeps up: the head, body
     /// (its window opens as the client takes it), then the end or the trailers.
     func receiveBackendStream() -> Bool {
-        guard let c = backendStream.conn, let s = c.session, backendStream.id != 0, !state.responseEnded else { return false }
-        return withClient { receiveBackendStream(c, s, $0) }
+        guard backendStream.id != 0, !state.responseEnded else { return false }
+        return withBackendConnection { c, s in withClient { receiveBackendStream(c, s, $0) } } ?? false
     }
 
     /// The client at +0 (`withClient`'s invariant), not retained for the whole step.

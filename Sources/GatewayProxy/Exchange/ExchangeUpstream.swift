@@ -24,7 +24,7 @@ extension Exchange {
         // drive may close it: held for that.
         let queued = withClient { c in
             guard c.isHTTP2 else { return false }
-            loop.afterBatch(c)
+            if !c.batchQueued { loop.afterBatch(c) }   // checked here: passing it as an existential retains it
             return true
         }
         if !queued { connection?.drive() }
@@ -75,7 +75,12 @@ extension Exchange {
     // MARK: - Backend selection
 
     func connect(excluding: Int?) {
-        guard let b = backend else { return }
+        // At +0: the exchange holds its backend until it is reused (`reset`).
+        guard let b = backend.map({ Unmanaged.passUnretained($0) }) else { return }
+        b._withUnsafeGuaranteedRef { connect(to: $0, excluding: excluding) }
+    }
+
+    private func connect(to b: BackendRuntime, excluding: Int?) {
         guard let server = backends.pickServer(b, excluding: excluding) else {
             backendFailed(ProxyError(.unavailable, "backend \(b.config.name) has no server available", metric: nil)); return
         }
@@ -87,12 +92,13 @@ extension Exchange {
                 let c = try backends.h2Connection(b, server: server)
                 c.attach(self)
                 setDeadline(c.session != nil ? b.config.responseTimeoutMs : b.config.connectTimeoutMs)
+                backendStream = BackendStream(conn: consume c)   // the pool's +1 moves in: no retain of its own
                 return
             }
             let c = try backends.connection(b, server: server)
             c.owner = self
-            upstream = c
             setDeadline(c.phase == .ready ? b.config.responseTimeoutMs : b.config.connectTimeoutMs)
+            upstream = consume c   // the pool's +1 moves in
         } catch {
             backendFailed(error)
         }
@@ -169,16 +175,21 @@ extension Exchange {
     /// Whether the client's body may be read on: the backend is not backed up (a body being
     /// dropped after a local answer is always read).
     var wantsBody: Bool {
-        if let c = backendStream.conn { return backendStream.id != 0 && (c.session?.outgoingBuffered(backendStream.id) ?? 0) < ClientConnection.highWater }
+        if backendStream.conn != nil {
+            let id = backendStream.id
+            return withBackendConnection { _, s in id != 0 && s.outgoingBuffered(id) < ClientConnection.highWater } ?? (id != 0)
+        }
         guard let c = upstream else { return true }
         return c.phase == .ready && c.io.output.readableCount < ClientConnection.highWater
     }
 
     func requestBody(_ run: UnsafeRawBufferPointer) {
-        if let c = backendStream.conn {
-            try? c.session?.sendData(backendStream.id, run, endStream: false)
-            c.needsFlush()
-            if !wantsBody { c.bodyBlocked(self) }
+        if backendStream.conn != nil {
+            withBackendConnection { c, s in
+                try? s.sendData(backendStream.id, run, endStream: false)
+                c.needsFlush()
+                if !wantsBody { c.bodyBlocked(self) }
+            }
         } else {
             upstream?.sendBody(run, chunked: requestChunked)
         }
@@ -187,10 +198,12 @@ extension Exchange {
 
     /// The end of the request body, with the client's trailers where the backend's framing can carry them.
     func requestEnd() {
-        if let c = backendStream.conn {
-            if let t = requestTrailers { try? c.session?.sendTrailers(backendStream.id, t) }
-            else { try? c.session?.sendData(backendStream.id, UnsafeRawBufferPointer(start: nil, count: 0), endStream: true) }
-            c.needsFlush()
+        if backendStream.conn != nil {
+            withBackendConnection { c, s in
+                if let t = requestTrailers { try? s.sendTrailers(backendStream.id, t) }
+                else { try? s.sendData(backendStream.id, UnsafeRawBufferPointer(start: nil, count: 0), endStream: true) }
+                c.needsFlush()
+            }
         } else {
             upstream?.sendEnd(chunked: requestChunked, trailers: requestTrailers)
         }

@@ -108,25 +108,26 @@ final class BackendPool {
     /// A pooled connection to that server, or a new one.
     func connection(_ backend: BackendRuntime, server: Int) throws(ProxyError) -> UpstreamSession {
         let key = backend.servers[server].poolKey
-        var conn: UpstreamSession?
-        while conn == nil, key < idle.count, let c = idle[key].popLast() {
-            if c.phase == .ready {
-                c.reused = true
-                c.deadline = 0
-                conn = c
-            }
+        while key < idle.count, let c = idle[key].popLast() {
+            guard c.phase == .ready else { continue }
+            c.reused = true
+            c.deadline = 0
+            return checkedOut(c, backend, server)
         }
-        if conn == nil {
-            let session = backend.config.tls.sessionReuse ? sessions[key] : nil
-            conn = try UpstreamSession(worker: worker, backend: backend, serverIndex: server, session: session)
-        }
-        conn!.inFlight = true
+        let session = backend.config.tls.sessionReuse ? sessions[key] : nil
+        return checkedOut(try UpstreamSession(worker: worker, backend: backend, serverIndex: server, session: session), backend, server)
+    }
+
+    /// Consumed and returned: the pool's reference (or the new one) moves on to the caller.
+    private func checkedOut(_ c: consuming UpstreamSession, _ backend: BackendRuntime, _ server: Int) -> UpstreamSession {
+        c.inFlight = true
         busy[backend.servers[server].healthKey] += 1
-        return conn!
+        return c
     }
 
     /// Keeps a connection whose last exchange ended cleanly, up to `keepalive` per server.
-    func release(_ c: UpstreamSession) {
+    /// Consumed: the caller's reference moves into the idle list (no retain of its own).
+    func release(_ c: consuming UpstreamSession) {
         c.owner = nil
         finished(c)
         let key = c.server.poolKey
@@ -140,9 +141,9 @@ final class BackendPool {
         c.io.input.releaseIfEmpty()
         c.io.output.releaseIfEmpty()
         if key >= idle.count { idle += Array(repeating: [], count: key + 1 - idle.count) }
-        idle[key].append(c)
         c.deadline = loop.now + UInt64(c.backend.config.keepaliveTimeoutMs)
         loop.schedule(c)
+        idle[key].append(consume c)
     }
 
     // MARK: - HTTP/2 backends

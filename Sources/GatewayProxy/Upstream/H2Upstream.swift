@@ -51,9 +51,15 @@ final class H2Upstream: BackendUser, TimerTarget, BatchTarget {
     /// Whether one more exchange may use it now.
     var acceptsStream: Bool {
         guard !closed, !goingAway else { return false }
-        guard let s = session else { return waiting.count < 100 }   // RFC 9113 §6.5.2's minimum until its SETTINGS
-        // At +0: invariant, `self` holds the session for this call, which changes nothing.
-        return Unmanaged.passUnretained(s)._withUnsafeGuaranteedRef { $0.availableStreams } > waiting.count
+        // RFC 9113 §6.5.2's minimum until its SETTINGS
+        return withSession { $0.availableStreams > waiting.count } ?? (waiting.count < 100)
+    }
+
+    /// The session at +0. Invariant: `self` holds it until `close`, which hands it to the loop
+    /// until the end of the batch.
+    @inline(__always) func withSession<R>(_ body: (HTTP2ClientSession) -> R) -> R? {
+        guard let s = session.map({ Unmanaged.passUnretained($0) }) else { return nil }
+        return s._withUnsafeGuaranteedRef(body)
     }
 
     init(worker: Worker, backend: BackendRuntime, serverIndex: Int, session: TLSResumption?) throws(ProxyError) {
@@ -64,18 +70,18 @@ final class H2Upstream: BackendUser, TimerTarget, BatchTarget {
 
     // MARK: - Exchanges
 
-    /// The exchange will open a stream here (at once when ready, else after the handshake).
+    /// The exchange will open a stream here (at once when ready, else after the handshake); it
+    /// then sets its `backendStream` to this connection.
     func attach(_ ex: Exchange) {
         if deadline != 0 { worker.loop.cancel(self); deadline = 0 }
         waiting.append(ex)
-        ex.backendStream = BackendStream(conn: self)
     }
 
-    /// Opens the exchange's stream with its request head (`fields`: ranges of `head`); the stream
+    /// Opens the exchange's stream on `s` (this connection's session, at +0) with its request head (`fields`: ranges of `head`); the stream
     /// id, or nil when the connection cannot take it after all (the exchange fails over, retry-safe).
-    func open(_ ex: Exchange, method: UnsafeRawBufferPointer, authority: UnsafeRawBufferPointer, path: UnsafeRawBufferPointer,
+    func open(_ ex: Exchange, _ s: HTTP2ClientSession, method: UnsafeRawBufferPointer, authority: UnsafeRawBufferPointer, path: UnsafeRawBufferPointer,
               head: UnsafeRawBufferPointer, fields: [HTTPHeaderField], trailersTE: Bool, endStream: Bool) -> Int32? {
-        guard let s = session, !closed else { return nil }
+        guard !closed else { return nil }
         if let i = waiting.firstIndex(where: { $0 === ex }) { waiting.remove(at: i) }
         let scheme: StaticString = "https"
         let id = try? s.request(method: method, scheme: UnsafeRawBufferPointer(start: scheme.utf8Start, count: scheme.utf8CodeUnitCount),
@@ -91,13 +97,13 @@ final class H2Upstream: BackendUser, TimerTarget, BatchTarget {
     func detach(_ ex: Exchange, cancel: Bool) {
         guard ex.backendStream.conn === self else { return }
         let id = ex.backendStream.id
-        if id != 0, streams[id] === ex {
-            streams[id] = nil
-            if cancel { session?.reset(id, code: HTTP2ErrorCode.cancel) }
+        if id != 0, streams.withValue(id, { $0 === ex }) == true {
+            streams.removeValue(forKey: id)
+            if cancel { withSession { $0.reset(id, code: HTTP2ErrorCode.cancel) } }
         } else if let i = waiting.firstIndex(where: { $0 === ex }) {
             waiting.remove(at: i)
         }
-        if let s = session, id != 0 { s.consume(id, s.receivedBody(id).count) }   // a tail nobody reads
+        if id != 0 { withSession { $0.consume(id, $0.receivedBody(id).count) } }   // a tail nobody reads
         ex.backendStream = BackendStream()
         reused = true
         needsFlush()
@@ -111,7 +117,7 @@ final class H2Upstream: BackendUser, TimerTarget, BatchTarget {
 
     /// Frames queued by an exchange (a head, body, window update) go out at the end of the batch.
     func needsFlush() {
-        if !closed { worker.loop.afterBatch(self) }
+        if !closed && !batchQueued { worker.loop.afterBatch(self) }   // checked here: passing self as an existential retains it
     }
 
     // MARK: - Events
@@ -317,7 +323,10 @@ final class H2Upstream: BackendUser, TimerTarget, BatchTarget {
             _ = link.io.flush(progress: &progress)
         }
         link.close()
-        session = nil
+        // Exchange.withBackendConnection's invariant: one closed in this batch, and its session,
+        // outlive the step that holds them at +0.
+        worker.loop.keepUntilEndOfBatch(self)
+        if let s = session.take() { worker.loop.keepUntilEndOfBatch(s) }
     }
 }
 
