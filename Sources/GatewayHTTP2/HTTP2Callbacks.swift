@@ -54,11 +54,13 @@ extension HTTP2ServerSession {
             if frame!.pointee.headers.cat == NGHTTP2_HCAT_REQUEST {
                 let st = s.makeStream(id)
                 st.beginHeaders(trailer: false)
-                s.streams[id] = st
                 s.decoding = Unmanaged.passUnretained(st)
-            } else if let st = s.streams[id] {
-                st.beginHeaders(trailer: true)
-                s.decoding = Unmanaged.passUnretained(st)
+                s.streams.insert(id, consume st)   // the spare's reference moves into the table
+            } else {
+                _ = s.streams.withValue(id) { st in
+                    st.beginHeaders(trailer: true)
+                    s.decoding = Unmanaged.passUnretained(st)
+                }
             }
             return 0
         } }
@@ -91,38 +93,44 @@ extension HTTP2ServerSession {
         lastFrameType = frame.hd.type
         switch UInt32(frame.hd.type) {
         case NGHTTP2_HEADERS.rawValue:
-            guard let st = streams[id] else { return }
-            if frame.headers.cat == NGHTTP2_HCAT_REQUEST {
-                st.delivered = true
-                if st.tooLarge {
-                    st.discarding = true
-                    emit(.headersTooLarge(stream: id))
-                    return
-                }
-                // Shared, not moved: the stream keeps the storage for its object's next head.
-                emit(.request(stream: id, head: st.head))
-            } else if let t = st.trailers, !st.discarding {
-                st.trailers = nil
-                st.spareTrailers = t   // shared, as the head is: storage for the object's next trailers
-                if st.tooLarge {
-                    st.discarding = true
-                    emit(.headersTooLarge(stream: id))
-                    return
-                }
-                emit(.trailers(stream: id, fields: t))
-            }
-            if frame.hd.flags & flagEndStream != 0, !st.discarding { emit(.endStream(stream: id)) }
+            // At +0: the table holds the stream; `emit` only queues events.
+            let request = frame.headers.cat == NGHTTP2_HCAT_REQUEST, endStream = frame.hd.flags & flagEndStream != 0
+            _ = streams.withValue(id) { headersReceived($0, id, request: request, endStream: endStream) }
         case NGHTTP2_DATA.rawValue:
-            if frame.hd.flags & flagEndStream != 0, let st = streams[id], st.delivered, !st.discarding {
+            if frame.hd.flags & flagEndStream != 0, streams.withValue(id, { $0.delivered && !$0.discarding }) == true {
                 emit(.endStream(stream: id))
             }
         case NGHTTP2_RST_STREAM.rawValue:
-            if let st = streams[id], st.delivered { emit(.reset(stream: id, code: frame.rst_stream.error_code)) }
+            if streams.withValue(id, { $0.delivered }) == true { emit(.reset(stream: id, code: frame.rst_stream.error_code)) }
         case NGHTTP2_GOAWAY.rawValue:
             emit(.goaway(code: frame.goaway.error_code, lastStream: frame.goaway.last_stream_id))
         default:
             break
         }
+    }
+
+    /// A HEADERS frame's block ended: a request head, or trailers.
+    private func headersReceived(_ st: HTTP2Stream, _ id: Int32, request: Bool, endStream: Bool) {
+        if request {
+            st.delivered = true
+            if st.tooLarge {
+                st.discarding = true
+                emit(.headersTooLarge(stream: id))
+                return
+            }
+            // Shared, not moved: the stream keeps the storage for its object's next head.
+            emit(.request(stream: id, head: st.head))
+        } else if let t = st.trailers, !st.discarding {
+            st.trailers = nil
+            st.spareTrailers = t   // shared, as the head is: storage for the object's next trailers
+            if st.tooLarge {
+                st.discarding = true
+                emit(.headersTooLarge(stream: id))
+                return
+            }
+            emit(.trailers(stream: id, fields: t))
+        }
+        if endStream, !st.discarding { emit(.endStream(stream: id)) }
     }
 
     func frameSending(_ frame: nghttp2_frame) {

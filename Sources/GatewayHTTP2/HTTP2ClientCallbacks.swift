@@ -19,11 +19,12 @@ extension HTTP2ClientSession {
             return 0
         } }
         nghttp2_session_callbacks_set_on_begin_headers_callback(cbs) { _, frame, ud in withClientSession(ud) { s in
-            guard let st = s.streams[frame!.pointee.hd.stream_id] else { return 0 }
             // Before the final response every block is a head (1xx ones first); after it, trailers.
-            st.beginHeaders(trailer: st.delivered)
-            st.status = 0
-            s.decoding = Unmanaged.passUnretained(st)
+            _ = s.streams.withValue(frame!.pointee.hd.stream_id) { st in
+                st.beginHeaders(trailer: st.delivered)
+                st.status = 0
+                s.decoding = Unmanaged.passUnretained(st)
+            }
             return 0
         } }
         nghttp2_session_callbacks_set_on_header_callback(cbs) { _, frame, name, namelen, value, valuelen, _, ud in
@@ -50,34 +51,12 @@ extension HTTP2ClientSession {
         let endStream = frame.hd.flags & flagEndStream != 0
         switch UInt32(frame.hd.type) {
         case NGHTTP2_HEADERS.rawValue:
-            guard let st = streams[id], !st.discarding else { return }
-            if st.tooLarge {
-                // A head or trailers over our limits: the caller cannot pass it on whole.
-                st.discarding = true
-                emit(.malformed(stream: id, reason: "header list too large"))
-                _ = nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), id, HTTP2ErrorCode.internalError)
-                return
-            }
-            if let t = st.trailers {
-                st.trailers = nil
-                st.spareTrailers = t   // shared, as the head is: storage for the object's next trailers
-                emit(.trailers(stream: id, fields: t))
-            } else {
-                // Shared, not moved: the stream keeps the storage for its object's next head.
-                let fields = st.head.fields
-                // nghttp2 has checked :status (present, three digits, 101 refused, no END_STREAM on 1xx).
-                if st.status < 200 {
-                    emit(.informational(stream: id, status: st.status, fields: fields))
-                    return
-                }
-                st.delivered = true
-                emit(.response(stream: id, status: st.status, fields: fields))
-            }
-            if endStream { emit(.endStream(stream: id)) }
+            // At +0: the table holds the stream; `emit` only queues events.
+            _ = streams.withValue(id) { headersReceived($0, id, endStream: endStream) }
         case NGHTTP2_DATA.rawValue:
-            if endStream, let st = streams[id], st.delivered, !st.discarding { emit(.endStream(stream: id)) }
+            if endStream, streams.withValue(id, { $0.delivered && !$0.discarding }) == true { emit(.endStream(stream: id)) }
         case NGHTTP2_RST_STREAM.rawValue:
-            if streams[id] != nil { emit(.reset(stream: id, code: frame.rst_stream.error_code)) }
+            if streams.contains(id) { emit(.reset(stream: id, code: frame.rst_stream.error_code)) }
         case NGHTTP2_GOAWAY.rawValue:
             // nghttp2 closes the streams above last_stream_id with REFUSED_STREAM right after this.
             recordPeerGoaway(frame.goaway.last_stream_id)
@@ -85,6 +64,34 @@ extension HTTP2ClientSession {
         default:
             break
         }
+    }
+
+    /// A HEADERS frame's block ended on a stream the caller opened: its response head, or trailers.
+    private func headersReceived(_ st: HTTP2Stream, _ id: Int32, endStream: Bool) {
+        guard !st.discarding else { return }
+        if st.tooLarge {
+            // A head or trailers over our limits: the caller cannot pass it on whole.
+            st.discarding = true
+            emit(.malformed(stream: id, reason: "header list too large"))
+            _ = nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), id, HTTP2ErrorCode.internalError)
+            return
+        }
+        if let t = st.trailers {
+            st.trailers = nil
+            st.spareTrailers = t   // shared, as the head is: storage for the object's next trailers
+            emit(.trailers(stream: id, fields: t))
+        } else {
+            // Shared, not moved: the stream keeps the storage for its object's next head.
+            let fields = st.head.fields
+            // nghttp2 has checked :status (present, three digits, 101 refused, no END_STREAM on 1xx).
+            if st.status < 200 {
+                emit(.informational(stream: id, status: st.status, fields: fields))
+                return
+            }
+            st.delivered = true
+            emit(.response(stream: id, status: st.status, fields: fields))
+        }
+        if endStream { emit(.endStream(stream: id)) }
     }
 
     func clientFrameSending(_ frame: nghttp2_frame) {

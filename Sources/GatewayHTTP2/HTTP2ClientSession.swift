@@ -124,7 +124,7 @@ public final class HTTP2ClientSession: HTTP2Session {
         let st = makeStream(id)
         st.hasProvider = !endStream
         st.outgoingEnd = endStream
-        streams[id] = st
+        streams.insert(id, consume st)   // the spare's reference moves into the table
         return id
     }
 

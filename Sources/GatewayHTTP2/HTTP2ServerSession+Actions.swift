@@ -6,7 +6,7 @@ extension HTTP2ServerSession {
     /// Sends the response head on `stream`. Names are lower-cased and connection-specific fields
     /// dropped. With `endStream` false a body follows through `sendData` and/or `sendTrailers`.
     public func respond(_ stream: Int32, status: Int, headers: HTTP2Fields = HTTP2Fields(), endStream: Bool) throws(HTTP2Error) {
-        guard let st = streams[stream] else { throw HTTP2Error("respond: stream \(stream) is not open") }
+        guard streams.contains(stream) else { throw HTTP2Error("respond: stream \(stream) is not open") }
         guard (100...999).contains(status) else { throw HTTP2Error("respond: status \(status) is not three digits") }
         var digits: (UInt8, UInt8, UInt8) = (UInt8(48 + status / 100), UInt8(48 + status / 10 % 10), UInt8(48 + status % 10))
         let rv = withUnsafeMutableBytes(of: &digits) { d in
@@ -17,8 +17,10 @@ extension HTTP2ServerSession {
             }
         }
         guard rv == 0 else { throw HTTP2Error("nghttp2_submit_response failed", libraryCode: rv) }
-        st.hasProvider = !endStream
-        st.outgoingEnd = endStream
+        _ = streams.withValue(stream) { st in
+            st.hasProvider = !endStream
+            st.outgoingEnd = endStream
+        }
     }
 
     /// First step of a graceful shutdown (RFC 9113 §6.8): GOAWAY with last stream 2^31-1, so

@@ -61,12 +61,14 @@ extension HTTP2Session {
                         te: Bool = false, _ body: (UnsafePointer<nghttp2_nv>, Int) -> Int32) -> Int32 {
         // Lower-cased names into the scratch in one pass over raw memory (appending byte by byte
         // cost a uniqueness check per byte).
+        // Indexed loops: a for-in over the array retained and released its storage for the iterator.
         var total = 0
-        for f in fields { total += f.name.count }
+        for k in fields.indices { total += fields[k].name.count }
         let dst = nameScratch(atLeast: total)
         do {
             var at = 0
-            for f in fields {
+            for k in fields.indices {
+                let f = fields[k]
                 var i = f.name.lowerBound
                 while f.name.upperBound - i >= 8 {   // eight bytes at a time (byte by byte cost ~9 instructions each)
                     dst.storeBytes(of: lowercased(raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)), toByteOffset: at, as: UInt64.self)
@@ -94,7 +96,8 @@ extension HTTP2Session {
                 add("te", UnsafeRawBufferPointer(start: trailers.utf8Start, count: trailers.utf8CodeUnitCount))
             }
             var at = 0
-            for f in fields {
+            for k in fields.indices {
+                let f = fields[k]
                 let name = UnsafeRawBufferPointer(rebasing: names[at..<at + f.name.count])
                 at += f.name.count
                 if isConnectionSpecific(name) { continue }

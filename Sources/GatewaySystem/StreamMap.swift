@@ -31,6 +31,9 @@
 
     @inlinable public var count: Int { storedCount }
 
+    /// Whether `id` has a value (no copy of it: a class value read through the subscript is retained).
+    @inlinable public func contains(_ id: Int32) -> Bool { find(id) != nil }
+
     @inlinable public var isEmpty: Bool { count == 0 }
 
     @inlinable @inline(__always) func home(_ id: Int32, _ mask: Int) -> Int { Int(UInt32(bitPattern: id) >> 1) & mask }
