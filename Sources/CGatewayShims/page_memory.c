@@ -4,7 +4,7 @@
 // when freed. Smaller blocks use malloc. The arena (nghttp2_mem's user data, one per session)
 // lists its page blocks, so free and realloc know which kind a pointer is, and an idle session
 // can give its written pages back (gw_page_arena_trim). The signatures are those of nghttp2_mem's
-// functions. One thread at a time (a session's).
+// functions. One thread at a time (a session's); small blocks go through a per-thread cache.
 #include "CGatewayShims.h"
 #include <malloc.h>
 #include <stdint.h>
@@ -30,6 +30,59 @@ struct gw_page_arena {
 };
 
 static size_t gw_round(size_t n) { return (n + GW_PAGE - 1) & ~(size_t)(GW_PAGE - 1); }
+
+// Small blocks nghttp2 frees and soon asks for again (a stream's objects and header buffers:
+// 11 per request proxied h2 -> h2, with hundreds of streams in flight, beyond glibc's 7-deep
+// per-thread cache): kept per thread, in lists by glibc's chunk size, so the next streams take
+// them without malloc's arena lock and bin work. A session runs on one worker thread only.
+// Bounded by GW_SMALL_CACHE_BYTES per thread, and they stay malloc blocks, so the cache can be
+// emptied with free() at any time (gw_small_cache_release).
+#define GW_SMALL_MAX 1024
+#define GW_SMALL_CLASSES (GW_SMALL_MAX / 16 + 2)
+#define GW_SMALL_CACHE_BYTES (512 * 1024)
+typedef struct { void *head[GW_SMALL_CLASSES]; size_t bytes; } gw_small_cache;
+static __thread gw_small_cache gw_cache;
+
+// glibc's usable size for a request of n bytes (x86-64: 16-byte chunks with an 8-byte header,
+// 32 at least); a free block's usable size is malloc_usable_size, so both key the same list.
+static size_t gw_usable_for(size_t n) { size_t c = (n + 8 + 15) & ~(size_t)15; return (c < 32 ? 32 : c) - 8; }
+
+static void *gw_small_malloc(size_t size) {
+    if (size <= GW_SMALL_MAX) {
+        size_t u = gw_usable_for(size);
+        void **head = &gw_cache.head[(u + 8) / 16];
+        void *p = *head;
+        if (p) {
+            *head = *(void **)p;
+            gw_cache.bytes -= u;
+            return p;
+        }
+    }
+    return malloc(size);
+}
+
+static void gw_small_free(void *p) {
+    size_t u = malloc_usable_size(p);
+    if (u <= GW_SMALL_MAX && gw_cache.bytes + u <= GW_SMALL_CACHE_BYTES) {
+        void **head = &gw_cache.head[(u + 8) / 16];
+        *(void **)p = *head;
+        *head = p;
+        gw_cache.bytes += u;
+        return;
+    }
+    free(p);
+}
+
+size_t gw_small_cache_release(void) {
+    size_t released = gw_cache.bytes;
+    for (size_t k = 0; k < GW_SMALL_CLASSES; k++) {
+        void *p = gw_cache.head[k];
+        while (p) { void *next = *(void **)p; free(p); p = next; }
+        gw_cache.head[k] = NULL;
+    }
+    gw_cache.bytes = 0;
+    return released;
+}
 
 gw_page_arena *gw_page_arena_new(void) { return calloc(1, sizeof(gw_page_arena)); }
 
@@ -68,20 +121,24 @@ static void gw_unmap(gw_page_arena *a, long i) {
 
 void *gw_page_malloc(size_t size, void *user) {
     gw_page_arena *a = user;
-    return size >= GW_PAGE && a ? gw_map(a, size) : malloc(size);
+    return size >= GW_PAGE && a ? gw_map(a, size) : gw_small_malloc(size);
 }
 
 void gw_page_free(void *p, void *user) {
     if (!p) return;
     long i = gw_find(user, p);
-    if (i >= 0) gw_unmap(user, i); else free(p);
+    if (i >= 0) gw_unmap(user, i); else gw_small_free(p);
 }
 
 void *gw_page_calloc(size_t n, size_t size, void *user) {
     if (size && n > (size_t)-1 / size) return NULL;
     size_t total = n * size;
     // Fresh kernel pages are zero already: writing zeros would make them resident.
-    return total >= GW_PAGE && user ? gw_map(user, total) : calloc(n, size);
+    if (total >= GW_PAGE && user) return gw_map(user, total);
+    if (total > GW_SMALL_MAX) return calloc(n, size);
+    void *p = gw_small_malloc(total);
+    if (p) memset(p, 0, total);
+    return p;
 }
 
 void *gw_page_realloc(void *p, size_t size, void *user) {

@@ -6,6 +6,13 @@ extension HTTP2ServerSession {
     /// Sends the response head on `stream`. Names are lower-cased and connection-specific fields
     /// dropped. With `endStream` false a body follows through `sendData` and/or `sendTrailers`.
     public func respond(_ stream: Int32, status: Int, headers: HTTP2Fields = HTTP2Fields(), endStream: Bool) throws(HTTP2Error) {
+        var h = headers
+        try respond(stream, status: status, headers: &h, endStream: endStream)
+    }
+
+    /// The same with `headers` borrowed in place (inout, not changed): a caller's reused field
+    /// storage, read from a class property, would otherwise be retained around the call.
+    public func respond(_ stream: Int32, status: Int, headers: inout HTTP2Fields, endStream: Bool) throws(HTTP2Error) {
         guard streams.contains(stream) else { throw HTTP2Error("respond: stream \(stream) is not open") }
         guard (100...999).contains(status) else { throw HTTP2Error("respond: status \(status) is not three digits") }
         var digits: (UInt8, UInt8, UInt8) = (UInt8(48 + status / 100), UInt8(48 + status / 10 % 10), UInt8(48 + status % 10))

@@ -100,6 +100,9 @@ void *gw_page_malloc(size_t size, void *user);
 void gw_page_free(void *p, void *user);
 void *gw_page_calloc(size_t n, size_t size, void *user);
 void *gw_page_realloc(void *p, size_t size, void *user);
+// Frees the calling thread's cache of small blocks (nghttp2's, kept for its next streams);
+// returns the bytes it held.
+size_t gw_small_cache_release(void);
 
 // glibc mallopt (malloc.h is not part of Swift's Glibc module).
 void gw_malloc_tune(int trim_threshold, int top_pad);

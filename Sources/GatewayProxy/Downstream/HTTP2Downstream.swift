@@ -76,7 +76,8 @@ final class HTTP2Downstream: DownstreamCodec {
                    endStream: Bool, close: Bool, into out: inout ByteBuffer) -> Bool {
         fields.removeAll()
         let tokens = HeadWriter.connectionTokens(b, head.headers)
-        for h in head.headers {
+        for k in head.headers.indices {   // indexed: the iterator of a for-in retained the array
+            let h = head.headers[k]
             // HTTP/1 hop-by-hop fields and those the Connection header lists stay behind (RFC 9113 §8.2.2).
             if HeadWriter.isHopByHop(b, h.name) || HeadWriter.isListed(b, h.name, in: tokens) { continue }
             if edits.gzip && asciiEqualsIgnoringCase(b, h.name, "content-length") { continue }
@@ -86,7 +87,7 @@ final class HTTP2Downstream: DownstreamCodec {
         if edits.vary { fields.append("vary", "Accept-Encoding") }
         // Ending the stream with the head keeps a gRPC trailers-only answer one HEADERS frame
         // (then writeEnd finds no body to end).
-        try? session.respond(Int32(stream), status: head.status, headers: fields, endStream: endStream)
+        try? session.respond(Int32(stream), status: head.status, headers: &fields, endStream: endStream)
         return false
     }
 
@@ -117,14 +118,14 @@ final class HTTP2Downstream: DownstreamCodec {
             fields.append("content-type", "application/grpc")
             fields.append(Array("grpc-status".utf8), Array(String(grpc).utf8))
             fields.append(Array("grpc-message".utf8), Array(message.utf8.map { $0 < 0x20 || $0 > 0x7E || $0 == 0x25 ? UInt8(ascii: "?") : $0 }))
-            try? session.respond(Int32(stream), status: 200, headers: fields, endStream: true)
+            try? session.respond(Int32(stream), status: 200, headers: &fields, endStream: true)
             return 0
         }
         // An error page: a String is fine here (not the success path).
         let body = Array("\(status) \(HeadWriter.reasonPhrase(status)): \(message)\n".utf8)
         fields.append("content-type", "text/plain; charset=utf-8")
         fields.append(Array("content-length".utf8), Array(String(body.count).utf8))
-        try? session.respond(Int32(stream), status: status, headers: fields, endStream: false)
+        try? session.respond(Int32(stream), status: status, headers: &fields, endStream: false)
         body.withUnsafeBytes { try? session.sendData(Int32(stream), $0, endStream: true) }
         return body.count
     }

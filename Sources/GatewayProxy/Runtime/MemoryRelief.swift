@@ -1,3 +1,4 @@
+import GatewayHTTP2
 import GatewaySystem
 
 /// Gives memory back to the kernel: an idle HTTP/2 connection's (client or backend), and the allocator's after a
@@ -70,12 +71,16 @@ final class MemoryRelief: TimerTarget {
 
     /// Each HTTP/2 connection with no exchange and nothing waiting to be written (its session
     /// decides whether it was idle for a whole sweep).
+    /// With no exchange open at all, the worker's cache of nghttp2's small blocks goes too.
     private func sweepIdleHTTP2() {
-        for c in worker.live.values where c.exchanges.isEmpty && c.io.output.isEmpty {
+        var busy = false
+        for c in worker.live.values {
+            guard c.exchanges.isEmpty && c.io.output.isEmpty else { busy = true; continue }
             if c.http2?.releaseIdleMemory() != nil { c.exchanges.releaseStorage() }
         }
         worker.pool.releaseIdleHTTP2Memory()
         worker.exchangePool.reclaim()
+        if !busy { HTTP2Session.releaseSmallBlockCache() }
     }
 
     private func checkSurge() {
@@ -91,6 +96,7 @@ final class MemoryRelief: TimerTarget {
     private func release() {
         let count = worker.connectionCount, handshakes = worker.handshakesInFlight
         worker.exchangePool.trim(to: ExchangePool.keptAfterSurge)
+        HTTP2Session.releaseSmallBlockCache()
         Allocator.releaseFreeMemory()
         worker.buffers.releaseFreeBlocks()
         releases += 1
