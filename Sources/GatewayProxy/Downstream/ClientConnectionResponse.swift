@@ -39,15 +39,13 @@ extension ClientConnection {
     func releaseUpstream(_ ex: Exchange) {
         if ex.backendStream.conn != nil {
             let cancel = !(ex.backendStream.ended && ex.state.requestEnded)
-            // An open connection at +0 (`withBackendConnection`); a closed one may have no holder
-            // but this exchange, which detaching lets go, so it is held for the call.
-            if ex.withBackendConnection({ (c, _) -> Void in
-                backends.recordSuccess(c.link.backend, server: c.serverIndex)
-                c.detach(ex, cancel: cancel)
-            }) == nil, let c = ex.backendStream.conn {
+            func release(_ c: H2Upstream) {
                 backends.recordSuccess(c.link.backend, server: c.serverIndex)
                 c.detach(ex, cancel: cancel)
             }
+            // An open connection at +0 (`withBackendConnection`); a closed one may have no holder
+            // but this exchange, which detaching lets go, so it is held for the call.
+            if ex.withBackendConnection({ c, _ in release(c) }) == nil, let c = ex.backendStream.conn { release(c) }
             return
         }
         guard let c = ex.upstream.take() else { return }   // the exchange's reference moves here
