@@ -121,10 +121,7 @@ final class Exchange: TimerTarget, BackendUser {
     /// until the end of the batch (`H2Upstream.close`).
     @inline(__always) func withBackendConnection<R>(_ body: (H2Upstream, HTTP2ClientSession) -> R) -> R? {
         guard let c = backendStream.conn.map({ Unmanaged.passUnretained($0) }) else { return nil }
-        return c._withUnsafeGuaranteedRef { c in
-            guard let s = c.session.map({ Unmanaged.passUnretained($0) }) else { return nil }
-            return s._withUnsafeGuaranteedRef { body(c, $0) }
-        }
+        return c._withUnsafeGuaranteedRef { c in c.withSession { body(c, $0) } }
     }
 
     /// The open exchange's connection at +0 for `body` (no retain/release).
