@@ -166,6 +166,11 @@ public class HTTP2Session {
 
     // MARK: idle memory
 
+    /// The calling thread's cache of nghttp2's freed small blocks goes back to malloc (its
+    /// sessions are idle, or a surge has passed); the bytes it held.
+    @discardableResult
+    public static func releaseSmallBlockCache() -> Int { gw_small_cache_release() }
+
     /// Called by a periodic sweep (every second or so): on the second sweep in a row that finds
     /// the connection idle (no stream, nothing to send, no byte in or out in between) the memory
     /// that holds nothing is given back — nghttp2's written pages that are zeros or stale frame
@@ -173,11 +178,6 @@ public class HTTP2Session {
     /// Not at the moment it becomes idle: a client with one request after another would pay
     /// the page faults and allocations again on every request. Returns nghttp2's bytes given
     /// back, nil when the connection was not (newly) idle.
-    /// The calling thread's cache of nghttp2's freed small blocks goes back to malloc (its
-    /// sessions are idle, or a surge has passed); the bytes it held.
-    @discardableResult
-    public static func releaseSmallBlockCache() -> Int { gw_small_cache_release() }
-
     public func releaseIdleMemory() -> Int? {
         quietSweeps += 1
         guard quietSweeps == 2, streams.isEmpty, finished.isEmpty, !wantsWrite else { return nil }

@@ -20,7 +20,7 @@ import Testing
                 }
                 #expect(map.count == reference.count)
             }
-            for id in pool { #expect(map[id] == reference[id], "id \(id)") }
+            for id in pool { #expect(map[id] == reference[id] && map.contains(id) == (reference[id] != nil), "id \(id)") }
             #expect(map.values.sorted() == reference.values.sorted())
         }
     }

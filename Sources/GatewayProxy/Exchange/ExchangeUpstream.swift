@@ -24,7 +24,7 @@ extension Exchange {
         // drive may close it: held for that.
         let queued = withClient { c in
             guard c.isHTTP2 else { return false }
-            if !c.batchQueued { loop.afterBatch(c) }   // checked here: passing it as an existential retains it
+            if !c.batchQueued { loop.afterBatch(c) }   // asked only when needed: asking retains c, as the existential
             return true
         }
         if !queued { connection?.drive() }

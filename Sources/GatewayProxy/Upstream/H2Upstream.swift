@@ -51,7 +51,7 @@ final class H2Upstream: BackendUser, TimerTarget, BatchTarget {
     /// Whether one more exchange may use it now.
     var acceptsStream: Bool {
         guard !closed, !goingAway else { return false }
-        // RFC 9113 §6.5.2's minimum until its SETTINGS
+        // Before its SETTINGS: RFC 9113 §6.5.2's minimum of 100.
         return withSession { $0.availableStreams > waiting.count } ?? (waiting.count < 100)
     }
 
@@ -77,8 +77,9 @@ final class H2Upstream: BackendUser, TimerTarget, BatchTarget {
         waiting.append(ex)
     }
 
-    /// Opens the exchange's stream on `s` (this connection's session, at +0) with its request head (`fields`: ranges of `head`); the stream
-    /// id, or nil when the connection cannot take it after all (the exchange fails over, retry-safe).
+    /// Opens the exchange's stream on `s` (this connection's session, at +0) with its request
+    /// head (`fields`: ranges of `head`); the stream id, or nil when the connection cannot take
+    /// it after all (the exchange fails over, retry-safe).
     func open(_ ex: Exchange, _ s: HTTP2ClientSession, method: UnsafeRawBufferPointer, authority: UnsafeRawBufferPointer, path: UnsafeRawBufferPointer,
               head: UnsafeRawBufferPointer, fields: [HTTPHeaderField], trailersTE: Bool, endStream: Bool) -> Int32? {
         guard !closed else { return nil }
@@ -117,7 +118,7 @@ final class H2Upstream: BackendUser, TimerTarget, BatchTarget {
 
     /// Frames queued by an exchange (a head, body, window update) go out at the end of the batch.
     func needsFlush() {
-        if !closed && !batchQueued { worker.loop.afterBatch(self) }   // checked here: passing self as an existential retains it
+        if !closed && !batchQueued { worker.loop.afterBatch(self) }   // asked only when needed: asking retains the loop and self
     }
 
     // MARK: - Events
