@@ -546,10 +546,12 @@ def h2load(port, path, seconds, conns, streams, extra=()):
     return {"requests": int(m.group(3)), "errors": f"{m.group(4)} failed {m.group(5)} errored {bad} non2xx" if bad or int(m.group(4)) else ""}
 
 
-def measure_h2load(proc, port, path, seconds, conns, streams, extra=(), origin_port=None, profile=False):
+def measure_h2load(proc, port, path, seconds, conns, streams, extra=(), origin_port=None, profile=False, origin_pid=None):
     """origin_port: also sample (every 0.2 s) the proxy's established connections to the origin
-    during the timed run: the most seen (multiplexing: far fewer than conns x streams). Syscalls
-    per request and (profile) the CPU split come from separate untimed runs, as for wrk."""
+    during the timed run: the most seen (multiplexing: far fewer than conns x streams). origin_pid:
+    also the origin's CPU per request in the timed run (it shares CPU 1 with h2load, so what a
+    proxy makes it do per request bounds that proxy's throughput). Syscalls per request and
+    (profile) the CPU split come from separate untimed runs, as for wrk."""
     import threading
     h2load(port, path, 2, conns, streams, extra)   # warm-up: pools, caches, page faults
     seen, done = [0], threading.Event()
@@ -560,6 +562,7 @@ def measure_h2load(proc, port, path, seconds, conns, streams, extra=(), origin_p
     t = threading.Thread(target=sample) if origin_port else None
     if t:
         t.start()
+    o0 = cpu_seconds(origin_pid) if origin_pid else 0
     c0, t0 = cpu_seconds(proc.pid), time.time()
     try:
         r = h2load(port, path, seconds, conns, streams, extra)
@@ -568,6 +571,8 @@ def measure_h2load(proc, port, path, seconds, conns, streams, extra=(), origin_p
         if t:
             t.join()
     cpu, wall = cpu_seconds(proc.pid) - c0, time.time() - t0
+    if origin_pid and r["requests"]:
+        r["origin_us_per_req"] = (cpu_seconds(origin_pid) - o0) / r["requests"] * 1e6
     if origin_port:
         r.update(backend_conns_max=seen[0], streams_in_flight=conns * streams,
                  backend_conns_after=tcp_conns(origin_port, "dport"))
@@ -731,9 +736,11 @@ def run_h2_backend(name, proxy, args, work, pki):
     """h2_backend / grpc_unary: h2load -> proxy -> gateway-echo over h2; skipped where the proxy cannot."""
     port = free_port()
     conns, streams, path = H2_BACKEND[name]
-    extra = []
+    # --h2-rps: every proxy gets the same request rate (h2load's per-connection --rps), so each
+    # wakes as often and batches as much; without it the faster proxy also batches more.
+    extra = ["--rps", str(max(1, args.h2_rps // conns))] if args.h2_rps else []
     if name == "grpc_unary":
-        extra = ["-d", args.grpc_frame] + [x for h in GRPC_HEADERS for x in ("-H", h)]
+        extra += ["-d", args.grpc_frame] + [x for h in GRPC_HEADERS for x in ("-H", h)]
     try:
         p = start_proxy(proxy, work, pki, port, [args.echo_port], "api", binary(proxy, args), h2=True, backend_h2=True)
     except Skip as e:
@@ -747,7 +754,8 @@ def run_h2_backend(name, proxy, args, work, pki):
             check["grpc_status_0"] = "grpc-status: 0" in out
             if not check["grpc_status_0"]:
                 raise RuntimeError(f"{proxy}: no `grpc-status: 0` trailer through the proxy: {out[-600:]}")
-        r = measure_h2load(p, port, path, args.duration, conns, streams, extra, origin_port=args.echo_port, profile=args.profile)
+        r = measure_h2load(p, port, path, args.duration, conns, streams, extra, origin_port=args.echo_port, profile=args.profile,
+                           origin_pid=args.echo_pid)
         r.update(check)
         return r
     finally:
@@ -860,7 +868,8 @@ def summarize(results, scenarios, proxies, args_after=30):
                             for part in [n for n, _ in PROFILE_PARTS] + ["own"]]
             if s in H2_BACKEND:
                 metrics = [m for m in metrics if m[0] != "p50_ms"] + [
-                    ("backend_conns_max", "proxy -> origin connections during the run (most seen; 1,000 streams in flight)")]
+                    ("backend_conns_max", "proxy -> origin connections during the run (most seen; 1,000 streams in flight)"),
+                    ("origin_us_per_req", "origin (gateway-echo) CPU µs per request, same run")]
             if s in ALLOC_SCENARIOS and any(r.get("allocs_per_req") is not None for r in results):
                 metrics += [("allocs_per_req", "heap allocations per request (count_malloc, round 1)"),
                             ("swift_allocs_per_req", "of them Swift's (libswiftCore)"),
@@ -901,6 +910,8 @@ def main():
     ap.add_argument("--flood-conns", type=int, default=2000, help="flood: N slow-loris + N silent connections")
     ap.add_argument("--flood-hold", type=float, default=15, help="flood: seconds of flood once all are open")
     ap.add_argument("--flood-after", type=float, default=30, help="flood: seconds after it before RSS is read again")
+    ap.add_argument("--h2-rps", type=int, default=0,
+                    help="h2_backend, grpc_unary: a fixed total request rate for every proxy (default: as fast as it goes)")
     ap.add_argument("--profile", action="store_true",
                     help="wrk scenarios (ka_*, hs_*): split each proxy's CPU per request into kernel, OpenSSL, libc, Swift runtime, "
                          "nghttp2 and its own code (perf record over a separate run)")
@@ -949,6 +960,7 @@ def main():
     if any(s in H2_BACKEND for s in scenarios):
         args.echo_port, args.grpc_frame = free_port(), grpc_frame(f"{work}/grpc.bin")
         origins.append(start_echo(args.echo, work, pki, args.echo_port))
+        args.echo_pid = origins[-1].pid
     out_path = args.out or f"/tmp/gw-bench-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
     results = []
     try:
