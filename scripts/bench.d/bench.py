@@ -41,7 +41,7 @@ Method (why each choice):
   client outside the shim); not during the timed runs, so the CPU figures are not touched.
   --no-allocs skips it. scripts/allocs does the same at length (N and 2N, idle check).
 """
-import argparse, json, os, re, resource, shutil, socket, ssl, statistics, subprocess, sys, tempfile, time
+import argparse, glob, json, os, re, resource, shutil, socket, ssl, statistics, subprocess, sys, tempfile, time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CPUS = os.cpu_count() or 1
@@ -87,6 +87,50 @@ def run(cmd, **kw):
 
 def pinned(cpu, cmd):
     return (["taskset", "-c", str(cpu)] + cmd) if CPUS > 1 and shutil.which("taskset") else cmd
+
+
+# --instructions: each proxy runs under valgrind's callgrind and a scenario reports the
+# instructions the proxy executed per request over a fixed number of h2load requests, instead of
+# CPU time. Slow, but the count does not move with the host's load (CPU time here moves by tens
+# of percent between minutes): the cross-check for a ratio the timed rounds leave unsettled.
+CALLGRIND = {"on": False}
+# The fixed loads: (h2load options, requests). HTTP/1.1 keep-alive runs on 4 connections like the
+# h2 scenarios (wrk has no request count).
+INSTR_LOADS = {"ka_small": (["--h1", "-c4"], 20000), "ka_16k": (["--h1", "-c4"], 5000),
+               "h2_small": (["-c4", "-m25"], 20000), "h2_1m": (["-c4", "-m4"], 200),
+               "h2_backend": (["-c4", "-m250"], 40000), "grpc_unary": (["-c4", "-m250"], 40000)}
+
+
+def proxy_cmd(cmd, d):
+    """A proxy's command line on CPU 0, under callgrind with --instructions."""
+    if CALLGRIND["on"]:
+        cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={d}/callgrind.out"] + cmd
+    return pinned(0, cmd)
+
+
+def count_instructions(proc, port, path, options, n, extra=()):
+    """Instructions per request of the proxy (one process) over n h2load requests, after n / 20
+    to warm up: the counters are zeroed before the n and dumped after them."""
+    def load(count):
+        env = dict(os.environ, OPENSSL_CONF=f"{HERE}/client-openssl.cnf")
+        out = subprocess.run(pinned(1, client(["h2load", f"-n{count}"] + options + list(extra), port, path)),
+                             capture_output=True, text=True, env=env).stdout
+        m = re.search(r"requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded", out)
+        if not m:
+            raise RuntimeError(f"h2load printed no request count: {out[-500:]}")
+        return int(m.group(1))
+    load(max(n // 20, 20))
+    subprocess.run(["callgrind_control", "-z", str(proc.pid)], capture_output=True, check=True)
+    done = load(n)
+    subprocess.run(["callgrind_control", "-d", str(proc.pid)], capture_output=True, check=True)
+    end = time.time() + 30
+    while not glob.glob(f"{proc.cg_dir}/callgrind.out.1") and time.time() < end:
+        time.sleep(0.2)
+    time.sleep(0.5)   # written whole
+    with open(f"{proc.cg_dir}/callgrind.out.1") as f:
+        total = next(int(line.split()[1]) for line in f if line.startswith(("summary:", "totals:")))
+    return {"requests": done, "errors": "" if done == n else f"{n - done} failed",
+            "instr_per_req": total / done if done else None}
 
 
 def make_pki(d):
@@ -174,7 +218,7 @@ def wait_port(port, proc, timeout=15):
 
 
 def nginx_conf(d, body):
-    return f"""daemon off; master_process on; worker_processes 1; user root; pid {d}/nginx.pid;
+    return f"""daemon off; master_process {"off" if CALLGRIND["on"] else "on"}; worker_processes 1; user root; pid {d}/nginx.pid;
 error_log {d}/error.log warn; worker_rlimit_nofile 65535;
 events {{ worker_connections 20000; }}
 http {{
@@ -191,7 +235,8 @@ def start_nginx(d, body, cpu, env=None):
     os.makedirs(d, exist_ok=True)
     with open(f"{d}/nginx.conf", "w") as f:
         f.write(nginx_conf(d, body))
-    return subprocess.Popen(pinned(cpu, ["nginx", "-p", d, "-e", f"{d}/error.log", "-c", f"{d}/nginx.conf"]),
+    cmd = ["nginx", "-p", d, "-e", f"{d}/error.log", "-c", f"{d}/nginx.conf"]
+    return subprocess.Popen(proxy_cmd(cmd, d) if cpu == 0 else pinned(cpu, cmd),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
 
 
@@ -270,7 +315,7 @@ frontend fe
 backend be
     {servers}
 """)
-        p = subprocess.Popen(pinned(0, ["haproxy", "-db", "-f", f"{d}/haproxy.cfg"]),
+        p = subprocess.Popen(proxy_cmd(["haproxy", "-db", "-f", f"{d}/haproxy.cfg"], d),
                              stdout=subprocess.DEVNULL, stderr=open(f"{d}/stderr", "w"), env=env)
     else:
         servers = "\n    ".join(f"server https://127.0.0.1:{p};" for p in origin_ports)
@@ -300,9 +345,10 @@ backend origin {{
             if chk.returncode != 0 and "protocol" in chk.stdout + chk.stderr:
                 raise Skip("this gateway build refuses `protocol h2` backends: "
                            + " ".join((chk.stdout + chk.stderr).split())[-200:])
-        p = subprocess.Popen(pinned(0, [gateway_bin, "run", "-c", f"{d}/gateway.conf"]),
+        p = subprocess.Popen(proxy_cmd([gateway_bin, "run", "-c", f"{d}/gateway.conf"], d),
                              stdout=subprocess.DEVNULL, stderr=open(f"{d}/stderr", "w"), env=env)
-    wait_port(port, p)
+    p.cg_dir = d
+    wait_port(port, p, timeout=120 if CALLGRIND["on"] else 15)
     # Both must really proxy (and verify the origin) before we measure them.
     auth = ["-H", f"Authorization: Bearer {open(f'{pki}/jwt.token').read()}"] if jwt else []
     out = subprocess.run(["curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}"] + auth + [f"https://127.0.0.1:{port}/ok"],
@@ -754,6 +800,8 @@ def run_h2_backend(name, proxy, args, work, pki):
             check["grpc_status_0"] = "grpc-status: 0" in out
             if not check["grpc_status_0"]:
                 raise RuntimeError(f"{proxy}: no `grpc-status: 0` trailer through the proxy: {out[-600:]}")
+        if CALLGRIND["on"]:
+            return count_instructions(p, port, path, *INSTR_LOADS[name], extra=extra)
         r = measure_h2load(p, port, path, args.duration, conns, streams, extra, origin_port=args.echo_port, profile=args.profile,
                            origin_pid=args.echo_pid)
         r.update(check)
@@ -773,6 +821,9 @@ def run_scenario(name, proxy, args, work, pki, origin_ports, nosession, shim=Non
     p = start_proxy(proxy, work, pki, port, ports, cert, binary(proxy, args), h2=name in H2 or name == "mem_idle_h2",
                     jwt=jwt and proxy not in ("nginx", "haproxy"), conns=conns)
     try:
+        if CALLGRIND["on"]:
+            options, n = INSTR_LOADS[name]
+            return count_instructions(p, port, H2[name][2] if name in H2 else "/16k" if name == "ka_16k" else "/ok", options, n)
         if name in H2:
             conns, streams, path = H2[name]
             return measure_h2load(p, port, path, args.duration, conns, streams, profile=args.profile)
@@ -860,7 +911,8 @@ def summarize(results, scenarios, proxies, args_after=30):
         elif s == "body_20m":
             metrics = [("mb_per_s", "MB/s through the proxy"), ("us_per_req", "proxy CPU µs per body")]
         else:
-            metrics = [("us_per_req", "proxy CPU µs per request (lower is better)"), ("rps", "requests/s"), ("p50_ms", "p50 latency ms")]
+            metrics = [("instr_per_req", "instructions per request (callgrind, fixed h2load loads)"),
+                       ("us_per_req", "proxy CPU µs per request (lower is better)"), ("rps", "requests/s"), ("p50_ms", "p50 latency ms")]
             if s.startswith("ka_") or s in H2 or s in H2_BACKEND:
                 metrics.append(("syscalls_per_req", "syscalls per request (perf)"))
             if any(r.get("us_kernel") is not None and r["scenario"] == s for r in results):   # --profile
@@ -876,6 +928,8 @@ def summarize(results, scenarios, proxies, args_after=30):
                             ("alloc_bytes_per_req", "heap bytes allocated per request"),
                             ("retains_releases_per_req", "Swift retains + releases per request (count_malloc)")]
         for key, label in metrics:
+            if all(value(p, s, key) is None for p in proxies):
+                continue   # nothing measured it (the timed rows under --instructions, latency under h2load)
             cells = [fmt(value(p, s, key)) for p in proxies]
             for a in anchors:
                 per = []
@@ -912,6 +966,10 @@ def main():
     ap.add_argument("--flood-after", type=float, default=30, help="flood: seconds after it before RSS is read again")
     ap.add_argument("--h2-rps", type=int, default=0,
                     help="h2_backend, grpc_unary: a fixed total request rate for every proxy (default: as fast as it goes)")
+    ap.add_argument("--instructions", action="store_true",
+                    help="instructions per request instead of CPU time: each proxy under valgrind's callgrind, fixed "
+                         "h2load loads (ka_small, ka_16k, h2_small, h2_1m, h2_backend, grpc_unary); slow, and independent "
+                         "of the host's load")
     ap.add_argument("--profile", action="store_true",
                     help="wrk scenarios (ka_*, hs_*): split each proxy's CPU per request into kernel, OpenSSL, libc, Swift runtime, "
                          "nghttp2 and its own code (perf record over a separate run)")
@@ -940,6 +998,14 @@ def main():
     for s in scenarios:
         if s not in SCENARIOS:
             sys.exit(f"unknown scenario {s}; known: {', '.join(SCENARIOS)}")
+    if args.instructions:
+        if not shutil.which("valgrind"):
+            sys.exit("--instructions needs valgrind")
+        if [s for s in scenarios if s not in INSTR_LOADS]:
+            print(f"--instructions: only {', '.join(s for s in scenarios if s in INSTR_LOADS) or 'none'} of those asked",
+                  file=sys.stderr)
+        scenarios = [s for s in scenarios if s in INSTR_LOADS]
+        CALLGRIND["on"], args.allocs, args.profile = True, False, False
     if any(s in H2_BACKEND for s in scenarios) and not args.echo:
         sys.exit("h2_backend and grpc_unary need --echo BIN (gateway-echo, the h2 origin)")
     raise_nofile()
@@ -949,6 +1015,14 @@ def main():
     os.makedirs(pki)
     make_pki(pki)
     setup_sni(args.sni, work)
+    if CALLGRIND["on"]:
+        # valgrind 3.19 cannot read the DWARF 5 of a Swift release build (it gives up at start):
+        # the gateway runs as a copy without its debug sections (the same code).
+        for attr in ("gateway", "baseline"):
+            if getattr(args, attr):
+                copy = f"{work}/{attr}-nodebug"
+                run(["objcopy", "--strip-debug", getattr(args, attr), copy])
+                setattr(args, attr, copy)
     nosession = f"{work}/nosession.so"
     run(["gcc", "-O2", "-shared", "-fPIC", "-o", nosession, f"{HERE}/nosession.c", "-ldl"])
     shim = None
@@ -975,6 +1049,8 @@ def main():
                         out.write(json.dumps(r) + "\n")
                         out.flush()
                         brief = f"skipped: {r['skipped']}" if r.get("skipped") else \
+                            f"{r['instr_per_req'] or 0:,.0f} instructions per request ({r['requests']} requests) {r['errors']}" \
+                            if "instr_per_req" in r else \
                             f"{r['bytes_per_conn']:.0f} B/conn" if s in ("mem_idle", "mem_idle_h2") else \
                             (f"{(r['bytes_per_conn'] or 0):.0f} B/conn held, RSS {r['rss_before_mb']:.1f} -> {r['rss_all_open_mb']:.1f}"
                              f" -> {r['rss_after_mb']:.1f} MB, p99 {r['p99_ms_before']} -> {r['p99_ms_during']} ms,"
@@ -990,7 +1066,8 @@ def main():
         for o in origins:
             stop(o)
         shutil.rmtree(work, ignore_errors=True)
-    print(f"\n{args.rounds} round(s) of {args.duration} s, one worker each, proxy pinned to CPU 0"
+    print(f"\n{args.rounds} round(s) of " + ("fixed h2load loads under callgrind" if CALLGRIND["on"] else f"{args.duration} s")
+          + ", one worker each, proxy pinned to CPU 0"
           f" ({CPUS} CPUs); medians. Raw runs: {out_path}\n")
     if args.baseline:
         print(f"baseline: {args.baseline}\n")
