@@ -112,16 +112,10 @@ def count_instructions(proc, port, path, options, n, extra=()):
     """Instructions per request of the proxy (one process) over n h2load requests, after n / 20
     to warm up: the counters are zeroed before the n and dumped after them."""
     def load(count):
-        env = dict(os.environ, OPENSSL_CONF=f"{HERE}/client-openssl.cnf")
-        out = subprocess.run(pinned(1, client(["h2load", f"-n{count}"] + options + list(extra), port, path)),
-                             capture_output=True, text=True, env=env).stdout
-        m = re.search(r"requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded", out)
-        if not m:
-            raise RuntimeError(f"h2load printed no request count: {out[-500:]}")
-        return int(m.group(1))
+        return h2load(port, path, extra=extra, options=[f"-n{count}"] + options)
     load(max(n // 20, 20))
     subprocess.run(["callgrind_control", "-z", str(proc.pid)], capture_output=True, check=True)
-    done = load(n)
+    r = load(n)
     subprocess.run(["callgrind_control", "-d", str(proc.pid)], capture_output=True, check=True)
     end = time.time() + 30
     while not glob.glob(f"{proc.cg_dir}/callgrind.out.1") and time.time() < end:
@@ -129,8 +123,8 @@ def count_instructions(proc, port, path, options, n, extra=()):
     time.sleep(0.5)   # written whole
     with open(f"{proc.cg_dir}/callgrind.out.1") as f:
         total = next(int(line.split()[1]) for line in f if line.startswith(("summary:", "totals:")))
-    return {"requests": done, "errors": "" if done == n else f"{n - done} failed",
-            "instr_per_req": total / done if done else None}
+    return {"requests": r["requests"], "errors": r["errors"],
+            "instr_per_req": total / r["requests"] if r["requests"] else None}
 
 
 def make_pki(d):
@@ -580,9 +574,10 @@ def measure_wrk(proc, port, path, seconds, close=False, nosession=None, conns=50
     return r
 
 
-def h2load(port, path, seconds, conns, streams, extra=()):
+def h2load(port, path, seconds=None, conns=None, streams=None, extra=(), options=None):
+    """options: instead of seconds, conns and streams (--instructions: a request count)."""
     env = dict(os.environ, OPENSSL_CONF=f"{HERE}/client-openssl.cnf")
-    cmd = ["h2load", f"-c{conns}", f"-m{streams}", f"-D{seconds}"] + list(extra)
+    cmd = ["h2load"] + (options or [f"-c{conns}", f"-m{streams}", f"-D{seconds}"]) + list(extra)
     out = subprocess.run(pinned(1, client(cmd, port, path)), capture_output=True, text=True, env=env).stdout
     m = re.search(r"requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored", out)
     codes = re.search(r"status codes: (\d+) 2xx", out)
