@@ -41,7 +41,7 @@ Method (why each choice):
   client outside the shim); not during the timed runs, so the CPU figures are not touched.
   --no-allocs skips it. scripts/allocs does the same at length (N and 2N, idle check).
 """
-import argparse, glob, json, os, re, resource, shutil, socket, ssl, statistics, subprocess, sys, tempfile, time
+import argparse, json, os, re, resource, shutil, socket, ssl, statistics, subprocess, sys, tempfile, time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CPUS = os.cpu_count() or 1
@@ -117,12 +117,15 @@ def count_instructions(proc, port, path, options, n, extra=()):
     subprocess.run(["callgrind_control", "-z", str(proc.pid)], capture_output=True, check=True)
     r = load(n)
     subprocess.run(["callgrind_control", "-d", str(proc.pid)], capture_output=True, check=True)
-    end = time.time() + 30
-    while not glob.glob(f"{proc.cg_dir}/callgrind.out.1") and time.time() < end:
+    dump, end = f"{proc.cg_dir}/callgrind.out.1", time.time() + 30
+    while not os.path.exists(dump) and time.time() < end:
         time.sleep(0.2)
     time.sleep(0.5)   # written whole
-    with open(f"{proc.cg_dir}/callgrind.out.1") as f:
-        total = next(int(line.split()[1]) for line in f if line.startswith(("summary:", "totals:")))
+    try:
+        with open(dump) as f:
+            total = next(int(line.split()[1]) for line in f if line.startswith(("summary:", "totals:")))
+    except (OSError, StopIteration):
+        raise RuntimeError(f"callgrind wrote no counts for pid {proc.pid} within 30 s ({dump})") from None
     return {"requests": r["requests"], "errors": r["errors"],
             "instr_per_req": total / r["requests"] if r["requests"] else None}
 
