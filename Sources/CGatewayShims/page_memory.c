@@ -63,7 +63,9 @@ static void *gw_small_malloc(size_t size) {
 
 static void gw_small_free(void *p) {
     size_t u = malloc_usable_size(p);
-    if (u <= GW_SMALL_MAX && gw_cache.bytes + u <= GW_SMALL_CACHE_BYTES) {
+    // A block must hold the list's link: glibc's always do (24 bytes at least), but under
+    // another allocator (AddressSanitizer's, in the fuzz builds) a 4-byte request is 4 bytes.
+    if (u >= sizeof(void *) && u <= GW_SMALL_MAX && gw_cache.bytes + u <= GW_SMALL_CACHE_BYTES) {
         void **head = &gw_cache.head[(u + 8) / 16];
         *(void **)p = *head;
         *head = p;
