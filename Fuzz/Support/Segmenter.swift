@@ -102,6 +102,6 @@ func checkSegmentation(_ input: [UInt8], _ run: ([Int]) -> [String]) {
     }
 }
 
-func fieldsSummary(_ b: UnsafeRawBufferPointer, _ fields: [HTTPHeaderField]) -> String {
+func fieldsSummary(_ b: UnsafeRawBufferPointer, _ fields: HeadFields) -> String {
     fields.map { "\($0.name)=\($0.value)" }.joined(separator: ",")
 }

@@ -3,7 +3,7 @@
 // parts are ranges of the buffer passed to `next`, and the caller consumes what it used.
 
 public struct HTTP1ClientCodec: Sendable {
-    public enum Part: Sendable {
+    public enum Part {   // not Sendable: heads hold views
         /// A 1xx other than an accepted 101 (100 Continue, 103 Early Hints); the final head follows.
         case interim(HTTPResponseHead)
         case head(HTTPResponseHead)

@@ -4,7 +4,7 @@
 // `next` says was used. The same parts an HTTP/2 codec would produce for one stream.
 
 public struct HTTP1ServerCodec: Sendable {
-    public enum Part: Sendable {
+    public enum Part {   // not Sendable: heads hold views
         case head(HTTPRequestHead)
         /// Body payload (de-chunked), a range of the bytes passed to `next`.
         case body(Range<Int>)

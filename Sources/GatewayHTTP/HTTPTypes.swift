@@ -29,6 +29,12 @@ public struct HTTPHeaderField: Sendable, Equatable {
 }
 
 /// How the body after a head is delimited.
+/// A head's fields: a view of the storage of whoever produced the head (a parser's reused
+/// array, an HTTP/2 stream's fields), valid until that producer parses again. A head is read in
+/// the step that produced it and never kept, so the view needs no reference of its own (an
+/// array here was retained and released with every head, request and response).
+public typealias HeadFields = UnsafeBufferPointer<HTTPHeaderField>
+
 public enum BodyFraming: Sendable, Equatable {
     case none
     case contentLength(Int)
@@ -37,12 +43,13 @@ public enum BodyFraming: Sendable, Equatable {
     case untilClose
 }
 
-public struct HTTPRequestHead: Sendable {
+/// Not Sendable: `headers` is a view (see `HeadFields`).
+public struct HTTPRequestHead {
     public var method: Range<Int>
     public var target: Range<Int>
     /// 0 for HTTP/1.0, 1 for HTTP/1.1.
     public var versionMinor: Int
-    public var headers: [HTTPHeaderField]
+    public var headers: HeadFields
     public var framing: BodyFraming
     /// Whether the client wants the connection kept after this exchange.
     public var keepAlive: Bool
@@ -55,7 +62,7 @@ public struct HTTPRequestHead: Sendable {
     public var headLength: Int
     public var isHEAD: Bool
 
-    public init(method: Range<Int>, target: Range<Int>, versionMinor: Int, headers: [HTTPHeaderField], framing: BodyFraming,
+    public init(method: Range<Int>, target: Range<Int>, versionMinor: Int, headers: HeadFields, framing: BodyFraming,
                 keepAlive: Bool, expectContinue: Bool, upgrade: Bool, host: Range<Int>?, headLength: Int, isHEAD: Bool) {
         self.method = method; self.target = target; self.versionMinor = versionMinor; self.headers = headers
         self.framing = framing; self.keepAlive = keepAlive; self.expectContinue = expectContinue; self.upgrade = upgrade
@@ -63,15 +70,16 @@ public struct HTTPRequestHead: Sendable {
     }
 }
 
-public struct HTTPResponseHead: Sendable {
+/// Not Sendable: `headers` is a view (see `HeadFields`).
+public struct HTTPResponseHead {
     public var status: Int
     public var versionMinor: Int
-    public var headers: [HTTPHeaderField]
+    public var headers: HeadFields
     public var framing: BodyFraming
     public var keepAlive: Bool
     public var headLength: Int
 
-    public init(status: Int, versionMinor: Int, headers: [HTTPHeaderField], framing: BodyFraming, keepAlive: Bool, headLength: Int) {
+    public init(status: Int, versionMinor: Int, headers: HeadFields, framing: BodyFraming, keepAlive: Bool, headLength: Int) {
         self.status = status; self.versionMinor = versionMinor; self.headers = headers
         self.framing = framing; self.keepAlive = keepAlive; self.headLength = headLength
     }

@@ -111,7 +111,8 @@ struct HeadScanner: Sendable {
     /// could be read two ways: obsolete folding, whitespace before the colon, bad names, bare CR, controls.
     /// The field lines into `fields` (emptied first, its storage kept: a parser reuses one array
     /// for every head, so a head costs no allocation once its predecessor is gone).
-    func fields(_ bytes: UnsafeRawBufferPointer, headLength: Int, into fields: inout [HTTPHeaderField]) throws(HTTPParseError) {
+    /// Returns a view of them (see `HeadFields`).
+    func fields(_ bytes: UnsafeRawBufferPointer, headLength: Int, into fields: inout [HTTPHeaderField]) throws(HTTPParseError) -> HeadFields {
         fields.removeAll(keepingCapacity: true)
         fields.reserveCapacity(fieldLines)
         var ls = startLineEnd! + 2
@@ -138,6 +139,7 @@ struct HeadScanner: Sendable {
             fields.append(HTTPHeaderField(name: ls..<colon, value: lo..<hi))
             ls = le + 2
         }
+        return fields.withUnsafeBufferPointer { $0 }
     }
 }
 
@@ -155,7 +157,7 @@ struct FramingHeaders {
     var host: Range<Int>?
     var hostCount = 0
 
-    init(_ bytes: UnsafeRawBufferPointer, _ fields: [HTTPHeaderField]) throws(HTTPParseError) {
+    init(_ bytes: UnsafeRawBufferPointer, _ fields: HeadFields) throws(HTTPParseError) {
         for f in fields {
             let n = f.name
             switch n.count {

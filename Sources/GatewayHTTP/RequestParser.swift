@@ -37,8 +37,8 @@ public struct HTTPRequestParser: Sendable {
 
     /// The head is complete and its request line valid: the field lines and the framing rules.
     private mutating func complete(_ bytes: UnsafeRawBufferPointer, end: Int) throws(HTTPParseError) -> HTTPRequestHead {
-        try scanner.fields(bytes, headLength: end, into: &fields)
-        let h = try FramingHeaders(bytes, fields)
+        let view = try scanner.fields(bytes, headLength: end, into: &fields)
+        let h = try FramingHeaders(bytes, view)
         let minor = line.versionMinor
 
         let framing: BodyFraming
@@ -60,7 +60,7 @@ public struct HTTPRequestParser: Sendable {
         }
         let keepAlive = minor == 1 ? !h.connectionClose : (h.connectionKeepAlive && !h.connectionClose)
         return HTTPRequestHead(method: line.method, target: line.target, versionMinor: minor,
-                               headers: fields, framing: framing, keepAlive: keepAlive,
+                               headers: view, framing: framing, keepAlive: keepAlive,
                                expectContinue: h.expectContinue && minor == 1,
                                upgrade: h.connectionUpgrade && h.upgradeHeader, host: h.host,
                                headLength: end, isHEAD: line.isHEAD)

@@ -19,8 +19,8 @@ public struct HTTPResponseParser: Sendable {
             guard let end = try scanner.scan(bytes, limits, &noCheck) else { return nil }
             defer { scanner.reset() }
             let (minor, status) = try Self.statusLine(bytes, scanner.headStart..<scanner.startLineEnd!)
-            try scanner.fields(bytes, headLength: end, into: &fields)
-            let h = try FramingHeaders(bytes, fields)
+            let view = try scanner.fields(bytes, headLength: end, into: &fields)
+            let h = try FramingHeaders(bytes, view)
             var keepAlive = minor == 1 ? !h.connectionClose : (h.connectionKeepAlive && !h.connectionClose)
             let framing: BodyFraming
             if requestWasHEAD || status < 200 || status == 204 || status == 304 {
@@ -34,7 +34,7 @@ public struct HTTPResponseParser: Sendable {
                 framing = .untilClose
             }
             if framing == .untilClose { keepAlive = false }
-            return HTTPResponseHead(status: status, versionMinor: minor, headers: fields, framing: framing,
+            return HTTPResponseHead(status: status, versionMinor: minor, headers: view, framing: framing,
                                     keepAlive: keepAlive, headLength: end)
         } catch {
             scanner.reset()

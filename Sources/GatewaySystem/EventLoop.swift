@@ -2,9 +2,12 @@ import Glibc
 import CGatewayShims
 
 /// Something registered with an event loop: a listener, a client or a backend connection.
-public protocol EventHandler: AnyObject {
+/// A class rather than a protocol so the loop can call it through an `Unmanaged` reference,
+/// with no retain and release per event (an existential read from the table was retained).
+open class EventHandler {
+    public init() {}
     /// `readable`/`writable` include error and hang-up conditions, so the handler discovers them on its next I/O call.
-    func handleEvent(readable: Bool, writable: Bool)
+    open func handleEvent(readable: Bool, writable: Bool) {}
 }
 
 /// Something with a deadline. The loop keeps a min-heap with at most one entry per target;
@@ -34,8 +37,11 @@ public final class EventLoop: @unchecked Sendable {
     // @unchecked: only `execute`, `wakeUp` (mutex + eventfd) are called from other threads; the rest on the loop thread.
     private let epfd: Int32
     private let wakeFD: Int32
-    /// Handlers by fd; the generation in the epoll tag drops events for a reused fd.
-    private var handlers: [EventHandler?] = []
+    /// Handlers by fd, each held +1 by the table (the generation in the epoll tag drops events
+    /// for a reused fd). Unmanaged so that dispatch costs no retain: a handler taken out of the
+    /// table hands its +1 to `closing`, so one that closes itself during its own event stays alive
+    /// until the batch ends.
+    private var handlers: [Unmanaged<EventHandler>?] = []
     private var generations: [UInt32] = []
     private var interests: [UInt32] = []
     /// Strong, and removed by `cancel` when the target closes: a closed connection must not live
@@ -76,6 +82,7 @@ public final class EventLoop: @unchecked Sendable {
     }
 
     deinit {
+        for h in handlers { h?.release() }
         events.deallocate()
         close(epfd); close(wakeFD)
     }
@@ -101,7 +108,8 @@ public final class EventLoop: @unchecked Sendable {
             interests.append(contentsOf: repeatElement(0, count: n - interests.count))
         }
         generations[i] &+= 1
-        handlers[i] = handler
+        retire(i)
+        handlers[i] = .passRetained(handler)
         interests[i] = interest.rawValue
         var ev = epoll_event()
         ev.events = interest.rawValue
@@ -126,14 +134,22 @@ public final class EventLoop: @unchecked Sendable {
     public func replaceHandler(fd: Int32, with handler: EventHandler) {
         let i = Int(fd)
         guard i < handlers.count, handlers[i] != nil else { return }
-        handlers[i] = handler
+        retire(i)
+        handlers[i] = .passRetained(handler)
+    }
+
+    /// Takes `fd`'s handler out of the table; its reference is held until the batch ends.
+    @inline(__always) private func retire(_ i: Int) {
+        guard let h = handlers[i] else { return }
+        handlers[i] = nil
+        closing.append(h.takeRetainedValue())
     }
 
     /// Forgets `fd` without closing it: another handler registers it next (a hand-over).
     public func deregister(fd: Int32) {
         let i = Int(fd)
         guard i < handlers.count, handlers[i] != nil else { return }
-        handlers[i] = nil
+        retire(i)
         _ = epoll_ctl(epfd, EPOLL_CTL_DEL, fd, nil)
     }
 
@@ -145,7 +161,7 @@ public final class EventLoop: @unchecked Sendable {
     public func closeAndDeregister(fd: Int32, shared: Bool = false) {
         let i = Int(fd)
         if i < handlers.count, handlers[i] != nil {
-            handlers[i] = nil
+            retire(i)
             if shared { _ = epoll_ctl(epfd, EPOLL_CTL_DEL, fd, nil) }
         }
         close(fd)
@@ -228,7 +244,8 @@ public final class EventLoop: @unchecked Sendable {
                     guard fd < handlers.count, generations[fd] == UInt32(tag >> 32), let h = handlers[fd] else { continue }
                     let e = ev.events
                     let err = e & (EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0
-                    h.handleEvent(readable: e & EPOLLIN.rawValue != 0 || err, writable: e & EPOLLOUT.rawValue != 0 || err)
+                    // +0: the table's reference lasts the call (see `handlers`).
+                    h._withUnsafeGuaranteedRef { $0.handleEvent(readable: e & EPOLLIN.rawValue != 0 || err, writable: e & EPOLLOUT.rawValue != 0 || err) }
                 }
             }
             runBatchTargets()
@@ -248,9 +265,10 @@ public final class EventLoop: @unchecked Sendable {
     }
 
     private func nextTimeout() -> Int32 {
-        guard let first = timers.first else { return -1 }
+        guard !timers.isEmpty else { return -1 }
+        let first = timers[0].deadline   // not the whole entry: copying it retained its target
         let n = monotonicMilliseconds()
-        return first.deadline <= n ? 0 : Int32(min(first.deadline - n, 60_000))
+        return first <= n ? 0 : Int32(min(first - n, 60_000))
     }
 
     private func fireTimers() {

@@ -95,7 +95,7 @@ import GatewaySystem
 
     final class Counter: EventHandler {
         var events = 0
-        func handleEvent(readable: Bool, writable: Bool) { events += 1 }
+        override func handleEvent(readable: Bool, writable: Bool) { events += 1 }
     }
 
     @Test func workerCopiesShareTheSocketAndRegisterExclusively() throws {

@@ -148,7 +148,7 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser, BatchTarge
 
     deinit { http2Ref?.release() }
 
-    func handleEvent(readable: Bool, writable: Bool) {
+    override func handleEvent(readable: Bool, writable: Bool) {
         if readable { tls.noteReadable() }
         drive()
     }

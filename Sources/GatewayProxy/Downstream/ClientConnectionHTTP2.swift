@@ -125,15 +125,17 @@ extension ClientConnection {
     /// A request head on a new stream: the same steps as an HTTP/1 head, over bytes the stream owns.
     private func startStream(_ stream: StreamID, _ head: HTTP2RequestHead, endStream: Bool) {
         defer { _ = withExchange(stream) { ex in ex.clientEnded = endStream; ex.turn = true } }
-        guard let request = HTTP2Downstream.requestHead(head, endStream: endStream) else {
-            respondLocally(openExchange(stream), .client(501, "CONNECT is not supported"), close: true)
-            return
+        head.fields.fields.withUnsafeBufferPointer { fields in
+            guard let request = HTTP2Downstream.requestHead(head, fields, endStream: endStream) else {
+                respondLocally(openExchange(stream), .client(501, "CONNECT is not supported"), close: true)
+                return
+            }
+            if request.target.count > limits.maxURISize {
+                respondLocally(openExchange(stream), .client(414, ":path of \(request.target.count) bytes over max_uri_size"), close: true)
+                return
+            }
+            head.fields.bytes.withUnsafeBytes { startExchange(request, $0, stream: stream) }
         }
-        if request.target.count > limits.maxURISize {
-            respondLocally(openExchange(stream), .client(414, ":path of \(request.target.count) bytes over max_uri_size"), close: true)
-            return
-        }
-        head.fields.bytes.withUnsafeBytes { startExchange(request, $0, stream: stream) }
     }
 
     /// One stream's progress: its backend's handshake, body from the stream's buffer to the

@@ -47,18 +47,18 @@ final class HTTP2Downstream: DownstreamCodec {
 
     /// The stream's request head as the HTTP/1 head the shared steps read (HostResolver, Router,
     /// HeadWriter): ranges into `head.fields.bytes`. nil for what the gateway does not proxy
-    /// (CONNECT, extended CONNECT).
-    static func requestHead(_ head: HTTP2RequestHead, endStream: Bool) -> HTTPRequestHead? {
+    /// (CONNECT, extended CONNECT). `fields`: the view of `head.fields.fields` it shows.
+    static func requestHead(_ head: HTTP2RequestHead, _ fields: HeadFields, endStream: Bool) -> HTTPRequestHead? {
         guard let path = head.path, head.connectProtocol == nil else { return nil }
         let b = head.fields.bytes
         var host = head.authority
         var framing: BodyFraming = endStream ? .none : .chunked
-        for f in head.fields.fields {
+        for f in fields {
             if host == nil && equals(b, f.name, "host") { host = f.value }
             // nghttp2 has checked that the DATA will match it (a mismatch resets the stream).
             if equals(b, f.name, "content-length"), let n = Int(String(decoding: b[f.value], as: UTF8.self)) { framing = .contentLength(n) }
         }
-        return HTTPRequestHead(method: head.method, target: path, versionMinor: 1, headers: head.fields.fields, framing: framing,
+        return HTTPRequestHead(method: head.method, target: path, versionMinor: 1, headers: fields, framing: framing,
                                keepAlive: true, expectContinue: false, upgrade: false, host: host, headLength: 0,
                                isHEAD: equals(b, head.method, "HEAD"))
     }

@@ -35,7 +35,7 @@ final class PendingConnection: EventHandler, TimerTarget {
 
     /// The first edge after registering only says the socket is writable: nothing to do until a
     /// byte (or the peer's FIN or reset) makes it readable.
-    func handleEvent(readable: Bool, writable: Bool) {
+    override func handleEvent(readable: Bool, writable: Bool) {
         guard readable else { return }
         let deadline = self.deadline
         forget()

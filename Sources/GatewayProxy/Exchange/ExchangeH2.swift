@@ -98,8 +98,9 @@ extension Exchange {
             for f in fields.fields where !chunkForTrailers && asciiEqualsIgnoringCase(b, f.name, "content-length") {
                 if let n = Int(String(decoding: b[f.value], as: UTF8.self)) { framing = .contentLength(n) }
             }
-            let head = HTTPResponseHead(status: status, versionMinor: 1, headers: fields.fields, framing: framing, keepAlive: true, headLength: 0)
-            startResponse(head, b, ends: ends)
+            fields.fields.withUnsafeBufferPointer { view in
+                startResponse(HTTPResponseHead(status: status, versionMinor: 1, headers: view, framing: framing, keepAlive: true, headLength: 0), b, ends: ends)
+            }
         }
     }
 

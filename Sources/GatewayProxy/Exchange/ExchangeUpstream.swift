@@ -20,14 +20,13 @@ extension Exchange {
     func drive() {
         guard isOpen, connectionRef != nil else { return }   // closed: its connection may be gone
         turn = true
-        // HTTP/2 only queues the connection, at +0 (`withClient`). HTTP/1 drives it now, and a
-        // drive may close it: held for that.
-        let queued = withClient { c in
-            guard c.isHTTP2 else { return false }
-            if !c.batchQueued { loop.afterBatch(c) }   // asked only when needed: asking retains c, as the existential
-            return true
+        // HTTP/2 only queues the connection; HTTP/1 drives it now. Both at +0 (`withClient`): a
+        // drive may close the connection, and the loop then holds it until the batch ends (the
+        // +1 of its handler table moves to the loop's `closing` list).
+        withClient { c in
+            if !c.isHTTP2 { c.drive() }
+            else if !c.batchQueued { loop.afterBatch(c) }   // asked only when needed: asking retains c, as the existential
         }
-        if !queued { connection?.drive() }
     }
 
     /// HTTP/1 has one exchange at a time: its time is kept in the connection's one timer entry

@@ -23,7 +23,7 @@ enum HeadWriter {
     }
 
     /// Names listed in a Connection header (also hop-by-hop), lower-cased.
-    static func connectionTokens(_ b: UnsafeRawBufferPointer, _ headers: [HTTPHeaderField]) -> [String] {
+    static func connectionTokens(_ b: UnsafeRawBufferPointer, _ headers: HeadFields) -> [String] {
         var out: [String] = []
         for h in headers where asciiEqualsIgnoringCase(b, h.name, "connection") {
             forEachListElement(b, h.value) { t in

@@ -5,7 +5,7 @@ import GatewayTLS
 /// (exactly one, version 00), else a new one from the worker's generator.
 enum TraceHeaders {
     /// The client's valid traceparent; nil when absent, repeated or invalid (then it is replaced).
-    static func incoming(_ b: UnsafeRawBufferPointer, _ headers: [HTTPHeaderField]) -> TraceContext? {
+    static func incoming(_ b: UnsafeRawBufferPointer, _ headers: HeadFields) -> TraceContext? {
         var found: TraceContext?
         var count = 0
         for h in headers where asciiEqualsIgnoringCase(b, h.name, "traceparent") {

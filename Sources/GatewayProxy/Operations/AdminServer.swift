@@ -64,7 +64,7 @@ final class AdminServer: EventHandler, @unchecked Sendable {
         self.address = address
     }
 
-    func handleEvent(readable: Bool, writable: Bool) {
+    override func handleEvent(readable: Bool, writable: Bool) {
         for _ in 0..<16 {
             guard let (fd, _) = (try? Socket.accept(listenFD)) ?? nil else { return }
             guard connections < Self.maxConnections else { Descriptor.close(fd); continue }
@@ -96,7 +96,7 @@ final class AdminConnection: EventHandler, TimerTarget {
 
     init(fd: Int32, server: AdminServer) { self.fd = fd; self.server = server }
 
-    func handleEvent(readable: Bool, writable: Bool) {
+    override func handleEvent(readable: Bool, writable: Bool) {
         if output.isEmpty { readRequest() }
         if !output.isEmpty { flush() }
     }

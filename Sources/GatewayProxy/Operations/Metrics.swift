@@ -149,13 +149,22 @@ final class SnapshotCounters {
 struct DurationHistogram {
     static let boundsMs: [Int] = [1, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 60_000]
     var buckets = [Int](repeating: 0, count: boundsMs.count + 1)   // the last one is +Inf
+
+    /// The index of the first bound `ms` does not exceed (`boundsMs.count`: +Inf), as compares:
+    /// reading the static array per request retained and released it.
+    @inline(__always) static func bucket(_ ms: Int) -> Int {
+        if ms <= 100 {
+            if ms <= 10 { return ms <= 1 ? 0 : ms <= 5 ? 1 : 2 }
+            return ms <= 25 ? 3 : ms <= 50 ? 4 : 5
+        }
+        if ms <= 2_500 { return ms <= 250 ? 6 : ms <= 500 ? 7 : ms <= 1_000 ? 8 : 9 }
+        return ms <= 5_000 ? 10 : ms <= 10_000 ? 11 : ms <= 30_000 ? 12 : ms <= 60_000 ? 13 : 14
+    }
     var sumMs = 0
     var count = 0
 
     @inline(__always) mutating func observe(ms: Int) {
-        var i = 0
-        while i < Self.boundsMs.count && ms > Self.boundsMs[i] { i += 1 }
-        buckets[i] += 1
+        buckets[Self.bucket(ms)] += 1
         sumMs += ms
         count += 1
     }

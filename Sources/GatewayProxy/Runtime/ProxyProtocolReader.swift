@@ -45,7 +45,7 @@ final class ProxyProtocolReader: EventHandler, TimerTarget {
         self.fd = fd; self.peer = peer; self.listener = listener; self.snapshot = snapshot; self.worker = worker
     }
 
-    func handleEvent(readable: Bool, writable: Bool) { read() }
+    override func handleEvent(readable: Bool, writable: Bool) { read() }
 
     func deadlineExpired(now: UInt64) {
         reject(.timeout, consumed.isEmpty ? "no PROXY header within handshake_timeout" : "PROXY header not complete within handshake_timeout")

@@ -142,7 +142,7 @@ final class Listener: EventHandler {
 
     init(fd: Int32, key: ListenKey, worker: Worker) { self.fd = fd; self.key = key; self.worker = worker }
 
-    func handleEvent(readable: Bool, writable: Bool) {
+    override func handleEvent(readable: Bool, writable: Bool) {
         let snap = worker.snapshot
         // Settings by address, from the snapshot in use now (a reload may have changed them).
         guard let listener = snap.listeners[key] else { return }

@@ -51,13 +51,14 @@ final class UpstreamSession: EventHandler, TimerTarget {
             Descriptor.close(fd)
             throw ProxyError(.badGateway, "TLS setup for \(target.label) failed: \(error)", metric: .tls)
         }
+        super.init()
         do { try worker.loop.register(fd: fd, handler: self, interest: [.read, .write, .edge]) } catch {
             Descriptor.close(fd)
             throw ProxyError(.badGateway, "\(error)", metric: .refused)
         }
     }
 
-    func handleEvent(readable: Bool, writable: Bool) {
+    override func handleEvent(readable: Bool, writable: Bool) {
         if readable { tls.noteReadable() }
         if let owner { owner.drive(); return }
         // Pooled: a readable event means the server closed it or sent garbage (a writable edge,
