@@ -12,6 +12,7 @@ import Testing
             #expect(DurationHistogram.bucket(bound + 1) == i + 1, "\(bound + 1) ms is over le=\(bound)")
         }
         #expect(DurationHistogram.bucket(Int.max) == bounds.count)
+        #expect(DurationHistogram().buckets.count == bounds.count + 1, "a bucket per bound and +Inf")
     }
 
     @Test func observeCountsIntoTheBucket() {

@@ -48,7 +48,7 @@ final class SnapshotCounters {
     let serverLabels: [[String]]
     let listenLabels: [String]
 
-    var requests: [UInt64: Int] = [:]            // host << 32 | backend << 16 | code
+    private var requests: [UInt64: Int] = [:]    // host << 32 | backend << 16 | code
     var handshakes: [UInt64: Int] = [:]          // host << 40 | resumed << 32 | version << 16 | cipher id
     var cipherNames: [UInt16: String] = [:]
     var handshakeFailures: [FailureKey: Int] = [:]
@@ -73,8 +73,23 @@ final class SnapshotCounters {
         listenLabels = snapshot.config.listeners.map { ListenKey($0).description }
     }
 
+    /// The key of the last request counted and how many in a row had it, not yet in `requests`:
+    /// keep-alive traffic repeats one key, and a dictionary update per request cost a hash, a
+    /// probe and a release.
+    private var runKey: UInt64 = 0
+    private var runCount = 0
+
     @inline(__always) func countRequest(host: Int, backend: Int, status: Int) {
-        requests[UInt64(host) << 32 | UInt64(backend) << 16 | UInt64(UInt16(clamping: status)), default: 0] += 1
+        let key = UInt64(host) << 32 | UInt64(backend) << 16 | UInt64(UInt16(clamping: status))
+        if key == runKey { runCount += 1; return }
+        endRun()
+        runKey = key
+        runCount = 1
+    }
+
+    private func endRun() {
+        if runCount > 0 { requests[runKey, default: 0] += runCount }
+        runCount = 0
     }
 
     func countHandshake(host: Int, version: Int32, cipherID: UInt16, cipherName: @autoclosure () -> String, resumed: Bool) {
@@ -103,6 +118,7 @@ final class SnapshotCounters {
 
     /// The counts with their label values, for summing across workers and snapshots.
     func add(to s: inout MetricsSample) {
+        endRun()
         for (k, n) in requests {
             let code = String(k & 0xFFFF)
             s.requests[[host(Int(k >> 32)), backend(Int(k >> 16 & 0xFFFF)), code], default: 0] += n
@@ -148,7 +164,9 @@ final class SnapshotCounters {
 /// Request durations as a Prometheus histogram (upper bounds in milliseconds).
 struct DurationHistogram {
     static let boundsMs: [Int] = [1, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 60_000]
-    var buckets = [Int](repeating: 0, count: boundsMs.count + 1)   // the last one is +Inf
+    /// Inline (`boundsMs.count + 1`, the last one +Inf): an array's uniqueness check before each
+    /// count made the compiler retain the worker's metrics around it.
+    var buckets = InlineArray<15, Int>(repeating: 0)
 
     /// The index of the first bound `ms` does not exceed (`boundsMs.count`: +Inf), as compares:
     /// reading the static array per request retained and released it.
