@@ -1,13 +1,20 @@
 import Glibc
 import CGatewayShims
 
-/// Something registered with an event loop: a listener, a client or a backend connection.
-/// A class rather than a protocol so the loop can call it through an `Unmanaged` reference,
-/// with no retain and release per event (an existential read from the table was retained).
+/// Something the loop calls: a listener, a client or a backend connection on its descriptor's
+/// events (`handleEvent`), and anything that asked for a turn once the events of one
+/// `epoll_wait` batch were all handled (`afterBatch`, then `endOfBatch`): an HTTP/2 connection
+/// writes its client once for every stream answered in the batch, instead of once per backend
+/// event (fewer writes, fewer and fuller TLS records). A class rather than protocols so the loop
+/// calls through `Unmanaged` references, with no retain and release per call (an existential
+/// read from a table was retained around each).
 open class EventHandler {
     public init() {}
     /// `readable`/`writable` include error and hang-up conditions, so the handler discovers them on its next I/O call.
     open func handleEvent(readable: Bool, writable: Bool) {}
+    /// Set by the loop while the handler is queued for the end of the batch (so it is queued once per batch).
+    public final var batchQueued = false
+    open func endOfBatch() {}
 }
 
 /// Something with a deadline. The loop keeps a min-heap with at most one entry per target;
@@ -22,14 +29,6 @@ public protocol TimerTarget: AnyObject {
     func deadlineExpired(now: UInt64)
 }
 
-/// Something that wants a turn once the events of one `epoll_wait` batch were all handled: an
-/// HTTP/2 connection writes its client once for every stream answered in the batch, instead of
-/// once per backend event (fewer writes, fewer and fuller TLS records).
-public protocol BatchTarget: AnyObject {
-    /// Set by the loop while the target is queued (so it is queued once per batch).
-    var batchQueued: Bool { get set }
-    func endOfBatch()
-}
 
 /// One epoll instance driven by one thread. Not thread-safe except `wakeUp`/`execute`:
 /// every other method is called on the loop's own thread.
@@ -58,9 +57,11 @@ public final class EventLoop: @unchecked Sendable {
     private let taskLock = Mutex()
     private var tasks: [() -> Void] = []
     private var running = true
-    /// Targets for the end of this batch, and the list being run (swapped: no allocation per batch).
-    private var batch: [BatchTarget] = []
-    private var batchRunning: [BatchTarget] = []
+    /// Handlers for the end of this batch, each held +1 until its turn unless `held` elsewhere
+    /// for longer, and the list being run (swapped: no allocation per batch).
+    private struct BatchEntry { let target: Unmanaged<EventHandler>; let owned: Bool }
+    private var batch: [BatchEntry] = []
+    private var batchRunning: [BatchEntry] = []
     /// Objects closed during this iteration, held until its end (`keepUntilEndOfBatch`).
     private var closing: [AnyObject] = []
     /// Cached at each wake-up: the "now" of every handler in that iteration.
@@ -83,6 +84,7 @@ public final class EventLoop: @unchecked Sendable {
 
     deinit {
         for h in handlers { h?.release() }
+        for e in batch where e.owned { e.target.release() }
         events.deallocate()
         close(epfd); close(wakeFD)
     }
@@ -194,10 +196,12 @@ public final class EventLoop: @unchecked Sendable {
     }
 
     /// Gives `target` a turn after the current batch of events (once, however often it asks).
-    public func afterBatch(_ target: BatchTarget) {
+    /// `held`: the caller guarantees the target outlives the loop (a worker's exchange pool), so
+    /// the list takes no reference of its own.
+    public func afterBatch(_ target: EventHandler, held: Bool = false) {
         guard !target.batchQueued else { return }
         target.batchQueued = true
-        batch.append(target)
+        batch.append(BatchEntry(target: held ? .passUnretained(target) : .passRetained(target), owned: !held))
     }
 
     /// Holds `object` until the current iteration of `run` is over: a step that uses it at +0
@@ -209,9 +213,13 @@ public final class EventLoop: @unchecked Sendable {
     @inline(__always) private func runBatchTargets() {
         while !batch.isEmpty {
             swap(&batch, &batchRunning)
-            // Index by index: a for-in retained and released every target (existentials, so
-            // not Array.forEachUnretained); the list is not changed until removeAll.
-            for i in batchRunning.indices { batchRunning[i].batchQueued = false; batchRunning[i].endOfBatch() }
+            // +0 during the call (the list's +1 lasts it), released after; the list is not
+            // changed until removeAll.
+            for i in batchRunning.indices {
+                let e = batchRunning[i]
+                e.target._withUnsafeGuaranteedRef { $0.batchQueued = false; $0.endOfBatch() }
+                if e.owned { e.target.release() }
+            }
             batchRunning.removeAll(keepingCapacity: true)
         }
     }

@@ -268,7 +268,7 @@ enum Routing {
     @Test func aClosedExchangeComesBackAtTheEndOfTheBatch() throws {
         let loop = try EventLoop()
         let pool = ExchangePool(buffers: BufferPool(slabBlocks: 4))
-        pool.loop = loop
+        pool.loop = .passUnretained(loop)
         var table = ExchangeTable()
         let closed = ObjectIdentifier(table.open(HTTP1Downstream.stream, startedAt: 1, pool: pool).takeUnretainedValue())
         table[HTTP1Downstream.stream]!.state.status = 200

@@ -10,7 +10,7 @@ import GatewayTLS
 /// the handshake/head/idle deadlines, draining and closing; each exchange owns its request's
 /// life (backend, retries, its own deadline). `drive` retries whatever can progress until
 /// everything would block; an exchange's backend events and timer come back through it.
-final class ClientConnection: EventHandler, TimerTarget, BackendUser, BatchTarget {
+final class ClientConnection: EventHandler, TimerTarget, BackendUser {
     enum Phase { case handshaking, serving, tunnel, draining, closed }
 
     let fd: Int32
@@ -85,7 +85,6 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser, BatchTarge
     /// HTTP/2: the one timer entry for its streams' deadlines (StreamTimer.swift). Retained
     /// once when made and released by `close` (dropStreamTimer), read at +0 for every stream.
     var streamTimer: Unmanaged<StreamTimer>?
-    var batchQueued = false
     /// Set when a step stopped at its round limit with work left (large bodies).
     var anotherTurn = false
     lazy var clientCertificate: PeerCertificate? = tls.peerCertificate()
@@ -147,6 +146,9 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser, BatchTarge
     }
 
     deinit { http2Ref?.release() }
+
+    /// Only an HTTP/2 connection asks for a turn after the batch (ClientConnectionHTTP2.swift).
+    override func endOfBatch() { endOfHTTP2Batch() }
 
     override func handleEvent(readable: Bool, writable: Bool) {
         if readable { tls.noteReadable() }

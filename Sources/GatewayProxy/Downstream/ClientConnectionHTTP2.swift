@@ -248,7 +248,7 @@ extension ClientConnection {
 
     /// The streams whose backends had news in this batch move (one round for all of them), then
     /// the batch's writes to the client; what they made room for moves on.
-    func endOfBatch() {
+    func endOfHTTP2Batch() {
         guard phase == .serving, isHTTP2 else { return }
         defer { io.output.releaseIfEmpty() }   // an idle connection holds no buffer block
         if !turnQueue.isEmpty { drive() }

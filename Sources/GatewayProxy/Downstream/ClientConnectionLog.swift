@@ -60,7 +60,7 @@ extension ClientConnection {
         ex.recorded = true
         let totalMs = Int(now - ex.startedAt)
         let host = ex.hostIndex != SnapshotCounters.none ? ex.hostIndex : (tls.host?.index ?? SnapshotCounters.none)
-        counters.countRequest(host: host, backend: ex.backend?.index ?? SnapshotCounters.none, status: ex.state.status)
+        counters.countRequest(host: host, backend: ex.backendIndex, status: ex.state.status)
         worker.metrics.durations.observe(ms: totalMs)
         guard worker.accessLogEnabled else { return }
         let logs = worker.logs

@@ -99,25 +99,33 @@ extension ClientConnection {
         let asked = (authority ?? head.host).map { UnsafeRawBufferPointer(rebasing: b[$0]) }
         let decision = hostResolver.cached(asked) ?? hostResolver.resolve(asked: asked, connectionHost: tls.host?.index,
                                                                           table: snapshot.tls.table, policies: snapshot.hostPolicies)
-        var host: TLSHost?
         switch decision {
         case .misdirected(let requested):
             let c = tls.host!
             counters.misdirected[c.index, default: 0] += 1
             io.input.consume(head.headLength)
             respondLocally(ex, .client(421, "host \(requested) is not served under this connection's TLS policy (\(c.name))"), close: false)
-            return
-        case .serve(let i): host = i.map { snapshot.tls.hosts[$0] }
-        }
-        ex.hostIndex = host?.index ?? SnapshotCounters.none
-        guard let host else {
+        case .serve(nil):
+            ex.hostIndex = SnapshotCounters.none
             io.input.consume(head.headLength)
-            respondLocally(ex, .client(404, "no host"), close: false); return
+            respondLocally(ex, .client(404, "no host"), close: false)
+        case .serve(let i?):
+            ex.hostIndex = i
+            // At +0: this connection's snapshot holds its hosts (a host read into a local was retained twice).
+            Unmanaged.passUnretained(snapshot.tls.hosts[i])._withUnsafeGuaranteedRef {
+                route(ex, head, b, host: $0, path: path, authority: authority, trace: trace, clientTraceKept: clientTrace != nil)
+            }
         }
+    }
+
+    /// The rest of `startExchange` once the host is known: limits, route, token, the head toward
+    /// the backend, and the connection to it.
+    private func route(_ ex: Exchange, _ head: HTTPRequestHead, _ b: UnsafeRawBufferPointer, host: TLSHost,
+                       path: Router.Path, authority: Range<Int>?, trace: TraceContext, clientTraceKept: Bool) {
         if case .contentLength(let n) = head.framing, n > limits.maxBodySize {
             respondLocally(ex, .client(413, "body of \(n) bytes over max_body_size"), close: true); return
         }
-        guard let ri = Router.routeIndex(b, path, in: host.config.routes), let backend = snapshot.routeBackends[host.index][ri] else {
+        guard let ri = Router.routeIndex(b, path, in: host.config.routes), let backendRef = snapshot.routeBackends[host.index][ri].map(Unmanaged.passUnretained) else {
             let shown = path.string(b)
             io.input.consume(head.headLength)
             respondLocally(ex, .client(404, "no route for \(shown)"), close: false); return
@@ -139,9 +147,9 @@ extension ClientConnection {
         }
         // gRPC needs HTTP/2 end to end (its status is in trailers an HTTP/1.1 backend does not
         // send); judged after the token, so an unauthenticated client learns nothing of the backend.
-        if ex.grpc && backend.tls.protocol != .h2 {
+        if ex.grpc, let name = backendRef._withUnsafeGuaranteedRef({ $0.tls.protocol != .h2 ? $0.config.name : nil }) {
             io.input.consume(head.headLength)
-            respondLocally(ex, ProxyError(.unavailable, "grpc needs an h2 backend (backend \(backend.config.name) is http/1.1)", metric: nil), close: false)
+            respondLocally(ex, ProxyError(.unavailable, "grpc needs an h2 backend (backend \(name) is http/1.1)", metric: nil), close: false)
             return
         }
         var cert: HeadWriter.ClientCertHeaders?
@@ -152,8 +160,8 @@ extension ClientConnection {
         let strip = host.config.routes[ri].stripPrefix ? host.config.routes[ri].prefix.utf8.count : 0
         HeadWriter.request(b, head: head, path: path, strip: strip, host: head.host ?? authority, clientIP: clientIP,
                            requestID: ex.requestID, clientCert: cert,
-                           trace: .init(context: trace, clientKept: clientTrace != nil), claims: claims, into: &ex.outgoingHead)
-        ex.backend = backend
+                           trace: .init(context: trace, clientKept: clientTraceKept), claims: claims, into: &ex.outgoingHead)
+        ex.backendRef = backendRef   // the snapshot's: see `Exchange.backendRef`
         io.input.consume(head.headLength)
         ex.connect(excluding: nil)
     }

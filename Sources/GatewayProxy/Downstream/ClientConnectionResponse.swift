@@ -40,7 +40,7 @@ extension ClientConnection {
         if ex.backendStream.conn != nil {
             let cancel = !(ex.backendStream.ended && ex.state.requestEnded)
             func release(_ c: H2Upstream) {
-                backends.recordSuccess(c.link.backend, server: c.serverIndex)
+                backends.recordSuccess(of: c.link)
                 c.detach(ex, cancel: cancel)
             }
             // An open connection at +0 (`withBackendConnection`); a closed one may have no holder
@@ -49,7 +49,7 @@ extension ClientConnection {
             return
         }
         guard let c = ex.upstream.take() else { return }   // the exchange's reference moves here
-        backends.recordSuccess(c.backend, server: c.serverIndex)
+        backends.recordSuccess(of: c)
         if ex.state.keepsUpstream(upstreamReady: c.phase == .ready, draining: worker.draining) {
             backends.release(consume c)
         } else {

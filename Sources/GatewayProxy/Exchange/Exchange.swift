@@ -47,8 +47,13 @@ final class Exchange: TimerTarget, BackendUser {
     var jwtSub: String?
     var jwtError: String?
 
-    /// Where the request goes, and the connection to it while one is used.
-    var backend: BackendRuntime?
+    /// Where the request goes, and the connection to it while one is used. The backend is held
+    /// unretained and used at +0: it belongs to the snapshot of the exchange's connection, which
+    /// holds it while the exchange is open, the only time it is read (`reset` clears it).
+    var backendRef: Unmanaged<BackendRuntime>?
+    var backend: BackendRuntime? { backendRef?.takeUnretainedValue() }
+    /// The backend's index for the metrics, at +0.
+    var backendIndex: Int { backendRef?._withUnsafeGuaranteedRef { $0.index } ?? SnapshotCounters.none }
     var upstream: UpstreamSession?
     /// `protocol h2` backends: the stream on a shared connection, instead of `upstream`.
     var backendStream = BackendStream()
@@ -141,7 +146,7 @@ final class Exchange: TimerTarget, BackendUser {
         if compression != nil { compression = nil }
         acceptsGzip = false
         if jwtSub != nil || jwtError != nil { jwtSub = nil; jwtError = nil }
-        if backend != nil { backend = nil }
+        backendRef = nil
         if upstream != nil { upstream = nil }
         if !backendStream.isEmpty { backendStream = BackendStream() }
         upstreamStartedAt = 0; upstreamMs = nil
@@ -162,14 +167,13 @@ final class Exchange: TimerTarget, BackendUser {
 /// (`endOfBatch`), never sooner: so an exchange read from a connection's table stays what it
 /// was for the rest of the batch, and the steps that may close it can take it at +0
 /// (`ClientConnection.withExchange`) instead of a retain guarding it from reuse.
-final class ExchangePool: BatchTarget {
+final class ExchangePool: EventHandler {
     /// The worker that owns this pool (set once it exists; nil in unit tests).
     /// unowned(unsafe): workers live as long as the process.
     unowned(unsafe) var worker: Worker?
     /// The loop whose batches closed exchanges wait out (the worker's; nil: recycled at once).
-    /// unowned(unsafe): the worker owns both, and the loop lives as long as the worker.
-    unowned(unsafe) var loop: EventLoop?
-    var batchQueued = false
+    /// Unmanaged, used at +0: the worker owns both, and the loop lives as long as the worker.
+    var loop: Unmanaged<EventLoop>?
     /// Closed during the current batch: recycled at its end.
     private var closing: [Exchange] = []
     private var spare: [Exchange] = []
@@ -205,10 +209,11 @@ final class ExchangePool: BatchTarget {
     func closed(_ ex: consuming Exchange) {
         guard let loop else { recycle(consume ex); return }
         closing.append(ex)
-        if !batchQueued { loop.afterBatch(self) }
+        // `held`: the pool lives as long as its worker, and so longer than the loop's batch.
+        if !batchQueued { loop._withUnsafeGuaranteedRef { $0.afterBatch(self, held: true) } }
     }
 
-    func endOfBatch() {
+    override func endOfBatch() {
         // Moved out one by one: a copy would make none of them uniquely referenced.
         while let ex = closing.popLast() { recycle(consume ex) }
     }

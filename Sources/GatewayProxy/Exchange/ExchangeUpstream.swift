@@ -74,9 +74,7 @@ extension Exchange {
     // MARK: - Backend selection
 
     func connect(excluding: Int?) {
-        // At +0: the exchange holds its backend until it is reused (`reset`).
-        guard let b = backend.map({ Unmanaged.passUnretained($0) }) else { return }
-        b._withUnsafeGuaranteedRef { connect(to: $0, excluding: excluding) }
+        backendRef?._withUnsafeGuaranteedRef { connect(to: $0, excluding: excluding) }
     }
 
     private func connect(to b: BackendRuntime, excluding: Int?) {

@@ -22,21 +22,23 @@ enum HeadWriter {
             || asciiEqualsIgnoringCase(b, r, "x-request-id")
     }
 
-    /// Names listed in a Connection header (also hop-by-hop), lower-cased.
-    static func connectionTokens(_ b: UnsafeRawBufferPointer, _ headers: HeadFields) -> [String] {
-        var out: [String] = []
+    /// Names listed in a Connection header (also hop-by-hop), lower-cased; nil when there are
+    /// none, the usual case (even an empty array is a release per head).
+    static func connectionTokens(_ b: UnsafeRawBufferPointer, _ headers: HeadFields) -> [String]? {
+        var out: [String]?
         for h in headers where asciiEqualsIgnoringCase(b, h.name, "connection") {
             forEachListElement(b, h.value) { t in
                 if asciiEqualsIgnoringCase(b, t, "close") || asciiEqualsIgnoringCase(b, t, "keep-alive")
                     || asciiEqualsIgnoringCase(b, t, "upgrade") { return }
-                out.append(String(decoding: b[t], as: UTF8.self).lowercased())
+                let token = String(decoding: b[t], as: UTF8.self).lowercased()
+                if out == nil { out = [token] } else { out!.append(token) }
             }
         }
         return out
     }
 
-    static func isListed(_ b: UnsafeRawBufferPointer, _ r: Range<Int>, in tokens: [String]) -> Bool {
-        guard !tokens.isEmpty else { return false }
+    static func isListed(_ b: UnsafeRawBufferPointer, _ r: Range<Int>, in tokens: [String]?) -> Bool {
+        guard let tokens else { return false }
         let name = String(decoding: b[r], as: UTF8.self).lowercased()
         return tokens.contains(name)
     }

@@ -53,7 +53,7 @@ final class Worker {
         pool = BackendPool(loop: loop)
         pool.worker = self
         exchangePool.worker = self
-        exchangePool.loop = loop
+        exchangePool.loop = .passUnretained(loop)
         try addListeners(listenFDs)
     }
 

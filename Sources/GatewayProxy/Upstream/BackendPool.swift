@@ -94,8 +94,10 @@ final class BackendPool {
         health[key] = h
     }
 
-    func recordSuccess(_ backend: BackendRuntime, server: Int) {
-        let key = backend.servers[server].healthKey
+    /// The connection's server answered: its failure count starts again. (Given the connection,
+    /// whose `backend` is then read at +0; passing the backend retained it for the call.)
+    func recordSuccess(of c: UpstreamSession) {
+        let key = c.server.healthKey
         if health[key] != Health() { health[key] = Health() }
     }
 
@@ -134,7 +136,7 @@ final class BackendPool {
         // TLS 1.3 tickets arrive after the handshake: by now the session is resumable,
         // whether or not the connection itself is kept.
         if !c.reused && c.phase == .ready { rememberSession(of: c) }
-        guard c.phase == .ready, c.io.input.isEmpty, c.io.output.isEmpty, !c.tls.hasPending,
+        guard c.phase == .ready, c.io.input.isEmpty, c.io.output.isEmpty, !c.io.session.hasPending,   // `tls` (computed) retained it
               idleCount(key) < c.backend.config.keepalive else {
             c.close(); return
         }

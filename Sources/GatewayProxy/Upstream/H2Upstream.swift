@@ -12,7 +12,7 @@ import GatewayTLS
 /// share one write). Its own socket events read the backend, record what each stream got on the
 /// exchange (`BackendStream`) and then give those exchanges a turn — always from the top of the
 /// loop, never inside another connection's step.
-final class H2Upstream: BackendUser, TimerTarget, BatchTarget {
+final class H2Upstream: EventHandler, BackendUser, TimerTarget {
     let link: UpstreamSession
     /// Set once the handshake selected `h2`; nil while connecting.
     private(set) var session: HTTP2ClientSession?
@@ -34,7 +34,6 @@ final class H2Upstream: BackendUser, TimerTarget, BatchTarget {
     private(set) var closed = false
     var deadline: UInt64 = 0
     var timerSlot = 0
-    var batchQueued = false
     /// Reused for every request head sent on it: the fields as ranges of the exchange's head
     /// bytes (nghttp2 copies them as it submits them).
     var fieldRanges: [HTTPHeaderField] = []
@@ -65,6 +64,7 @@ final class H2Upstream: BackendUser, TimerTarget, BatchTarget {
     init(worker: Worker, backend: BackendRuntime, serverIndex: Int, session: TLSResumption?) throws(ProxyError) {
         self.worker = worker
         link = try UpstreamSession(worker: worker, backend: backend, serverIndex: serverIndex, session: session)
+        super.init()
         link.owner = self
     }
 
@@ -276,7 +276,7 @@ final class H2Upstream: BackendUser, TimerTarget, BatchTarget {
         }
     }
 
-    func endOfBatch() {
+    override func endOfBatch() {
         flush()
         notify()
     }
