@@ -253,9 +253,14 @@ public class HTTP2Session {
     /// stream's queue has a free place (`ByteQueue.take`), so a large body is not copied on its way
     /// from the backend's input to the client's output but once.
     public func sendData(_ stream: Int32, taking buffer: inout ByteBuffer) throws(HTTP2Error) {
-        let st = try bodyStream(stream, "sendData")
-        st.outgoing.take(&buffer)
-        resumeIfDeferred(st)
+        // At +0, like the copying form.
+        let queued = streams.withValue(stream) { st in
+            guard st.hasProvider, !st.outgoingEnd else { return false }
+            st.outgoing.take(&buffer)
+            resumeIfDeferred(st)
+            return true
+        }
+        if queued != true { _ = try bodyStream(stream, "sendData") }   // throws what is missing
     }
 
     /// Ends the body with trailers (gRPC's grpc-status); a trailers-only message is a head with

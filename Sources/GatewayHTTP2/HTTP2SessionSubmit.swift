@@ -33,14 +33,9 @@ private func indexFlags(_ n: UnsafeRawBufferPointer) -> UInt8 {
         ? UInt8(NGHTTP2_NV_FLAG_NO_INDEX.rawValue) : UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)
 }
 
-@inline(__always)
-func baseSessionFrom(_ ud: UnsafeMutableRawPointer?) -> HTTP2Session {
-    // Invariant: user_data is the session object that owns the nghttp2 session (deleted in its deinit).
-    Unmanaged<HTTP2Session>.fromOpaque(ud!).takeUnretainedValue()
-}
-
-/// `body` with the session at +0. Invariant: as above; nghttp2 calls back only inside a session
-/// method, whose `self` keeps the session alive.
+/// `body` with the session at +0. Invariant: user_data is the session object that owns the
+/// nghttp2 session (deleted in its deinit), and nghttp2 calls back only inside a session method,
+/// whose `self` keeps the session alive.
 @inline(__always)
 func withBaseSession<R>(_ ud: UnsafeMutableRawPointer?, _ body: (HTTP2Session) -> R) -> R {
     Unmanaged<HTTP2Session>.fromOpaque(ud!)._withUnsafeGuaranteedRef(body)
@@ -113,8 +108,7 @@ extension HTTP2Session {
         // A DATA frame readBody marked NO_COPY: its 9-byte header, then the payload straight from
         // the stream's outgoing buffer into the sink of the running `write(into:)` (no padding is
         // ever asked for).
-        nghttp2_session_callbacks_set_send_data_callback(cbs) { _, frame, framehd, length, _, ud in
-            let s = baseSessionFrom(ud)
+        nghttp2_session_callbacks_set_send_data_callback(cbs) { _, frame, framehd, length, _, ud in withBaseSession(ud) { s in
             guard let out = s.sink else { return Int32(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue) }
             return s.streams.withValue(frame!.pointee.hd.stream_id) { st in
                 guard st.outgoing.readableCount >= length else { return Int32(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue) }
@@ -122,7 +116,7 @@ extension HTTP2Session {
                 st.outgoing.move(length, into: &out.pointee)
                 return 0
             } ?? Int32(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue)
-        }
+        } }
         nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs) { session, _, id, data, len, ud in withBaseSession(ud) { s in
             let taken = s.streams.withValue(id) { st in
                 guard st.delivered, !st.discarding else { return false }
@@ -181,9 +175,10 @@ nonisolated(unsafe) private let emptyByte = UnsafeMutablePointer<UInt8>.allocate
 /// not ended: DEFERRED until sendData/sendTrailers resume it. At the end with trailers:
 /// NO_END_STREAM, and the trailers go as the stream's last HEADERS.
 let readBody: nghttp2_data_source_read_callback = { session, id, buf, length, flags, _, ud in
-    let s = baseSessionFrom(ud)
-    // The stream at +0 (the table holds it; nothing here changes the table).
-    return s.streams.withValue(id) { readBody(s, $0, session, id, buf, length, flags!) } ?? ssize_t(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
+    // The session and the stream at +0 (the table holds it; nothing here changes the table).
+    return withBaseSession(ud) { s in
+        s.streams.withValue(id) { readBody(s, $0, session, id, buf, length, flags!) } ?? ssize_t(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
+    }
 }
 
 private func readBody(_ s: HTTP2Session, _ st: HTTP2Stream, _ session: OpaquePointer?, _ id: Int32, _ buf: UnsafeMutablePointer<UInt8>?,
