@@ -93,7 +93,7 @@ extension Exchange {
                 return
             }
             let c = try backends.connection(b, server: server)
-            c.owner = self
+            c.attach(self)
             setDeadline(c.phase == .ready ? b.config.responseTimeoutMs : b.config.connectTimeoutMs)
             upstream = consume c   // the pool's +1 moves in
         } catch {

@@ -27,7 +27,18 @@ final class UpstreamSession: EventHandler, TimerTarget {
     var codec = HTTP1ClientCodec()
     /// What uses it now (a client connection, or a health probe); nil while pooled.
     /// Strong: the owner detaches (sets nil) whenever it lets the connection go, and `close` clears it.
-    var owner: (any BackendUser)?
+    var owner: (any BackendUser)? { didSet { exchangeOwner = nil } }
+    /// The owner again when it is an exchange (`attach`), to drive it at +0: a copy of the
+    /// existential was retained for each event. Unmanaged: `owner` holds it, and an exchange that
+    /// lets go of this connection during its drive is held by its connection's table or the
+    /// exchange pool until the loop's batch ends.
+    private var exchangeOwner: Unmanaged<Exchange>?
+
+    /// Serves `ex` from now on.
+    func attach(_ ex: Exchange) {
+        owner = ex
+        exchangeOwner = .passUnretained(ex)
+    }
     /// Whether it was taken from the pool (a failure before any response byte may then be retried).
     var reused = false
     /// Counted in the pool's in-flight numbers (least_conn) while a request uses it.
@@ -60,6 +71,7 @@ final class UpstreamSession: EventHandler, TimerTarget {
 
     override func handleEvent(readable: Bool, writable: Bool) {
         if readable { tls.noteReadable() }
+        if let e = exchangeOwner { e._withUnsafeGuaranteedRef { $0.drive() }; return }
         if let owner { owner.drive(); return }
         // Pooled: a readable event means the server closed it or sent garbage (a writable edge,
         // e.g. the ACK of the last request, means nothing).
