@@ -29,7 +29,6 @@ public protocol TimerTarget: AnyObject {
     func deadlineExpired(now: UInt64)
 }
 
-
 /// One epoll instance driven by one thread. Not thread-safe except `wakeUp`/`execute`:
 /// every other method is called on the loop's own thread.
 public final class EventLoop: @unchecked Sendable {
