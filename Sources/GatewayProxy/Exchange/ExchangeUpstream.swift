@@ -25,7 +25,7 @@ extension Exchange {
         // +1 of its handler table moves to the loop's `closing` list).
         withClient { c in
             if !c.isHTTP2 { c.drive() }
-            else if !c.batchQueued { loop.afterBatch(c) }   // asked only when needed: asking retains c, as the existential
+            else if !c.batchQueued { loop.afterBatch(c) }   // asked only when needed: the queue takes a reference
         }
     }
 
