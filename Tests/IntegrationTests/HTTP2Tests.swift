@@ -240,6 +240,19 @@ struct HTTP2Tests {
         #expect(c.closed)
     }
 
+    /// A connection the idle sweeps emptied (session memory, queues, stream timer) serves its
+    /// next streams, and their deadlines still fire.
+    @Test func aConnectionIdleSweptStillTimesItsStreamsOut() throws {
+        let s = try Stack()
+        try s.startEcho()
+        try s.startGateway(s.config(limits: "idle_timeout 10s;"))
+        let c = H2Client.conn(try H2Client.scenario(s, "idle-then-timeout"))
+        #expect(c.status(1) == 200)
+        #expect(c.status(3) == 504, "response_timeout (3 s) answers a backend that takes 6 s: \(c)")
+        #expect(c.status(5) == 200)
+        #expect(c.goaways.isEmpty, "\(c)")
+    }
+
     @Test func maxRequestsPerConnectionEndsWithGoaway() throws {
         let s = try Stack()
         try s.startEcho()

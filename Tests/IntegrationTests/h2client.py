@@ -228,6 +228,19 @@ def idle(args):
 
 
 @scenario
+def idle_then_timeout(args):
+    """One GET, then quiet past two of the gateway's idle sweeps (it gives the connection's
+    idle memory back, its stream timer too), then a stream the backend answers too late (504
+    from response_timeout) and one more GET."""
+    c = fresh(args)
+    request(c, 1, "/ok")
+    time.sleep(2.6)
+    request(c, 3, "/delay/6000")
+    request(c, 5, "/ok")
+    return {"conn": c.result()}
+
+
+@scenario
 def max_requests(args):
     """Streams one after another until the gateway says GOAWAY and closes."""
     c = fresh(args)

@@ -228,6 +228,18 @@ extension ClientConnection {
         return progress
     }
 
+    /// The idle sweep found the connection idle and its session gave its memory back: what the
+    /// connection kept for its next streams goes too (the exchange table's spill, the round
+    /// queues' storage, the stream timer: ~250 B of an idle connection's). All of it comes back
+    /// with the next stream.
+    func releaseIdleHTTP2Storage() {
+        exchanges.releaseStorage()
+        if turnQueue.isEmpty { turnQueue = [] }
+        if waitingQueue.isEmpty { waitingQueue = [] }
+        if turns.isEmpty { turns = [] }
+        dropStreamTimer()   // no exchange is open: no deadline to keep
+    }
+
     func queueTurn(_ ex: Exchange) { if isHTTP2 { turnQueue.append(ex) } }
     func queueWaiting(_ ex: Exchange) { if isHTTP2 { waitingQueue.append(ex) } }
 

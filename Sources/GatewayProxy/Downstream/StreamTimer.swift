@@ -54,7 +54,8 @@ extension ClientConnection {
         if next != 0 { noteStreamDeadline(next) }
     }
 
-    /// The connection closes: its stream timer leaves the heap and lets go of it.
+    /// The connection closes (or its idle sweep found it idle): its stream timer leaves the
+    /// heap and lets go of it; the next deadline makes another.
     func dropStreamTimer() {
         guard let ref = streamTimer else { return }
         streamTimer = nil

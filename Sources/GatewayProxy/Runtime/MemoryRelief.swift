@@ -76,7 +76,7 @@ final class MemoryRelief: TimerTarget {
         var busy = false
         for c in worker.live.values {
             guard c.exchanges.isEmpty && c.io.output.isEmpty else { busy = true; continue }
-            if c.http2?.releaseIdleMemory() != nil { c.exchanges.releaseStorage() }
+            if c.http2?.releaseIdleMemory() != nil { c.releaseIdleHTTP2Storage() }
         }
         worker.pool.releaseIdleHTTP2Memory()
         worker.exchangePool.reclaim()
