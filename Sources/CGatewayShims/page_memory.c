@@ -27,6 +27,8 @@ typedef struct {
 struct gw_page_arena {
     size_t count, cap;
     gw_page_block *blocks;
+    size_t unwritten;   // the next block of exactly this size gets pages of its own (then 0)
+    void *unwritten_block;   // the block it got
 };
 
 static size_t gw_round(size_t n) { return (n + GW_PAGE - 1) & ~(size_t)(GW_PAGE - 1); }
@@ -117,12 +119,21 @@ static void *gw_map(gw_page_arena *a, size_t size) {
 }
 
 static void gw_unmap(gw_page_arena *a, long i) {
+    if (a->blocks[i].p == a->unwritten_block) a->unwritten_block = NULL;
     munmap(a->blocks[i].p, gw_round(a->blocks[i].size));
     a->blocks[i] = a->blocks[--a->count];
 }
 
+void gw_page_arena_expect_unwritten(gw_page_arena *a, size_t size) { if (a) a->unwritten = size; }
+void *gw_page_arena_unwritten_block(gw_page_arena *a) { return a ? a->unwritten_block : NULL; }
+
 void *gw_page_malloc(size_t size, void *user) {
     gw_page_arena *a = user;
+    if (a && size == a->unwritten) {
+        // A block the owner knows is never written: from pages, which stay out of RSS.
+        a->unwritten = 0;
+        return a->unwritten_block = gw_map(a, size);
+    }
     return size >= GW_PAGE && a ? gw_map(a, size) : gw_small_malloc(size);
 }
 

@@ -2,6 +2,7 @@
 // page arena of page_memory.c), only after a whole sweep of idleness, never with a stream open,
 // and goes on working afterwards.
 import CGatewayShims
+import Glibc
 import Testing
 @testable import GatewayHTTP2
 
@@ -64,6 +65,40 @@ import Testing
         gw_page_free(shrunk, user)
         gw_page_free(table, user)
         gw_page_free(nil, user)
+    }
+
+    /// A block announced as unwritten comes from a page of its own (once: the next of that
+    /// size is a malloc block again), and frees like the others.
+    @Test func theBlockAnnouncedUnwrittenGetsAPageOnce() throws {
+        let arena = try #require(gw_page_arena_new())
+        defer { gw_page_arena_free(arena) }
+        let user = UnsafeMutableRawPointer(arena)
+        gw_page_arena_expect_unwritten(arena, 1024)
+        let other = try #require(gw_page_malloc(1000, user))
+        let page = try #require(gw_page_malloc(1024, user))
+        let next = try #require(gw_page_malloc(1024, user))
+        #expect(Int(bitPattern: page) & 4095 == 0 && gw_page_arena_unwritten_block(arena) == page)
+        #expect(!resident(page), "allocated, not written: no memory behind it yet")
+        #expect(Int(bitPattern: next) & 4095 != 0, "only the first block of that size")
+        for b in [other, page, next] { gw_page_free(b, user) }
+        #expect(gw_page_arena_unwritten_block(arena) == nil)
+    }
+
+    /// The server session's HPACK encoder (table size 0) never writes its ring buffer: the
+    /// block announced for it is still not resident after requests and responses with fields,
+    /// so it is the encoder's (the decoder's ring, allocated next, is written by the first
+    /// request's indexed fields). Fails if nghttp2 ever allocates them in the other order.
+    @Test func theServersEncoderRingStaysUnwritten() throws {
+        let p = try ClientPair()
+        let ring = try #require(gw_page_arena_unwritten_block(p.server.arena))
+        try exchange(p, "/one")
+        try exchange(p, "/two")
+        #expect(!resident(ring))
+    }
+
+    func resident(_ page: UnsafeMutableRawPointer) -> Bool {
+        var vec: UInt8 = 0
+        return mincore(page, 4096, &vec) == 0 && vec & 1 == 1
     }
 
     /// nghttp2's freed small blocks wait in the thread's cache, by glibc's chunk size, for the

@@ -96,6 +96,11 @@ typedef struct gw_page_arena gw_page_arena;
 gw_page_arena *gw_page_arena_new(void);
 void gw_page_arena_free(gw_page_arena *a);
 size_t gw_page_arena_trim(gw_page_arena *a);
+// The next block of exactly `size` bytes the session asks for comes from pages of its own
+// instead of malloc: for a block the caller knows nghttp2 allocates and never writes.
+void gw_page_arena_expect_unwritten(gw_page_arena *a, size_t size);
+// The block that request got (NULL before it, or once freed): for the tests.
+void *gw_page_arena_unwritten_block(gw_page_arena *a);
 void *gw_page_malloc(size_t size, void *user);
 void gw_page_free(void *p, void *user);
 void *gw_page_calloc(size_t n, size_t size, void *user);
