@@ -634,32 +634,14 @@ def measure_h2load(proc, port, path, seconds, conns, streams, extra=(), origin_p
 
 def mem_idle(proc, port, n, http2=False):
     """n TLS connections, one at a time, each held after one GET /ok; the proxy tree's RSS growth
-    divided by n. http2 (mem_idle_h2): ALPN h2 and the request on stream 1 (the `h2` package,
-    which scripts/test installs), the client's SETTINGS ACK and the server's WINDOW_UPDATE
-    exchanged before the connection is left idle."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
-    if http2:
-        ctx.set_alpn_protocols(["h2"])
+    divided by n. http2 (mem_idle_h2): ALPN h2 and the request on stream 1 (the `h2` package),
+    the client's SETTINGS ACK and the server's WINDOW_UPDATE exchanged before the connection is
+    left idle."""
     time.sleep(0.3)
     before = rss_bytes(proc.pid)
     conns = []
     try:
-        for _ in range(n):
-            s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostname="api.test")
-            conns.append(s)
-            if http2:
-                h2_get_ok(s)
-                continue
-            s.sendall(b"GET /ok HTTP/1.1\r\nHost: api.test\r\n\r\n")
-            data = b""
-            while not data.endswith(b"ok\n"):
-                chunk = s.recv(4096)
-                if not chunk:
-                    raise RuntimeError("connection closed during mem_idle")
-                data += chunk
+        idle_connections(port, n, http2, conns)
         # Idle means idle for a while: the gateway gives an idle HTTP/2 connection's empty pages
         # back on its second once-a-second sweep that finds it idle (until 2026-12-06: 0.5 s).
         time.sleep(2.5)
@@ -668,6 +650,30 @@ def mem_idle(proc, port, n, http2=False):
         for s in conns:
             s.close()
     return {"bytes_per_conn": (after - before) / n, "rss_before": before, "rss_after": after}
+
+
+def idle_connections(port, n, http2, conns):
+    """Opens n TLS connections one at a time into `conns` (the caller closes them, also after a
+    failure), each left idle after one GET /ok: mem_idle's, and scripts/idlemem's."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    if http2:
+        ctx.set_alpn_protocols(["h2"])
+    for _ in range(n):
+        s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostname="api.test")
+        conns.append(s)
+        if http2:
+            h2_get_ok(s)
+            continue
+        s.sendall(b"GET /ok HTTP/1.1\r\nHost: api.test\r\n\r\n")
+        data = b""
+        while not data.endswith(b"ok\n"):
+            chunk = s.recv(4096)
+            if not chunk:
+                raise RuntimeError("connection closed during mem_idle")
+            data += chunk
 
 
 def h2_get_ok(s):

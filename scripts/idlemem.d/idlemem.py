@@ -16,7 +16,7 @@ the address, a hint at the code rather than its function.
 
     scripts/idlemem [--conns 1000] [--h2 | --both] [--min-share 0.9]
 """
-import argparse, collections, os, shutil, socket, ssl, subprocess, sys, tempfile, time
+import argparse, collections, os, shutil, subprocess, sys, tempfile, time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "bench.d"))
@@ -43,30 +43,6 @@ def dump(d, pid, timeout=60):
         time.sleep(0.1)
     with open(path) as f:
         return [(int(p[0]), tuple(p[1:])) for p in (line.split() for line in f) if p]
-
-
-def hold(port, n, http2):
-    """n TLS connections, each left idle after one GET /ok (as the bench's mem_idle)."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
-    if http2:
-        ctx.set_alpn_protocols(["h2"])
-    conns = []
-    for _ in range(n):
-        s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostname="api.test")
-        conns.append(s)
-        if http2:
-            bench.h2_get_ok(s)
-            continue
-        s.sendall(b"GET /ok HTTP/1.1\r\nHost: api.test\r\n\r\n")
-        data = b""
-        while not data.endswith(b"ok\n"):
-            chunk = s.recv(4096)
-            if not chunk:
-                raise RuntimeError("the gateway closed a connection before answering")
-            data += chunk
-    return conns
 
 
 class Symbols:
@@ -125,7 +101,7 @@ def measure(args, work, pki, shim, origin_port, http2):
     try:
         time.sleep(0.5)
         before = dump(d, p.pid)
-        conns = hold(port, args.conns, http2)
+        bench.idle_connections(port, args.conns, http2, conns)
         time.sleep(2.5)   # the gateway gives an idle HTTP/2 connection's memory back on its second idle sweep
         after = dump(d, p.pid)
     finally:
