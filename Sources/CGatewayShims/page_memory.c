@@ -129,7 +129,7 @@ void *gw_page_arena_unwritten_block(gw_page_arena *a) { return a ? a->unwritten_
 
 void *gw_page_malloc(size_t size, void *user) {
     gw_page_arena *a = user;
-    if (a && size == a->unwritten) {
+    if (a && a->unwritten && size == a->unwritten) {
         // A block the owner knows is never written: from pages, which stay out of RSS.
         a->unwritten = 0;
         return a->unwritten_block = gw_map(a, size);

@@ -73,6 +73,7 @@ import Testing
         let arena = try #require(gw_page_arena_new())
         defer { gw_page_arena_free(arena) }
         let user = UnsafeMutableRawPointer(arena)
+        let empty = try #require(gw_page_malloc(0, user), "nothing announced: a 0-byte block is malloc's, not a page")
         gw_page_arena_expect_unwritten(arena, 1024)
         let other = try #require(gw_page_malloc(1000, user))
         let page = try #require(gw_page_malloc(1024, user))
@@ -80,7 +81,7 @@ import Testing
         #expect(Int(bitPattern: page) & 4095 == 0 && gw_page_arena_unwritten_block(arena) == page)
         #expect(!resident(page), "allocated, not written: no memory behind it yet")
         #expect(Int(bitPattern: next) & 4095 != 0, "only the first block of that size")
-        for b in [other, page, next] { gw_page_free(b, user) }
+        for b in [empty, other, page, next] { gw_page_free(b, user) }
         #expect(gw_page_arena_unwritten_block(arena) == nil)
     }
 

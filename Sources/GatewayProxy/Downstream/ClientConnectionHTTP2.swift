@@ -230,7 +230,7 @@ extension ClientConnection {
 
     /// The idle sweep found the connection idle and its session gave its memory back: what the
     /// connection kept for its next streams goes too (the exchange table's spill, the round
-    /// queues' storage, the stream timer: ~250 B of an idle connection's). All of it comes back
+    /// queues' storage, the stream timer: ~190 B of an idle connection's). All of it comes back
     /// with the next stream.
     func releaseIdleHTTP2Storage() {
         exchanges.releaseStorage()
