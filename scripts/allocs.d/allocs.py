@@ -203,15 +203,6 @@ def measure(counters, proc, port, scenario, requests, warmup, check=True, idle_s
     return r
 
 
-def start_echo(echo_bin, pki, port, work):
-    log = open(os.path.join(work, "echo.stderr"), "w")
-    p = subprocess.Popen(bench.pinned(1, [echo_bin, "--listen", f"127.0.0.1:{port}", "--cert", f"{pki}/backend.pem",
-                                          "--key", f"{pki}/backend.key", "--name", "origin"]),
-                         stdout=subprocess.DEVNULL, stderr=log)
-    bench.wait_port(port, p)
-    return p
-
-
 def fmt(x, digits=2):
     return "-" if x is None else f"{x:,.{digits}f}"
 
@@ -258,7 +249,7 @@ def main():
     if args.origin == "echo":
         if not args.echo:
             sys.exit("--origin echo needs --echo BIN")
-        origin = start_echo(args.echo, pki, origin_port, work)
+        origin = bench.start_echo(args.echo, work, pki, origin_port)
     else:
         origin = bench.start_origin(work, pki, origin_port)
     results = []

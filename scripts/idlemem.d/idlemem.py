@@ -145,12 +145,9 @@ def main():
     bench.make_pki(pki)
     shim = build_shim(f"{work}/live_blocks.so")
     origin_port = bench.free_port()
-    origin = subprocess.Popen([args.echo, "--listen", f"127.0.0.1:{origin_port}", "--cert", f"{pki}/backend.pem",
-                               "--key", f"{pki}/backend.key", "--name", "origin"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    origin = bench.start_echo(args.echo, work, pki, origin_port)
     symbols = Symbols()
     try:
-        bench.wait_port(origin_port, origin)
         for http2 in protocols:
             before, after = measure(args, work, pki, shim, origin_port, http2)
             report("HTTP/2" if http2 else "HTTP/1.1", before, after, args.conns, args.min_share, symbols)
