@@ -122,6 +122,11 @@ struct HeadScanner: Sendable {
             le -= 1 // the CR (the scanner checked it)
             if ASCII.isWhitespace(bytes[ls]) { throw .bad("obsolete line folding") }
             var colon = ls
+            while le - colon >= 8 {   // eight name bytes at a time, while they are letters, digits and "-"
+                let k = ASCII.nameBytePrefix(bytes.loadUnaligned(fromByteOffset: colon, as: UInt64.self))
+                colon += k
+                if k < 8 { break }
+            }
             while colon < le && ASCII.isToken(bytes[colon]) { colon += 1 }
             guard colon < le, bytes[colon] == ASCII.colon else {
                 if colon < le && ASCII.isWhitespace(bytes[colon]) { throw .bad("whitespace before the colon of a header") }

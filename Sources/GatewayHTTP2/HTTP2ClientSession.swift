@@ -115,10 +115,12 @@ public final class HTTP2ClientSession: HTTP2Session {
         }
         // One literal (the optimizer keeps it on the stack; chosen between two, it was allocated).
         let pseudo: [(StaticString, UnsafeRawBufferPointer)] = [(":method", method), (":scheme", scheme), (":authority", authority), (":path", path)]
-        let id = withFieldArray(head, fields, pseudo: pseudo, te: trailersTE) { nva, count in
-            if endStream { return nghttp2_submit_request(session, nil, nva, count, nil, nil) }
-            var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil), read_callback: readBody)
-            return nghttp2_submit_request(session, nil, nva, count, &provider, nil)
+        let id = fields.withUnsafeBufferPointer { fields in
+            withFieldArray(head, fields, pseudo: pseudo, te: trailersTE) { nva, count in
+                if endStream { return nghttp2_submit_request(session, nil, nva, count, nil, nil) }
+                var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil), read_callback: readBody)
+                return nghttp2_submit_request(session, nil, nva, count, &provider, nil)
+            }
         }
         guard id > 0 else { throw HTTP2Error("nghttp2_submit_request failed", libraryCode: id) }
         let st = makeStream(id)

@@ -1,6 +1,7 @@
 // What the caller asks the server session to send: responses, GOAWAY, ORIGIN (body bytes,
 // trailers and resets are HTTP2Session's). The frames come out of the next `write(into:)`.
 import CNGHTTP2
+import GatewayHTTP
 
 extension HTTP2ServerSession {
     /// Sends the response head on `stream`. Names are lower-cased and connection-specific fields
@@ -13,11 +14,28 @@ extension HTTP2ServerSession {
     /// The same with `headers` borrowed in place (inout, not changed): a caller's reused field
     /// storage, read from a class property, would otherwise be retained around the call.
     public func respond(_ stream: Int32, status: Int, headers: inout HTTP2Fields, endStream: Bool) throws(HTTP2Error) {
+        try respond(stream, status: status, endStream: endStream) { pseudo, body in withFieldArray(headers, pseudo: pseudo, body) }
+    }
+
+    /// The same with the fields as ranges of `raw` (a backend's HTTP/1 response head, sent on
+    /// without a copy): those `drop` says stay behind (hop-by-hop fields go in any case), then `extra`.
+    public func respond(_ stream: Int32, status: Int, raw: UnsafeRawBufferPointer, fields: HeadFields,
+                        extra: [(StaticString, StaticString)] = [], endStream: Bool,
+                        drop: (HTTPHeaderField) -> Bool) throws(HTTP2Error) {
+        try respond(stream, status: status, endStream: endStream) { pseudo, body in
+            withFieldArray(raw, fields, pseudo: pseudo, extra: extra, drop: drop, body)
+        }
+    }
+
+    /// `fieldArray` gives the pseudo-header fields and then the head's as an nghttp2_nv array to its body.
+    private func respond(_ stream: Int32, status: Int, endStream: Bool,
+                         _ fieldArray: ([(StaticString, UnsafeRawBufferPointer)], (UnsafePointer<nghttp2_nv>, Int) -> Int32) -> Int32)
+        throws(HTTP2Error) {
         guard streams.contains(stream) else { throw HTTP2Error("respond: stream \(stream) is not open") }
         guard (100...999).contains(status) else { throw HTTP2Error("respond: status \(status) is not three digits") }
         var digits: (UInt8, UInt8, UInt8) = (UInt8(48 + status / 100), UInt8(48 + status / 10 % 10), UInt8(48 + status % 10))
         let rv = withUnsafeMutableBytes(of: &digits) { d in
-            withFieldArray(headers, pseudo: [(":status", UnsafeRawBufferPointer(d))]) { nva, count in
+            fieldArray([(":status", UnsafeRawBufferPointer(d))]) { nva, count in
                 if endStream { return nghttp2_submit_response(session, stream, nva, count, nil) }
                 var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil), read_callback: readBody)
                 return nghttp2_submit_response(session, stream, nva, count, &provider)

@@ -14,16 +14,6 @@ private func isConnectionSpecific(_ n: UnsafeRawBufferPointer) -> Bool {
         || equals(n, "upgrade")
 }
 
-/// Eight bytes with A-Z lower-cased, every other byte (0x80 and up too) as it was: a byte's
-/// high bit after adding 0x3F to its low seven says >= "A", after adding 0x25 says > "Z".
-@inline(__always)
-func lowercased(_ w: UInt64) -> UInt64 {
-    let ones: UInt64 = 0x0101_0101_0101_0101, highs = ones &* 0x80
-    let low7 = w & ~highs
-    let upper = (low7 &+ ones &* 0x3F) & ~(low7 &+ ones &* 0x25) & ~w & highs
-    return w | (upper >> 2)
-}
-
 /// nghttp2's flags for a field: the two the gateway gives a new value on every request are sent
 /// as literals never indexed (RFC 7541 §6.2.3). Indexed, each went into HPACK's dynamic table
 /// (an nghttp2 allocation) only to push out the fields that do repeat.
@@ -46,33 +36,36 @@ extension HTTP2Session {
     /// names lower-cased into `nameScratch`. nghttp2 copies the fields while submitting.
     func withFieldArray(_ fields: HTTP2Fields, pseudo: [(StaticString, UnsafeRawBufferPointer)],
                         _ body: (UnsafePointer<nghttp2_nv>, Int) -> Int32) -> Int32 {
-        fields.bytes.withUnsafeBytes { withFieldArray($0, fields.fields, pseudo: pseudo, body) }
+        fields.bytes.withUnsafeBytes { raw in
+            fields.fields.withUnsafeBufferPointer { withFieldArray(raw, $0, pseudo: pseudo, body) }
+        }
     }
 
-    /// The same with the fields as ranges of `raw` (a request head toward an h2 backend goes
-    /// from the HTTP/1 head's bytes, without a copy into an HTTP2Fields first), and `te:
-    /// trailers` right after the pseudo-header fields when `te`.
-    func withFieldArray(_ raw: UnsafeRawBufferPointer, _ fields: [HTTPHeaderField], pseudo: [(StaticString, UnsafeRawBufferPointer)],
-                        te: Bool = false, _ body: (UnsafePointer<nghttp2_nv>, Int) -> Int32) -> Int32 {
+    /// The same with the fields as ranges of `raw` (an HTTP/1 head: a request toward an h2
+    /// backend, a backend's response toward an h2 client, without a copy into an HTTP2Fields
+    /// first): `te: trailers` right after the pseudo-header fields when `te`, the fields `drop`
+    /// does not take, then `extra`.
+    func withFieldArray(_ raw: UnsafeRawBufferPointer, _ fields: UnsafeBufferPointer<HTTPHeaderField>,
+                        pseudo: [(StaticString, UnsafeRawBufferPointer)], te: Bool = false,
+                        extra: [(StaticString, StaticString)] = [], drop: (HTTPHeaderField) -> Bool = { _ in false },
+                        _ body: (UnsafePointer<nghttp2_nv>, Int) -> Int32) -> Int32 {
         // Lower-cased names into the scratch in one pass over raw memory (appending byte by byte
         // cost a uniqueness check per byte).
-        // Indexed loops: a for-in over the array retained and released its storage for the iterator.
         var total = 0
-        for k in fields.indices { total += fields[k].name.count }
+        for f in fields { total += f.name.count }
         let dst = nameScratch(atLeast: total)
         do {
             var at = 0
-            for k in fields.indices {
-                let f = fields[k]
+            for f in fields {
                 var i = f.name.lowerBound
                 while f.name.upperBound - i >= 8 {   // eight bytes at a time (byte by byte cost ~9 instructions each)
-                    dst.storeBytes(of: lowercased(raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)), toByteOffset: at, as: UInt64.self)
+                    dst.storeBytes(of: asciiLowercased(raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)), toByteOffset: at, as: UInt64.self)
                     i += 8; at += 8
                 }
                 while i < f.name.upperBound { let c = raw[i]; dst[at] = c &- 65 < 26 ? c | 0x20 : c; i += 1; at += 1 }
             }
         }
-        let cap = fields.count + pseudo.count + 1
+        let cap = fields.count + pseudo.count + extra.count + 1
         let names = UnsafeRawBufferPointer(dst)
         return withUnsafeTemporaryAllocation(of: nghttp2_nv.self, capacity: max(cap, 1)) { nva in
             var n = 0
@@ -91,12 +84,14 @@ extension HTTP2Session {
                 add("te", UnsafeRawBufferPointer(start: trailers.utf8Start, count: trailers.utf8CodeUnitCount))
             }
             var at = 0
-            for k in fields.indices {
-                let f = fields[k]
+            for f in fields {
                 let name = UnsafeRawBufferPointer(rebasing: names[at..<at + f.name.count])
                 at += f.name.count
-                if isConnectionSpecific(name) { continue }
+                if isConnectionSpecific(name) || drop(f) { continue }
                 add(name, UnsafeRawBufferPointer(rebasing: raw[f.value]), indexFlags(name))
+            }
+            for (name, value) in extra {
+                add(name, UnsafeRawBufferPointer(start: value.utf8Start, count: value.utf8CodeUnitCount))
             }
             return body(UnsafePointer(nva.baseAddress!), n)
         }

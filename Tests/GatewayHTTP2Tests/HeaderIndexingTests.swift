@@ -4,6 +4,7 @@
 // inflater, which reports the representation as NGHTTP2_NV_FLAG_NO_INDEX.
 import CNGHTTP2
 import Testing
+import GatewayHTTP
 @testable import GatewayHTTP2
 
 @Suite struct HeaderIndexing {
@@ -75,7 +76,7 @@ import Testing
                 var bytes = filler
                 bytes[position] = UInt8(b)
                 let w = bytes.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
-                let got = withUnsafeBytes(of: lowercased(w)) { Array($0) }
+                let got = withUnsafeBytes(of: asciiLowercased(w)) { Array($0) }
                 let want = bytes.map { $0 &- 65 < 26 ? $0 | 0x20 : $0 }
                 #expect(got == want, "byte \(b) at \(position)")
             }

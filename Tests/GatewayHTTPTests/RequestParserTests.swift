@@ -240,6 +240,53 @@ func expectEverySplit(_ text: String, _ expected: Outcome, sourceLocation: Sourc
         #expect(offset.withUnsafeBytes { ASCII.allFieldBytes($0, 3..<6) } == true)
     }
 
+    /// The eight-at-a-time name scan stops exactly where a byte-by-byte one does: every byte value
+    /// at every position, after letters, digits and "-" and before bytes that could carry.
+    @Test func nameByteRunStopsAtTheFirstOtherByte() {
+        func isNameByte(_ c: UInt8) -> Bool {
+            (c >= 0x30 && c <= 0x39) || (c | 0x20 >= 0x61 && c | 0x20 <= 0x7A) || c == 0x2D
+        }
+        for c in 0...255 {
+            for at in 0..<8 {
+                for fill: [UInt8] in [Array("aZ-09zA-".utf8), Array("--------".utf8), [0xFF, 0x80, 0x7F, 0xFF, 0x2C, 0x2E, 0x40, 0x5B]] {
+                    var w = Array("Content-".utf8)
+                    w[at] = UInt8(c)
+                    for k in (at + 1)..<8 { w[k] = fill[k] }
+                    let expected = w.firstIndex { !isNameByte($0) } ?? 8
+                    let got = w.withUnsafeBytes { ASCII.nameBytePrefix($0.loadUnaligned(as: UInt64.self)) }
+                    #expect(got == expected, "\(w)")
+                }
+            }
+        }
+    }
+
+    /// The word-wise case-insensitive comparison agrees with a byte-by-byte one for every length
+    /// of the names it is used with (short, 4-7, 8, over 8 with an overlapping last word), every
+    /// position of a difference, and the bytes next to the letters that case folding could confuse.
+    @Test func caseInsensitiveComparisonAgreesByteByByte() {
+        let names: [StaticString] = ["", "te", "via", "host", "vary", "close", "expect", "upgrade", "trailer",
+                                     "keep-alive", "connection", "x-request-id", "content-length", "proxy-connection",
+                                     "transfer-encoding", "x-forwarded-for-abc"]
+        func reference(_ a: [UInt8], _ s: StaticString) -> Bool {
+            let t = UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount)
+            return a.count == t.count && zip(a, t).allSatisfy { ($0 >= 65 && $0 <= 90 ? $0 + 32 : $0) == $1 }
+        }
+        for name in names {
+            let lower = Array(UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+            var cases = [lower, lower.map { $0 >= 97 && $0 <= 122 ? $0 - 32 : $0 }, lower + [0x61], Array(lower.dropLast())]
+            for at in lower.indices {
+                for c: UInt8 in [0x40, 0x5B, 0x60, 0x7B, 0x0D, 0x2D, 0xC1, lower[at] ^ 0x20, lower[at] &+ 1] {
+                    var v = lower; v[at] = c; cases.append(v)
+                }
+            }
+            for v in cases {
+                let padded = [0x41] + v + [0x5A]   // a range that starts mid-buffer, with a byte after it
+                let got = padded.withUnsafeBytes { asciiEqualsIgnoringCase($0, 1..<1 + v.count, name) }
+                #expect(got == reference(v, name), "\(v) against \(name)")
+            }
+        }
+    }
+
     /// HTTP/1.<digit> ends a request line, nothing else in its place; the version pattern is read byte by byte.
     @Test func versionPatternAcceptsDigitsOnly() {
         for (line, ok) in [("HTTP/1.1", true), ("HTTP/1.0", true), ("HTTP/1.x", false), ("HTTQ/1.1", false), ("HTTP/1,1", false), ("HTTP/1.1x", false), ("HTTP/11.1", false), ("http/1.1", false)] {

@@ -93,7 +93,7 @@ def pinned(cpu, cmd):
 # instructions the proxy executed per request over a fixed number of h2load requests, instead of
 # CPU time. Slow, but the count does not move with the host's load (CPU time here moves by tens
 # of percent between minutes): the cross-check for a ratio the timed rounds leave unsettled.
-CALLGRIND = {"on": False}
+CALLGRIND = {"on": False, "keep": None}
 # The fixed loads: (h2load options, requests). HTTP/1.1 keep-alive runs on 4 connections like the
 # h2 scenarios (wrk has no request count).
 INSTR_LOADS = {"ka_small": (["--h1", "-c4"], 20000), "ka_16k": (["--h1", "-c4"], 5000),
@@ -104,7 +104,7 @@ INSTR_LOADS = {"ka_small": (["--h1", "-c4"], 20000), "ka_16k": (["--h1", "-c4"],
 def proxy_cmd(cmd, d):
     """A proxy's command line on CPU 0, under callgrind with --instructions."""
     if CALLGRIND["on"]:
-        cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={d}/callgrind.out"] + cmd
+        cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={d}/callgrind.out"] + os.environ.get("CG_FLAGS", "").split() + cmd
     return pinned(0, cmd)
 
 
@@ -126,6 +126,9 @@ def count_instructions(proc, port, path, options, n, extra=()):
             total = next(int(line.split()[1]) for line in f if line.startswith(("summary:", "totals:")))
     except (OSError, StopIteration):
         raise RuntimeError(f"callgrind wrote no counts for pid {proc.pid} within 30 s ({dump})") from None
+    if CALLGRIND["keep"]:   # --keep-callgrind: the dump for callgrind_annotate, named by proxy and path
+        os.makedirs(CALLGRIND["keep"], exist_ok=True)
+        shutil.copy(dump, os.path.join(CALLGRIND["keep"], f"{os.path.basename(proc.cg_dir)}{path.replace('/', '_')}.out"))
     return {"requests": r["requests"], "errors": r["errors"],
             "instr_per_req": total / r["requests"] if r["requests"] else None}
 
@@ -974,6 +977,8 @@ def main():
                     help="instructions per request instead of CPU time: each proxy under valgrind's callgrind, fixed "
                          "h2load loads (ka_small, ka_16k, h2_small, h2_1m, h2_backend, grpc_unary); slow, and independent "
                          "of the host's load")
+    ap.add_argument("--keep-callgrind", metavar="DIR", default=None,
+                    help="--instructions: keep each count's callgrind dump in DIR (for callgrind_annotate)")
     ap.add_argument("--profile", action="store_true",
                     help="wrk scenarios (ka_*, hs_*): split each proxy's CPU per request into kernel, OpenSSL, libc, Swift runtime, "
                          "nghttp2 and its own code (perf record over a separate run)")
@@ -1009,7 +1014,7 @@ def main():
             print(f"--instructions: only {', '.join(s for s in scenarios if s in INSTR_LOADS) or 'none'} of those asked",
                   file=sys.stderr)
         scenarios = [s for s in scenarios if s in INSTR_LOADS]
-        CALLGRIND["on"], args.allocs, args.profile = True, False, False
+        CALLGRIND["on"], CALLGRIND["keep"], args.allocs, args.profile = True, args.keep_callgrind, False, False
     if any(s in H2_BACKEND for s in scenarios) and not args.echo:
         sys.exit("h2_backend and grpc_unary need --echo BIN (gateway-echo, the h2 origin)")
     raise_nofile()
@@ -1023,7 +1028,7 @@ def main():
         # valgrind 3.19 cannot read the DWARF 5 of a Swift release build (it gives up at start):
         # the gateway runs as a copy without its debug sections (the same code).
         for attr in ("gateway", "baseline"):
-            if getattr(args, attr):
+            if getattr(args, attr) and not os.environ.get("CG_NOSTRIP"):
                 copy = f"{work}/{attr}-nodebug"
                 run(["objcopy", "--strip-debug", getattr(args, attr), copy])
                 setattr(args, attr, copy)

@@ -74,20 +74,16 @@ final class HTTP2Downstream: DownstreamCodec {
 
     func writeHead(_ stream: StreamID, _ b: UnsafeRawBufferPointer, _ head: HTTPResponseHead, _ edits: ResponseEdits,
                    endStream: Bool, close: Bool, into out: inout ByteBuffer) -> Bool {
-        fields.removeAll()
         let tokens = HeadWriter.connectionTokens(b, head.headers)
-        for k in head.headers.indices {   // indexed: the iterator of a for-in retained the array
-            let h = head.headers[k]
-            // HTTP/1 hop-by-hop fields and those the Connection header lists stay behind (RFC 9113 §8.2.2).
-            if HeadWriter.isHopByHop(b, h.name) || HeadWriter.isListed(b, h.name, in: tokens) { continue }
-            if edits.gzip && asciiEqualsIgnoringCase(b, h.name, "content-length") { continue }
-            fields.append(name: UnsafeRawBufferPointer(rebasing: b[h.name]), value: UnsafeRawBufferPointer(rebasing: b[h.value]))
-        }
-        if edits.gzip { fields.append("content-encoding", "gzip") }
-        if edits.vary { fields.append("vary", "Accept-Encoding") }
+        let extra: [(StaticString, StaticString)] = edits.gzip ? (edits.vary ? Self.gzipVary : Self.gzip) : edits.vary ? Self.vary : []
         // Ending the stream with the head keeps a gRPC trailers-only answer one HEADERS frame
-        // (then writeEnd finds no body to end).
-        try? session.respond(Int32(stream), status: head.status, headers: &fields, endStream: endStream)
+        // (then writeEnd finds no body to end). The fields go from the backend's head as they
+        // are, without a copy: HTTP/1 hop-by-hop fields and those the Connection header lists
+        // stay behind (RFC 9113 §8.2.2), and Content-Length when the body is compressed.
+        try? session.respond(Int32(stream), status: head.status, raw: b, fields: head.headers, extra: extra, endStream: endStream) { h in
+            HeadWriter.isHopByHop(b, h.name) || HeadWriter.isListed(b, h.name, in: tokens)
+                || (edits.gzip && asciiEqualsIgnoringCase(b, h.name, "content-length"))
+        }
         return false
     }
 
@@ -129,6 +125,10 @@ final class HTTP2Downstream: DownstreamCodec {
         body.withUnsafeBytes { try? session.sendData(Int32(stream), $0, endStream: true) }
         return body.count
     }
+
+    private static let gzip: [(StaticString, StaticString)] = [("content-encoding", "gzip")]
+    private static let vary: [(StaticString, StaticString)] = [("vary", "Accept-Encoding")]
+    private static let gzipVary = gzip + vary
 
     /// HTTP/2 field names are lower case (RFC 9113 §8.2.1).
     private static func lowercased(_ s: StaticString) -> [UInt8] {

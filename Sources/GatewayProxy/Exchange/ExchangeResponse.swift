@@ -20,10 +20,11 @@ extension Exchange {
     private func receiveResponse(_ c: UpstreamSession, _ client: ClientConnection) -> Bool {
         var progress = false
         defer { if client.isHTTP2 { waitingOnClient = !client.canTakeResponse(self) } }
-        while client.canTakeResponse(self) {
+        while true {
             // Hand on every part already buffered (a head and its body often share one read)
-            // before reading again.
-            while client.canTakeResponse(self) {
+            // before reading again, while the client keeps up.
+            while true {
+                guard client.canTakeResponse(self) else { return progress }
                 guard let more = handOnResponsePart(c, client) else { return true }
                 guard more else { break }
                 progress = true
@@ -39,7 +40,6 @@ extension Exchange {
                 return true
             }
         }
-        return progress
     }
 
     /// The backend closed (or broke) its connection.
@@ -64,6 +64,7 @@ extension Exchange {
     /// true: a part was handed on; false: more bytes are needed; nil: the exchange failed.
     func handOnResponsePart(_ c: UpstreamSession, _ client: ClientConnection) -> Bool? {
         let input = c.io.input.readable
+        if input.isEmpty && c.codec.awaitingHead { return false }   // nothing to parse yet (the common first call)
         let step: (part: HTTP1ClientCodec.Part?, consumed: Int)
         do { step = try c.codec.next(input) } catch {
             c.io.input.consume(input.count)
