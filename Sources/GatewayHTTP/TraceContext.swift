@@ -44,9 +44,9 @@ public struct TraceContext: Sendable, Hashable {
     /// The 55 bytes of the header value, written into `out` (which must hold that many); no allocation.
     public func write(into out: UnsafeMutableRawBufferPointer) {
         out[0] = UInt8(ascii: "0"); out[1] = UInt8(ascii: "0"); out[2] = UInt8(ascii: "-")
-        Self.writeHex(traceIDHigh, 16, out, at: 3); Self.writeHex(traceIDLow, 16, out, at: 19)
+        writeHex16(traceIDHigh, out, at: 3); writeHex16(traceIDLow, out, at: 19)
         out[35] = UInt8(ascii: "-")
-        Self.writeHex(parentID, 16, out, at: 36)
+        writeHex16(parentID, out, at: 36)
         out[52] = UInt8(ascii: "-")
         Self.writeHex(UInt64(flags), 2, out, at: 53)
     }
@@ -65,7 +65,7 @@ public struct TraceContext: Sendable, Hashable {
     public var traceIDHex: String {
         String(unsafeUninitializedCapacity: 32) { out in
             let raw = UnsafeMutableRawBufferPointer(out)
-            Self.writeHex(traceIDHigh, 16, raw, at: 0); Self.writeHex(traceIDLow, 16, raw, at: 16)
+            writeHex16(traceIDHigh, raw, at: 0); writeHex16(traceIDLow, raw, at: 16)
             return 32
         }
     }

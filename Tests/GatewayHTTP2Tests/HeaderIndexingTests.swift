@@ -92,4 +92,15 @@ import GatewayHTTP
         let (_, head) = try #require(requests(p.serverEvents).first)
         #expect(pairs(head.fields) == ["\(long.lowercased())=1", "accept=2", "te=trailers"])
     }
+
+    /// Every name length from 1 to 20 (bytes, a four-byte pair, words with an overlapping last one).
+    @Test func namesOfEveryLengthReachNghttp2LowerCased() throws {
+        let p = try ClientPair()
+        let names = (1...20).map { n in String("XyZ-AbC-dEf-GhI-jKl-MnO".prefix(n)) }.filter { !$0.hasSuffix("-") }
+        _ = try p.client.request(method: "GET", authority: "a", path: "/",
+                                 headers: fields(names.map { ($0, "v") }), endStream: true)
+        p.pump()
+        let (_, head) = try #require(requests(p.serverEvents).first)
+        #expect(pairs(head.fields) == names.map { "\($0.lowercased())=v" })
+    }
 }

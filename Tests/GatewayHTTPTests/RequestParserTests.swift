@@ -238,6 +238,22 @@ func expectEverySplit(_ text: String, _ expected: Outcome, sourceLocation: Sourc
         let offset = Array("x: abc\u{7F}defgh".utf8)   // a range that starts mid-buffer
         #expect(offset.withUnsafeBytes { ASCII.allFieldBytes($0, 3..<offset.count) } == false)
         #expect(offset.withUnsafeBytes { ASCII.allFieldBytes($0, 3..<6) } == true)
+        // A short last run is read as the top of the word ending with the range: the bytes below
+        // it, outside the range, may be anything (controls, DEL) without deciding the answer.
+        for outside: UInt8 in [0x00, 0x01, 0x1F, 0x7F, 0x0D, 0x20] {
+            for start in 0..<12 {
+                for count in 1..<(20 - start) {
+                    var buffer = [UInt8](repeating: outside, count: 20)
+                    for k in start..<(start + count) { buffer[k] = UInt8(ascii: "a") }
+                    #expect(buffer.withUnsafeBytes { ASCII.allFieldBytes($0, start..<(start + count)) }, "\(start) +\(count) in \(outside)")
+                    for bad in start..<(start + count) {
+                        var b = buffer
+                        b[bad] = 0x7F
+                        #expect(!b.withUnsafeBytes { ASCII.allFieldBytes($0, start..<(start + count)) }, "DEL at \(bad) of \(start) +\(count)")
+                    }
+                }
+            }
+        }
     }
 
     /// The eight-at-a-time name scan stops exactly where a byte-by-byte one does: every byte value
@@ -258,6 +274,21 @@ func expectEverySplit(_ text: String, _ expected: Outcome, sourceLocation: Sourc
                 }
             }
         }
+    }
+
+    /// Eight hex digits at once are the digits `String(radix:)` writes, zero-padded, in order.
+    @Test func hexWordsSpellTheNumber() {
+        var values: [UInt32] = [0, 1, 9, 10, 15, 16, 0xA0, 0x9F, 0xFFFF_FFFF, 0x1234_5678, 0x89AB_CDEF, 0xF0F0_0F0F]
+        var x: UInt32 = 0x9E37_79B9
+        for _ in 0..<2000 { x ^= x << 13; x ^= x >> 17; x ^= x << 5; values.append(x) }
+        for v in values {
+            let want = String(repeating: "0", count: 8 - String(v, radix: 16).count) + String(v, radix: 16)
+            let got = withUnsafeBytes(of: asciiHex8(v)) { String(decoding: $0, as: UTF8.self) }
+            #expect(got == want)
+        }
+        var out = [UInt8](repeating: 0, count: 16)
+        out.withUnsafeMutableBytes { writeHex16(0x0123_4567_89AB_CDEF, $0, at: 0) }
+        #expect(String(decoding: out, as: UTF8.self) == "0123456789abcdef")
     }
 
     /// The word-wise case-insensitive comparison agrees with a byte-by-byte one for every length

@@ -93,7 +93,7 @@ def pinned(cpu, cmd):
 # instructions the proxy executed per request over a fixed number of h2load requests, instead of
 # CPU time. Slow, but the count does not move with the host's load (CPU time here moves by tens
 # of percent between minutes): the cross-check for a ratio the timed rounds leave unsettled.
-CALLGRIND = {"on": False, "keep": None}
+CALLGRIND = {"on": False, "keep": None, "args": []}
 # The fixed loads: (h2load options, requests). HTTP/1.1 keep-alive runs on 4 connections like the
 # h2 scenarios (wrk has no request count).
 INSTR_LOADS = {"ka_small": (["--h1", "-c4"], 20000), "ka_16k": (["--h1", "-c4"], 5000),
@@ -104,7 +104,7 @@ INSTR_LOADS = {"ka_small": (["--h1", "-c4"], 20000), "ka_16k": (["--h1", "-c4"],
 def proxy_cmd(cmd, d):
     """A proxy's command line on CPU 0, under callgrind with --instructions."""
     if CALLGRIND["on"]:
-        cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={d}/callgrind.out"] + os.environ.get("CG_FLAGS", "").split() + cmd
+        cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={d}/callgrind.out"] + CALLGRIND["args"] + cmd
     return pinned(0, cmd)
 
 
@@ -131,6 +131,12 @@ def count_instructions(proc, port, path, options, n, extra=()):
         shutil.copy(dump, os.path.join(CALLGRIND["keep"], f"{os.path.basename(proc.cg_dir)}{path.replace('/', '_')}.out"))
     return {"requests": r["requests"], "errors": r["errors"],
             "instr_per_req": total / r["requests"] if r["requests"] else None}
+
+
+def dwarf5(binary):
+    """Whether any compile unit of `binary`'s debug information is DWARF 5."""
+    out = subprocess.run(["readelf", "--debug-dump=info", binary], capture_output=True, text=True).stdout
+    return re.search(r"^\s+Version:\s+5$", out, re.M) is not None
 
 
 def make_pki(d):
@@ -979,6 +985,8 @@ def main():
                          "of the host's load")
     ap.add_argument("--keep-callgrind", metavar="DIR", default=None,
                     help="--instructions: keep each count's callgrind dump in DIR (for callgrind_annotate)")
+    ap.add_argument("--callgrind-args", default="", metavar="ARGS",
+                    help="--instructions: more valgrind options, e.g. '--dump-instr=yes' or '--cache-sim=yes --branch-sim=yes'")
     ap.add_argument("--profile", action="store_true",
                     help="wrk scenarios (ka_*, hs_*): split each proxy's CPU per request into kernel, OpenSSL, libc, Swift runtime, "
                          "nghttp2 and its own code (perf record over a separate run)")
@@ -1014,7 +1022,8 @@ def main():
             print(f"--instructions: only {', '.join(s for s in scenarios if s in INSTR_LOADS) or 'none'} of those asked",
                   file=sys.stderr)
         scenarios = [s for s in scenarios if s in INSTR_LOADS]
-        CALLGRIND["on"], CALLGRIND["keep"], args.allocs, args.profile = True, args.keep_callgrind, False, False
+        CALLGRIND.update(on=True, keep=args.keep_callgrind, args=args.callgrind_args.split())
+        args.allocs, args.profile = False, False
     if any(s in H2_BACKEND for s in scenarios) and not args.echo:
         sys.exit("h2_backend and grpc_unary need --echo BIN (gateway-echo, the h2 origin)")
     raise_nofile()
@@ -1025,10 +1034,12 @@ def main():
     make_pki(pki)
     setup_sni(args.sni, work)
     if CALLGRIND["on"]:
-        # valgrind 3.19 cannot read the DWARF 5 of a Swift release build (it gives up at start):
-        # the gateway runs as a copy without its debug sections (the same code).
+        # valgrind 3.19 cannot read DWARF 5 (it gives up at start), which a few units of a Swift
+        # release build have: such a gateway runs as a copy without its debug sections (the same
+        # code). One built with -Xswiftc -dwarf-version=4 -Xcc -gdwarf-4 runs as it is, so that
+        # callgrind_annotate can show source lines (--keep-callgrind).
         for attr in ("gateway", "baseline"):
-            if getattr(args, attr) and not os.environ.get("CG_NOSTRIP"):
+            if getattr(args, attr) and dwarf5(getattr(args, attr)):
                 copy = f"{work}/{attr}-nodebug"
                 run(["objcopy", "--strip-debug", getattr(args, attr), copy])
                 setattr(args, attr, copy)

@@ -1,3 +1,4 @@
+import GatewayHTTP
 import GatewaySystem
 
 /// An exchange's X-Request-Id: the client's own when it is valid (1–128 of `[A-Za-z0-9._-]`),
@@ -45,19 +46,26 @@ enum RequestID: Equatable {
         }
     }
 
-    /// Hyphenated lower-case hex of the 16 bytes, with the version (4) and variant bits set.
+    /// Hyphenated lower-case hex of the 16 bytes, with the version (4) and variant bits set:
+    /// 8-4-4-4-12 digits, written eight at a time (split words: halves in little-endian order).
     private static func writeUUID(_ a: UInt64, _ b: UInt64, into out: UnsafeMutableRawBufferPointer) {
         var words = (a, b)
         withUnsafeMutableBytes(of: &words) { r in
             r[6] = r[6] & 0x0F | 0x40
             r[8] = r[8] & 0x3F | 0x80
-            let hex: StaticString = "0123456789abcdef"
-            var j = 0
-            for i in 0..<16 {
-                if i == 4 || i == 6 || i == 8 || i == 10 { out[j] = UInt8(ascii: "-"); j += 1 }
-                out[j] = hex.utf8Start[Int(r[i] >> 4)]; out[j + 1] = hex.utf8Start[Int(r[i] & 15)]
-                j += 2
-            }
+            func hex(_ i: Int) -> UInt64 { asciiHex8(UInt32(bigEndian: r.loadUnaligned(fromByteOffset: i, as: UInt32.self))) }
+            let dash = UInt8(ascii: "-")
+            out.storeBytes(of: hex(0), toByteOffset: 0, as: UInt64.self)
+            out[8] = dash
+            let b4 = hex(4), b8 = hex(8)
+            out.storeBytes(of: UInt32(truncatingIfNeeded: b4), toByteOffset: 9, as: UInt32.self)
+            out[13] = dash
+            out.storeBytes(of: UInt32(truncatingIfNeeded: b4 >> 32), toByteOffset: 14, as: UInt32.self)
+            out[18] = dash
+            out.storeBytes(of: UInt32(truncatingIfNeeded: b8), toByteOffset: 19, as: UInt32.self)
+            out[23] = dash
+            out.storeBytes(of: UInt32(truncatingIfNeeded: b8 >> 32), toByteOffset: 24, as: UInt32.self)
+            out.storeBytes(of: hex(12), toByteOffset: 28, as: UInt64.self)
         }
     }
 }
