@@ -33,60 +33,9 @@ struct gw_page_arena {
 
 static size_t gw_round(size_t n) { return (n + GW_PAGE - 1) & ~(size_t)(GW_PAGE - 1); }
 
-// Small blocks nghttp2 frees and soon asks for again (a stream's objects and header buffers:
-// 11 per request proxied h2 -> h2, with hundreds of streams in flight, beyond glibc's 7-deep
-// per-thread cache): kept per thread, in lists by glibc's chunk size, so the next streams take
-// them without malloc's arena lock and bin work. A session runs on one worker thread only.
-// Bounded by GW_SMALL_CACHE_BYTES per thread, and they stay malloc blocks, so the cache can be
-// emptied with free() at any time (gw_small_cache_release).
-#define GW_SMALL_MAX 1024
-#define GW_SMALL_CLASSES (GW_SMALL_MAX / 16 + 2)
-#define GW_SMALL_CACHE_BYTES (512 * 1024)
-typedef struct { void *head[GW_SMALL_CLASSES]; size_t bytes; } gw_small_cache;
-static __thread gw_small_cache gw_cache;
-
-// glibc's usable size for a request of n bytes (x86-64: 16-byte chunks with an 8-byte header,
-// 32 at least); a free block's usable size is malloc_usable_size, so both key the same list.
-static size_t gw_usable_for(size_t n) { size_t c = (n + 8 + 15) & ~(size_t)15; return (c < 32 ? 32 : c) - 8; }
-
-static void *gw_small_malloc(size_t size) {
-    if (size <= GW_SMALL_MAX) {
-        size_t u = gw_usable_for(size);
-        void **head = &gw_cache.head[(u + 8) / 16];
-        void *p = *head;
-        if (p) {
-            *head = *(void **)p;
-            gw_cache.bytes -= u;
-            return p;
-        }
-    }
-    return malloc(size);
-}
-
-static void gw_small_free(void *p) {
-    size_t u = malloc_usable_size(p);
-    // A block must hold the list's link: glibc's always do (24 bytes at least), but under
-    // another allocator (AddressSanitizer's, in the fuzz builds) a 4-byte request is 4 bytes.
-    if (u >= sizeof(void *) && u <= GW_SMALL_MAX && gw_cache.bytes + u <= GW_SMALL_CACHE_BYTES) {
-        void **head = &gw_cache.head[(u + 8) / 16];
-        *(void **)p = *head;
-        *head = p;
-        gw_cache.bytes += u;
-        return;
-    }
-    free(p);
-}
-
-size_t gw_small_cache_release(void) {
-    size_t released = gw_cache.bytes;
-    for (size_t k = 0; k < GW_SMALL_CLASSES; k++) {
-        void *p = gw_cache.head[k];
-        while (p) { void *next = *(void **)p; free(p); p = next; }
-        gw_cache.head[k] = NULL;
-    }
-    gw_cache.bytes = 0;
-    return released;
-}
+// Blocks under a page: the calling thread's block cache (block_cache.c), nghttp2's small blocks
+// being freed and asked for again all the time (a stream's objects and header buffers: 11 per
+// request proxied h2 -> h2).
 
 gw_page_arena *gw_page_arena_new(void) { return calloc(1, sizeof(gw_page_arena)); }
 
@@ -134,13 +83,13 @@ void *gw_page_malloc(size_t size, void *user) {
         a->unwritten = 0;
         return a->unwritten_block = gw_map(a, size);
     }
-    return size >= GW_PAGE && a ? gw_map(a, size) : gw_small_malloc(size);
+    return size >= GW_PAGE && a ? gw_map(a, size) : gw_block_malloc(size);
 }
 
 void gw_page_free(void *p, void *user) {
     if (!p) return;
     long i = gw_find(user, p);
-    if (i >= 0) gw_unmap(user, i); else gw_small_free(p);
+    if (i >= 0) gw_unmap(user, i); else gw_block_free(p);
 }
 
 void *gw_page_calloc(size_t n, size_t size, void *user) {
@@ -148,8 +97,8 @@ void *gw_page_calloc(size_t n, size_t size, void *user) {
     size_t total = n * size;
     // Fresh kernel pages are zero already: writing zeros would make them resident.
     if (total >= GW_PAGE && user) return gw_map(user, total);
-    if (total > GW_SMALL_MAX) return calloc(n, size);
-    void *p = gw_small_malloc(total);
+    if (total > GW_BLOCK_SMALL_MAX) return calloc(n, size);
+    void *p = gw_block_malloc(total);
     if (p) memset(p, 0, total);
     return p;
 }

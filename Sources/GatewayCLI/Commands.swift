@@ -1,6 +1,7 @@
 import ArgumentParser
 import Glibc
 import GatewayCheck
+import GatewaySystem
 
 /// `gateway run|check|certs|version` on swift-argument-parser: `--help` per subcommand and
 /// an error naming an unknown flag come from the parser; the exit codes stay the gateway's own
@@ -92,6 +93,7 @@ private extension Substring {
 extension GatewayCommand {
     /// Parses `args` (without the program name) and runs the subcommand; returns the exit status.
     public static func main(_ args: [String]) -> Int32 {
+        Allocator.cacheOpenSSLBlocks()   // before OpenSSL's first allocation
         // `gateway --version` stays a synonym of `gateway version`, as before.
         let args = args == ["--version"] ? ["version"] : args
         do {

@@ -166,11 +166,6 @@ public class HTTP2Session {
 
     // MARK: idle memory
 
-    /// The calling thread's cache of nghttp2's freed small blocks goes back to malloc (its
-    /// sessions are idle, or a surge has passed); the bytes it held.
-    @discardableResult
-    public static func releaseSmallBlockCache() -> Int { gw_small_cache_release() }
-
     /// Called by a periodic sweep (every second or so): on the second sweep in a row that finds
     /// the connection idle (no stream, nothing to send, no byte in or out in between) the memory
     /// that holds nothing is given back — nghttp2's written pages that are zeros or stale frame

@@ -107,7 +107,7 @@ import Testing
     /// release. A synchronous test stays on one thread, whose cache it empties first. (glibc
     /// sometimes hands out a block a chunk larger than asked; the cache keys it by what it is.)
     @Test func smallBlocksComeBackFromTheThreadsCacheUpToItsBound() throws {
-        _ = gw_small_cache_release()
+        _ = gw_block_cache_release()
         let arena = try #require(gw_page_arena_new())
         defer { gw_page_arena_free(arena) }
         let user = UnsafeMutableRawPointer(arena)
@@ -116,10 +116,10 @@ import Testing
         let again = try (0..<20).map { _ in try #require(gw_page_malloc(600, user)) }
         #expect(Set(again).intersection(first).count >= 10, "the freed blocks handed out again")
         again.forEach { gw_page_free($0, user) }
-        let held = gw_small_cache_release()
+        let held = gw_block_cache_release()
         // Twenty at least; up to forty when some of the first were a chunk larger (kept, not asked for again).
         #expect(held >= 20 * 600 && held <= 40 * 616, "what the cache held, given back: \(held)")
-        #expect(gw_small_cache_release() == 0)
+        #expect(gw_block_cache_release() == 0)
 
         let dirty = try #require(gw_page_malloc(100, user))
         dirty.initializeMemory(as: UInt8.self, repeating: 0xAB, count: 100)
@@ -127,11 +127,11 @@ import Testing
         let zeroed = try #require(gw_page_calloc(1, 100, user))
         #expect(UnsafeRawBufferPointer(start: zeroed, count: 100).allSatisfy { $0 == 0 })
         gw_page_free(zeroed, user)
-        _ = gw_small_cache_release()
+        _ = gw_block_cache_release()
 
         let many = try (0..<1000).map { _ in try #require(gw_page_malloc(1000, user)) }
         many.forEach { gw_page_free($0, user) }
-        let bounded = gw_small_cache_release()
+        let bounded = gw_block_cache_release()
         #expect(bounded <= 512 * 1024 && bounded > 500 * 1024, "bounded at 512 KiB, the rest freed at once: \(bounded)")
     }
 }

@@ -105,9 +105,16 @@ void *gw_page_malloc(size_t size, void *user);
 void gw_page_free(void *p, void *user);
 void *gw_page_calloc(size_t n, size_t size, void *user);
 void *gw_page_realloc(void *p, size_t size, void *user);
-// Frees the calling thread's cache of small blocks (nghttp2's, kept for its next streams);
-// returns the bytes it held.
-size_t gw_small_cache_release(void);
+// The calling thread's cache of malloc blocks (block_cache.c): nghttp2's small blocks (through
+// the page arena) and OpenSSL's (after gw_openssl_use_block_cache).
+#define GW_BLOCK_SMALL_MAX 1024
+void *gw_block_malloc(size_t size);
+void gw_block_free(void *p);
+// Frees the calling thread's cached blocks; returns the bytes they held.
+size_t gw_block_cache_release(void);
+// OpenSSL allocates through the block cache from now on: call before its first allocation.
+// 1 when installed, 0 when too late or under a sanitizer (whose allocator then sees every block).
+int gw_openssl_use_block_cache(void);
 
 // glibc mallopt (malloc.h is not part of Swift's Glibc module).
 void gw_malloc_tune(int trim_threshold, int top_pad);

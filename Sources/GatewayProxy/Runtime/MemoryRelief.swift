@@ -71,7 +71,7 @@ final class MemoryRelief: TimerTarget {
 
     /// Each HTTP/2 connection with no exchange and nothing waiting to be written (its session
     /// decides whether it was idle for a whole sweep).
-    /// With no exchange open at all, the worker's cache of nghttp2's small blocks goes too.
+    /// With no exchange open at all, the worker's block cache (nghttp2's and OpenSSL's) goes too.
     private func sweepIdleHTTP2() {
         var busy = false
         for c in worker.live.values {
@@ -80,7 +80,7 @@ final class MemoryRelief: TimerTarget {
         }
         worker.pool.releaseIdleHTTP2Memory()
         worker.exchangePool.reclaim()
-        if !busy { HTTP2Session.releaseSmallBlockCache() }
+        if !busy { Allocator.releaseBlockCache() }
     }
 
     private func checkSurge() {
@@ -96,7 +96,7 @@ final class MemoryRelief: TimerTarget {
     private func release() {
         let count = worker.connectionCount, handshakes = worker.handshakesInFlight
         worker.exchangePool.trim(to: ExchangePool.keptAfterSurge)
-        HTTP2Session.releaseSmallBlockCache()
+        Allocator.releaseBlockCache()
         Allocator.releaseFreeMemory()
         worker.buffers.releaseFreeBlocks()
         releases += 1
