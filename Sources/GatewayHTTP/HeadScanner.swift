@@ -109,15 +109,31 @@ struct HeadScanner: Sendable {
 
     /// Splits the complete head's field lines (after the start line) into fields, rejecting what
     /// could be read two ways: obsolete folding, whitespace before the colon, bad names, bare CR, controls.
-    /// The field lines into `fields` (emptied first, its storage kept: a parser reuses one array
-    /// for every head, so a head costs no allocation once its predecessor is gone).
-    /// Returns a view of them (see `HeadFields`).
+    /// The field lines go into `fields`, which is scratch a parser reuses for every head: it only
+    /// grows (to the most field lines a head had), and the fields are written over its elements
+    /// in place (emptying it and appending cost a generic replaceSubrange and a uniqueness check
+    /// per field). Returns a view of the head's fields, its first elements (see `HeadFields`).
     func fields(_ bytes: UnsafeRawBufferPointer, headLength: Int, into fields: inout [HTTPHeaderField]) throws(HTTPParseError) -> HeadFields {
-        fields.removeAll(keepingCapacity: true)
-        fields.reserveCapacity(fieldLines)
+        if fields.count < fieldLines {
+            fields.append(contentsOf: repeatElement(HTTPHeaderField(name: 0..<0, value: 0..<0), count: fieldLines - fields.count))
+        }
+        var failure: HTTPParseError?
+        let view = fields.withUnsafeMutableBufferPointer { out -> HeadFields in
+            do throws(HTTPParseError) { return try split(bytes, headLength: headLength, into: out) } catch {
+                failure = error
+                return HeadFields(start: nil, count: 0)
+            }
+        }
+        if let failure { throw failure }
+        return view
+    }
+
+    private func split(_ bytes: UnsafeRawBufferPointer, headLength: Int,
+                       into out: UnsafeMutableBufferPointer<HTTPHeaderField>) throws(HTTPParseError) -> HeadFields {
+        var n = 0
         var ls = startLineEnd! + 2
         let end = headLength - 2
-        while ls < end {
+        while ls < end && n < out.count {
             var le = nextLF(bytes, from: ls, to: headLength)
             le -= 1 // the CR (the scanner checked it)
             if ASCII.isWhitespace(bytes[ls]) { throw .bad("obsolete line folding") }
@@ -141,10 +157,11 @@ struct HeadScanner: Sendable {
             }
             while lo < hi && ASCII.isWhitespace(bytes[lo]) { lo += 1 }
             while hi > lo && ASCII.isWhitespace(bytes[hi - 1]) { hi -= 1 }
-            fields.append(HTTPHeaderField(name: ls..<colon, value: lo..<hi))
+            out[n] = HTTPHeaderField(name: ls..<colon, value: lo..<hi)
+            n += 1
             ls = le + 2
         }
-        return fields.withUnsafeBufferPointer { $0 }
+        return UnsafeBufferPointer(rebasing: out[0..<n])
     }
 }
 
