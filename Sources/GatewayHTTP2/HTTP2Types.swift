@@ -123,12 +123,18 @@ public struct HTTP2Fields: Sendable, Equatable {
 /// CONNECT; `authority` is nil when the client sent only `host` (or neither).
 public struct HTTP2RequestHead: Sendable, Equatable {
     public internal(set) var fields = HTTP2Fields()
-    public internal(set) var method: Range<Int> = 0..<0
-    public internal(set) var scheme: Range<Int>?
-    public internal(set) var authority: Range<Int>?
-    public internal(set) var path: Range<Int>?
+    // The pseudo-header fields' ranges in eight bytes each (a head is far below 2 GiB: its
+    // decoded size is bounded by max_header_size): the event carrying a head is moved several
+    // times per request, and its size is what a move copies.
+    private var _method = CompactRange(0..<0), _scheme = CompactRange(nil), _authority = CompactRange(nil)
+    private var _path = CompactRange(nil), _connectProtocol = CompactRange(nil)
+
+    public internal(set) var method: Range<Int> { get { _method.range ?? 0..<0 } set { _method = CompactRange(newValue) } }
+    public internal(set) var scheme: Range<Int>? { get { _scheme.range } set { _scheme = CompactRange(newValue) } }
+    public internal(set) var authority: Range<Int>? { get { _authority.range } set { _authority = CompactRange(newValue) } }
+    public internal(set) var path: Range<Int>? { get { _path.range } set { _path = CompactRange(newValue) } }
     /// `:protocol` of an extended CONNECT (RFC 8441), if any.
-    public internal(set) var connectProtocol: Range<Int>?
+    public internal(set) var connectProtocol: Range<Int>? { get { _connectProtocol.range } set { _connectProtocol = CompactRange(newValue) } }
 
     public subscript(_ r: Range<Int>) -> ArraySlice<UInt8> { fields[r] }
 
@@ -136,8 +142,18 @@ public struct HTTP2RequestHead: Sendable, Equatable {
     /// (the caller let the last head go), else new storage of the same size, as before.
     mutating func removeAll() {
         fields.removeAll()
-        method = 0..<0; scheme = nil; authority = nil; path = nil; connectProtocol = nil
+        _method = CompactRange(0..<0); _scheme = CompactRange(nil); _authority = CompactRange(nil)
+        _path = CompactRange(nil); _connectProtocol = CompactRange(nil)
     }
+}
+
+/// A range of Int32 bounds, nil as a negative lower bound.
+struct CompactRange: Sendable, Equatable {
+    private var lower: Int32 = -1, upper: Int32 = -1
+    @inline(__always) init(_ r: Range<Int>?) {
+        if let r { lower = Int32(r.lowerBound); upper = Int32(r.upperBound) }
+    }
+    @inline(__always) var range: Range<Int>? { lower < 0 ? nil : Int(lower)..<Int(upper) }
 }
 
 /// What happened on the connection, in order. The session only records; the caller acts.
