@@ -23,7 +23,7 @@ extension Exchange {
         while true {
             // Hand on every part already buffered (a head and its body often share one read)
             // before reading again, while the client keeps up.
-            while true {
+            while !(c.io.input.isEmpty && c.codec.awaitingHead) {   // else nothing to hand on yet
                 guard client.canTakeResponse(self) else { return progress }
                 guard let more = handOnResponsePart(c, client) else { return true }
                 guard more else { break }
@@ -64,7 +64,6 @@ extension Exchange {
     /// true: a part was handed on; false: more bytes are needed; nil: the exchange failed.
     func handOnResponsePart(_ c: UpstreamSession, _ client: ClientConnection) -> Bool? {
         let input = c.io.input.readable
-        if input.isEmpty && c.codec.awaitingHead { return false }   // nothing to parse yet (the common first call)
         let step: (part: HTTP1ClientCodec.Part?, consumed: Int)
         do { step = try c.codec.next(input) } catch {
             c.io.input.consume(input.count)
