@@ -12,11 +12,13 @@
 #include <openssl/crypto.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 // Small blocks: lists by glibc's chunk size.
 #define GW_SMALL_CLASSES (GW_BLOCK_SMALL_MAX / 16 + 2)
 #define GW_SMALL_CACHE_BYTES (512 * 1024)
-// Large blocks: a few, any size, each taken only for a request it does not exceed by a quarter.
+// Large blocks: a few, any size, oldest first, each taken only for a request it does not exceed
+// by a quarter; when full, the oldest goes back to free.
 #define GW_LARGE_SLOTS 8
 #define GW_LARGE_CACHE_BYTES (1024 * 1024)
 
@@ -51,8 +53,8 @@ void *gw_block_malloc(size_t size) {
         if (u >= size && u - size <= size / 4) {
             void *p = c->large[i];
             c->large_count--;
-            c->large[i] = c->large[c->large_count];
-            c->large_usable[i] = c->large_usable[c->large_count];
+            memmove(&c->large[i], &c->large[i + 1], (c->large_count - i) * sizeof c->large[0]);
+            memmove(&c->large_usable[i], &c->large_usable[i + 1], (c->large_count - i) * sizeof c->large_usable[0]);
             c->large_bytes -= u;
             return p;
         }
@@ -74,7 +76,16 @@ void gw_block_free(void *p) {
             c->bytes += u;
             return;
         }
-    } else if (u > GW_BLOCK_SMALL_MAX && c->large_count < GW_LARGE_SLOTS && c->large_bytes + u <= GW_LARGE_CACHE_BYTES) {
+    } else if (u > GW_BLOCK_SMALL_MAX && u <= GW_LARGE_CACHE_BYTES) {
+        // Full: the oldest blocks make room (a block kept from another load, a handshake's, must
+        // not keep the record buffers of this one out for good).
+        while (c->large_count == GW_LARGE_SLOTS || c->large_bytes + u > GW_LARGE_CACHE_BYTES) {
+            free(c->large[0]);
+            c->large_bytes -= c->large_usable[0];
+            c->large_count--;
+            memmove(&c->large[0], &c->large[1], c->large_count * sizeof c->large[0]);
+            memmove(&c->large_usable[0], &c->large_usable[1], c->large_count * sizeof c->large_usable[0]);
+        }
         c->large[c->large_count] = p;
         c->large_usable[c->large_count] = u;
         c->large_count++;

@@ -134,4 +134,33 @@ import Testing
         let bounded = gw_block_cache_release()
         #expect(bounded <= 512 * 1024 && bounded > 500 * 1024, "bounded at 512 KiB, the rest freed at once: \(bounded)")
     }
+
+    /// Large blocks (OpenSSL's record buffers): a freed one is handed out again for a request it
+    /// does not exceed by more than a quarter, never for a much smaller one; at most eight wait,
+    /// the oldest making room for a newer one; release gives them all back.
+    @Test func largeBlocksComeBackForRequestsOfTheirSize() throws {
+        _ = gw_block_cache_release()
+        let buffer = try #require(gw_block_malloc(65_536 + 21))
+        gw_block_free(buffer)
+        let small = gw_block_malloc(2_000)
+        #expect(small != buffer, "a 64 KiB block is not spent on 2 KB")
+        free(small)
+        let again = try #require(gw_block_malloc(65_536 + 21))
+        #expect(again == buffer, "the freed buffer comes back for the next of its size")
+        gw_block_free(again)
+        _ = gw_block_cache_release()
+
+        let blocks = try (0..<9).map { k in try #require(gw_block_malloc(20_000 + 4_096 * k)) }
+        blocks.forEach { gw_block_free($0) }
+        // Eight wait: the first (the oldest) was freed to make room for the ninth.
+        let fit = gw_block_malloc(20_000)
+        #expect(fit != blocks[0] && fit == blocks[1], "the oldest left, the next one in size fits")
+        free(fit)
+        let newest = try #require(gw_block_malloc(20_000 + 4_096 * 8))
+        #expect(newest == blocks[8])
+        gw_block_free(newest)
+        let held = gw_block_cache_release()
+        #expect(held >= 7 * 20_000 && held <= 1024 * 1024, "what the cache held: \(held)")
+        #expect(gw_block_cache_release() == 0)
+    }
 }

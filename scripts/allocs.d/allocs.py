@@ -240,10 +240,7 @@ def main():
             sys.exit(f"{p} is not installed")
     binaries = {"gateway": args.gateway, "baseline": args.baseline}
 
-    work = tempfile.mkdtemp(prefix="gw-allocs-")
-    pki = f"{work}/pki"
-    os.makedirs(pki)
-    bench.make_pki(pki)
+    work, pki = bench.work_with_pki("gw-allocs-")
     shim = build_shim(f"{work}/count_malloc.so")
     origin_port = bench.free_port()
     if args.origin == "echo":

@@ -139,6 +139,15 @@ def dwarf5(binary):
     return re.search(r"^\s+Version:\s+5$", out, re.M) is not None
 
 
+def work_with_pki(prefix):
+    """A new scratch directory with the PKI of make_pki in its `pki`: (work, pki)."""
+    work = tempfile.mkdtemp(prefix=prefix)
+    pki = f"{work}/pki"
+    os.makedirs(pki)
+    make_pki(pki)
+    return work, pki
+
+
 def make_pki(d):
     """CA -> api.test (ECDSA P-256 and RSA-2048); backend CA -> backend.test (+ IP 127.0.0.1)."""
     def key(name, rsa=False):
@@ -1028,10 +1037,7 @@ def main():
         sys.exit("h2_backend and grpc_unary need --echo BIN (gateway-echo, the h2 origin)")
     raise_nofile()
 
-    work = tempfile.mkdtemp(prefix="gw-bench-")
-    pki = f"{work}/pki"
-    os.makedirs(pki)
-    make_pki(pki)
+    work, pki = work_with_pki("gw-bench-")
     setup_sni(args.sni, work)
     if CALLGRIND["on"]:
         # valgrind 3.19 cannot read DWARF 5 (it gives up at start), which a few units of a Swift

@@ -139,10 +139,7 @@ def main():
                     help="show groups with at least this many blocks per connection (default 0.9)")
     args = ap.parse_args()
     protocols = [False, True] if args.both else [args.h2]
-    work = tempfile.mkdtemp(prefix="gw-idlemem-")
-    pki = f"{work}/pki"
-    os.makedirs(pki)
-    bench.make_pki(pki)
+    work, pki = bench.work_with_pki("gw-idlemem-")
     shim = build_shim(f"{work}/live_blocks.so")
     origin_port = bench.free_port()
     origin = bench.start_echo(args.echo, work, pki, origin_port)
