@@ -129,6 +129,10 @@ int gw_openssl_use_block_cache(void) {
 #ifdef GW_SANITIZED
     return 0;   // the sanitizer's allocator sees every OpenSSL block (use after free, leaks)
 #else
+    // GATEWAY_OPENSSL_BLOCK_CACHE=off: a tool that follows every block (scripts/idlemem) sees
+    // OpenSSL's as they are, not held in the cache between two snapshots.
+    const char *off = getenv("GATEWAY_OPENSSL_BLOCK_CACHE");
+    if (off && strcmp(off, "off") == 0) return 0;
     return CRYPTO_set_mem_functions(gw_ossl_malloc_hook, gw_ossl_realloc_hook, gw_ossl_free_hook);
 #endif
 }

@@ -94,7 +94,9 @@ def per_connection(before, after, n, min_share):
 
 def measure(args, work, pki, shim, origin_port, http2):
     d = tempfile.mkdtemp(prefix="blocks-", dir=work)
-    env = dict(os.environ, LD_PRELOAD=shim, LIVE_BLOCKS_DIR=d)
+    # OpenSSL's blocks as OpenSSL holds them: the block cache would keep freed ones live between
+    # the two snapshots (and hand them to the next connection), mixing up what a connection holds.
+    env = dict(os.environ, LD_PRELOAD=shim, LIVE_BLOCKS_DIR=d, GATEWAY_OPENSSL_BLOCK_CACHE="off")
     port = bench.free_port()
     p = bench.start_proxy("gateway", work, pki, port, [origin_port], "api", args.gateway, env=env)
     conns = []
