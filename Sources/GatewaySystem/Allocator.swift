@@ -24,8 +24,8 @@ public enum Allocator {
     /// OpenSSL allocates through the calling thread's block cache (block_cache.c): a request
     /// frees and allocates again the same blocks (four WPACKET states; the record buffers,
     /// released whenever empty), which cost ~3,000 instructions per keep-alive request in
-    /// glibc's malloc and free. Before OpenSSL's first allocation; false when too late, or
-    /// under a sanitizer (whose allocator then sees every block).
+    /// glibc's malloc and free. Before OpenSSL's first allocation; false when too late, under a
+    /// sanitizer (whose allocator then sees every block), or with GATEWAY_OPENSSL_BLOCK_CACHE=off.
     @discardableResult
     public static func cacheOpenSSLBlocks() -> Bool { gw_openssl_use_block_cache() == 1 }
 

@@ -20,7 +20,8 @@ final class HTTP2Downstream: DownstreamCodec {
     /// Flushes that wrote frames: a stream answered before the client finished waits for one
     /// after its answer before it is reset.
     var flushes = 0
-    /// Reused for every response head of the connection (no allocation per response once grown).
+    /// Reused for the connection's local answers (error pages, gRPC trailers-only); a backend's
+    /// response head goes to nghttp2 from its own bytes (`writeHead`).
     private var fields = HTTP2Fields()
 
     init(limits: Limits, pool: BufferPool, origins: [String]) throws(HTTP2Error) {
