@@ -62,8 +62,14 @@ public struct ByteBuffer: ~Copyable {
     }
 
     public mutating func append(_ bytes: [UInt8]) { bytes.withUnsafeBytes { append($0) } }
-    @inlinable public mutating func append(_ s: StaticString) {
-        append(UnsafeRawBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
+    /// Always inlined: the literal's length is then a constant and the copy a few moves, where
+    /// a call cost ~50 instructions (14 per proxied HTTP/1.1 request).
+    @inlinable @inline(__always) public mutating func append(_ s: StaticString) {
+        let n = s.utf8CodeUnitCount
+        guard n > 0 else { return }   // "" (a reason phrase of an unknown status) on an empty buffer
+        reserve(n)
+        (_base! + _writeIndex).copyMemory(from: UnsafeRawPointer(s.utf8Start), byteCount: n)
+        _writeIndex += n
     }
     /// Disfavoured: a string literal takes the StaticString overload (inlined, a plain copy)
     /// rather than this call (23 of them per proxied HTTP/1.1 request before).

@@ -35,6 +35,20 @@ import Testing
         #expect(pool.spareCount == 1)
     }
 
+    /// The inlined literal append: nothing for "" (an empty buffer takes no block), and a
+    /// literal that crosses the block's end grows the buffer with every byte in order.
+    @Test func literalsAppendWholeAcrossABlockBoundary() {
+        let pool = BufferPool()
+        var a = ByteBuffer(pool: pool)
+        a.append("")
+        #expect(a.capacity == 0 && a.isEmpty)
+        a.append(Array(repeating: 0x2E, count: BufferPool.blockSize - 3))
+        a.append("\r\nX-Forwarded-Proto: https\r\n")   // 28 bytes, 3 of them still fit
+        #expect(a.capacity == 2 * BufferPool.blockSize)
+        #expect(Array(a.readable.suffix(28)) == Array("\r\nX-Forwarded-Proto: https\r\n".utf8))
+        #expect(a.readableCount == BufferPool.blockSize - 3 + 28)
+    }
+
     @Test func sizesOutsideTheClassesAreNotKept() {
         let pool = BufferPool()
         do {
