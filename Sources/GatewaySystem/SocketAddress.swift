@@ -2,10 +2,27 @@ import Glibc
 
 /// An IPv4 or IPv6 socket address, parsed once and kept as the kernel's structure.
 public struct SocketAddress: Sendable, CustomStringConvertible {
-    public var storage: sockaddr_storage
+    /// The sockaddr_in or sockaddr_in6 bytes, in a sockaddr_in6's 28 bytes rather than a
+    /// sockaddr_storage's 128: every client connection keeps its peer for its whole life.
+    private var raw: sockaddr_in6
     public var length: socklen_t
 
-    public init(storage: sockaddr_storage, length: socklen_t) { self.storage = storage; self.length = length }
+    /// The address as the kernel's generic structure (for bind and connect).
+    public var storage: sockaddr_storage {
+        var st = sockaddr_storage()
+        withUnsafeMutableBytes(of: &st) { d in withUnsafeBytes(of: raw) { d.copyMemory(from: $0) } }
+        return st
+    }
+
+    /// An IPv4 or IPv6 address as accept/getsockname/getaddrinfo gave it (at most 28 bytes).
+    public init(storage: sockaddr_storage, length: socklen_t) {
+        var r = sockaddr_in6()
+        withUnsafeMutableBytes(of: &r) { d in
+            withUnsafeBytes(of: storage) { d.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[0..<d.count])) }
+        }
+        raw = r
+        self.length = min(length, socklen_t(MemoryLayout<sockaddr_in6>.size))
+    }
 
     /// Numeric IPv4 or IPv6 literal (no brackets) and a port; nil if the text is not an IP literal.
     public init?(ip: String, port: UInt16) {
@@ -41,11 +58,11 @@ public struct SocketAddress: Sendable, CustomStringConvertible {
         }
     }
 
-    public var family: Int32 { Int32(storage.ss_family) }
+    public var family: Int32 { Int32(raw.sin6_family) }
 
     /// The address bytes (4 or 16), for allow/deny matching.
     public var ipBytes: [UInt8] {
-        withUnsafeBytes(of: storage) { raw in
+        withUnsafeBytes(of: self.raw) { raw in
             if family == AF_INET6 {
                 let off = MemoryLayout<sockaddr_in6>.offset(of: \sockaddr_in6.sin6_addr)!
                 let b = Array(raw[off..<off + 16])
@@ -59,7 +76,7 @@ public struct SocketAddress: Sendable, CustomStringConvertible {
     }
 
     public var port: UInt16 {
-        withUnsafeBytes(of: storage) { raw in
+        withUnsafeBytes(of: self.raw) { raw in
             let off = family == AF_INET6 ? MemoryLayout<sockaddr_in6>.offset(of: \sockaddr_in6.sin6_port)!
                                          : MemoryLayout<sockaddr_in>.offset(of: \sockaddr_in.sin_port)!
             return UInt16(bigEndian: raw.load(fromByteOffset: off, as: UInt16.self))
