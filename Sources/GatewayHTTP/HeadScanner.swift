@@ -190,6 +190,10 @@ struct FramingHeaders {
             case 7 where asciiEqualsIgnoringCase(bytes, n, "upgrade"):
                 upgradeHeader = true
             case 10 where asciiEqualsIgnoringCase(bytes, n, "connection"):
+                // A backend's usual one-word value decides without the list walk (a closure
+                // call per element, ~300 instructions per response).
+                if asciiEqualsIgnoringCase(bytes, f.value, "keep-alive") { connectionKeepAlive = true; continue }
+                if asciiEqualsIgnoringCase(bytes, f.value, "close") { connectionClose = true; continue }
                 forEachListElement(bytes, f.value) { t in
                     if asciiEqualsIgnoringCase(bytes, t, "close") { connectionClose = true }
                     else if asciiEqualsIgnoringCase(bytes, t, "keep-alive") { connectionKeepAlive = true }
