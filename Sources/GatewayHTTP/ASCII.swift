@@ -134,6 +134,11 @@ public func writeHex16(_ v: UInt64, _ out: UnsafeMutableRawBufferPointer, at: In
     out.storeBytes(of: asciiHex8(UInt32(truncatingIfNeeded: v)), toByteOffset: at + 8, as: UInt64.self)
 }
 
+/// A field value as a non-negative decimal (digits only, at most 18), as Content-Length is read.
+public func asciiDecimal(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> Int? {
+    ASCII.decimal(bytes, range)
+}
+
 /// Whether `bytes[range]` equals `lowercased` ignoring ASCII case. `lowercased` must be lower case.
 /// Inlinable: the other modules call it for every header name against several names, and the
 /// length check alone settles most calls. Eight bytes at a time (the last word overlapping the

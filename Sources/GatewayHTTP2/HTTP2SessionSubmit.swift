@@ -88,15 +88,18 @@ extension HTTP2Session {
                                     valuelen: value.count, flags: flags)
                 n += 1
             }
-            func add(_ name: StaticString, _ value: UnsafeRawBufferPointer) {
+            // A literal name (lower case, in the binary for good) goes uncopied: nghttp2 keeps the
+            // pointer until it encodes the frame, and skips its copy and lower-casing of it.
+            func add(_ name: StaticString, _ value: UnsafeRawBufferPointer, _ flags: UInt8 = 0) {
                 add(UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount), value,
-                    UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
+                    flags | UInt8(NGHTTP2_NV_FLAG_NO_COPY_NAME.rawValue))
+            }
+            func add(_ name: StaticString, _ value: StaticString) {
+                add(name, UnsafeRawBufferPointer(start: value.utf8Start, count: value.utf8CodeUnitCount),
+                    UInt8(NGHTTP2_NV_FLAG_NO_COPY_VALUE.rawValue))
             }
             for (name, value) in pseudo { add(name, value) }
-            if te {
-                let trailers: StaticString = "trailers"
-                add("te", UnsafeRawBufferPointer(start: trailers.utf8Start, count: trailers.utf8CodeUnitCount))
-            }
+            if te { add("te", "trailers") }
             var at = 0
             for f in fields {
                 let name = UnsafeRawBufferPointer(rebasing: names[at..<at + f.name.count])
@@ -104,9 +107,7 @@ extension HTTP2Session {
                 if isConnectionSpecific(name) || drop(f) { continue }
                 add(name, UnsafeRawBufferPointer(rebasing: raw[f.value]), indexFlags(name))
             }
-            for (name, value) in extra {
-                add(name, UnsafeRawBufferPointer(start: value.utf8Start, count: value.utf8CodeUnitCount))
-            }
+            for (name, value) in extra { add(name, value) }
             return body(UnsafePointer(nva.baseAddress!), n)
         }
     }

@@ -1,6 +1,7 @@
 // HTTP2ClientSession (toward h2 backends) against our own HTTP2ServerSession, both real
 // nghttp2: requests and responses, flow control both ways with windows opened only by
 // `consume`, gRPC-shaped trailers, the peer's stream limit, retry-safe refusals.
+import GatewayHTTP
 import Testing
 @testable import GatewayHTTP2
 
@@ -30,6 +31,35 @@ func responses(_ events: [HTTP2ClientEvent]) -> [(Int32, Int, HTTP2Fields)] {
         #expect(text(p.client.receivedBody(id)) == "hello")
         p.client.consume(id, 5)
         #expect(p.clientEvents.last == .streamClosed(stream: id, code: 0) && p.client.openStreams == 0)
+    }
+
+    /// The literal names and values (pseudo-header names, `te: trailers`, a response's added
+    /// fields) go to nghttp2 uncopied: they are encoded at `pump`, after the submitting call returned.
+    @Test func literalFieldsGoUncopiedAndArriveWhole() throws {
+        let p = try ClientPair()
+        let head = Array("PUThttpsapi.test/litX-Up: 1\r\n".utf8)
+        let id = try head.withUnsafeBytes { raw in
+            func at(_ r: Range<Int>) -> UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: raw[r]) }
+            return try p.client.request(method: at(0..<3), scheme: at(3..<8), authority: at(8..<16), path: at(16..<20), head: raw,
+                                        fields: [HTTPHeaderField(name: 20..<24, value: 26..<27)], trailersTE: true, endStream: true)
+        }
+        #expect(p.pump() == nil)
+        let (_, got) = try #require(requests(p.serverEvents).first)
+        let path = try #require(got.path), authority = try #require(got.authority), scheme = try #require(got.scheme)
+        #expect(text(got[got.method]) == "PUT" && text(got[path]) == "/lit")
+        #expect(text(got[authority]) == "api.test" && text(got[scheme]) == "https")
+        #expect(pairs(got.fields) == ["te=trailers", "x-up=1"])
+
+        let response = Array("Content-Type: text/plain\r\n".utf8)
+        try response.withUnsafeBytes { raw in
+            try [HTTPHeaderField(name: 0..<12, value: 14..<24)].withUnsafeBufferPointer { f in
+                try p.server.respond(id, status: 200, raw: raw, fields: f,
+                                     extra: [("content-encoding", "gzip"), ("vary", "Accept-Encoding")], endStream: true) { _ in false }
+            }
+        }
+        #expect(p.pump() == nil)
+        let (_, status, f) = try #require(responses(p.clientEvents).first)
+        #expect(status == 200 && pairs(f) == ["content-type=text/plain", "content-encoding=gzip", "vary=Accept-Encoding"])
     }
 
     @Test func postWithFlowControlBothWays() throws {

@@ -96,7 +96,7 @@ extension Exchange {
             // trailers (if it sends some) have a place; otherwise a length passes as it is.
             let chunkForTrailers = clientTE && !conn.isHTTP2 && framing == .chunked
             for f in fields.fields where !chunkForTrailers && asciiEqualsIgnoringCase(b, f.name, "content-length") {
-                if let n = Int(String(decoding: b[f.value], as: UTF8.self)) { framing = .contentLength(n) }
+                if let n = asciiDecimal(b, f.value) { framing = .contentLength(n) }
             }
             fields.fields.withUnsafeBufferPointer { view in
                 startResponse(HTTPResponseHead(status: status, versionMinor: 1, headers: view, framing: framing, keepAlive: true, headLength: 0), b, ends: ends)
