@@ -85,8 +85,5 @@ public enum GatewayCommand {
         log.log(.error, "config_rejected", message, [("file", .string(path)), ("sha256", .string(e.sha256)), ("trigger", .string(trigger)), ("errors", .string(e.description))])
     }
 
-    static func printError(_ s: String) {
-        var line = s + "\n"
-        line.withUTF8 { Descriptor.writeAll(2, UnsafeRawBufferPointer($0)) }
-    }
+    static func printError(_ s: String) { Descriptor.printError(s) }
 }

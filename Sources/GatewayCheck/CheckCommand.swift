@@ -48,8 +48,5 @@ public enum CheckCommand {
     /// The README's rule table (`gateway check --rules-markdown`, used by scripts/rules-table).
     public static var rulesMarkdown: String { RulesMarkdown.table() }
 
-    static func printError(_ s: String) {
-        var line = s + "\n"
-        line.withUTF8 { Descriptor.writeAll(2, UnsafeRawBufferPointer($0)) }
-    }
+    static func printError(_ s: String) { Descriptor.printError(s) }
 }

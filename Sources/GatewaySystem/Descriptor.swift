@@ -51,6 +51,12 @@ public enum Descriptor {
         return true
     }
 
+    /// `s` and a newline to standard error (a command's message; nothing to do if it fails).
+    public static func printError(_ s: String) {
+        var line = s + "\n"
+        _ = line.withUTF8 { writeAll(2, UnsafeRawBufferPointer($0)) }
+    }
+
     /// Closes a descriptor the caller owns (an error path, a refused connection).
     public static func close(_ fd: Int32) {
         _ = Glibc.close(fd)
