@@ -94,6 +94,7 @@ def pinned(cpu, cmd):
 # CPU time. Slow, but the count does not move with the host's load (CPU time here moves by tens
 # of percent between minutes): the cross-check for a ratio the timed rounds leave unsettled.
 CALLGRIND = {"on": False, "keep": None, "args": []}
+PERF_KEEP = {"dir": None}   # --keep-perf
 # The fixed loads: (h2load options, requests). HTTP/1.1 keep-alive runs on 4 connections like the
 # h2 scenarios (wrk has no request count).
 INSTR_LOADS = {"ka_small": (["--h1", "-c4"], 20000), "ka_16k": (["--h1", "-c4"], 5000),
@@ -522,7 +523,7 @@ def count_syscalls(proc, run_load):
     a separate, untimed run_load() (which returns its request count). A tracepoint costs a little
     per syscall, so it never runs during a timed run: a proxy that makes more syscalls would pay more."""
     if not shutil.which("perf"):
-        return None
+        return None, None
     pids = ",".join(str(x) for x in tree(proc.pid))
     fd, perf_out = tempfile.mkstemp(prefix="perf-", suffix=".txt")
     os.close(fd)
@@ -550,7 +551,7 @@ def profile_split(proc, run_load):
     untimed run_load(): kernel, OpenSSL, libc, the Swift runtime, nghttp2, and the rest (the proxy's
     own code). Multiplied by the timed run's CPU per request they say where its microseconds go."""
     if not shutil.which("perf"):
-        return None
+        return None, None
     pids = ",".join(str(x) for x in tree(proc.pid))
     fd, data = tempfile.mkstemp(prefix="perf-", suffix=".data")
     os.close(fd)
@@ -563,7 +564,12 @@ def profile_split(proc, run_load):
         perf.send_signal(2)
         perf.wait()
     rep = subprocess.run(["perf", "report", "-i", data, "--sort", "dso", "--stdio", "-q"], capture_output=True, text=True).stdout
-    os.unlink(data)
+    kept = None
+    if PERF_KEEP["dir"]:   # --keep-perf: for `perf report --sort dso,sym` (its path goes into the run's JSON line)
+        kept = os.path.join(PERF_KEEP["dir"], os.path.basename(data))
+        shutil.move(data, kept)
+    else:
+        os.unlink(data)
     split = {name: 0.0 for name, _ in PROFILE_PARTS}
     split["own"] = 0.0
     for line in rep.splitlines():
@@ -573,7 +579,7 @@ def profile_split(proc, run_load):
         share, dso = float(m.group(1)) / 100, m.group(2)
         part = next((name for name, keys in PROFILE_PARTS if any(k in dso for k in keys)), "own")
         split[part] += share
-    return split
+    return split, kept
 
 
 def measure_wrk(proc, port, path, seconds, close=False, nosession=None, conns=50, syscalls=False, headers=(), profile=False):
@@ -589,9 +595,11 @@ def measure_wrk(proc, port, path, seconds, close=False, nosession=None, conns=50
         r["syscalls_per_req"] = count_syscalls(proc, lambda: wrk(port, path, min(seconds, 3), close, nosession, conns,
                                                                    headers)["requests"])
     if profile and r["us_per_req"]:
-        split = profile_split(proc, lambda: wrk(port, path, min(seconds, 3), close, nosession, conns, headers))
+        split, kept = profile_split(proc, lambda: wrk(port, path, min(seconds, 3), close, nosession, conns, headers))
         if split:
             r.update({f"us_{part}": share * r["us_per_req"] for part, share in split.items()})
+        if kept:
+            r["perf_data"] = kept
     return r
 
 
@@ -644,9 +652,11 @@ def measure_h2load(proc, port, path, seconds, conns, streams, extra=(), origin_p
     again = lambda: h2load(port, path, min(seconds, 3), conns, streams, extra)["requests"]
     r["syscalls_per_req"] = count_syscalls(proc, again)
     if profile and r["us_per_req"]:
-        split = profile_split(proc, again)
+        split, kept = profile_split(proc, again)
         if split:
             r.update({f"us_{part}": share * r["us_per_req"] for part, share in split.items()})
+        if kept:
+            r["perf_data"] = kept
     return r
 
 
@@ -994,6 +1004,8 @@ def main():
                          "of the host's load")
     ap.add_argument("--keep-callgrind", metavar="DIR", default=None,
                     help="--instructions: keep each count's callgrind dump in DIR (for callgrind_annotate)")
+    ap.add_argument("--keep-perf", metavar="DIR", default=None,
+                    help="--profile: keep each perf record in DIR (the run's JSON line names it) for perf report --sort dso,sym")
     ap.add_argument("--callgrind-args", default="", metavar="ARGS",
                     help="--instructions: more valgrind options, e.g. '--dump-instr=yes' or '--cache-sim=yes --branch-sim=yes'")
     ap.add_argument("--profile", action="store_true",
@@ -1033,6 +1045,9 @@ def main():
         scenarios = [s for s in scenarios if s in INSTR_LOADS]
         CALLGRIND.update(on=True, keep=args.keep_callgrind, args=args.callgrind_args.split())
         args.allocs, args.profile = False, False
+    if args.keep_perf:
+        os.makedirs(args.keep_perf, exist_ok=True)
+        PERF_KEEP["dir"] = args.keep_perf
     if any(s in H2_BACKEND for s in scenarios) and not args.echo:
         sys.exit("h2_backend and grpc_unary need --echo BIN (gateway-echo, the h2 origin)")
     raise_nofile()
