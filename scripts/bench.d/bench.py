@@ -884,6 +884,55 @@ def run_scenario(name, proxy, args, work, pki, origin_ports, nosession, shim=Non
     return r
 
 
+# --slices: the timed scenarios one load generator can drive against every proxy in turn.
+SLICED = ("ka_small", "ka_16k", "hs_full", "hs_resumed", "h2_small", "h2_1m")
+
+
+def run_sliced(name, proxies, args, work, pki, origin_ports, nosession):
+    """--slices N: every proxy of the round started at once (each idle while another is loaded),
+    warmed up, then N turns of duration / N seconds each, the order rotating from turn to turn;
+    CPU and requests summed per proxy. A round's ratio then comes from loads a few seconds apart
+    instead of one block per proxy, so the host's speed, which drifts by tens of percent within a
+    minute, weighs on every proxy alike. Timing only: syscalls, --profile and allocations come
+    from a run without --slices."""
+    piece = max(1, round(args.duration / args.slices))
+    started = {}
+
+    def load(port, seconds):
+        if name in H2:
+            conns, streams, path = H2[name]
+            return h2load(port, path, seconds, conns, streams)
+        return wrk(port, "/16k" if name == "ka_16k" else "/ok", seconds, name.startswith("hs_"),
+                   nosession if name == "hs_full" else None)
+    try:
+        for proxy in proxies:
+            port = free_port()
+            started[proxy] = (start_proxy(proxy, work, pki, port, origin_ports[:1], "api", binary(proxy, args), h2=name in H2), port)
+        for _, port in started.values():
+            load(port, 2)   # warm-up: pools, caches, page faults
+        acc = {proxy: {"requests": 0, "cpu": 0.0, "wall": 0.0, "errors": []} for proxy in proxies}
+        for turn in range(args.slices):
+            k = turn % len(proxies)
+            for proxy in proxies[k:] + proxies[:k]:
+                p, port = started[proxy]
+                c0, t0 = cpu_seconds(p.pid), time.time()
+                r = load(port, piece)
+                a = acc[proxy]
+                a["cpu"] += cpu_seconds(p.pid) - c0
+                a["wall"] += time.time() - t0
+                a["requests"] += r["requests"]
+                if r["errors"]:
+                    a["errors"].append(r["errors"])
+        return {proxy: {"requests": a["requests"], "errors": " ".join(a["errors"]), "slices": args.slices,
+                        "rps": a["requests"] / a["wall"], "proxy_cpu_s": a["cpu"], "proxy_cores": a["cpu"] / a["wall"],
+                        "req_per_cpu_s": a["requests"] / a["cpu"] if a["cpu"] > 0 else None,
+                        "us_per_req": a["cpu"] / a["requests"] * 1e6 if a["requests"] else None}
+                for proxy, a in acc.items()}
+    finally:
+        for p, _ in started.values():
+            stop(p)
+
+
 def count_allocs(name, proxy, args, work, pki, origin_ports, shim):
     """Heap allocations per keep-alive request: a fresh proxy under the counting shim."""
     sys.path.insert(0, os.path.join(HERE, "..", "allocs.d"))
@@ -1004,6 +1053,9 @@ def main():
                          "of the host's load")
     ap.add_argument("--keep-callgrind", metavar="DIR", default=None,
                     help="--instructions: keep each count's callgrind dump in DIR (for callgrind_annotate)")
+    ap.add_argument("--slices", type=int, default=1, metavar="N",
+                    help=f"{', '.join(SLICED)}: all proxies started together and loaded in turn, N turns of "
+                         "duration / N s each (the host's drift then weighs on all alike); timing only")
     ap.add_argument("--keep-perf", metavar="DIR", default=None,
                     help="--profile: keep each perf record in DIR (the run's JSON line names it) for perf report --sort dso,sym")
     ap.add_argument("--callgrind-args", default="", metavar="ARGS",
@@ -1083,8 +1135,11 @@ def main():
             for rnd in range(args.rounds):
                 order = proxies if rnd % 2 == 0 else list(reversed(proxies))
                 for s in scenarios:
+                    sliced = run_sliced(s, order, args, work, pki, origin_ports, nosession) \
+                        if args.slices > 1 and s in SLICED and not CALLGRIND["on"] else None
                     for proxy in order:
-                        r = run_scenario(s, proxy, args, work, pki, origin_ports, nosession, shim if rnd == 0 else None)
+                        r = sliced[proxy] if sliced else \
+                            run_scenario(s, proxy, args, work, pki, origin_ports, nosession, shim if rnd == 0 else None)
                         r.update(round=rnd + 1, scenario=s, proxy=proxy)
                         results.append(r)
                         out.write(json.dumps(r) + "\n")
