@@ -1,5 +1,6 @@
 import Glibc
 import GatewayConfig
+import GatewaySystem
 import GatewayProxy
 import GatewayTLS
 
@@ -15,7 +16,7 @@ enum CertsCommand {
     static func run(path: String, warnDays: [Int], json: Bool) -> Int32 {
         let config: GatewayConfiguration
         do { config = try ConfigLoader.load(path: path) } catch {
-            for d in error.diagnostics { GatewayCommand.printError(d.description) }
+            for d in error.diagnostics { Descriptor.printError(d.description) }
             return 2
         }
         let now = Int64(time(nil))

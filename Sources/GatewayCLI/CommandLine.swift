@@ -41,12 +41,12 @@ public enum GatewayCommand {
         let snapshot: RuntimeSnapshot
         switch load(path: path, generation: 1, logs: bootLogs) {
         case .failure(let e):
-            for d in e.diagnostics { printError(d.description) }
+            for d in e.diagnostics { Descriptor.printError(d.description) }
             rejected(bootLogs.error, e, path: path, trigger: "start", message: "configuration not loaded; nothing started")
             return 2
         case .success(let s): snapshot = s
         }
-        printError("effective TLS policy per host:\n" + PolicyTable.render(snapshot.config))
+        Descriptor.printError("effective TLS policy per host:\n" + PolicyTable.render(snapshot.config))
         var generation = 1
         let build = BuildInfo(version: version, openssl: OpenSSLInfo.version)
         let gateway = Gateway(snapshot: snapshot, build: build) { trigger, current in
@@ -60,7 +60,7 @@ public enum GatewayCommand {
         } audit: { s, trigger in audit(s, path: path, trigger: trigger) }
         do { try gateway.start() } catch {
             snapshot.logs.error.log(.error, "start_failed", "\(error)")
-            printError("\(error)")
+            Descriptor.printError("\(error)")
             return 1
         }
         return gateway.waitForShutdown()
@@ -85,5 +85,4 @@ public enum GatewayCommand {
         log.log(.error, "config_rejected", message, [("file", .string(path)), ("sha256", .string(e.sha256)), ("trigger", .string(trigger)), ("errors", .string(e.description))])
     }
 
-    static func printError(_ s: String) { Descriptor.printError(s) }
 }

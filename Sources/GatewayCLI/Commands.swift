@@ -99,14 +99,14 @@ extension GatewayCommand {
         do {
             var command = try GatewayRoot.parseAsRoot(args)
             if let sub = command as? any GatewaySubcommand { return sub.execute() }
-            if args.isEmpty { printError(GatewayRoot.helpMessage()); return 2 }
+            if args.isEmpty { Descriptor.printError(GatewayRoot.helpMessage()); return 2 }
             try command.run()   // `gateway help SUBCOMMAND`: ends in a help request caught below
             return 0
         } catch {
             let code = GatewayRoot.exitCode(for: error)
             let message = GatewayRoot.fullMessage(for: error)
             if code == .success { print(message); return 0 }   // --help
-            printError(message)
+            Descriptor.printError(message)
             return 2
         }
     }

@@ -17,7 +17,7 @@ public enum CheckCommand {
     public static func run(path: String, format: String, failOn: String, toolVersion: String,
                            policyTable: (GatewayConfiguration) -> String = { _ in "" }) -> Int32 {
         guard formats.contains(format), let threshold = Severity(rawValue: failOn) else {
-            printError("gateway check: --format takes \(formats.joined(separator: "|")), --fail-on takes \(failOnLevels.joined(separator: "|"))")
+            Descriptor.printError("gateway check: --format takes \(formats.joined(separator: "|")), --fail-on takes \(failOnLevels.joined(separator: "|"))")
             return 2
         }
         let config: GatewayConfiguration
@@ -25,7 +25,7 @@ public enum CheckCommand {
             config = try ConfigLoader.load(path: path)
             _ = try RuntimeSnapshot(config: config, generation: 0, logs: .discarding)
         } catch {
-            for d in error.diagnostics { printError(d.description) }
+            for d in error.diagnostics { Descriptor.printError(d.description) }
             return 2
         }
         let findings = PolicyCheck(config: config, now: Int64(time(nil))).findings()
@@ -48,5 +48,4 @@ public enum CheckCommand {
     /// The README's rule table (`gateway check --rules-markdown`, used by scripts/rules-table).
     public static var rulesMarkdown: String { RulesMarkdown.table() }
 
-    static func printError(_ s: String) { Descriptor.printError(s) }
 }
