@@ -523,7 +523,7 @@ def count_syscalls(proc, run_load):
     a separate, untimed run_load() (which returns its request count). A tracepoint costs a little
     per syscall, so it never runs during a timed run: a proxy that makes more syscalls would pay more."""
     if not shutil.which("perf"):
-        return None, None
+        return None
     pids = ",".join(str(x) for x in tree(proc.pid))
     fd, perf_out = tempfile.mkstemp(prefix="perf-", suffix=".txt")
     os.close(fd)
@@ -842,6 +842,12 @@ def run_h2_backend(name, proxy, args, work, pki):
         stop(p)
 
 
+def wrk_target(name, nosession):
+    """A wrk scenario's path, whether each request closes its connection (hs_*), and the shim
+    that keeps wrk from resuming sessions (full handshakes), as measure_wrk takes them."""
+    return "/16k" if name == "ka_16k" else "/ok", name.startswith("hs_"), nosession if name in ("hs_full", "hs_rsa") else None
+
+
 def run_scenario(name, proxy, args, work, pki, origin_ports, nosession, shim=None):
     if name in H2_BACKEND:
         return run_h2_backend(name, proxy, args, work, pki)
@@ -872,10 +878,9 @@ def run_scenario(name, proxy, args, work, pki, origin_ports, nosession, shim=Non
             r = measure_wrk(p, port, "/20m", args.duration, conns=4)
             r["mb_per_s"] = r["rps"] * 20 * 1.048576
             return r
-        path = "/16k" if name == "ka_16k" else "/ok"
-        close = name.startswith("hs_")
         headers = [f"Authorization: Bearer {open(f'{pki}/jwt.token').read()}"] if jwt else []
-        r = measure_wrk(p, port, path, args.duration, close, nosession if name in ("hs_full", "hs_rsa") else None,
+        path, close, no_resume = wrk_target(name, nosession)
+        r = measure_wrk(p, port, path, args.duration, close, no_resume,
                         syscalls=name.startswith("ka_"), headers=headers, profile=args.profile)
     finally:
         stop(p)
@@ -902,8 +907,8 @@ def run_sliced(name, proxies, args, work, pki, origin_ports, nosession):
         if name in H2:
             conns, streams, path = H2[name]
             return h2load(port, path, seconds, conns, streams)
-        return wrk(port, "/16k" if name == "ka_16k" else "/ok", seconds, name.startswith("hs_"),
-                   nosession if name == "hs_full" else None)
+        path, close, no_resume = wrk_target(name, nosession)
+        return wrk(port, path, seconds, close, no_resume)
     try:
         for proxy in proxies:
             port = free_port()
