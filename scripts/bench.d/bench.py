@@ -96,10 +96,12 @@ def pinned(cpu, cmd):
 CALLGRIND = {"on": False, "keep": None, "args": []}
 PERF_KEEP = {"dir": None}   # --keep-perf
 # The fixed loads: (h2load options, requests). HTTP/1.1 keep-alive runs on 4 connections like the
-# h2 scenarios (wrk has no request count).
+# h2 scenarios (wrk has no request count). Handshakes (h2load resumes no session) are wrk's, on 4
+# connections for a fixed time instead (None, seconds): a count per request does not depend on it.
 INSTR_LOADS = {"ka_small": (["--h1", "-c4"], 20000), "ka_16k": (["--h1", "-c4"], 5000),
                "h2_small": (["-c4", "-m25"], 20000), "h2_1m": (["-c4", "-m4"], 200),
-               "h2_backend": (["-c4", "-m250"], 40000), "grpc_unary": (["-c4", "-m250"], 40000)}
+               "h2_backend": (["-c4", "-m250"], 40000), "grpc_unary": (["-c4", "-m250"], 40000),
+               "hs_full": (None, 20), "hs_resumed": (None, 20)}
 
 
 def proxy_cmd(cmd, d):
@@ -109,12 +111,15 @@ def proxy_cmd(cmd, d):
     return pinned(0, cmd)
 
 
-def count_instructions(proc, port, path, options, n, extra=()):
+def count_instructions(proc, port, path, options, n, extra=(), nosession=None):
     """Instructions per request of the proxy (one process) over n h2load requests, after n / 20
-    to warm up: the counters are zeroed before the n and dumped after them."""
+    to warm up (options None: n seconds of wrk handshakes, after 3): the counters are zeroed
+    before the measured load and dumped after it."""
     def load(count):
+        if options is None:
+            return wrk(port, path, count, close=True, nosession=nosession, conns=4, timeout=10)
         return h2load(port, path, extra=extra, options=[f"-n{count}"] + options)
-    load(max(n // 20, 20))
+    load(3 if options is None else max(n // 20, 20))
     subprocess.run(["callgrind_control", "-z", str(proc.pid)], capture_output=True, check=True)
     r = load(n)
     subprocess.run(["callgrind_control", "-d", str(proc.pid)], capture_output=True, check=True)
@@ -547,7 +552,7 @@ PROFILE_PARTS = (("kernel", ("[kernel.kallsyms]", "[vdso]")), ("openssl", ("libs
 
 
 def profile_split(proc, run_load):
-    """Shares of the proxy tree's CPU samples (perf record, 1999 Hz, no call graphs) over a separate,
+    """Shares of the proxy tree's CPU samples (perf record, 1999 Hz; call graphs only when kept) over a separate,
     untimed run_load(): kernel, OpenSSL, libc, the Swift runtime, nghttp2, and the rest (the proxy's
     own code). Multiplied by the timed run's CPU per request they say where its microseconds go."""
     if not shutil.which("perf"):
@@ -555,7 +560,7 @@ def profile_split(proc, run_load):
     pids = ",".join(str(x) for x in tree(proc.pid))
     fd, data = tempfile.mkstemp(prefix="perf-", suffix=".data")
     os.close(fd)
-    perf = subprocess.Popen(["perf", "record", "-F", "1999", "-p", pids, "-o", data],
+    perf = subprocess.Popen(["perf", "record", "-F", "1999"] + (["-g"] if PERF_KEEP["dir"] else []) + ["-p", pids, "-o", data],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         time.sleep(0.3)
@@ -563,7 +568,8 @@ def profile_split(proc, run_load):
     finally:
         perf.send_signal(2)
         perf.wait()
-    rep = subprocess.run(["perf", "report", "-i", data, "--sort", "dso", "--stdio", "-q"], capture_output=True, text=True).stdout
+    rep = subprocess.run(["perf", "report", "-i", data, "--no-children", "--sort", "dso", "--stdio", "-q", "-g", "none"],
+                         capture_output=True, text=True).stdout
     kept = None
     if PERF_KEEP["dir"]:   # --keep-perf: for `perf report --sort dso,sym` (its path goes into the run's JSON line)
         kept = os.path.join(PERF_KEEP["dir"], os.path.basename(data))
@@ -861,7 +867,8 @@ def run_scenario(name, proxy, args, work, pki, origin_ports, nosession, shim=Non
     try:
         if CALLGRIND["on"]:
             options, n = INSTR_LOADS[name]
-            return count_instructions(p, port, H2[name][2] if name in H2 else "/16k" if name == "ka_16k" else "/ok", options, n)
+            path, _, shim = wrk_target(name, nosession)
+            return count_instructions(p, port, H2[name][2] if name in H2 else path, options, n, nosession=shim)
         if name in H2:
             conns, streams, path = H2[name]
             return measure_h2load(p, port, path, args.duration, conns, streams, profile=args.profile)
