@@ -34,6 +34,25 @@ int gw_groups_list_supported(const char *list) {
     ERR_clear_error();
     return ok;
 }
+// What SSL_get_error says of an I/O call that has to wait (1: WANT_READ, 2: WANT_WRITE, 0: it
+// did not wait), from the SSL's rwstate and its BIO's retry flags alone: the part of SSL_get_error
+// that comes after it looks at the thread's error queue. So an error another call left in the
+// queue cannot turn a wait into a failure, and SSL_read/SSL_write need no ERR_peek_error before
+// them (~200 instructions each: the thread's error state is looked up every time).
+int gw_ssl_retry(const SSL *ssl) {
+    BIO *b;
+    switch (SSL_want(ssl)) {
+    case SSL_READING: b = SSL_get_rbio(ssl); break;
+    case SSL_WRITING: b = SSL_get_wbio(ssl); break;
+    default: return 0;
+    }
+    if (b == NULL) return 0;
+    if (BIO_should_read(b)) return 1;
+    if (BIO_should_write(b)) return 2;
+    return 0;
+}
+// The peer's close_notify (or, with SSL_OP_IGNORE_UNEXPECTED_EOF, its EOF) was read.
+int gw_ssl_received_shutdown(const SSL *ssl) { return (SSL_get_shutdown(ssl) & SSL_RECEIVED_SHUTDOWN) != 0; }
 int gw_ssl_get_ex_new_index(void) { return SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL); }
 int gw_ssl_ctx_get_ex_new_index(void) { return SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL); }
 long gw_bio_get_mem_data(BIO *bio, char **data) { return BIO_get_mem_data(bio, data); }

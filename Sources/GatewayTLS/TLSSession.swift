@@ -100,7 +100,6 @@ public final class TLSSession {
 
     public func read(into buffer: UnsafeMutableRawBufferPointer) -> Status {
         if readBlocked { return .wantRead }
-        OpenSSLErrors.clear()
         if let socketBIO { gw_socket_bio_clear_drained(socketBIO) }
         let r = SSL_read(ssl, buffer.baseAddress, Int32(min(buffer.count, Int(Int32.max))))
         if r > 0 {
@@ -119,7 +118,6 @@ public final class TLSSession {
 
     public func write(_ bytes: UnsafeRawBufferPointer) -> Status {
         guard bytes.count > 0 else { return .done(0) }
-        OpenSSLErrors.clear()
         let r = SSL_write(ssl, bytes.baseAddress, Int32(min(bytes.count, Int(Int32.max))))
         return r > 0 ? .done(Int(r)) : status(r)
     }
@@ -139,7 +137,16 @@ public final class TLSSession {
         OpenSSLErrors.clear()
     }
 
+    /// `read` and `write` do not empty the thread's error queue first (`handshake` does, once):
+    /// a wait and a close are told without it, so an error some other call left there cannot make
+    /// either a failure. Every failure empties the queue.
     private func status(_ r: Int32) -> Status {
+        switch gw_ssl_retry(ssl) {
+        case 1: return .wantRead
+        case 2: return .wantWrite
+        default: break
+        }
+        if r == 0 && gw_ssl_received_shutdown(ssl) == 1 { OpenSSLErrors.clear(); return .closed }
         let e = SSL_get_error(ssl, r)
         switch e {
         case SSL_ERROR_WANT_READ: return .wantRead

@@ -66,6 +66,35 @@ import Testing
         #expect(o.sessions.server.failureAfterHandshake == nil)
     }
 
+    /// `read` and `write` do not empty the thread's error queue before they run: an error another
+    /// call left there (here a cipher list OpenSSL refused) turns neither a wait, nor data, nor a
+    /// clean close into a failure.
+    @Test(arguments: ["", "max_version TLSv1.2;"])
+    func anErrorLeftInTheQueueIsNoFailure(_ backend: String) throws {
+        let o = try f.handshake(backend: backend)
+        let (client, server) = o.sessions
+        func leaveAnError() throws {
+            let ctx = try #require(SSL_CTX_new(TLS_method()))
+            defer { SSL_CTX_free(ctx) }
+            #expect(SSL_CTX_set_cipher_list(ctx, "NO-SUCH-CIPHER") == 0)
+            #expect(ERR_peek_error() != 0)
+        }
+        defer { ERR_clear_error() }
+        var buf = [UInt8](repeating: 0, count: 1024)
+        try leaveAnError()
+        #expect(buf.withUnsafeMutableBytes { server.read(into: $0) } == .wantRead, "nothing sent yet")
+        try leaveAnError()
+        #expect(Array("ping".utf8).withUnsafeBytes { client.write($0) } == .done(4))
+        server.noteReadable()
+        try leaveAnError()
+        #expect(buf.withUnsafeMutableBytes { server.read(into: $0) } == .done(4))
+        _ = SSL_shutdown(client.ssl)
+        server.noteReadable()
+        try leaveAnError()
+        #expect(buf.withUnsafeMutableBytes { server.read(into: $0) } == .closed)
+        #expect(server.failureAfterHandshake == nil)
+    }
+
     @Test func aFailedHandshakeIsNotAConnectionFailure() throws {
         let o = try f.handshake(host: "client_auth required; client_ca \(f.pki.path("ca.pem"));")
         #expect(o.serverFailure == .certificateRequired)

@@ -35,6 +35,8 @@ int gw_ssl_ctx_set1_groups_list(struct ssl_ctx_st *ctx, const char *list);
 int gw_ssl_set1_groups_list(struct ssl_st *ssl, const char *list);
 /// 1: every group of `list` is known to this OpenSSL; 0: not; -1: no context could be made.
 int gw_groups_list_supported(const char *list);
+int gw_ssl_retry(const struct ssl_st *ssl);
+int gw_ssl_received_shutdown(const struct ssl_st *ssl);
 int gw_ssl_get_ex_new_index(void);
 int gw_ssl_ctx_get_ex_new_index(void);
 long gw_bio_get_mem_data(struct bio_st *bio, char **data);
