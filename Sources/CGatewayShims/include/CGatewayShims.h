@@ -35,7 +35,9 @@ int gw_ssl_ctx_set1_groups_list(struct ssl_ctx_st *ctx, const char *list);
 int gw_ssl_set1_groups_list(struct ssl_st *ssl, const char *list);
 /// 1: every group of `list` is known to this OpenSSL; 0: not; -1: no context could be made.
 int gw_groups_list_supported(const char *list);
+/// 1: the last I/O call waits to read, 2: to write, 0: it did not wait (SSL_get_error without the error queue).
 int gw_ssl_retry(const struct ssl_st *ssl);
+/// 1: the peer's close_notify (or EOF, with SSL_OP_IGNORE_UNEXPECTED_EOF) was read.
 int gw_ssl_received_shutdown(const struct ssl_st *ssl);
 int gw_ssl_get_ex_new_index(void);
 int gw_ssl_ctx_get_ex_new_index(void);
