@@ -33,8 +33,11 @@ def abuse(fn):
 
 def flood(c, frames, sample):
     """Writes `frames` (bytes each) in batches without reading, until all are sent or the
-    gateway stops reading or closes."""
-    c.sock.settimeout(1)
+    gateway stops reading or closes. "Stops reading": no write goes through for half a second.
+    The gateway waits 1 s after a connection error for its GOAWAY to leave (it sits behind the
+    ACKs this client has not read): a client that waited as long before it reads raced that
+    close, and lost the GOAWAY to the RST once in a while."""
+    c.sock.settimeout(0.5)
     for i in range(0, len(frames), BATCH):
         if not c.send(b"".join(frames[i:i + BATCH])):
             break
