@@ -84,5 +84,4 @@ public enum GatewayCommand {
     static func rejected(_ log: ErrorLog, _ e: ConfigLoadError, path: String, trigger: String, message: String) {
         log.log(.error, "config_rejected", message, [("file", .string(path)), ("sha256", .string(e.sha256)), ("trigger", .string(trigger)), ("errors", .string(e.description))])
     }
-
 }

@@ -867,8 +867,8 @@ def run_scenario(name, proxy, args, work, pki, origin_ports, nosession, shim=Non
     try:
         if CALLGRIND["on"]:
             options, n = INSTR_LOADS[name]
-            path, _, shim = wrk_target(name, nosession)
-            return count_instructions(p, port, H2[name][2] if name in H2 else path, options, n, nosession=shim)
+            path, _, no_resume = wrk_target(name, nosession)
+            return count_instructions(p, port, H2[name][2] if name in H2 else path, options, n, nosession=no_resume)
         if name in H2:
             conns, streams, path = H2[name]
             return measure_h2load(p, port, path, args.duration, conns, streams, profile=args.profile)
