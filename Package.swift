@@ -45,7 +45,7 @@ let package = Package(
         .testTarget(name: "GatewayHTTPTests", dependencies: ["GatewayHTTP", "TestSupport"],
                     exclude: ["Captures"]),   // captured byte streams read by path
         // Real OpenSSL client and server sessions over memory BIOs: the typed handshake failures.
-        .testTarget(name: "GatewayTLSTests", dependencies: ["GatewayTLS", "GatewayConfig", "COpenSSL", "CGatewayShims", "TestSupport"]),
+        .testTarget(name: "GatewayTLSTests", dependencies: ["GatewayTLS", "GatewayConfig", "GatewaySystem", "COpenSSL", "CGatewayShims", "TestSupport"]),
         .testTarget(name: "GatewayProxyTests", dependencies: ["GatewayProxy", "GatewayTLS", "GatewayConfig", "GatewaySystem", "GatewayHTTP"],
                     exclude: ["Captures"]),   // ClientHellos read by path
         // The server session against a real nghttp2 client session and raw frames, no sockets.

@@ -7,12 +7,16 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 typedef struct {
     int fd;
     int drained;   // the last read returned less than asked for (or EAGAIN)
+    int more;      // the caller writes more at once: send with MSG_MORE (gw_socket_bio_set_more)
+    int corked;    // bytes sent with MSG_MORE may wait in the kernel for a push
 } gw_socket_state;
 
 static BIO_METHOD *method;
@@ -40,8 +44,9 @@ static int sock_read(BIO *b, char *out, int len) {
 static int sock_write(BIO *b, const char *in, int len) {
     gw_socket_state *s = BIO_get_data(b);
     BIO_clear_retry_flags(b);
-    ssize_t n = send(s->fd, in, (size_t)len, MSG_NOSIGNAL);
+    ssize_t n = send(s->fd, in, (size_t)len, MSG_NOSIGNAL | (s->more ? MSG_MORE : 0));
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) BIO_set_retry_write(b);
+    if (n > 0) s->corked = s->more;   // a send without MSG_MORE pushes all queued (TCP_NODELAY)
     return (int)n;
 }
 
@@ -94,4 +99,19 @@ void gw_socket_bio_clear_drained(struct bio_st *b) {
 int gw_socket_bio_drained(struct bio_st *b) {
     gw_socket_state *s = BIO_get_data(b);
     return s ? s->drained : 0;
+}
+
+void gw_socket_bio_set_more(struct bio_st *b, int more) {
+    gw_socket_state *s = BIO_get_data(b);
+    if (s) s->more = more;
+}
+
+// Setting TCP_NODELAY (already on) makes the kernel send what MSG_MORE held back
+// (tcp_push_pending_frames): for a write that stopped before its last record went out.
+void gw_socket_bio_push(struct bio_st *b) {
+    gw_socket_state *s = BIO_get_data(b);
+    if (!s || !s->corked) return;
+    s->corked = 0;
+    int one = 1;
+    (void)setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }

@@ -118,8 +118,18 @@ public final class TLSSession {
 
     public func write(_ bytes: UnsafeRawBufferPointer) -> Status {
         guard bytes.count > 0 else { return .done(0) }
+        // Partial-write mode: one record per SSL_write. When more records follow at once (the
+        // caller's loop, Transport.write), MSG_MORE lets the kernel send them as one: fewer
+        // segments through TCP and loopback, fewer wake-ups of the peer.
+        if let socketBIO { gw_socket_bio_set_more(socketBIO, bytes.count > Self.maxRecord ? 1 : 0) }
         let r = SSL_write(ssl, bytes.baseAddress, Int32(min(bytes.count, Int(Int32.max))))
-        return r > 0 ? .done(Int(r)) : status(r)
+        let s: Status = r > 0 ? .done(Int(r)) : status(r)
+        if let socketBIO {
+            gw_socket_bio_set_more(socketBIO, 0)
+            // Unless the caller writes the rest right away, what MSG_MORE held goes out now.
+            if r <= 0 || Int(r) == bytes.count { gw_socket_bio_push(socketBIO) }
+        }
+        return s
     }
 
     /// No handshake message arrived yet (a TCP-level probe that connected and left).
@@ -127,6 +137,9 @@ public final class TLSSession {
 
     /// Bytes OpenSSL already decrypted or holds: epoll will not report them.
     public var hasPending: Bool { SSL_has_pending(ssl) == 1 }
+
+    /// OpenSSL's largest record (plaintext bytes): what one SSL_write sends at most.
+    static let maxRecord = 16_384
 
     /// Sends close_notify once, only after a completed handshake that never failed; does not wait for the peer's.
     public func shutdown() {

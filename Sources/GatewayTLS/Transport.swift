@@ -43,6 +43,8 @@ public struct Transport: ~Copyable {
         Self.write(&bytes, to: session, progress: &progress)
     }
 
+    /// Calls `session.write` again at once while it takes bytes and some are left (what its
+    /// MSG_MORE relies on: the kernel holds the earlier records for the later ones).
     private static func write(_ bytes: inout ByteBuffer, to session: TLSSession, progress: inout Bool) -> Bool {
         while !bytes.isEmpty {
             switch session.write(bytes.readable) {

@@ -46,6 +46,8 @@ long gw_bio_get_mem_data(struct bio_st *bio, char **data);
 struct bio_st *gw_socket_bio_new(int fd);
 void gw_socket_bio_clear_drained(struct bio_st *bio);
 int gw_socket_bio_drained(struct bio_st *bio);
+void gw_socket_bio_set_more(struct bio_st *bio, int more);
+void gw_socket_bio_push(struct bio_st *bio);
 void gw_openssl_free(void *ptr);
 // SHA-256 as a fetched EVP_MD (one fetch per process, not one per digest call).
 const struct evp_md_st *gw_sha256(void);
