@@ -588,11 +588,20 @@ def profile_split(proc, run_load):
     return split, kept
 
 
+def tcp_out_segments():
+    """The host's TCP segments sent so far (/proc/net/snmp OutSegs). Over loopback a run's growth
+    counts the segments of every side (client, proxy, origin); the proxy is what differs."""
+    with open("/proc/net/snmp") as f:
+        rows = [line.split() for line in f if line.startswith("Tcp:")]
+    return int(rows[1][rows[0].index("OutSegs")])
+
+
 def measure_wrk(proc, port, path, seconds, close=False, nosession=None, conns=50, syscalls=False, headers=(), profile=False):
     wrk(port, path, 2, close, nosession, conns, headers)          # warm-up: pools, caches, page faults
-    c0, t0 = cpu_seconds(proc.pid), time.time()
+    s0, c0, t0 = tcp_out_segments(), cpu_seconds(proc.pid), time.time()
     r = wrk(port, path, seconds, close, nosession, conns, headers)
     cpu, wall = cpu_seconds(proc.pid) - c0, time.time() - t0
+    r["segs_per_req"] = (tcp_out_segments() - s0) / r["requests"] if r["requests"] else None
     r.update(rps=r["requests"] / wall, proxy_cpu_s=cpu, proxy_cores=cpu / wall,
              req_per_cpu_s=r["requests"] / cpu if cpu > 0 else None,
              us_per_req=cpu / r["requests"] * 1e6 if r["requests"] else None)
@@ -639,7 +648,7 @@ def measure_h2load(proc, port, path, seconds, conns, streams, extra=(), origin_p
     if t:
         t.start()
     o0 = cpu_seconds(origin_pid) if origin_pid else 0
-    c0, t0 = cpu_seconds(proc.pid), time.time()
+    s0, c0, t0 = tcp_out_segments(), cpu_seconds(proc.pid), time.time()
     try:
         r = h2load(port, path, seconds, conns, streams, extra)
     finally:
@@ -647,6 +656,7 @@ def measure_h2load(proc, port, path, seconds, conns, streams, extra=(), origin_p
         if t:
             t.join()
     cpu, wall = cpu_seconds(proc.pid) - c0, time.time() - t0
+    r["segs_per_req"] = (tcp_out_segments() - s0) / r["requests"] if r["requests"] else None
     if origin_pid and r["requests"]:
         r["origin_us_per_req"] = (cpu_seconds(origin_pid) - o0) / r["requests"] * 1e6
     if origin_port:
@@ -1007,7 +1017,8 @@ def summarize(results, scenarios, proxies, args_after=30):
             metrics = [("instr_per_req", "instructions per request (callgrind, fixed h2load loads)"),
                        ("us_per_req", "proxy CPU µs per request (lower is better)"), ("rps", "requests/s"), ("p50_ms", "p50 latency ms")]
             if s.startswith("ka_") or s in H2 or s in H2_BACKEND:
-                metrics.append(("syscalls_per_req", "syscalls per request (perf)"))
+                metrics += [("syscalls_per_req", "syscalls per request (perf)"),
+                            ("segs_per_req", "TCP segments per request, every side (/proc/net/snmp)")]
             if any(r.get("us_kernel") is not None and r["scenario"] == s for r in results):   # --profile
                 metrics += [(f"us_{part}", f"of the CPU µs: {part} (perf record, separate run)")
                             for part in [n for n, _ in PROFILE_PARTS] + ["own"]]
