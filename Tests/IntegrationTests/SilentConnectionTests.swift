@@ -88,4 +88,23 @@ struct FloodReliefTests {
         #expect(s.gateway!.stderr.contains(#""peak":6"#), "\(s.gateway!.stderr)")
         #expect(try s.curl("/after").status == 0)
     }
+
+    /// Backend handshakes count as handshakes in flight: requests that arrive together on
+    /// connections which finished their own handshakes one at a time open that many backend
+    /// connections at once, and once those handshakes are over the worker gives back the free
+    /// heap they left (before, only a burst of client handshakes did).
+    @Test func aBurstOfBackendHandshakesIsReleased() throws {
+        let s = try SilentConnectionTests.start("")
+        var clients: [TLSTestClient] = []
+        for _ in 0..<80 { clients.append(try TLSTestClient(port: s.gatewayPort, serverName: "api.example.test")) }
+        for (i, c) in clients.enumerated() { try c.send("GET /burst\(i) HTTP/1.1\r\nHost: api.example.test\r\n\r\n") }
+        for c in clients { #expect(try c.readResponse().status == 200) }
+        try s.gateway!.waitForStderr(#""event":"memory_released""#, timeout: 10)
+        let line = try #require(s.gateway!.stderr.split(separator: "\n").first { $0.contains("memory_released") })
+        let peak = try #require(line.firstMatch(of: /"handshake_peak":(\d+)/).flatMap { Int($0.1) })
+        #expect(peak >= 32, "the backend connections' handshakes made the burst: \(line)")
+        #expect(line.contains(#""peak":8"#), "80 client connections (and the probe), no connection surge: \(line)")
+        try clients[0].send("GET /after HTTP/1.1\r\nHost: api.example.test\r\n\r\n")
+        #expect(try clients[0].readResponse().status == 200)
+    }
 }

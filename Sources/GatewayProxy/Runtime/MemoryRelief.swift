@@ -17,9 +17,10 @@ import GatewaySystem
 /// flight pass `surge`; then every `intervalMs` it looks whether the connections have fallen to
 /// half their peak, or the handshakes to a quarter of theirs, and if so releases the allocator's
 /// free memory and the buffer pool's unused blocks once, and starts over. A smaller burst of
-/// handshakes (`handshakeBurst` at once, e.g. 50 clients connecting together) is given back once
-/// no handshake was in flight at two sweeps in a row: 50 at once left ~2 MB of free heap behind,
-/// 2 KB per connection of 1,000 held (../shared/bench mem: 17.3 KB, against 15.3 KB one at a time).
+/// handshakes (`handshakeBurst` at once, e.g. 50 clients connecting together, or 50 requests at
+/// once opening backend connections) is given back once no handshake was in flight at two sweeps
+/// in a row: 50 at once left ~2 MB of free heap behind, 2 KB per connection of 1,000 held
+/// (../shared/bench mem: 17.3 KB, against 15.3 KB one at a time).
 final class MemoryRelief: TimerTarget {
     /// unowned(unsafe): the worker owns this and outlives it.
     unowned(unsafe) let worker: Worker

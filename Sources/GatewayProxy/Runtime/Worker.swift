@@ -28,7 +28,8 @@ final class Worker {
     var proxyReaders: [ObjectIdentifier: ProxyProtocolReader] = [:]
     /// Accepted connections whose client has sent nothing yet (no TLS state).
     var pending: [ObjectIdentifier: PendingConnection] = [:]
-    /// Client connections in their TLS handshake (their SSL holds OpenSSL's handshake buffers).
+    /// Client and backend connections in their TLS handshake (their SSL holds OpenSSL's handshake
+    /// buffers; a backend's counts from its connect).
     var handshakesInFlight = 0
     /// Memory back to the kernel once a surge of connections has passed.
     private(set) lazy var relief = MemoryRelief(worker: self)

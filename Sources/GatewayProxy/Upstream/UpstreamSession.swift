@@ -12,7 +12,10 @@ protocol BackendUser: AnyObject {
 /// One TLS connection to a backend server. While a request uses it, its events go to
 /// that client connection; while it idles in the pool, it only watches for the server closing it.
 final class UpstreamSession: EventHandler, TimerTarget {
-    enum Phase { case connecting, handshaking, ready, closed }
+    enum Phase {
+        case connecting, handshaking, ready, closed
+        var inHandshake: Bool { self == .connecting || self == .handshaking }
+    }
 
     let fd: Int32
     /// The backend's TLS session and the bytes read from and waiting for it.
@@ -22,7 +25,11 @@ final class UpstreamSession: EventHandler, TimerTarget {
     let serverIndex: Int
     /// unowned(unsafe): a worker lives as long as the process, beyond all its connections (no refcount traffic per use).
     unowned(unsafe) let worker: Worker
-    var phase: Phase = .connecting
+    /// Connect and handshake count among the worker's handshakes in flight (MemoryRelief): a burst
+    /// of backend handshakes leaves OpenSSL's handshake buffers behind as free heap, as clients' do.
+    var phase: Phase = .connecting {
+        didSet { if oldValue.inHandshake && !phase.inHandshake { worker.handshakesInFlight -= 1 } }
+    }
     /// The backend's bytes as response parts; set up for each request sent on this connection.
     var codec = HTTP1ClientCodec()
     /// What uses it now (a client connection, or a health probe); nil while pooled.
@@ -62,12 +69,17 @@ final class UpstreamSession: EventHandler, TimerTarget {
             Descriptor.close(fd)
             throw ProxyError(.badGateway, "TLS setup for \(target.label) failed: \(error)", metric: .tls)
         }
+        // Counted before super.init: from here on a failure ends in deinit, which uncounts it.
+        worker.handshakesInFlight += 1
+        worker.relief.noteHandshakes(worker.handshakesInFlight)
         super.init()
         do { try worker.loop.register(fd: fd, handler: self, interest: [.read, .write, .edge]) } catch {
             Descriptor.close(fd)
             throw ProxyError(.badGateway, "\(error)", metric: .refused)
         }
     }
+
+    deinit { if phase.inHandshake { worker.handshakesInFlight -= 1 } }
 
     override func handleEvent(readable: Bool, writable: Bool) {
         if readable { tls.noteReadable() }
