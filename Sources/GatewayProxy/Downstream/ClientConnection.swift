@@ -31,7 +31,7 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
     /// This worker's metric counters for this connection's snapshot.
     let counters: SnapshotCounters
     var phase: Phase = .handshaking {
-        didSet { if oldValue == .handshaking && phase != .handshaking { worker.handshakesInFlight -= 1 } }
+        didSet { if oldValue == .handshaking && phase != .handshaking { worker.handshakeEnded() } }
     }
     /// The client's bytes as request parts, and the framing of the responses: HTTP/1.1 unless
     /// ALPN chose h2, when `http2` is set after the handshake and takes over.
@@ -123,8 +123,7 @@ final class ClientConnection: EventHandler, TimerTarget, BackendUser {
             }
         }
         worker.add(c)
-        worker.handshakesInFlight += 1
-        worker.relief.noteHandshakes(worker.handshakesInFlight)
+        worker.handshakeStarted()
         if handshakeDeadline != 0 {
             c.deadline = handshakeDeadline
             worker.loop.schedule(c)

@@ -30,7 +30,12 @@ final class Worker {
     var pending: [ObjectIdentifier: PendingConnection] = [:]
     /// Client and backend connections in their TLS handshake (their SSL holds OpenSSL's handshake
     /// buffers; a backend's counts from its connect).
-    var handshakesInFlight = 0
+    private(set) var handshakesInFlight = 0
+    func handshakeStarted() {
+        handshakesInFlight += 1
+        relief.noteHandshakes(handshakesInFlight)
+    }
+    func handshakeEnded() { handshakesInFlight -= 1 }
     /// Memory back to the kernel once a surge of connections has passed.
     private(set) lazy var relief = MemoryRelief(worker: self)
     var draining = false

@@ -28,7 +28,7 @@ final class UpstreamSession: EventHandler, TimerTarget {
     /// Connect and handshake count among the worker's handshakes in flight (MemoryRelief): a burst
     /// of backend handshakes leaves OpenSSL's handshake buffers behind as free heap, as clients' do.
     var phase: Phase = .connecting {
-        didSet { if oldValue.inHandshake && !phase.inHandshake { worker.handshakesInFlight -= 1 } }
+        didSet { if oldValue.inHandshake && !phase.inHandshake { worker.handshakeEnded() } }
     }
     /// The backend's bytes as response parts; set up for each request sent on this connection.
     var codec = HTTP1ClientCodec()
@@ -70,8 +70,7 @@ final class UpstreamSession: EventHandler, TimerTarget {
             throw ProxyError(.badGateway, "TLS setup for \(target.label) failed: \(error)", metric: .tls)
         }
         // Counted before super.init: from here on a failure ends in deinit, which uncounts it.
-        worker.handshakesInFlight += 1
-        worker.relief.noteHandshakes(worker.handshakesInFlight)
+        worker.handshakeStarted()
         super.init()
         do { try worker.loop.register(fd: fd, handler: self, interest: [.read, .write, .edge]) } catch {
             Descriptor.close(fd)
@@ -79,7 +78,7 @@ final class UpstreamSession: EventHandler, TimerTarget {
         }
     }
 
-    deinit { if phase.inHandshake { worker.handshakesInFlight -= 1 } }
+    deinit { if phase.inHandshake { worker.handshakeEnded() } }
 
     override func handleEvent(readable: Bool, writable: Bool) {
         if readable { tls.noteReadable() }
